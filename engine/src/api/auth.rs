@@ -1,0 +1,83 @@
+//! Bearer tokens with roles.
+//!
+//! Tokens come from the configuration. They are kept hashed (SHA-256) in memory and
+//! looked up by hash, so lookups do not compare secrets byte by byte.
+
+use super::{ApiError, AppState};
+use crate::config::{Role, Token};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+impl Principal {
+    /// Refuses unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role `{}` may not do this; needs one of: {}",
+                role_name(self.role),
+                roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>().join(", ")
+            )))
+        }
+    }
+
+    /// Admins only.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        self.require(&[Role::Admin])
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Agent => "agent",
+        Role::Integrator => "integrator",
+    }
+}
+
+/// Token hash -> principal.
+pub struct Tokens(HashMap<[u8; 32], Principal>);
+
+impl Tokens {
+    /// From configured tokens.
+    pub fn new(tokens: &[Token]) -> Self {
+        Self(
+            tokens
+                .iter()
+                .map(|t| (Sha256::digest(t.token.as_bytes()).into(), Principal { name: t.name.clone(), role: t.role }))
+                .collect(),
+        )
+    }
+
+    fn find(&self, token: &str) -> Option<&Principal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.0.get(&digest)
+    }
+}
+
+/// Middleware: resolves the bearer token into a [`Principal`] request extension.
+pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing `Authorization: Bearer <token>` header"));
+    };
+    let Some(principal) = state.tokens.find(token.trim()) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"));
+    };
+    req.extensions_mut().insert(principal.clone());
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,76 @@
+//! The HTTP API (axum).
+//!
+//! - [`router`] builds the routes over an [`AppState`]; tests drive it with `oneshot`;
+//! - [`auth`]: bearer tokens and roles; every route but `/health` needs a token;
+//! - [`error`]: the JSON error body; [`extract`]: extractors that locate bad input;
+//! - one file per resource: [`tickets`], [`workflows`], [`runs`], [`team`].
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod runs;
+pub mod team;
+pub mod tickets;
+pub mod workflows;
+
+use crate::executor::Engine;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Token lookup.
+    pub tokens: Arc<auth::Tokens>,
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.engine.config().max_body_bytes;
+    let protected = Router::new()
+        .route("/tickets", post(tickets::create).get(tickets::list))
+        .route("/tickets/{id}", get(tickets::get).patch(tickets::update))
+        .route("/tickets/{id}/comments", post(tickets::comment))
+        .route("/tickets/{id}/history", get(tickets::history))
+        .route("/tickets/{id}/events", get(tickets::events))
+        .route("/agents", get(team::list_agents).post(team::put_agent))
+        .route("/agents/{id}", get(team::get_agent).put(team::replace_agent))
+        .route("/groups", get(team::list_groups).post(team::put_group))
+        .route("/groups/{id}", get(team::get_group))
+        .route("/workflows", get(workflows::list).post(workflows::create))
+        .route("/workflows/validate", post(workflows::validate))
+        .route("/workflows/{id}", get(workflows::get).put(workflows::replace))
+        .route("/workflows/{id}/revisions/{revision}", get(workflows::revision))
+        .route("/workflows/{id}/enable", post(workflows::enable))
+        .route("/workflows/{id}/disable", post(workflows::disable))
+        .route("/workflows/{id}/runs", post(workflows::start))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/audit", get(runs::audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "runs_in_flight": state.engine.runs_in_flight(),
+        "durability": state.engine.config().durability,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such route; see the README for the API")
+}

@@ -1,0 +1,40 @@
+//! `/runs` and `/audit`: what automation did and what admins changed.
+
+use super::auth::Principal;
+use super::extract::QueryArgs;
+use super::{ApiError, AppState};
+use crate::run::Run;
+use crate::store::RunFilter;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `GET /runs?ticket=&workflow=&status=&limit=` (newest first).
+pub async fn list(State(s): State<AppState>, QueryArgs(filter): QueryArgs<RunFilter>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"runs": s.engine.store().runs(&filter)?})))
+}
+
+/// `GET /runs/{id}` with the full trace.
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+    s.engine.store().run(&id)?.map(Json).ok_or_else(|| ApiError::not_found("run", &id))
+}
+
+/// Query of `GET /audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Newest entries to return (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /audit` (admin).
+pub async fn audit(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    QueryArgs(q): QueryArgs<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(json!({"audit": s.engine.store().audit(limit)?})))
+}

@@ -1,0 +1,89 @@
+//! `/tickets`: log, read, change and comment on tickets.
+
+use super::auth::Principal;
+use super::extract::{JsonBody, QueryArgs};
+use super::{ApiError, AppState};
+use crate::executor::Outcome;
+use crate::store::TicketFilter;
+use crate::ticket::{NewTicket, Ticket};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// `POST /tickets` -> 201 with the ticket and the runs it started.
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(new): JsonBody<NewTicket>,
+) -> Result<(StatusCode, Json<Outcome>), ApiError> {
+    let out = s.engine.create_ticket(new, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /tickets?status=&group=&assignee=&category=&priority=&kind=&requester=&external_id=&after=&limit=`
+pub async fn list(State(s): State<AppState>, QueryArgs(filter): QueryArgs<TicketFilter>) -> Result<Json<Value>, ApiError> {
+    let tickets = s.engine.store().tickets(&filter)?;
+    let next = (tickets.len() >= filter.page_size()).then(|| tickets.last().map(|t| t.id.clone())).flatten();
+    Ok(Json(json!({"tickets": tickets, "next_after": next})))
+}
+
+fn load(s: &AppState, id: &str) -> Result<Ticket, ApiError> {
+    s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))
+}
+
+/// `GET /tickets/{id}`
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Ticket>, ApiError> {
+    load(&s, &id).map(Json)
+}
+
+/// `PATCH /tickets/{id}` with `{field: value, ..., "custom": {...}}`.
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<Map<String, Value>>,
+) -> Result<Json<Outcome>, ApiError> {
+    if patch.is_empty() {
+        return Err(ApiError::invalid("", "patch is empty; send at least one field"));
+    }
+    Ok(Json(s.engine.update_ticket(&id, &patch, &who.name).await?))
+}
+
+/// Body of `POST /tickets/{id}/comments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// The text.
+    pub body: String,
+    /// Internal note (default false: a public reply).
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// `POST /tickets/{id}/comments` -> 201.
+pub async fn comment(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(c): JsonBody<NewComment>,
+) -> Result<(StatusCode, Json<Outcome>), ApiError> {
+    if c.body.len() > 65536 {
+        return Err(ApiError::invalid("/body", "comment is longer than 65536 bytes"));
+    }
+    let out = s.engine.add_comment(&id, &c.body, c.internal, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /tickets/{id}/history`: every field change, oldest first.
+pub async fn history(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    load(&s, &id)?;
+    Ok(Json(json!({"history": s.engine.store().history(&id)?})))
+}
+
+/// `GET /tickets/{id}/events`: events with the workflows each one was offered to.
+pub async fn events(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    load(&s, &id)?;
+    Ok(Json(json!({"events": s.engine.store().ticket_events(&id)?})))
+}

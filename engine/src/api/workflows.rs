@@ -1,0 +1,111 @@
+//! `/workflows`: publish (validated), read, enable/disable, start by hand.
+
+use super::auth::Principal;
+use super::extract::{parse, JsonBody};
+use super::{ApiError, AppState};
+use crate::config::Role;
+use crate::workflow::{validate_value, Workflow, WorkflowRecord};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn validated(body: &Bytes) -> Result<Workflow, ApiError> {
+    let value: Value = parse(body)?;
+    validate_value(&value).map_err(|errs| ApiError::invalid_all(errs.into_iter().map(|e| (e.pointer, e.message)).collect()))
+}
+
+/// `GET /workflows`
+pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"workflows": s.engine.store().workflows()?})))
+}
+
+/// `POST /workflows` (admin): validate and publish; 201 for a new workflow, 200 for a
+/// new revision (or an unchanged one). Invalid: 422 listing every error with its pointer.
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    who.admin()?;
+    let def = validated(&body)?;
+    let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
+    let status = if record.revision == 1 && changed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({"workflow": record, "changed": changed}))))
+}
+
+/// `PUT /workflows/{id}` (admin): like POST, but the body's id must match the URL.
+pub async fn replace(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let def = validated(&body)?;
+    if def.id != id {
+        return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
+    }
+    let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
+    Ok(Json(json!({"workflow": record, "changed": changed})))
+}
+
+/// `POST /workflows/validate`: `{valid, errors}` without storing anything.
+pub async fn validate(Extension(who): Extension<Principal>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Admin, Role::Integrator])?;
+    let value: Value = parse(&body)?;
+    Ok(Json(match validate_value(&value) {
+        Ok(_) => json!({"valid": true, "errors": []}),
+        Err(errs) => json!({"valid": false, "errors": errs}),
+    }))
+}
+
+/// `GET /workflows/{id}`
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
+    s.engine.store().workflow(&id)?.map(Json).ok_or_else(|| ApiError::not_found("workflow", &id))
+}
+
+/// `GET /workflows/{id}/revisions/{revision}`
+pub async fn revision(State(s): State<AppState>, Path((id, revision)): Path<(String, u32)>) -> Result<Json<Workflow>, ApiError> {
+    s.engine
+        .store()
+        .workflow_revision(&id, revision)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("workflow revision", &format!("{id}@{revision}")))
+}
+
+/// `POST /workflows/{id}/enable` (admin)
+pub async fn enable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
+    who.admin()?;
+    Ok(Json(s.engine.set_enabled(&id, true, &who.name).await?))
+}
+
+/// `POST /workflows/{id}/disable` (admin)
+pub async fn disable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
+    who.admin()?;
+    Ok(Json(s.engine.set_enabled(&id, false, &who.name).await?))
+}
+
+/// Body of `POST /workflows/{id}/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// The ticket to run on.
+    pub ticket: String,
+    /// Available to the run as `vars.input`.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// `POST /workflows/{id}/runs`: start a workflow with a `manual` trigger -> 202.
+pub async fn start(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Start>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let out = s.engine.start_manual(&id, &body.ticket, body.input, &who.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"event": out.event, "runs": out.runs}))))
+}

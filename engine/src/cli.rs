@@ -1,0 +1,297 @@
+//! The `switchboard` command line: `serve`, `validate`, `apply`.
+//!
+//! Exit codes: 0 success; 1 runtime failure; 2 invalid input (arguments, configuration,
+//! workflow files); 3 the data directory cannot be used (locked, unreadable, corrupt).
+
+use crate::clock::SystemClock;
+use crate::config::{Config, Role, Token};
+use crate::executor::Engine;
+use crate::store::{sled::SledStore, Durability, Store};
+use crate::workflow::{validate_str, Workflow};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Workflow automation for IT service desks.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Check workflow files (or every *.json in a directory) and print each error with its JSON pointer.
+    Validate {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Publish every workflow in a directory, into a running server or a data directory.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory (default ./data).
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// What an acknowledged write survives.
+    #[arg(long, env = "SWITCHBOARD_DURABILITY", value_enum)]
+    durability: Option<Durability>,
+    /// Concurrent run workers.
+    #[arg(long, env = "SWITCHBOARD_WORKERS")]
+    workers: Option<usize>,
+    /// Adds an admin token named `admin` (at least 16 characters).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Start with demo tokens, groups, agents and the workflows in --workflows.
+    #[arg(long)]
+    demo: bool,
+    /// Where --demo loads workflows from.
+    #[arg(long, default_value = "workflows")]
+    workflows: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Directory of workflow files (*.json).
+    dir: PathBuf,
+    /// URL of a running server, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "SWITCHBOARD_URL", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Admin token for --server.
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Write straight into a data directory (the server must be stopped).
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// A CLI failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn input(message: impl Into<String>) -> Self {
+        Self { code: 2, message: message.into() }
+    }
+    fn runtime(message: impl Into<String>) -> Self {
+        Self { code: 1, message: message.into() }
+    }
+}
+
+impl From<crate::store::Error> for Failure {
+    fn from(e: crate::store::Error) -> Self {
+        let code = match e {
+            crate::store::Error::Locked { .. } | crate::store::Error::Io { .. } | crate::store::Error::Corrupt { .. } => 3,
+            _ => 1,
+        };
+        Self { code, message: e.to_string() }
+    }
+}
+
+/// Entry point shared by the binary and the test harness.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { paths } => validate(&paths),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start runtime: {e}")))
+}
+
+/// The workflow files a path names: the file itself, or the `*.json` directly in a directory.
+pub fn workflow_files(path: &Path) -> Result<Vec<PathBuf>, Failure> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        Ok(files)
+    } else if path.exists() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        Err(Failure::input(format!("{}: no such file or directory", path.display())))
+    }
+}
+
+/// Reads and validates workflow files; every error is printed as `file:pointer: message`.
+pub fn load_workflows(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Workflow)>, Failure> {
+    let mut ok = Vec::new();
+    let mut bad = 0usize;
+    for path in paths {
+        for file in workflow_files(path)? {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    bad += 1;
+                    continue;
+                }
+            };
+            match validate_str(&text) {
+                Ok(wf) => ok.push((file, wf)),
+                Err(errors) => {
+                    bad += errors.len();
+                    for e in errors {
+                        let at = if e.pointer.is_empty() { "/" } else { &e.pointer };
+                        eprintln!("{}:{at}: {}", file.display(), e.message);
+                    }
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Failure::input(format!("{bad} problem(s) found")));
+    }
+    Ok(ok)
+}
+
+fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
+    let ok = load_workflows(paths)?;
+    for (file, wf) in &ok {
+        println!("{}: ok ({}, {} step(s))", file.display(), wf.id, wf.steps.len());
+    }
+    if ok.is_empty() {
+        return Err(Failure::input("no workflow files found"));
+    }
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Arc<SledStore>, Failure> {
+    let store = SledStore::open(&config.data_dir, config.cache_mb << 20, config.durability)?;
+    Ok(Arc::new(store))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| Failure::input(e.to_string()))?,
+        None => Config::default(),
+    };
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = args.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = args.durability {
+        config.durability = v;
+    }
+    if let Some(v) = args.workers {
+        config.workers = v;
+    }
+    if let Some(token) = args.admin_token {
+        config.tokens.push(Token { name: "admin".into(), token, role: Role::Admin });
+    }
+    if args.demo {
+        crate::demo::configure(&mut config);
+    }
+    config.check().map_err(|e| Failure::input(e.to_string()))?;
+    if config.tokens.is_empty() {
+        return Err(Failure::input(
+            "no API tokens configured: add [[tokens]] to the config file, set SWITCHBOARD_ADMIN_TOKEN, or use --demo",
+        ));
+    }
+    let demo_workflows = if args.demo { load_workflows(std::slice::from_ref(&args.workflows))? } else { Vec::new() };
+    let config = Arc::new(config);
+    let store = open_store(&config)?;
+    let engine = Engine::new(store, Arc::new(SystemClock), config.clone());
+    if args.demo {
+        crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
+        for (_, wf) in demo_workflows {
+            engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(|e| Failure::runtime(e.to_string()))?;
+    let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");
+    if args.demo {
+        tracing::info!("demo tokens: admin={} agent={} integrator={}", crate::demo::ADMIN_TOKEN, crate::demo::AGENT_TOKEN, crate::demo::INTEGRATOR_TOKEN);
+    }
+    // A line on stdout that scripts and tests can wait for.
+    println!("listening on http://{addr}");
+    crate::server::run(listener, engine, crate::server::signal())
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))
+}
+
+async fn apply(args: ApplyArgs) -> Result<(), Failure> {
+    let workflows = load_workflows(std::slice::from_ref(&args.dir))?;
+    if workflows.is_empty() {
+        return Err(Failure::input(format!("{}: no workflow files found", args.dir.display())));
+    }
+    match (args.server, args.data_dir) {
+        (Some(url), _) => {
+            let token = args.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let client = reqwest::Client::new();
+            for (file, wf) in workflows {
+                let resp = client
+                    .post(format!("{}/workflows", url.trim_end_matches('/')))
+                    .bearer_auth(&token)
+                    .json(&wf)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err(Failure::runtime(format!("{}: server answered {status}: {body}", file.display())));
+                }
+                println!("{}: {} revision {}", file.display(), wf.id, body["workflow"]["revision"]);
+            }
+            Ok(())
+        }
+        (None, Some(dir)) => {
+            let config = Arc::new(Config { data_dir: dir, ..Config::default() });
+            let store = open_store(&config)?;
+            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config);
+            for (file, wf) in workflows {
+                let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| Failure::runtime(e.to_string()))?;
+                println!("{}: {} revision {}", file.display(), record.id, record.revision);
+            }
+            store.close()?;
+            Ok(())
+        }
+        (None, None) => Err(Failure::input("apply needs --server URL or --data-dir DIR")),
+    }
+}

@@ -1,0 +1,141 @@
+//! Server configuration: one typed struct.
+//!
+//! Precedence, lowest first: built-in defaults < the TOML file given with `--config`
+//! < `SWITCHBOARD_*` environment variables < command-line flags (the last two are
+//! handled by clap in [`crate::cli`]).
+
+use crate::store::Durability;
+use crate::ticket::PriorityMatrix;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// API roles. Each token has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including workflows, agents and groups.
+    Admin,
+    /// Works tickets; reads workflows and runs.
+    Agent,
+    /// Reads tickets, workflows and runs; starts workflows by hand.
+    Integrator,
+}
+
+/// A bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// Who uses it; recorded as the actor of what they do.
+    pub name: String,
+    /// The secret (send as `Authorization: Bearer <token>`). At least 16 characters.
+    pub token: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Everything the server needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// What an acknowledged write survives; see the README.
+    pub durability: Durability,
+    /// sled page-cache size in MiB (sled's own default is 1024).
+    pub cache_mb: u64,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Concurrent run workers.
+    pub workers: usize,
+    /// How many times one workflow may appear in a causation chain before the loop
+    /// guard refuses to start it again.
+    pub loop_depth: usize,
+    /// Longest causation chain of any workflows (stops A -> B -> C -> A cycles too).
+    pub max_chain: usize,
+    /// Most steps one run may execute (guards against jump loops).
+    pub max_steps_per_run: u32,
+    /// Outbound webhook timeout in milliseconds.
+    pub notify_timeout_ms: u64,
+    /// Outbound webhook attempts per notify step.
+    pub notify_attempts: u32,
+    /// API tokens.
+    pub tokens: Vec<Token>,
+    /// Named secrets for signing outbound webhooks (`default` is used when a step names none).
+    pub secrets: BTreeMap<String, String>,
+    /// Impact x urgency -> priority.
+    pub priority_matrix: PriorityMatrix,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            durability: Durability::Group,
+            cache_mb: 64,
+            max_body_bytes: 1 << 20,
+            workers: 8,
+            loop_depth: 3,
+            max_chain: 10,
+            max_steps_per_run: 1000,
+            notify_timeout_ms: 5000,
+            notify_attempts: 3,
+            tokens: Vec::new(),
+            secrets: BTreeMap::new(),
+            priority_matrix: PriorityMatrix::default(),
+        }
+    }
+}
+
+/// Configuration problems.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        toml::from_str(&text).map_err(|e| Error::Parse { path: path.display().to_string(), message: e.to_string() })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn check(&self) -> Result<(), Error> {
+        for t in &self.tokens {
+            if t.token.len() < 16 {
+                return Err(Error::Invalid(format!("token `{}` is shorter than 16 characters", t.name)));
+            }
+        }
+        if self.workers == 0 {
+            return Err(Error::Invalid("workers must be at least 1".into()));
+        }
+        if self.loop_depth == 0 || self.max_chain == 0 {
+            return Err(Error::Invalid("loop_depth and max_chain must be at least 1".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Demo data for `switchboard serve --demo`: tokens, groups, agents, a signing secret.
+
+use crate::config::{Config, Role, Token};
+use crate::executor::Engine;
+use crate::team::{Agent, Group};
+use std::sync::Arc;
+
+/// The demo admin token (documented in the README; never use it in production).
+pub const ADMIN_TOKEN: &str = "demo-admin-token";
+/// The demo agent token.
+pub const AGENT_TOKEN: &str = "demo-agent-token";
+/// The demo integrator token.
+pub const INTEGRATOR_TOKEN: &str = "demo-integrator-token";
+
+/// Adds the demo tokens and signing secret where the configuration has none.
+pub fn configure(config: &mut Config) {
+    if config.tokens.is_empty() {
+        for (name, token, role) in [
+            ("demo-admin", ADMIN_TOKEN, Role::Admin),
+            ("demo-agent", AGENT_TOKEN, Role::Agent),
+            ("demo-integrator", INTEGRATOR_TOKEN, Role::Integrator),
+        ] {
+            config.tokens.push(Token { name: name.into(), token: token.into(), role });
+        }
+    }
+    config.secrets.entry("default".into()).or_insert_with(|| "demo-signing-secret".into());
+}
+
+fn agent(id: &str, name: &str, groups: &[&str], skills: &[&str], capacity: u32, on_shift: bool) -> Agent {
+    Agent {
+        id: id.into(),
+        name: name.into(),
+        email: Some(format!("{id}@example.com")),
+        groups: groups.iter().map(|s| s.to_string()).collect(),
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        capacity,
+        on_shift,
+        manager: Some("grace".into()),
+    }
+}
+
+/// Seeds groups and agents that do not exist yet (existing ones are left alone).
+pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
+    let groups = [
+        ("service-desk", "Service Desk", "First line: everything starts here"),
+        ("network", "Network", "Switches, Wi-Fi, VPN, firewalls"),
+        ("hardware", "Hardware", "Laptops, printers, phones"),
+        ("access", "Identity & Access", "Accounts, passwords, groups, licences"),
+        ("major-incident", "Major Incident", "P1 coordination"),
+    ];
+    for (id, name, description) in groups {
+        if engine.store().group(id)?.is_none() {
+            let g = Group { id: id.into(), name: name.into(), description: description.into(), manager: Some("grace".into()) };
+            engine.put_group(g, "demo").await?;
+        }
+    }
+    let agents = [
+        agent("grace", "Grace Hopper", &["service-desk", "major-incident"], &["management"], 5, true),
+        agent("alice", "Alice Network", &["network"], &["cisco", "german"], 3, true),
+        agent("bob", "Bob Network", &["network"], &["juniper"], 3, true),
+        agent("carol", "Carol Network", &["network"], &["cisco"], 3, false),
+        agent("dave", "Dave Desk", &["service-desk"], &["english", "french"], 10, true),
+        agent("erin", "Erin Hardware", &["hardware"], &["printers"], 8, true),
+        agent("frank", "Frank Access", &["access"], &["active-directory", "entra"], 8, true),
+    ];
+    for a in agents {
+        if engine.store().agent(&a.id)?.is_none() {
+            engine.put_agent(a, "demo").await?;
+        }
+    }
+    Ok(())
+}

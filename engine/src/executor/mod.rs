@@ -1,0 +1,582 @@
+//! The engine: ticket operations, event dispatch and durable runs.
+//!
+//! Every change to a ticket becomes an [`Event`]. Dispatch offers the event to each
+//! workflow whose trigger matches, evaluates its conditions (recording every
+//! comparison), applies the loop guard, and writes a `pending` [`Run`] for each match
+//! in the *same* transaction as the change itself. Workers then drive runs one step at
+//! a time; each step's effects and the run's new cursor are committed together, so
+//! after a crash a run resumes at the first step whose commit did not happen.
+//!
+//! - [`step`]: what each step type does;
+//! - [`locks`]: per-ticket serialisation.
+
+mod locks;
+mod step;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::run::{Cause, Evaluation, Event, EventKind, HistoryEntry, Run, RunStatus, TraceEntry};
+use crate::store::{self, Store, Tx, Write};
+use crate::team::{Agent, Group};
+use crate::ticket::{fields, Comment, FieldChange, NewTicket, Ticket};
+use crate::workflow::condition::{Check, Scope};
+use crate::workflow::{Trigger, Workflow, WorkflowRecord};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::task::TaskTracker;
+
+/// Engine failures that callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist.
+    #[error("{kind} `{id}` not found")]
+    NotFound {
+        /// `ticket`, `workflow`, `run`...
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request is not acceptable; each problem has a JSON pointer.
+    #[error("invalid input")]
+    Invalid(Vec<(String, String)>),
+    /// The request conflicts with the object's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Result with an engine [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn invalid(pointer: &str, message: impl Into<String>) -> Error {
+    Error::Invalid(vec![(pointer.to_string(), message.into())])
+}
+
+/// The engine. Cheap to share behind an `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    config: Arc<Config>,
+    notifier: Notifier,
+    locks: locks::TicketLocks,
+    routing: tokio::sync::Mutex<()>,
+    definitions: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
+    tasks: TaskTracker,
+    workers: Arc<tokio::sync::Semaphore>,
+    stopping: AtomicBool,
+}
+
+/// What a ticket operation produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// The ticket after the change.
+    pub ticket: Ticket,
+    /// The event recorded (absent when nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Runs started by the event.
+    pub runs: Vec<String>,
+}
+
+impl Engine {
+    /// An engine over `store`. Call [`Engine::recover`] before serving.
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: Arc<Config>) -> Arc<Self> {
+        let notifier = Notifier::new(
+            std::time::Duration::from_millis(config.notify_timeout_ms),
+            config.notify_attempts,
+        );
+        Arc::new(Self {
+            workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
+            store,
+            clock,
+            config,
+            notifier,
+            locks: locks::TicketLocks::new(),
+            routing: tokio::sync::Mutex::new(()),
+            definitions: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Re-queues every run that was pending or running when the process stopped.
+    pub fn recover(self: &Arc<Self>) -> Result<usize> {
+        let active = self.store.active_runs()?;
+        let n = active.len();
+        for id in active {
+            self.spawn_run(id);
+        }
+        Ok(n)
+    }
+
+    /// Stops starting new steps and waits for the ones under way to commit.
+    pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Runs being driven right now (or queued for a worker).
+    pub fn runs_in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn spawn_run(self: &Arc<Self>, id: String) {
+        let engine = self.clone();
+        self.tasks.spawn(async move {
+            let Ok(_permit) = engine.workers.clone().acquire_owned().await else { return };
+            if let Err(e) = engine.drive(&id).await {
+                tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
+            }
+        });
+    }
+
+    fn spawn_runs(self: &Arc<Self>, ids: &[String]) {
+        for id in ids {
+            self.spawn_run(id.clone());
+        }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    fn definition(&self, id: &str, revision: u32) -> Result<Arc<Workflow>> {
+        let key = (id.to_string(), revision);
+        if let Some(d) = self.definitions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(d.clone());
+        }
+        let def = self
+            .store
+            .workflow_revision(id, revision)?
+            .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{revision}") })?;
+        let def = Arc::new(def);
+        self.definitions.lock().unwrap_or_else(|p| p.into_inner()).insert(key, def.clone());
+        Ok(def)
+    }
+
+    // ----- tickets -------------------------------------------------------------------
+
+    fn check_people(&self, group: Option<&str>, assignee: Option<&str>) -> Result<()> {
+        let mut errors = Vec::new();
+        if let Some(g) = group {
+            if self.store.group(g)?.is_none() {
+                errors.push(("/group".to_string(), format!("unknown group `{g}`")));
+            }
+        }
+        if let Some(a) = assignee {
+            if self.store.agent(a)?.is_none() {
+                errors.push(("/assignee".to_string(), format!("unknown agent `{a}`")));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(errors))
+        }
+    }
+
+    /// Logs a ticket and starts the workflows it triggers.
+    pub async fn create_ticket(self: &Arc<Self>, new: NewTicket, actor: &str) -> Result<Outcome> {
+        new.check().map_err(|(p, m)| invalid(&p, m))?;
+        self.check_people(new.group.as_deref(), new.assignee.as_deref())?;
+        for (i, link) in new.links.iter().enumerate() {
+            if self.store.ticket(&link.ticket)?.is_none() {
+                return Err(invalid(&format!("/links/{i}/ticket"), format!("unknown ticket `{}`", link.ticket)));
+            }
+        }
+        let id = self.store.next_ticket_id()?;
+        let ticket = new.into_ticket(id, &self.config.priority_matrix, self.now());
+        let mut tx = Tx::new();
+        tx.ticket(None, &ticket);
+        let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None)?;
+        self.store.commit(tx).await?;
+        self.spawn_runs(&event.1);
+        Ok(Outcome { ticket, event: Some(event.0), runs: event.1 })
+    }
+
+    /// Applies a JSON object of field changes.
+    pub async fn update_ticket(self: &Arc<Self>, id: &str, patch: &Map<String, Value>, actor: &str) -> Result<Outcome> {
+        let _guard = self.locks.lock(id).await;
+        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
+            .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
+        let changes = fields::diff(&before, &after);
+        if changes.is_empty() {
+            return Ok(Outcome { ticket: before, event: None, runs: Vec::new() });
+        }
+        let changed = |f: &str| changes.iter().any(|c| c.field == f);
+        self.check_people(
+            after.group.as_deref().filter(|_| changed("group")),
+            after.assignee.as_deref().filter(|_| changed("assignee")),
+        )?;
+        let mut tx = Tx::new();
+        tx.ticket(Some(&before), &after);
+        let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
+        self.store.commit(tx).await?;
+        self.spawn_runs(&runs);
+        Ok(Outcome { ticket: after, event: Some(event), runs })
+    }
+
+    /// Adds a comment.
+    pub async fn add_comment(self: &Arc<Self>, id: &str, body: &str, internal: bool, actor: &str) -> Result<Outcome> {
+        if body.trim().is_empty() {
+            return Err(invalid("/body", "body must not be empty"));
+        }
+        let _guard = self.locks.lock(id).await;
+        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let mut after = before.clone();
+        let comment = after.add_comment(actor, body, internal, self.now());
+        let mut tx = Tx::new();
+        tx.ticket(Some(&before), &after);
+        let (event, runs) = self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
+        self.store.commit(tx).await?;
+        self.spawn_runs(&runs);
+        Ok(Outcome { ticket: after, event: Some(event), runs })
+    }
+
+    /// Starts a workflow by hand on a ticket; `input` becomes `vars.input`.
+    pub async fn start_manual(self: &Arc<Self>, workflow: &str, ticket: &str, input: Value, actor: &str) -> Result<Outcome> {
+        let record = self.store.workflow(workflow)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
+        if !record.definition.triggers.contains(&Trigger::Manual) {
+            return Err(Error::Conflict(format!("workflow `{workflow}` has no `manual` trigger")));
+        }
+        let _guard = self.locks.lock(ticket).await;
+        let t = self.store.ticket(ticket)?.ok_or_else(|| invalid("/ticket", format!("unknown ticket `{ticket}`")))?;
+        let mut tx = Tx::new();
+        let (event, runs) = self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
+        self.store.commit(tx).await?;
+        self.spawn_runs(&runs);
+        Ok(Outcome { ticket: t, event: Some(event), runs })
+    }
+
+    /// Records an event in `tx` and the runs it starts; returns the event id and run ids.
+    ///
+    /// `manual` restricts dispatch to one workflow and hands it input.
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &self,
+        tx: &mut Tx,
+        ticket: &Ticket,
+        kind: EventKind,
+        changes: Vec<FieldChange>,
+        comment: Option<Comment>,
+        actor: &str,
+        causation: &[Cause],
+        manual: Option<(&str, Value)>,
+    ) -> Result<(String, Vec<String>)> {
+        let now = self.now();
+        let event_id = self.store.next_event_id()?;
+        let mut history = changes.clone();
+        if let Some(c) = &comment {
+            history.push(FieldChange {
+                field: "comments".into(),
+                from: Value::Null,
+                to: json!({"id": c.id, "internal": c.internal}),
+            });
+        }
+        if kind != EventKind::Manual {
+            tx.push(Write::History(HistoryEntry {
+                ticket_id: ticket.id.clone(),
+                event_id: event_id.clone(),
+                at: now,
+                actor: actor.to_string(),
+                changes: history,
+            }));
+        }
+        let mut event = Event {
+            id: event_id.clone(),
+            ticket_id: ticket.id.clone(),
+            kind,
+            changes,
+            comment,
+            actor: actor.to_string(),
+            causation: causation.to_vec(),
+            at: now,
+            evaluations: Vec::new(),
+        };
+        let mut runs = Vec::new();
+        let (only, input) = match manual {
+            Some((w, input)) => (Some(w), input),
+            None => (None, Value::Null),
+        };
+        for record in self.store.workflows()? {
+            if only.is_some_and(|w| w != record.id) || !triggered(&record.definition, &event) {
+                continue;
+            }
+            let (evaluation, run) = self.evaluate(&record, &event, ticket, &input)?;
+            if let Some(run) = run {
+                if run.status.is_active() {
+                    runs.push(run.id.clone());
+                }
+                tx.push(Write::Run(Box::new(run)));
+            }
+            event.evaluations.push(evaluation);
+        }
+        tx.push(Write::Event(Box::new(event)));
+        Ok((event_id, runs))
+    }
+
+    /// Offers one event to one workflow whose trigger matched.
+    fn evaluate(&self, record: &WorkflowRecord, event: &Event, ticket: &Ticket, input: &Value) -> Result<(Evaluation, Option<Run>)> {
+        let wf = &record.definition;
+        let mut evaluation = Evaluation {
+            workflow_id: record.id.clone(),
+            revision: record.revision,
+            outcome: String::new(),
+            run_id: None,
+            reason: None,
+            checks: Vec::new(),
+        };
+        if !record.enabled {
+            evaluation.outcome = "disabled".into();
+            evaluation.reason = Some("workflow is disabled".into());
+            return Ok((evaluation, None));
+        }
+        let now = self.now();
+        let mut vars = Map::new();
+        if !input.is_null() {
+            vars.insert("input".into(), input.clone());
+        }
+        let mut run = Run {
+            id: String::new(),
+            workflow_id: record.id.clone(),
+            workflow_revision: record.revision,
+            ticket_id: ticket.id.clone(),
+            event_id: event.id.clone(),
+            event_type: event.kind.as_str().into(),
+            actor: event.actor.clone(),
+            changes: event.changes.clone(),
+            status: RunStatus::Pending,
+            cursor: wf.steps.first().map(|s| s.id.clone()),
+            vars,
+            trace: vec![TraceEntry {
+                at: now,
+                kind: "trigger".into(),
+                step: None,
+                step_type: None,
+                outcome: "matched".into(),
+                message: format!("{} on {} by {}", event.kind.as_str(), ticket.id, event.actor),
+                checks: Vec::new(),
+                changes: event.changes.clone(),
+                detail: Value::Null,
+            }],
+            causation: event.causation.clone(),
+            steps_done: 0,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            error: None,
+        };
+        // Loop guard: refuse visibly, with the chain that led here.
+        let repeats = event.causation.iter().filter(|c| c.workflow_id == record.id).count();
+        let refusal = if repeats >= self.config.loop_depth {
+            Some(format!(
+                "loop guard: workflow `{}` already ran {repeats} time(s) in this causation chain (limit {})",
+                record.id, self.config.loop_depth
+            ))
+        } else if event.causation.len() >= self.config.max_chain {
+            Some(format!("loop guard: causation chain is {} runs long (limit {})", event.causation.len(), self.config.max_chain))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            run.id = self.store.next_run_id()?;
+            run.status = RunStatus::Refused;
+            run.cursor = None;
+            run.finished_at = Some(now);
+            run.error = Some(reason.clone());
+            let chain: Vec<String> = event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
+            run.trace.push(TraceEntry {
+                at: now,
+                kind: "refused".into(),
+                step: None,
+                step_type: None,
+                outcome: "refused".into(),
+                message: reason.clone(),
+                checks: Vec::new(),
+                changes: Vec::new(),
+                detail: json!({"chain": chain}),
+            });
+            tracing::warn!(workflow = %record.id, ticket = %ticket.id, run = %run.id, %reason, "run refused");
+            evaluation.outcome = "refused".into();
+            evaluation.reason = Some(reason);
+            evaluation.run_id = Some(run.id.clone());
+            return Ok((evaluation, Some(run)));
+        }
+        let mut checks = Vec::new();
+        let matched = match &wf.conditions {
+            None => true,
+            Some(c) => {
+                let scope = Scope {
+                    ticket,
+                    changes: &event.changes,
+                    vars: &run.vars,
+                    event: event.kind.as_str(),
+                    actor: &event.actor,
+                };
+                c.evaluate(&scope, "/conditions", &mut checks)
+            }
+        };
+        if !matched {
+            evaluation.outcome = "not_matched".into();
+            evaluation.reason = checks.iter().find(|c| !c.result).map(describe_failure);
+            evaluation.checks = checks;
+            return Ok((evaluation, None));
+        }
+        run.id = self.store.next_run_id()?;
+        run.trace.push(TraceEntry {
+            at: now,
+            kind: "conditions".into(),
+            step: None,
+            step_type: None,
+            outcome: "matched".into(),
+            message: if checks.is_empty() { "no conditions".into() } else { format!("{} comparison(s) held", checks.iter().filter(|c| c.result).count()) },
+            checks: checks.clone(),
+            changes: Vec::new(),
+            detail: Value::Null,
+        });
+        evaluation.outcome = "started".into();
+        evaluation.run_id = Some(run.id.clone());
+        evaluation.checks = checks;
+        Ok((evaluation, Some(run)))
+    }
+
+    // ----- workflows, agents, groups ---------------------------------------------
+
+    /// Stores a validated definition as a new revision (or returns the current record
+    /// unchanged when the definition is identical).
+    pub async fn put_workflow(&self, mut def: Workflow, actor: &str) -> Result<(WorkflowRecord, bool)> {
+        def.schema = None;
+        let now = self.now();
+        let current = self.store.workflow(&def.id)?;
+        if let Some(cur) = &current {
+            if cur.definition == def {
+                return Ok((cur.clone(), false));
+            }
+        }
+        let revision = current.as_ref().map_or(1, |c| c.revision + 1);
+        let record = WorkflowRecord {
+            id: def.id.clone(),
+            revision,
+            enabled: def.enabled,
+            definition: def.clone(),
+            updated_at: now,
+            updated_by: actor.to_string(),
+        };
+        let mut tx = Tx::new();
+        tx.push(Write::WorkflowRevision { revision, definition: Box::new(def) })
+            .push(Write::Workflow(Box::new(record.clone())))
+            .push(Write::Audit(crate::run::AuditEntry {
+                at: now,
+                actor: actor.into(),
+                action: "workflow.publish".into(),
+                target: record.id.clone(),
+                detail: json!({"revision": revision}),
+            }));
+        self.store.commit(tx).await?;
+        Ok((record, true))
+    }
+
+    /// Enables or disables a workflow without a new revision.
+    pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<WorkflowRecord> {
+        let mut record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
+        record.enabled = enabled;
+        record.updated_at = self.now();
+        record.updated_by = actor.into();
+        let mut tx = Tx::new();
+        tx.push(Write::Workflow(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
+            at: record.updated_at,
+            actor: actor.into(),
+            action: if enabled { "workflow.enable" } else { "workflow.disable" }.into(),
+            target: id.into(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(record)
+    }
+
+    /// Creates or replaces an agent.
+    pub async fn put_agent(&self, agent: Agent, actor: &str) -> Result<Agent> {
+        if !crate::team::valid_id(&agent.id) {
+            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
+        }
+        for (i, g) in agent.groups.iter().enumerate() {
+            if self.store.group(g)?.is_none() {
+                return Err(invalid(&format!("/groups/{i}"), format!("unknown group `{g}`")));
+            }
+        }
+        let mut tx = Tx::new();
+        tx.push(Write::Agent(agent.clone())).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "agent.put".into(),
+            target: agent.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(agent)
+    }
+
+    /// Creates or replaces a group.
+    pub async fn put_group(&self, group: Group, actor: &str) -> Result<Group> {
+        if !crate::team::valid_id(&group.id) {
+            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
+        }
+        let mut tx = Tx::new();
+        tx.push(Write::Group(group.clone())).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "group.put".into(),
+            target: group.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(group)
+    }
+}
+
+/// Whether any of the workflow's triggers fires on the event.
+pub fn triggered(wf: &Workflow, event: &Event) -> bool {
+    wf.triggers.iter().any(|t| match (t, event.kind) {
+        (Trigger::TicketCreated, EventKind::Created) => true,
+        (Trigger::TicketUpdated { changed }, EventKind::Updated) => {
+            changed.is_empty()
+                || changed.iter().any(|f| {
+                    event.changes.iter().any(|c| {
+                        c.field == f.field
+                            && f.from.as_ref().is_none_or(|v| crate::workflow::condition::loosely_equal(v, &c.from))
+                            && f.to.as_ref().is_none_or(|v| crate::workflow::condition::loosely_equal(v, &c.to))
+                    })
+                })
+        }
+        (Trigger::CommentAdded { internal }, EventKind::CommentAdded) => {
+            internal.is_none_or(|want| event.comment.as_ref().is_some_and(|c| c.internal == want))
+        }
+        (Trigger::Manual, EventKind::Manual) => true,
+        _ => false,
+    })
+}
+
+/// "ticket.category eq \"network\" failed: saw \"hardware\"".
+pub fn describe_failure(c: &Check) -> String {
+    match &c.expected {
+        Some(v) => format!("{} {} {} was false (saw {}) at {}", c.field, c.op.as_str(), v, c.actual, c.pointer),
+        None => format!("{} {} was false (saw {}) at {}", c.field, c.op.as_str(), c.actual, c.pointer),
+    }
+}

@@ -1,0 +1,404 @@
+//! Driving a run: one step at a time, each committed with its effects.
+
+use super::{Engine, Error, Result};
+use crate::routing::{self, Request};
+use crate::run::{Cause, EventKind, Run, RunStatus, TraceEntry};
+use crate::store::{Tx, Write};
+use crate::ticket::{fields, Comment, Link, LinkKind, NewTicket, Status, Ticket};
+use crate::workflow::condition::Scope;
+use crate::workflow::template::{render, render_value};
+use crate::workflow::{Action, Step, Workflow};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What one step did, before it is committed.
+struct Effect {
+    ticket: Option<Ticket>,
+    comment: Option<Comment>,
+    children: Vec<Ticket>,
+    next: Option<String>,
+    entry: TraceEntry,
+    output: Option<Value>,
+    failed: Option<String>,
+    writes: Vec<Write>,
+}
+
+impl Effect {
+    fn new(step: &Step, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            ticket: None,
+            comment: None,
+            children: Vec::new(),
+            next: None,
+            entry: TraceEntry {
+                at: now,
+                kind: "step".into(),
+                step: Some(step.id.clone()),
+                step_type: Some(step.action.kind().into()),
+                outcome: "ok".into(),
+                message: String::new(),
+                checks: Vec::new(),
+                changes: Vec::new(),
+                detail: Value::Null,
+            },
+            output: None,
+            failed: None,
+            writes: Vec::new(),
+        }
+    }
+
+    fn fail(mut self, message: impl Into<String>) -> Self {
+        let message = message.into();
+        self.entry.outcome = "failed".into();
+        self.entry.message = message.clone();
+        self.failed = Some(message);
+        self.ticket = None;
+        self.comment = None;
+        self.children.clear();
+        self.writes.clear();
+        self
+    }
+}
+
+fn scope<'a>(run: &'a Run, ticket: &'a Ticket) -> Scope<'a> {
+    Scope { ticket, changes: &run.changes, vars: &run.vars, event: &run.event_type, actor: &run.actor }
+}
+
+impl Engine {
+    /// Drives a run until it finishes, fails, or the engine stops.
+    pub(super) async fn drive(self: &Arc<Self>, run_id: &str) -> Result<()> {
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let Some(run) = self.store.run(run_id)? else { return Ok(()) };
+            if !run.status.is_active() {
+                return Ok(());
+            }
+            let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+            let span = tracing::debug_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
+            let _enter = span.enter();
+            if !self.step(run, &def).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Executes the run's next step and commits it. Returns whether more steps follow.
+    async fn step(self: &Arc<Self>, mut run: Run, def: &Workflow) -> Result<bool> {
+        let now = self.now();
+        let Some(step_id) = run.cursor.clone() else {
+            self.finish(run, RunStatus::Completed, None).await?;
+            return Ok(false);
+        };
+        let Some(index) = def.step_index(&step_id) else {
+            self.finish(run, RunStatus::Failed, Some(format!("step `{step_id}` does not exist in revision"))).await?;
+            return Ok(false);
+        };
+        if run.steps_done >= self.config.max_steps_per_run {
+            let msg = format!("run executed {} steps, the limit (max_steps_per_run)", run.steps_done);
+            self.finish(run, RunStatus::Failed, Some(msg)).await?;
+            return Ok(false);
+        }
+        let step = &def.steps[index];
+        // Slow outbound calls happen before the ticket is locked.
+        let delivery = match &step.action {
+            Action::Notify { url, secret, payload } => {
+                let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+                    self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
+                    return Ok(false);
+                };
+                Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
+            }
+            _ => None,
+        };
+        let _ticket_guard = self.locks.lock(&run.ticket_id).await;
+        let _routing_guard = match step.action {
+            Action::Route { .. } => Some(self.routing.lock().await),
+            _ => None,
+        };
+        let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+            self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
+            return Ok(false);
+        };
+        let mut effect = match delivery {
+            Some(Ok(effect)) | Some(Err(effect)) => effect,
+            None => self.execute(&run, def, index, &ticket)?,
+        };
+        if effect.failed.is_none() && effect.next.is_none() && !matches!(step.action, Action::If { .. }) {
+            effect.next = def.following(index);
+        }
+
+        let mut tx = Tx::new();
+        let mut new_runs = Vec::new();
+        let causation = {
+            let mut c = run.causation.clone();
+            c.push(Cause { workflow_id: run.workflow_id.clone(), run_id: run.id.clone(), event_id: run.event_id.clone() });
+            c
+        };
+        let actor = format!("workflow:{}", run.workflow_id);
+        if let Some(after) = &effect.ticket {
+            let changes = fields::diff(&ticket, after);
+            effect.entry.changes = changes.clone();
+            tx.ticket(Some(&ticket), after);
+            if !changes.is_empty() {
+                let (_, runs) = self.raise(&mut tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
+                new_runs.extend(runs);
+            }
+            if let Some(comment) = effect.comment.take() {
+                let (_, runs) = self.raise(&mut tx, after, EventKind::CommentAdded, Vec::new(), Some(comment), &actor, &causation, None)?;
+                new_runs.extend(runs);
+            }
+        }
+        for child in &effect.children {
+            tx.ticket(None, child);
+            let (_, runs) = self.raise(&mut tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
+            new_runs.extend(runs);
+        }
+        tx.writes.append(&mut effect.writes);
+        if let Some(output) = effect.output.take() {
+            run.vars.insert(step.id.clone(), output);
+        }
+        run.trace.push(effect.entry);
+        run.steps_done += 1;
+        run.updated_at = now;
+        let more = match effect.failed {
+            Some(msg) => {
+                run.status = RunStatus::Failed;
+                run.error = Some(format!("step `{}` failed: {msg}", step.id));
+                run.cursor = None;
+                run.finished_at = Some(now);
+                false
+            }
+            None if effect.next.is_none() => {
+                run.status = RunStatus::Completed;
+                run.cursor = None;
+                run.finished_at = Some(now);
+                run.trace.push(finished_entry(now, "completed", ""));
+                false
+            }
+            None => {
+                run.status = RunStatus::Running;
+                run.cursor = effect.next;
+                true
+            }
+        };
+        tx.push(Write::Run(Box::new(run)));
+        self.store.commit(tx).await?;
+        self.spawn_runs(&new_runs);
+        Ok(more)
+    }
+
+    async fn finish(&self, mut run: Run, status: RunStatus, error: Option<String>) -> Result<()> {
+        let now = self.now();
+        run.status = status;
+        run.cursor = None;
+        run.finished_at = Some(now);
+        run.updated_at = now;
+        run.trace.push(finished_entry(now, if status == RunStatus::Completed { "completed" } else { "failed" }, error.as_deref().unwrap_or("")));
+        run.error = error;
+        let mut tx = Tx::new();
+        tx.push(Write::Run(Box::new(run)));
+        self.store.commit(tx).await.map_err(Error::from)
+    }
+
+    async fn notify(
+        &self,
+        run: &Run,
+        ticket: &Ticket,
+        step: &Step,
+        url: &str,
+        secret: Option<&str>,
+        payload: Option<&Value>,
+    ) -> std::result::Result<Effect, Effect> {
+        let effect = Effect::new(step, self.now());
+        let name = secret.unwrap_or("default");
+        let Some(key) = self.config.secrets.get(name) else {
+            return Err(effect.fail(format!("signing secret `{name}` is not configured (config `secrets.{name}`)")));
+        };
+        let scope = scope(run, ticket);
+        let body = match payload {
+            Some(p) => render_value(p, &scope, &run.id, &run.workflow_id),
+            None => json!({"event": run.event_type, "run": run.id, "workflow": run.workflow_id, "ticket": ticket}),
+        };
+        let delivery_id = format!("{}/{}", run.id, step.id);
+        let delivery = self.notifier.send(url, key.as_bytes(), &delivery_id, &body, self.now().timestamp()).await;
+        let mut effect = effect;
+        effect.entry.detail = json!({"url": url, "delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts});
+        effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
+        if delivery.ok {
+            effect.entry.message = format!("delivered to {url} ({})", delivery.status);
+            Ok(effect)
+        } else {
+            let err = delivery.error.unwrap_or_else(|| "not delivered".into());
+            Err(effect.fail(format!("webhook to {url} failed after {} attempt(s): {err}", delivery.attempts)))
+        }
+    }
+
+    /// Computes a step's effect on the ticket (no I/O but store reads).
+    fn execute(&self, run: &Run, def: &Workflow, index: usize, ticket: &Ticket) -> Result<Effect> {
+        let step = &def.steps[index];
+        let now = self.now();
+        let matrix = &self.config.priority_matrix;
+        let mut effect = Effect::new(step, now);
+        let sc = scope(run, ticket);
+        let rendered = |s: &str| render(s, &sc, &run.id, &run.workflow_id);
+        let mut next = ticket.clone();
+        match &step.action {
+            Action::Set { fields: map } => {
+                for (name, value) in map {
+                    let value = render_value(value, &sc, &run.id, &run.workflow_id);
+                    if let Err(e) = fields::set(&mut next, name, value, matrix, now) {
+                        return Ok(effect.fail(e.to_string()));
+                    }
+                }
+                effect.ticket = Some(next);
+            }
+            Action::Assign { group, agent } => {
+                if let Some(g) = group {
+                    if self.store.group(g)?.is_none() {
+                        return Ok(effect.fail(format!("unknown group `{g}`")));
+                    }
+                    next.group = Some(g.clone());
+                }
+                if let Some(a) = agent {
+                    if self.store.agent(a)?.is_none() {
+                        return Ok(effect.fail(format!("unknown agent `{a}`")));
+                    }
+                    if let Err(e) = fields::set(&mut next, "assignee", json!(a), matrix, now) {
+                        return Ok(effect.fail(e.to_string()));
+                    }
+                }
+                next.updated_at = now;
+                effect.output = Some(json!({"group": next.group, "agent": next.assignee}));
+                effect.ticket = Some(next);
+            }
+            Action::Route { group, strategy, skills, on_shift_only } => {
+                if self.store.group(group)?.is_none() {
+                    return Ok(effect.fail(format!("unknown group `{group}`")));
+                }
+                let agents: Vec<_> = self.store.agents()?.into_iter().filter(|a| a.groups.contains(group)).collect();
+                let mut load = HashMap::new();
+                for a in &agents {
+                    load.insert(a.id.clone(), self.store.open_load(&a.id)?);
+                }
+                let cursor = self.store.round_robin_cursor(group)?;
+                let decision = routing::choose(&Request {
+                    agents: &agents,
+                    load: &load,
+                    strategy: *strategy,
+                    skills,
+                    on_shift_only: *on_shift_only,
+                    cursor: cursor.as_deref(),
+                });
+                next.group = Some(group.clone());
+                next.updated_at = now;
+                match &decision.agent {
+                    Some(agent) => {
+                        if let Err(e) = fields::set(&mut next, "assignee", json!(agent), matrix, now) {
+                            return Ok(effect.fail(e.to_string()));
+                        }
+                        effect.entry.message = format!("{strategy:?} chose {agent} in {group}");
+                        if let Some(c) = &decision.cursor {
+                            effect.writes.push(Write::RoundRobin { group: group.clone(), agent: c.clone() });
+                        }
+                    }
+                    None => {
+                        effect.entry.outcome = "no_agent".into();
+                        effect.entry.message = format!("no eligible agent in {group}; left in the group queue");
+                    }
+                }
+                effect.output = Some(json!({"group": group, "agent": decision.agent}));
+                effect.entry.detail = serde_json::to_value(&decision).unwrap_or(Value::Null);
+                effect.ticket = Some(next);
+            }
+            Action::Comment { body, internal } => {
+                let text = rendered(body);
+                let author = format!("workflow:{}", run.workflow_id);
+                effect.comment = Some(next.add_comment(&author, &text, *internal, now));
+                effect.entry.message = format!("added {} comment", if *internal { "an internal" } else { "a public" });
+                effect.ticket = Some(next);
+            }
+            Action::Resolve { resolution } => {
+                if next.status == Status::Resolved || next.status == Status::Closed {
+                    effect.entry.outcome = "skipped".into();
+                    effect.entry.message = format!("already {}", next.status);
+                    return Ok(effect);
+                }
+                if let Err(e) = fields::set(&mut next, "status", json!("resolved"), matrix, now) {
+                    return Ok(effect.fail(e.to_string()));
+                }
+                if let Some(r) = resolution {
+                    let author = format!("workflow:{}", run.workflow_id);
+                    effect.comment = Some(next.add_comment(&author, &rendered(r), false, now));
+                }
+                effect.ticket = Some(next);
+            }
+            Action::Close {} => {
+                if next.status == Status::Closed {
+                    effect.entry.outcome = "skipped".into();
+                    effect.entry.message = "already closed".into();
+                    return Ok(effect);
+                }
+                if let Err(e) = fields::set(&mut next, "status", json!("closed"), matrix, now) {
+                    return Ok(effect.fail(e.to_string()));
+                }
+                effect.ticket = Some(next);
+            }
+            Action::CreateChild { ticket: spec } => {
+                let mut spec = render_value(&Value::Object(spec.clone()), &sc, &run.id, &run.workflow_id);
+                if let Some(m) = spec.as_object_mut() {
+                    m.entry("requester").or_insert_with(|| json!(ticket.requester));
+                }
+                let new: NewTicket = match serde_json::from_value(spec) {
+                    Ok(n) => n,
+                    Err(e) => return Ok(effect.fail(format!("child ticket: {e}"))),
+                };
+                if let Err((p, m)) = new.check() {
+                    return Ok(effect.fail(format!("child ticket {p}: {m}")));
+                }
+                let id = self.store.next_ticket_id()?;
+                let mut child = new.into_ticket(id.clone(), matrix, now);
+                child.links.push(Link { kind: LinkKind::Parent, ticket: ticket.id.clone() });
+                next.links.push(Link { kind: LinkKind::Child, ticket: id.clone() });
+                next.updated_at = now;
+                effect.entry.message = format!("created child {id}");
+                effect.output = Some(json!({"ticket": id}));
+                effect.children.push(child);
+                effect.ticket = Some(next);
+            }
+            Action::If { condition, then, otherwise } => {
+                let mut checks = Vec::new();
+                let holds = condition.evaluate(&sc, &format!("/steps/{index}/condition"), &mut checks);
+                effect.entry.outcome = holds.to_string();
+                effect.entry.checks = checks;
+                let target = if holds { Some(then.clone()) } else { otherwise.clone() };
+                effect.next = match target {
+                    Some(t) if t == crate::workflow::END => None,
+                    Some(t) => Some(t),
+                    None => def.following(index),
+                };
+                effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
+            }
+            // Notify is executed before the ticket lock is taken; see `step`.
+            Action::Notify { .. } => return Ok(effect.fail("notify step reached the wrong executor path")),
+        }
+        Ok(effect)
+    }
+}
+
+fn finished_entry(at: chrono::DateTime<chrono::Utc>, outcome: &str, message: &str) -> TraceEntry {
+    TraceEntry {
+        at,
+        kind: "finished".into(),
+        step: None,
+        step_type: None,
+        outcome: outcome.into(),
+        message: message.into(),
+        checks: Vec::new(),
+        changes: Vec::new(),
+        detail: Value::Null,
+    }
+}

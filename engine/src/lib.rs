@@ -1,0 +1,33 @@
+//! Switchboard: a workflow automation engine for IT service desks.
+//!
+//! Layout, lower layers first (each depends only on those above it):
+//!
+//! | module | what |
+//! |---|---|
+//! | [`clock`] | injected time |
+//! | [`ticket`] | the ticket model: fields, priority matrix, status lifecycle |
+//! | [`team`] | agents and groups |
+//! | [`workflow`] | the workflow language: types, conditions, templates, validation (pure) |
+//! | [`routing`] | choosing an agent (pure) |
+//! | [`run`] | records: events, runs and traces, history, audit |
+//! | [`store`] | storage traits and the sled backend with group commit |
+//! | [`notify`] | signed outbound webhooks |
+//! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
+//! | [`api`] | the HTTP API |
+//! | [`server`] | `run(listener, shutdown)` |
+//! | [`config`], [`cli`], [`demo`] | configuration, the command line, demo data |
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod executor;
+pub mod notify;
+pub mod routing;
+pub mod run;
+pub mod server;
+pub mod store;
+pub mod team;
+pub mod ticket;
+pub mod workflow;

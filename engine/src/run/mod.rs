@@ -1,0 +1,225 @@
+//! Records of what automation did: events, runs and their traces, history, audit.
+//!
+//! Plain data shared by the store (which persists them) and the executor (which
+//! writes them). Nothing here runs anything.
+
+use crate::ticket::{Comment, FieldChange};
+use crate::workflow::condition::Check;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What happened to a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// Logged.
+    #[serde(rename = "ticket.created")]
+    Created,
+    /// Fields changed.
+    #[serde(rename = "ticket.updated")]
+    Updated,
+    /// Comment added.
+    #[serde(rename = "comment.added")]
+    CommentAdded,
+    /// A manual start through the API.
+    #[serde(rename = "manual")]
+    Manual,
+}
+
+impl EventKind {
+    /// The name used in triggers and conditions (`event.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "ticket.created",
+            EventKind::Updated => "ticket.updated",
+            EventKind::CommentAdded => "comment.added",
+            EventKind::Manual => "manual",
+        }
+    }
+}
+
+/// One link of a causation chain: the run whose step produced the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// The workflow.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The event that run made.
+    pub event_id: String,
+}
+
+/// How one workflow reacted to an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The workflow.
+    pub workflow_id: String,
+    /// Its revision at the time.
+    pub revision: u32,
+    /// `started`, `not_matched`, `refused` or `disabled`.
+    pub outcome: String,
+    /// The run started (or recorded as refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Why it did not start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The comparisons made.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub checks: Vec<Check>,
+}
+
+/// An event on a ticket, with the workflows it was offered to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `E-<n>`.
+    pub id: String,
+    /// The ticket.
+    pub ticket_id: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// Field changes (updates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// The comment (comment events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Comment>,
+    /// A user name, or `workflow:<id>`.
+    pub actor: String,
+    /// Runs that led to this event, oldest first (empty for human actions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causation: Vec<Cause>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The workflows whose trigger matched, and what they did.
+    #[serde(default)]
+    pub evaluations: Vec<Evaluation>,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Durably started; a worker will pick it up.
+    Pending,
+    /// Steps are executing.
+    Running,
+    /// All steps done.
+    Completed,
+    /// A step failed; the trace says which and why.
+    Failed,
+    /// The loop guard refused to start it.
+    Refused,
+}
+
+impl RunStatus {
+    /// Whether the run still has work to do.
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+/// One entry of a run's trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `trigger`, `conditions`, `step`, `refused` or `finished`.
+    pub kind: String,
+    /// The step id (step entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The step type (step entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_type: Option<String>,
+    /// `matched`, `not_matched`, `ok`, `failed`, `true`, `false`...
+    pub outcome: String,
+    /// Human-readable summary.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Comparisons made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    /// Ticket fields the step changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// Step-specific detail (routing decision, HTTP status...).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+/// A workflow run: a durable state machine, persisted after every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// `R-<n>`.
+    pub id: String,
+    /// The workflow.
+    pub workflow_id: String,
+    /// The revision the run is pinned to.
+    pub workflow_revision: u32,
+    /// The ticket it works on.
+    pub ticket_id: String,
+    /// The event that started it.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// Who caused the event.
+    pub actor: String,
+    /// The event's field changes (for `changed` and `previous.*` in steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The next step to execute (`None` when finished).
+    pub cursor: Option<String>,
+    /// Run variables: manual input under `input`, step outputs under the step id.
+    pub vars: Map<String, Value>,
+    /// What happened, in order.
+    pub trace: Vec<TraceEntry>,
+    /// The runs that led to this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causation: Vec<Cause>,
+    /// Steps executed so far (also guards against jump loops).
+    pub steps_done: u32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last persisted.
+    pub updated_at: DateTime<Utc>,
+    /// Finished (completed, failed or refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A ticket's field-change history entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The ticket.
+    pub ticket_id: String,
+    /// The event it belongs to.
+    pub event_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What changed (for a comment: `comments` with the comment id).
+    pub changes: Vec<FieldChange>,
+}
+
+/// An administrative action (workflow published, agent changed...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The token's name.
+    pub actor: String,
+    /// E.g. `workflow.update`.
+    pub action: String,
+    /// The object's id.
+    pub target: String,
+    /// Extra facts (revision, old/new enabled...).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}

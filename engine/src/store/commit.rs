@@ -1,0 +1,144 @@
+//! Group commit: many writers, one flush.
+//!
+//! Writers apply their batch to sled (in memory) and then wait here. A single flusher
+//! thread takes every waiter queued so far, calls `Db::flush` once, and wakes them all.
+//! A writer that arrives during a flush waits for the next one, so every
+//! acknowledgement follows a flush that started after its write.
+//!
+//! Only this thread ever flushes: sled 0.34.7's `flush_async` deadlocks when called
+//! concurrently, so it is never used.
+//!
+//! What "durable" means depends on [`Durability`]; see the README's durability section.
+
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// How hard a commit tries before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Concurrent commits share one `Db::flush` (sync_file_range): survives the process
+    /// being killed (`kill -9`, OOM, panic), not a power loss or kernel crash.
+    #[default]
+    Group,
+    /// Group commit plus `fdatasync` of sled's data file after each flush: also
+    /// survives power loss, at the cost of one device sync per group.
+    GroupSync,
+    /// One flush per commit, one at a time: the baseline group commit is measured against.
+    PerRequest,
+    /// No flush before acknowledging. Only for measuring the ceiling in benchmarks.
+    None,
+}
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Counters for benchmarks and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Flushes performed.
+    pub flushes: AtomicU64,
+    /// Commits acknowledged.
+    pub commits: AtomicU64,
+}
+
+/// The flusher and the queue in front of it.
+pub struct Flusher {
+    mode: Durability,
+    db: sled::Db,
+    queue: Mutex<Option<mpsc::Sender<Waiter>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    serial: Arc<Mutex<()>>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+fn flush(db: &sled::Db, data_file: Option<&File>) -> Result<(), String> {
+    db.flush().map_err(|e| e.to_string())?;
+    if let Some(f) = data_file {
+        f.sync_data().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+impl Flusher {
+    /// Starts the flusher thread. `data_file` is sled's data file, synced in
+    /// [`Durability::GroupSync`] mode.
+    pub fn start(db: sled::Db, data_file: Option<File>, mode: Durability) -> Self {
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel::<Waiter>();
+        let thread = matches!(mode, Durability::Group | Durability::GroupSync).then(|| {
+            let db = db.clone();
+            let stats = stats.clone();
+            let data_file = if mode == Durability::GroupSync { data_file } else { None };
+            std::thread::Builder::new()
+                .name("sled-group-commit".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        let mut batch = vec![first];
+                        batch.extend(rx.try_iter());
+                        let result = flush(&db, data_file.as_ref());
+                        stats.flushes.fetch_add(1, Ordering::Relaxed);
+                        stats.commits.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        for waiter in batch {
+                            let _ = waiter.send(result.clone());
+                        }
+                    }
+                })
+                .expect("spawn group-commit thread")
+        });
+        Self {
+            mode,
+            db,
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(thread),
+            serial: Arc::new(Mutex::new(())),
+            stats,
+        }
+    }
+
+    /// The configured durability.
+    pub fn mode(&self) -> Durability {
+        self.mode
+    }
+
+    /// Resolves once everything written before the call is durable.
+    pub async fn durable(&self) -> super::Result<()> {
+        match self.mode {
+            Durability::None => Ok(()),
+            Durability::PerRequest => {
+                let (db, serial, stats) = (self.db.clone(), self.serial.clone(), self.stats.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
+                    stats.flushes.fetch_add(1, Ordering::Relaxed);
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    flush(&db, None)
+                })
+                .await
+                .map_err(|e| super::Error::Backend(e.to_string()))?
+                .map_err(super::Error::Backend)
+            }
+            Durability::Group | Durability::GroupSync => {
+                let (tx, rx) = oneshot::channel();
+                {
+                    let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let sender = queue.as_ref().ok_or(super::Error::Closed)?;
+                    sender.send(tx).map_err(|_| super::Error::Closed)?;
+                }
+                rx.await.map_err(|_| super::Error::Closed)?.map_err(super::Error::Backend)
+            }
+        }
+    }
+
+    /// Stops the thread after it has served everyone queued, then flushes once more.
+    pub fn stop(&self) -> super::Result<()> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+        self.db.flush().map(|_| ()).map_err(|e| super::Error::Backend(e.to_string()))
+    }
+}

@@ -1,0 +1,276 @@
+//! Persistence behind traits.
+//!
+//! The engine reads through the per-concept traits ([`TicketStore`], [`WorkflowStore`],
+//! [`RunStore`], [`EventStore`], [`TeamStore`], [`AuditStore`]) and writes through one
+//! [`Store::commit`] of a backend-neutral [`Tx`]: a list of typed writes that the backend
+//! applies atomically and acknowledges only once durable. A step's ticket change, its
+//! history, the events it raises, the runs those start and the run's own progress go in
+//! one `Tx`, which is why a crash can never leave a step half done.
+//!
+//! [`sled`](self::sled) is the embedded implementation; [`commit`] groups many writers'
+//! flushes into one.
+
+pub mod commit;
+pub mod sled;
+
+use crate::run::{AuditEntry, Event, HistoryEntry, Run, RunStatus};
+use crate::team::{Agent, Group};
+use crate::ticket::{Kind, Priority, Status, Ticket};
+use crate::workflow::{Workflow, WorkflowRecord};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub use commit::Durability;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the data directory.
+    #[error("data directory {path} is in use by another process (is a server already running on it?)")]
+    Locked {
+        /// The directory.
+        path: String,
+    },
+    /// The data directory could not be opened or written.
+    #[error("data directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Stored bytes do not decode: the data directory is damaged.
+    #[error("stored record `{key}` is corrupt: {detail}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// The store is shutting down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Result with a storage [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One write of a [`Tx`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Insert or replace a ticket.
+    Ticket(Box<Ticket>),
+    /// Append to a ticket's history.
+    History(HistoryEntry),
+    /// Insert or replace a workflow record.
+    Workflow(Box<WorkflowRecord>),
+    /// Keep a revision of a definition (runs pin it).
+    WorkflowRevision {
+        /// Revision number.
+        revision: u32,
+        /// The definition.
+        definition: Box<Workflow>,
+    },
+    /// Insert or replace a run (maintains the active-run index).
+    Run(Box<Run>),
+    /// Insert an event.
+    Event(Box<Event>),
+    /// Insert or replace an agent.
+    Agent(Agent),
+    /// Insert or replace a group.
+    Group(Group),
+    /// Mark a ticket as counting (or no longer counting) against an agent's capacity.
+    OpenAssignment {
+        /// The agent.
+        agent: String,
+        /// The ticket.
+        ticket: String,
+        /// Counting or not.
+        open: bool,
+    },
+    /// The round-robin cursor of a group.
+    RoundRobin {
+        /// The group.
+        group: String,
+        /// The last agent chosen.
+        agent: String,
+    },
+    /// Append to the audit log.
+    Audit(AuditEntry),
+}
+
+/// A unit of work: applied all together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Tx {
+    /// The writes, in order.
+    pub writes: Vec<Write>,
+}
+
+impl Tx {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, w: Write) -> &mut Self {
+        self.writes.push(w);
+        self
+    }
+
+    /// Adds a ticket write and keeps the open-assignment index in step with it.
+    pub fn ticket(&mut self, before: Option<&Ticket>, after: &Ticket) -> &mut Self {
+        let counted = |t: &Ticket| t.assignee.clone().filter(|_| t.status.is_open());
+        let (old, new) = (before.and_then(counted), counted(after));
+        if old != new {
+            if let Some(agent) = old {
+                self.push(Write::OpenAssignment { agent, ticket: after.id.clone(), open: false });
+            }
+            if let Some(agent) = new {
+                self.push(Write::OpenAssignment { agent, ticket: after.id.clone(), open: true });
+            }
+        }
+        self.push(Write::Ticket(Box::new(after.clone())))
+    }
+}
+
+/// Which tickets to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this group.
+    pub group: Option<String>,
+    /// Only this assignee.
+    pub assignee: Option<String>,
+    /// Only this category.
+    pub category: Option<String>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// Only this requester.
+    pub requester: Option<String>,
+    /// Only tickets with this external id.
+    pub external_id: Option<String>,
+    /// Tickets after this id (paging).
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+impl TicketFilter {
+    /// Whether a ticket passes the filter (paging aside).
+    pub fn matches(&self, t: &Ticket) -> bool {
+        self.status.is_none_or(|s| t.status == s)
+            && self.group.as_ref().is_none_or(|g| t.group.as_ref() == Some(g))
+            && self.assignee.as_ref().is_none_or(|a| t.assignee.as_ref() == Some(a))
+            && self.category.as_ref().is_none_or(|c| t.category.as_ref() == Some(c))
+            && self.priority.is_none_or(|p| t.priority == p)
+            && self.kind.is_none_or(|k| t.kind == k)
+            && self.requester.as_ref().is_none_or(|r| &t.requester == r)
+            && self.external_id.as_ref().is_none_or(|x| t.external_id.as_ref() == Some(x))
+    }
+
+    /// The page size to use.
+    pub fn page_size(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFilter {
+    /// Only runs on this ticket.
+    pub ticket: Option<String>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Tickets and their history.
+pub trait TicketStore: Send + Sync {
+    /// A fresh ticket id (`T-<n>`), unique across restarts.
+    fn next_ticket_id(&self) -> Result<String>;
+    /// One ticket.
+    fn ticket(&self, id: &str) -> Result<Option<Ticket>>;
+    /// Tickets in id order, filtered and paged.
+    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
+    /// A ticket's field-change history, oldest first.
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+}
+
+/// Workflow definitions and their revisions.
+pub trait WorkflowStore: Send + Sync {
+    /// The current record.
+    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>>;
+    /// All current records, by id.
+    fn workflows(&self) -> Result<Vec<WorkflowRecord>>;
+    /// A past or current revision's definition.
+    fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>>;
+}
+
+/// Runs.
+pub trait RunStore: Send + Sync {
+    /// A fresh run id (`R-<n>`).
+    fn next_run_id(&self) -> Result<String>;
+    /// One run.
+    fn run(&self, id: &str) -> Result<Option<Run>>;
+    /// Runs, newest first, filtered.
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    /// Ids of runs that still have work to do, oldest first.
+    fn active_runs(&self) -> Result<Vec<String>>;
+}
+
+/// Events.
+pub trait EventStore: Send + Sync {
+    /// A fresh event id (`E-<n>`).
+    fn next_event_id(&self) -> Result<String>;
+    /// One event.
+    fn event(&self, id: &str) -> Result<Option<Event>>;
+    /// A ticket's events, oldest first.
+    fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>>;
+}
+
+/// Agents, groups and routing state.
+pub trait TeamStore: Send + Sync {
+    /// One agent.
+    fn agent(&self, id: &str) -> Result<Option<Agent>>;
+    /// All agents, by id.
+    fn agents(&self) -> Result<Vec<Agent>>;
+    /// One group.
+    fn group(&self, id: &str) -> Result<Option<Group>>;
+    /// All groups, by id.
+    fn groups(&self) -> Result<Vec<Group>>;
+    /// Open tickets currently assigned to the agent.
+    fn open_load(&self, agent: &str) -> Result<u32>;
+    /// The last agent round-robin chose in the group.
+    fn round_robin_cursor(&self, group: &str) -> Result<Option<String>>;
+}
+
+/// The audit log.
+pub trait AuditStore: Send + Sync {
+    /// The newest entries first.
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// A future returned by [`Store::commit`].
+pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// A complete backend.
+pub trait Store: TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore {
+    /// Applies `tx` atomically; resolves once it is durable (as the configured
+    /// [`Durability`] defines it). Reads see the writes as soon as this is called.
+    fn commit(&self, tx: Tx) -> CommitFuture<'_>;
+    /// Flushes everything and stops background work.
+    fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,442 @@
+//! The embedded store: one sled database in the data directory.
+//!
+//! Everything lives in sled's default tree under short key prefixes, so one
+//! `apply_batch` makes a whole [`Tx`] atomic. Numeric ids are stored big-endian so
+//! prefix scans come back in id order.
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `t/` | ticket n | ticket |
+//! | `h/` | ticket n, seq | history entry |
+//! | `w/` | workflow id | record |
+//! | `wv/` | workflow id, `/`, revision | definition |
+//! | `r/` | run n | run |
+//! | `ra/` | run n | (active-run index) |
+//! | `rt/` | ticket n, run n | (runs by ticket) |
+//! | `e/` | event n | event |
+//! | `et/` | ticket n, event n | (events by ticket) |
+//! | `ag/`, `gr/` | id | agent, group |
+//! | `ao/` | agent, 0, ticket n | (open assignments) |
+//! | `rr/` | group | last round-robin agent |
+//! | `au/` | seq | audit entry |
+
+use super::commit::{Durability, Flusher};
+use super::*;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Sled-backed [`Store`].
+pub struct SledStore {
+    db: ::sled::Db,
+    flusher: Flusher,
+    path: PathBuf,
+}
+
+fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Parses `T-42` (with the given letter) into 42.
+fn parse_id(id: &str, letter: char) -> Option<u64> {
+    let rest = id.strip_prefix(letter)?.strip_prefix('-')?;
+    if rest.is_empty() || rest.len() > 20 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(buf)
+}
+
+fn backend(e: ::sled::Error) -> Error {
+    Error::Backend(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// `cache_bytes` sizes sled's page cache (sled's own default is 1 GiB).
+    pub fn open(dir: &Path, cache_bytes: u64, durability: Durability) -> Result<Self> {
+        let path = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let db = ::sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(::sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+                {
+                    Error::Locked { path: path.clone() }
+                }
+                ::sled::Error::Io(source) => Error::Io { path: path.clone(), source },
+                ::sled::Error::Corruption { .. } => Error::Corrupt { key: path.clone(), detail: e.to_string() },
+                other => Error::Backend(other.to_string()),
+            })?;
+        let data_file = std::fs::File::open(dir.join("db")).ok();
+        let flusher = Flusher::start(db.clone(), data_file, durability);
+        Ok(Self { db, flusher, path: dir.to_path_buf() })
+    }
+
+    /// Group-commit counters.
+    pub fn commit_stats(&self) -> &super::commit::Stats {
+        &self.flusher.stats
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get(key).map_err(backend)? {
+            None => Ok(None),
+            Some(bytes) => decode(key, &bytes).map(Some),
+        }
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<::sled::IVec>> {
+        self.db.scan_prefix(prefix).keys().map(|k| k.map_err(backend)).collect()
+    }
+
+    fn next_id(&self, letter: char) -> Result<String> {
+        Ok(format!("{letter}-{}", self.db.generate_id().map_err(backend)? + 1))
+    }
+
+    fn batch(&self, tx: Tx) -> Result<::sled::Batch> {
+        let mut b = ::sled::Batch::default();
+        for w in tx.writes {
+            match w {
+                Write::Ticket(t) => {
+                    b.insert(ticket_key(&t.id)?, encode(&*t)?);
+                }
+                Write::History(h) => {
+                    let mut k = num_key(b"h/", id_num(&h.ticket_id, 'T')?);
+                    k.extend_from_slice(&self.db.generate_id().map_err(backend)?.to_be_bytes());
+                    b.insert(k, encode(&h)?);
+                }
+                Write::Workflow(w) => {
+                    b.insert(format!("w/{}", w.id).into_bytes(), encode(&*w)?);
+                }
+                Write::WorkflowRevision { revision, definition } => {
+                    let mut k = format!("wv/{}/", definition.id).into_bytes();
+                    k.extend_from_slice(&revision.to_be_bytes());
+                    b.insert(k, encode(&*definition)?);
+                }
+                Write::Run(r) => {
+                    let n = id_num(&r.id, 'R')?;
+                    let mut by_ticket = num_key(b"rt/", id_num(&r.ticket_id, 'T')?);
+                    by_ticket.extend_from_slice(&n.to_be_bytes());
+                    b.insert(by_ticket, &[][..]);
+                    if r.status.is_active() {
+                        b.insert(num_key(b"ra/", n), &[][..]);
+                    } else {
+                        b.remove(num_key(b"ra/", n));
+                    }
+                    b.insert(num_key(b"r/", n), encode(&*r)?);
+                }
+                Write::Event(e) => {
+                    let n = id_num(&e.id, 'E')?;
+                    let mut by_ticket = num_key(b"et/", id_num(&e.ticket_id, 'T')?);
+                    by_ticket.extend_from_slice(&n.to_be_bytes());
+                    b.insert(by_ticket, &[][..]);
+                    b.insert(num_key(b"e/", n), encode(&*e)?);
+                }
+                Write::Agent(a) => {
+                    b.insert(format!("ag/{}", a.id).into_bytes(), encode(&a)?);
+                }
+                Write::Group(g) => {
+                    b.insert(format!("gr/{}", g.id).into_bytes(), encode(&g)?);
+                }
+                Write::OpenAssignment { agent, ticket, open } => {
+                    let mut k = format!("ao/{agent}\0").into_bytes();
+                    k.extend_from_slice(&id_num(&ticket, 'T')?.to_be_bytes());
+                    if open {
+                        b.insert(k, &[][..]);
+                    } else {
+                        b.remove(k);
+                    }
+                }
+                Write::RoundRobin { group, agent } => {
+                    b.insert(format!("rr/{group}").into_bytes(), agent.into_bytes());
+                }
+                Write::Audit(a) => {
+                    b.insert(num_key(b"au/", self.db.generate_id().map_err(backend)?), encode(&a)?);
+                }
+            }
+        }
+        Ok(b)
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Backend(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn id_num(id: &str, letter: char) -> Result<u64> {
+    parse_id(id, letter).ok_or_else(|| Error::Backend(format!("malformed id `{id}`")))
+}
+
+fn ticket_key(id: &str) -> Result<Vec<u8>> {
+    Ok(num_key(b"t/", id_num(id, 'T')?))
+}
+
+impl TicketStore for SledStore {
+    fn next_ticket_id(&self) -> Result<String> {
+        self.next_id('T')
+    }
+
+    fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
+        match parse_id(id, 'T') {
+            Some(n) => self.get(&num_key(b"t/", n)),
+            None => Ok(None),
+        }
+    }
+
+    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        let start = match filter.after.as_deref().and_then(|a| parse_id(a, 'T')) {
+            Some(n) => num_key(b"t/", n.saturating_add(1)),
+            None => b"t/".to_vec(),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.range(start..) {
+            let (k, v) = kv.map_err(backend)?;
+            if !k.starts_with(b"t/") {
+                break;
+            }
+            let t: Ticket = decode(&k, &v)?;
+            if filter.matches(&t) {
+                out.push(t);
+                if out.len() >= filter.page_size() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        match parse_id(id, 'T') {
+            Some(n) => self.scan(&num_key(b"h/", n)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl WorkflowStore for SledStore {
+    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+        self.get(format!("w/{id}").as_bytes())
+    }
+
+    fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
+        self.scan(b"w/")
+    }
+
+    fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
+        let mut k = format!("wv/{id}/").into_bytes();
+        k.extend_from_slice(&revision.to_be_bytes());
+        self.get(&k)
+    }
+}
+
+impl RunStore for SledStore {
+    fn next_run_id(&self) -> Result<String> {
+        self.next_id('R')
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>> {
+        match parse_id(id, 'R') {
+            Some(n) => self.get(&num_key(b"r/", n)),
+            None => Ok(None),
+        }
+    }
+
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let keep = |r: &Run| {
+            filter.workflow.as_ref().is_none_or(|w| &r.workflow_id == w)
+                && filter.status.is_none_or(|s| r.status == s)
+        };
+        let mut out = Vec::new();
+        if let Some(ticket) = &filter.ticket {
+            let Some(t) = parse_id(ticket, 'T') else { return Ok(out) };
+            for k in self.keys(&num_key(b"rt/", t))?.into_iter().rev() {
+                if let Some(r) = self.get::<Run>(&num_key(b"r/", be(&k)))? {
+                    if keep(&r) {
+                        out.push(r);
+                    }
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            return Ok(out);
+        }
+        for kv in self.db.scan_prefix(b"r/").rev() {
+            let (k, v) = kv.map_err(backend)?;
+            let r: Run = decode(&k, &v)?;
+            if keep(&r) {
+                out.push(r);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn active_runs(&self) -> Result<Vec<String>> {
+        Ok(self.keys(b"ra/")?.iter().map(|k| format!("R-{}", be(k))).collect())
+    }
+}
+
+impl EventStore for SledStore {
+    fn next_event_id(&self) -> Result<String> {
+        self.next_id('E')
+    }
+
+    fn event(&self, id: &str) -> Result<Option<Event>> {
+        match parse_id(id, 'E') {
+            Some(n) => self.get(&num_key(b"e/", n)),
+            None => Ok(None),
+        }
+    }
+
+    fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
+        let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for k in self.keys(&num_key(b"et/", t))? {
+            if let Some(e) = self.get(&num_key(b"e/", be(&k)))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl TeamStore for SledStore {
+    fn agent(&self, id: &str) -> Result<Option<Agent>> {
+        self.get(format!("ag/{id}").as_bytes())
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>> {
+        self.scan(b"ag/")
+    }
+
+    fn group(&self, id: &str) -> Result<Option<Group>> {
+        self.get(format!("gr/{id}").as_bytes())
+    }
+
+    fn groups(&self) -> Result<Vec<Group>> {
+        self.scan(b"gr/")
+    }
+
+    fn open_load(&self, agent: &str) -> Result<u32> {
+        Ok(self.keys(format!("ao/{agent}\0").as_bytes())?.len() as u32)
+    }
+
+    fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .get(format!("rr/{group}").as_bytes())
+            .map_err(backend)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+impl AuditStore for SledStore {
+    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(b"au/").rev().take(limit) {
+            let (k, v) = kv.map_err(backend)?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Store for SledStore {
+    fn commit(&self, tx: Tx) -> CommitFuture<'_> {
+        Box::pin(async move {
+            let batch = self.batch(tx)?;
+            self.db.apply_batch(batch).map_err(backend)?;
+            self.flusher.durable().await
+        })
+    }
+
+    fn close(&self) -> Result<()> {
+        self.flusher.stop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ticket::{NewTicket, PriorityMatrix};
+
+    #[test]
+    fn ids_parse_strictly() {
+        assert_eq!(parse_id("T-42", 'T'), Some(42));
+        for bad in ["T-", "T42", "R-1", "T-1x", "T--1", "T-99999999999999999999999"] {
+            assert_eq!(parse_id(bad, 'T'), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_is_visible_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id;
+        {
+            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+            id = store.next_ticket_id().unwrap();
+            let t = NewTicket { title: "x".into(), requester: "r".into(), assignee: Some("bob".into()), ..Default::default() }
+                .into_ticket(id.clone(), &PriorityMatrix::default(), chrono::Utc::now());
+            let mut tx = Tx::new();
+            tx.ticket(None, &t);
+            store.commit(tx).await.unwrap();
+            assert_eq!(store.open_load("bob").unwrap(), 1);
+            store.close().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        assert_eq!(store.ticket(&id).unwrap().unwrap().title, "x");
+        assert_ne!(store.next_ticket_id().unwrap(), id, "ids are not reused after restart");
+    }
+
+    #[tokio::test]
+    async fn second_open_of_same_dir_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        let err = SledStore::open(dir.path(), 8 << 20, Durability::Group).err().unwrap();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+    }
+}

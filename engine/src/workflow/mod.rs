@@ -1,0 +1,267 @@
+//! Workflow language v1: what admins write in `workflows/*.json`.
+//!
+//! - this file: the serde types of a definition (triggers, conditions, steps);
+//! - [`condition`]: condition trees and their evaluation, with a trace of every test;
+//! - [`template`]: `{{ticket.title}}`-style placeholders in strings;
+//! - [`validate`]: JSON Schema + semantic checks, every error located by a JSON pointer;
+//!
+//! The language is pure: nothing here touches storage or clocks.
+
+pub mod condition;
+pub mod template;
+pub mod validate;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+pub use condition::Condition;
+pub use validate::{validate_str, validate_value, ValidationError};
+
+/// The JSON Schema the validator checks against; workflow files may point at it with `$schema`.
+pub const SCHEMA: &str = include_str!("../../schema/workflow.v1.schema.json");
+
+/// The step id that ends a run when used as a jump target.
+pub const END: &str = "end";
+
+/// A workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    /// Editors use this to find the schema; the engine ignores it.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Stable identifier, `[A-Za-z0-9._-]{1,64}`.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// The author's version number. The store keeps its own revision counter too.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Disabled workflows never start runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Events that start a run (any of them).
+    pub triggers: Vec<Trigger>,
+    /// Must hold for the run to start; absent means always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Condition>,
+    /// What the run does, in order unless a step jumps.
+    pub steps: Vec<Step>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Deserializes a present member (even `null`) as `Some`, so "absent" and "null" differ.
+pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// An event that starts a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "on")]
+pub enum Trigger {
+    /// A ticket was logged.
+    #[serde(rename = "ticket.created")]
+    TicketCreated,
+    /// A ticket changed; optionally only when one of `changed` matches.
+    #[serde(rename = "ticket.updated")]
+    TicketUpdated {
+        /// Any of these field changes (empty: any change).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<ChangeFilter>,
+    },
+    /// A comment was added.
+    #[serde(rename = "comment.added")]
+    CommentAdded {
+        /// Only public replies (`false`), only internal notes (`true`), or both (absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        internal: Option<bool>,
+    },
+    /// Started by hand through the API or CLI.
+    #[serde(rename = "manual")]
+    Manual,
+}
+
+/// "Field F changed (from X) (to Y)".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeFilter {
+    /// The field, e.g. `status` or `custom.vip`.
+    pub field: String,
+    /// The value before, if it matters.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub from: Option<Value>,
+    /// The value after, if it matters.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub to: Option<Value>,
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique within the workflow; other steps jump to it by this id.
+    pub id: String,
+    /// The step to run after this one (default: the next in the list; `end` stops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// What the step does.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Write ticket fields (`custom.x` for custom fields). String values may hold templates.
+    Set {
+        /// Field name to value.
+        fields: Map<String, Value>,
+    },
+    /// Give the ticket to a group and/or an agent.
+    Assign {
+        /// Owning group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+        /// Owning agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+    },
+    /// Pick an agent of a group by a strategy.
+    Route {
+        /// The group whose agents are candidates; the ticket is assigned to it.
+        group: String,
+        /// How to choose.
+        strategy: crate::routing::Strategy,
+        /// Required skills (all of them); needed by the `skills` strategy.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skills: Vec<String>,
+        /// Skip agents who are off shift (default true).
+        #[serde(default = "yes")]
+        on_shift_only: bool,
+    },
+    /// Add a reply or an internal note.
+    Comment {
+        /// Text; may hold templates.
+        body: String,
+        /// Internal note (default) or public reply.
+        #[serde(default = "yes")]
+        internal: bool,
+    },
+    /// Resolve the ticket, optionally with a public resolution note.
+    Resolve {
+        /// Posted as a public comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolution: Option<String>,
+    },
+    /// Close the ticket.
+    Close {},
+    /// Log a child ticket linked to this one.
+    CreateChild {
+        /// Fields of the child; strings may hold templates. Requester defaults to the parent's.
+        ticket: Map<String, Value>,
+    },
+    /// Branch on a condition.
+    If {
+        /// What to test.
+        condition: Condition,
+        /// Step to jump to when true.
+        then: String,
+        /// Step to jump to when false (default: the next step).
+        #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
+        otherwise: Option<String>,
+    },
+    /// POST a JSON body, signed with HMAC-SHA256, to an outbound webhook.
+    Notify {
+        /// http(s) URL.
+        url: String,
+        /// Name of the signing secret in the server configuration (default: `default`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        /// Body; strings may hold templates. Default: the ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<Value>,
+    },
+}
+
+impl Action {
+    /// The `type` name used in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Set { .. } => "set",
+            Action::Assign { .. } => "assign",
+            Action::Route { .. } => "route",
+            Action::Comment { .. } => "comment",
+            Action::Resolve { .. } => "resolve",
+            Action::Close {} => "close",
+            Action::CreateChild { .. } => "create_child",
+            Action::If { .. } => "if",
+            Action::Notify { .. } => "notify",
+        }
+    }
+
+    /// Every step type, for the schema drift test.
+    pub const KINDS: [&'static str; 9] =
+        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify"];
+}
+
+impl Workflow {
+    /// The index of a step by id.
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.id == id)
+    }
+
+    /// The step that follows step `index` when it does not jump: its `next`, or the
+    /// one after it in the list, or the end.
+    pub fn following(&self, index: usize) -> Option<String> {
+        match &self.steps[index].next {
+            Some(next) if next == END => None,
+            Some(next) => Some(next.clone()),
+            None => self.steps.get(index + 1).map(|s| s.id.clone()),
+        }
+    }
+
+    /// The fields that this workflow's steps may write (for loop analysis).
+    pub fn written_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for step in &self.steps {
+            match &step.action {
+                Action::Set { fields } => out.extend(fields.keys().cloned()),
+                Action::Assign { .. } | Action::Route { .. } => {
+                    out.extend(["group".to_string(), "assignee".to_string(), "status".to_string()])
+                }
+                Action::Resolve { .. } | Action::Close {} => out.push("status".into()),
+                _ => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A stored workflow: the current definition and its revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// Same as `definition.id`.
+    pub id: String,
+    /// Increases by one each time the definition changes; runs pin it.
+    pub revision: u32,
+    /// Whether new events start runs (switched by enable/disable without a new revision).
+    pub enabled: bool,
+    /// The definition.
+    pub definition: Workflow,
+    /// Last change.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Who changed it last.
+    pub updated_by: String,
+}

@@ -1,0 +1,421 @@
+//! Validation of workflow definitions.
+//!
+//! Three passes, each reporting *every* problem it finds with a JSON pointer:
+//! 1. syntax (the pointer is empty; the message carries line and column);
+//! 2. the committed JSON Schema ([`super::SCHEMA`]) through the `jsonschema` crate:
+//!    structure, types, unknown members;
+//! 3. semantic checks the schema cannot express: duplicate and unknown step ids,
+//!    unknown fields, values of the wrong type for a field, regexes that do not compile,
+//!    template placeholders that name nothing.
+
+use super::condition::{parse_path, Comparison, Op, Root};
+use super::{template, Action, Trigger, Workflow, END};
+use crate::ticket::{fields, NewTicket, PriorityMatrix};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// One problem in a definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// JSON pointer to the offending value (`""` is the whole document).
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        write!(f, "{at}: {}", self.message)
+    }
+}
+
+fn schema_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(super::SCHEMA).expect("committed schema is valid JSON");
+        jsonschema::validator_for(&schema).expect("committed schema compiles")
+    })
+}
+
+/// Validates workflow JSON text.
+pub fn validate_str(text: &str) -> Result<Workflow, Vec<ValidationError>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        vec![ValidationError::new(
+            "",
+            format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
+        )]
+    })?;
+    validate_value(&value)
+}
+
+/// Validates a parsed workflow document.
+pub fn validate_value(value: &Value) -> Result<Workflow, Vec<ValidationError>> {
+    let mut errors = schema_errors(value);
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        errors.dedup();
+        return Err(errors);
+    }
+    let workflow: Workflow = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let pointer = path_to_pointer(&e.path().to_string());
+        vec![ValidationError::new(pointer, e.inner().to_string())]
+    })?;
+    let errors = semantic_errors(&workflow);
+    if errors.is_empty() {
+        Ok(workflow)
+    } else {
+        Err(errors)
+    }
+}
+
+fn path_to_pointer(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in path.split('.') {
+        // serde_path_to_error renders indices as `steps[2]`.
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            out.push('/');
+            out.push_str(&fields::escape(&rest[..i]));
+            rest = &rest[i..];
+            for idx in rest.split('[').filter(|s| !s.is_empty()) {
+                out.push('/');
+                out.push_str(idx.trim_end_matches(']'));
+            }
+        } else {
+            out.push('/');
+            out.push_str(&fields::escape(rest));
+        }
+    }
+    out
+}
+
+fn schema_errors(value: &Value) -> Vec<ValidationError> {
+    let mut out = Vec::new();
+    for error in schema_validator().iter_errors(value) {
+        let pointer = error.instance_path.to_string();
+        match &error.kind {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    out.push(ValidationError::new(
+                        format!("{pointer}/{}", fields::escape(name)),
+                        format!("unknown field `{name}`"),
+                    ));
+                }
+            }
+            _ => out.push(ValidationError::new(pointer, error.to_string())),
+        }
+    }
+    out
+}
+
+/// Values a field accepts, checked by writing them to a sample ticket.
+fn check_field_value(field: &str, value: &Value) -> Result<(), String> {
+    if value.as_str().is_some_and(|s| !template::placeholders(s).is_empty()) {
+        return Ok(()); // filled at run time
+    }
+    let matrix = PriorityMatrix::default();
+    let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let mut sample = NewTicket { title: "sample".into(), requester: "sample".into(), ..Default::default() }
+        .into_ticket("T-0".into(), &matrix, now);
+    if field == "status" {
+        // Any status is a valid *value*; whether the move is allowed depends on the ticket.
+        return serde_json::from_value::<crate::ticket::Status>(value.clone())
+            .map(|_| ())
+            .map_err(|_| {
+                "field `status` expects one of new, assigned, in_progress, pending, resolved, closed, reopened"
+                    .to_string()
+            });
+    }
+    fields::set(&mut sample, field, value.clone(), &matrix, now).map_err(|e| e.to_string())
+}
+
+struct Checker<'a> {
+    workflow: &'a Workflow,
+    ids: HashSet<&'a str>,
+    errors: Vec<ValidationError>,
+}
+
+impl<'a> Checker<'a> {
+    fn push(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ValidationError::new(pointer, message));
+    }
+
+    fn step_ref(&mut self, pointer: String, target: &str) {
+        if target != END && !self.ids.contains(target) {
+            let known: Vec<&str> = self.workflow.steps.iter().map(|s| s.id.as_str()).collect();
+            self.push(pointer, format!("unknown step `{target}`; steps are: {}, or `end`", known.join(", ")));
+        }
+    }
+
+    fn templates(&mut self, pointer: &str, value: &Value) {
+        match value {
+            Value::String(s) => {
+                for path in template::unknown_paths(s) {
+                    self.push(pointer, format!("template `{{{{{path}}}}}` names no known field"));
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.templates(&format!("{pointer}/{i}"), v);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.templates(&format!("{pointer}/{}", fields::escape(k)), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn comparison(&mut self, c: &Comparison, pointer: &str) {
+        let Some((root, name)) = parse_path(&c.field) else {
+            self.push(
+                format!("{pointer}/field"),
+                format!(
+                    "unknown field `{}`; use ticket.<field>, previous.<field>, vars.<name>, event.type or event.actor",
+                    c.field
+                ),
+            );
+            return;
+        };
+        let value_ptr = format!("{pointer}/value");
+        if matches!(c.op, Op::Changed | Op::ChangedFrom | Op::ChangedTo) && root != Root::Ticket {
+            self.push(format!("{pointer}/op"), format!("`{}` applies to ticket.<field> only", c.op.as_str()));
+        }
+        let Some(value) = &c.value else { return };
+        match c.op {
+            Op::Regex => {
+                if let Some(p) = value.as_str() {
+                    if let Err(e) = regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
+                        self.push(value_ptr.clone(), format!("regex does not compile: {e}"));
+                    }
+                }
+            }
+            Op::Gt | Op::Lt | Op::Gte | Op::Lte if name.starts_with("custom.") || root == Root::Vars => {}
+            Op::Gt | Op::Lt | Op::Gte | Op::Lte => {
+                let numeric = matches!(name, "comment_count");
+                if numeric != value.is_number() {
+                    let want = if numeric { "a number" } else { "a string" };
+                    self.push(value_ptr.clone(), format!("`{}` compares {} with {want}", c.op.as_str(), c.field));
+                }
+            }
+            _ => {}
+        }
+        // For ticket fields with a fixed domain, the operand must be in it.
+        if matches!(root, Root::Ticket | Root::Previous) && !name.starts_with("custom.") {
+            let operands: Vec<(String, &Value)> = match (c.op, value) {
+                (Op::In, Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("{value_ptr}/{i}"), v)).collect(),
+                (Op::Eq | Op::Ne | Op::ChangedFrom | Op::ChangedTo, v) => vec![(value_ptr.clone(), v)],
+                _ => vec![],
+            };
+            for (ptr, v) in operands {
+                if v.is_null() || !fields::WRITABLE.contains(&name) {
+                    continue;
+                }
+                if let Err(msg) = check_field_value(name, v) {
+                    self.push(ptr, msg);
+                }
+            }
+        }
+    }
+
+    fn run(mut self) -> Vec<ValidationError> {
+        let wf = self.workflow;
+        if !crate::team::valid_id(&wf.id) {
+            self.push("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`");
+        }
+        for (i, trigger) in wf.triggers.iter().enumerate() {
+            if let Trigger::TicketUpdated { changed } = trigger {
+                for (j, f) in changed.iter().enumerate() {
+                    let ptr = format!("/triggers/{i}/changed/{j}");
+                    if !fields::is_known(&f.field) {
+                        self.push(format!("{ptr}/field"), format!("unknown ticket field `{}`", f.field));
+                        continue;
+                    }
+                    for (key, v) in [("from", &f.from), ("to", &f.to)] {
+                        if let Some(v) = v.as_ref().filter(|v| !v.is_null()) {
+                            if fields::WRITABLE.contains(&f.field.as_str()) {
+                                if let Err(msg) = check_field_value(&f.field, v) {
+                                    self.push(format!("{ptr}/{key}"), msg);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(c) = &wf.conditions {
+            let mut found = Vec::new();
+            c.walk("/conditions", &mut |cmp, p| found.push((cmp, p.to_string())));
+            for (cmp, p) in found {
+                self.comparison(cmp, &p);
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, step) in wf.steps.iter().enumerate() {
+            let ptr = format!("/steps/{i}");
+            if step.id == END {
+                self.push(format!("{ptr}/id"), "`end` is reserved");
+            }
+            if !seen.insert(step.id.as_str()) {
+                self.push(format!("{ptr}/id"), format!("duplicate step id `{}`", step.id));
+            }
+            if let Some(next) = &step.next {
+                self.step_ref(format!("{ptr}/next"), next);
+            }
+            match &step.action {
+                Action::Set { fields: map } => {
+                    for (name, value) in map {
+                        let fptr = format!("{ptr}/fields/{}", fields::escape(name));
+                        if let Err(msg) = check_field_value(name, value) {
+                            self.push(fptr.clone(), msg);
+                        }
+                        self.templates(&fptr, value);
+                    }
+                }
+                Action::Assign { group, agent } => {
+                    if group.is_none() && agent.is_none() {
+                        self.push(ptr.clone(), "assign needs `group`, `agent` or both");
+                    }
+                }
+                Action::Route { strategy, skills, .. } => {
+                    if *strategy == crate::routing::Strategy::Skills && skills.is_empty() {
+                        self.push(format!("{ptr}/skills"), "the skills strategy needs at least one skill");
+                    }
+                }
+                Action::Comment { body, .. } => self.templates(&format!("{ptr}/body"), &Value::String(body.clone())),
+                Action::Resolve { resolution: Some(r) } => {
+                    self.templates(&format!("{ptr}/resolution"), &Value::String(r.clone()))
+                }
+                Action::Resolve { resolution: None } | Action::Close {} => {}
+                Action::CreateChild { ticket } => {
+                    let mut probe = ticket.clone();
+                    probe.entry("requester").or_insert_with(|| Value::String("parent".into()));
+                    for (k, v) in probe.iter_mut() {
+                        if v.as_str().is_some_and(|s| !template::placeholders(s).is_empty()) {
+                            *v = Value::String("sample".into());
+                        }
+                        let _ = k;
+                    }
+                    if let Err(e) = serde_path_to_error::deserialize::<_, NewTicket>(Value::Object(probe)) {
+                        let inner = path_to_pointer(&e.path().to_string());
+                        self.push(format!("{ptr}/ticket{inner}"), e.inner().to_string());
+                    }
+                    self.templates(&format!("{ptr}/ticket"), &Value::Object(ticket.clone()));
+                }
+                Action::If { condition, then, otherwise } => {
+                    self.step_ref(format!("{ptr}/then"), then);
+                    if let Some(o) = otherwise {
+                        self.step_ref(format!("{ptr}/else"), o);
+                    }
+                    let mut found = Vec::new();
+                    condition.walk(&format!("{ptr}/condition"), &mut |cmp, p| found.push((cmp, p.to_string())));
+                    for (cmp, p) in found {
+                        self.comparison(cmp, &p);
+                    }
+                }
+                Action::Notify { url, payload, .. } => {
+                    match reqwest::Url::parse(url) {
+                        Ok(u) if u.host_str().is_some() => {}
+                        _ => self.push(format!("{ptr}/url"), format!("`{url}` is not an absolute http(s) URL")),
+                    }
+                    if let Some(p) = payload {
+                        self.templates(&format!("{ptr}/payload"), p);
+                    }
+                }
+            }
+        }
+        self.errors
+    }
+}
+
+fn semantic_errors(workflow: &Workflow) -> Vec<ValidationError> {
+    let ids = workflow.steps.iter().map(|s| s.id.as_str()).collect();
+    Checker { workflow, ids, errors: Vec::new() }.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pointers(v: Value) -> Vec<String> {
+        validate_value(&v).unwrap_err().into_iter().map(|e| e.pointer).collect()
+    }
+
+    fn minimal() -> Value {
+        json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.created"}],
+               "steps": [{"id": "a", "type": "comment", "body": "hi"}]})
+    }
+
+    #[test]
+    fn minimal_workflow_is_valid() {
+        validate_value(&minimal()).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_located() {
+        let mut v = minimal();
+        v["colour"] = json!("red");
+        v["steps"][0]["bodyy"] = json!("x");
+        assert_eq!(pointers(v), vec!["/colour", "/steps/0/bodyy"]);
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let v = json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.updated", "changed": [{"field": "colour"}]}],
+            "conditions": {"all": [
+                {"field": "ticket.title", "op": "regex", "value": "(unclosed"},
+                {"field": "ticket.priority", "op": "eq", "value": "P9"},
+                {"field": "ticket.nope", "op": "exists"}
+            ]},
+            "steps": [
+                {"id": "a", "type": "if", "condition": {"field": "ticket.status", "op": "eq", "value": "new"}, "then": "zz"},
+                {"id": "a", "type": "set", "fields": {"priority": 7}, "next": "b"}
+            ]});
+        assert_eq!(
+            pointers(v),
+            vec![
+                "/triggers/0/changed/0/field",
+                "/conditions/all/0/value",
+                "/conditions/all/1/value",
+                "/conditions/all/2/field",
+                "/steps/0/then",
+                "/steps/1/id",
+                "/steps/1/next",
+                "/steps/1/fields/priority",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let errs = validate_str("{\n  \"id\": \"x\",\n  oops\n}").unwrap_err();
+        assert!(errs[0].message.contains("line 3"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn every_step_type_has_a_schema_definition() {
+        let schema: Value = serde_json::from_str(super::super::SCHEMA).unwrap();
+        let listed = schema["$defs"]["step"]["properties"]["type"]["enum"].as_array().unwrap().clone();
+        let kinds: Vec<Value> = Action::KINDS.iter().map(|k| json!(k)).collect();
+        assert_eq!(listed, kinds);
+        for k in Action::KINDS {
+            assert!(schema["$defs"].get(format!("step_{k}")).is_some(), "no schema for step type {k}");
+        }
+    }
+}
