@@ -250,7 +250,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     // A line on stdout that scripts and tests can wait for.
     println!("listening on http://{addr}");
-    crate::server::run(listener, engine, crate::server::signal())
+    crate::server::run(listener, engine, args.demo, crate::server::signal())
         .await
         .map_err(|e| Failure::runtime(e.to_string()))
 }

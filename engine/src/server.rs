@@ -8,8 +8,16 @@ use tokio::net::TcpListener;
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops taking requests,
 /// lets runs finish their current step, and flushes the store.
-pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let state = AppState { tokens: Arc::new(Tokens::new(&engine.config().tokens)), engine: engine.clone() };
+pub async fn run(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    demo: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let state = AppState {
+        tokens: Arc::new(Tokens::new(&engine.config().tokens)),
+        engine: engine.clone(),
+        inbox: demo.then(Default::default),
+    };
     let app = api::router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     tracing::info!("HTTP stopped; draining runs");

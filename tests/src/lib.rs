@@ -1,1 +1,202 @@
+//! Helpers for end-to-end tests: start real `switchboard` processes on loopback, talk
+//! to them over HTTP, and run small local receivers.
 
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin token every test server gets.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+/// An agent token.
+pub const AGENT: &str = "test-agent-token-0123456789";
+/// The signing secret of outbound webhooks.
+pub const SECRET: &str = "test-signing-secret";
+
+/// Path of the switchboard binary built with this package (`switchboard-under-test`):
+/// beside the running test or benchmark executable (tests run from `target/<profile>/deps`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe has a directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(format!("switchboard-under-test{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Writes a config file with test tokens and secret into `dir`.
+pub fn write_config(dir: &Path, extra: &str) -> Result<PathBuf> {
+    let path = dir.join("switchboard.toml");
+    let text = format!(
+        "{extra}\n[secrets]\ndefault = \"{SECRET}\"\n\n[[tokens]]\nname = \"admin\"\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n\n[[tokens]]\nname = \"agent-ann\"\ntoken = \"{AGENT}\"\nrole = \"agent\"\n"
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// A running server process; killed when dropped.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `switchboard serve` on a free loopback port with the given data dir and
+    /// config, and waits until it prints its address.
+    pub fn start(data_dir: &Path, config: &Path, extra: &[&str]) -> Result<Self> {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .current_dir(repo())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn switchboard")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        break url.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait()?;
+                    bail!("server exited before listening: {status}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self { child, url })
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A thin JSON client.
+#[derive(Clone)]
+pub struct Api {
+    /// Base URL.
+    pub url: String,
+    /// Bearer token.
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client for `url` using `token`.
+    pub fn new(url: &str, token: &str) -> Self {
+        Self { url: url.to_string(), token: token.to_string(), http: reqwest::Client::new() }
+    }
+
+    /// Sends a request and returns status and JSON body (null when empty).
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(json!({"raw": String::from_utf8_lossy(&bytes)})) };
+        Ok((status, value))
+    }
+
+    /// Sends raw bytes.
+    pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// GET expecting 200.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let (status, body) = self.call("GET", path, None).await?;
+        if status != 200 {
+            bail!("GET {path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// POST expecting 2xx.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let (status, out) = self.call("POST", path, Some(body)).await?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path}: {status} {out}");
+        }
+        Ok(out)
+    }
+
+    /// Polls until no run is pending or running, or the deadline passes.
+    pub async fn wait_idle(&self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let pending = self.get("/runs?status=pending&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
+            let running = self.get("/runs?status=running&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
+            if pending == 0 && running == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("runs still active after {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Seeds two groups and some agents through the API.
+pub async fn seed_team(api: &Api) -> Result<()> {
+    for g in ["network", "service-desk"] {
+        api.post("/groups", &json!({"id": g, "name": g})).await?;
+    }
+    for (id, skills, capacity, on_shift) in [("alice", vec!["cisco"], 2, true), ("bob", vec![], 5, true), ("carol", vec!["cisco"], 5, false)] {
+        api.post(
+            "/agents",
+            &json!({"id": id, "name": id, "groups": ["network"], "skills": skills, "capacity": capacity, "on_shift": on_shift}),
+        )
+        .await?;
+    }
+    Ok(())
+}

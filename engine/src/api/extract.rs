@@ -27,27 +27,26 @@ pub fn pointer(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Parses JSON bytes into `T`, locating the first problem.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => {
-            de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
-            Ok(v)
-        }
-        Err(e) => {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("body is not valid JSON (line {}, column {}): {inner}", inner.line(), inner.column()),
-                ))
-            } else {
-                Err(ApiError::invalid(&pointer(e.path()), inner.to_string()))
-            }
-        }
+/// Parses JSON bytes: syntax errors are 400 with line and column; anything but an
+/// object is 422.
+pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("", "body must be a JSON object"));
     }
+    Ok(value)
+}
+
+/// Parses a JSON object into `T`; type errors carry the member's JSON pointer.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_object(bytes)?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| ApiError::invalid(&pointer(e.path()), e.inner().to_string()))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {

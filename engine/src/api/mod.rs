@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod inbox;
 pub mod runs;
 pub mod team;
 pub mod tickets;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Token lookup.
     pub tokens: Arc<auth::Tokens>,
+    /// The demo webhook receiver (`serve --demo` only).
+    pub inbox: Option<Arc<inbox::Inbox>>,
 }
 
 /// All routes.
@@ -54,9 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))
+        .route("/demo/inbox", get(inbox::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))
+        .route("/demo/inbox", post(inbox::receive))
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -1,7 +1,7 @@
 //! `/workflows`: publish (validated), read, enable/disable, start by hand.
 
 use super::auth::Principal;
-use super::extract::{parse, JsonBody};
+use super::extract::JsonBody;
 use super::{ApiError, AppState};
 use crate::config::Role;
 use crate::workflow::{validate_value, Workflow, WorkflowRecord};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn validated(body: &Bytes) -> Result<Workflow, ApiError> {
-    let value: Value = parse(body)?;
+    let value = super::extract::parse_object(body)?;
     validate_value(&value).map_err(|errs| ApiError::invalid_all(errs.into_iter().map(|e| (e.pointer, e.message)).collect()))
 }
 
@@ -55,7 +55,7 @@ pub async fn replace(
 /// `POST /workflows/validate`: `{valid, errors}` without storing anything.
 pub async fn validate(Extension(who): Extension<Principal>, body: Bytes) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
-    let value: Value = parse(&body)?;
+    let value = super::extract::parse_object(&body)?;
     Ok(Json(match validate_value(&value) {
         Ok(_) => json!({"valid": true, "errors": []}),
         Err(errs) => json!({"valid": false, "errors": errs}),

@@ -300,7 +300,7 @@ impl Engine {
                         if let Err(e) = fields::set(&mut next, "assignee", json!(agent), matrix, now) {
                             return Ok(effect.fail(e.to_string()));
                         }
-                        effect.entry.message = format!("{strategy:?} chose {agent} in {group}");
+                        effect.entry.message = format!("{} chose {agent} in {group}", serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
                         if let Some(c) = &decision.cursor {
                             effect.writes.push(Write::RoundRobin { group: group.clone(), agent: c.clone() });
                         }

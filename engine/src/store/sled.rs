@@ -19,6 +19,7 @@
 //! | `ao/` | agent, 0, ticket n | (open assignments) |
 //! | `rr/` | group | last round-robin agent |
 //! | `au/` | seq | audit entry |
+//! | `seq/` | `T`, `R`, `E` | last number handed out |
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -122,8 +123,20 @@ impl SledStore {
         self.db.scan_prefix(prefix).keys().map(|k| k.map_err(backend)).collect()
     }
 
+    /// The next number of a per-kind sequence (`T`, `R`, `E`). The counter is written
+    /// before any record using the number, so the flush that makes a record durable
+    /// also makes its number durable: acknowledged ids are never reused.
     fn next_id(&self, letter: char) -> Result<String> {
-        Ok(format!("{letter}-{}", self.db.generate_id().map_err(backend)? + 1))
+        let key = format!("seq/{letter}");
+        let next = self
+            .db
+            .update_and_fetch(key.as_bytes(), |old| {
+                let n = old.map_or(0, be) + 1;
+                Some(n.to_be_bytes().to_vec())
+            })
+            .map_err(backend)?
+            .map_or(1, |v| be(&v));
+        Ok(format!("{letter}-{next}"))
     }
 
     fn batch(&self, tx: Tx) -> Result<::sled::Batch> {

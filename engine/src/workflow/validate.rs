@@ -61,20 +61,64 @@ pub fn validate_str(text: &str) -> Result<Workflow, Vec<ValidationError>> {
 /// Validates a parsed workflow document.
 pub fn validate_value(value: &Value) -> Result<Workflow, Vec<ValidationError>> {
     let mut errors = schema_errors(value);
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
-        errors.dedup();
-        return Err(errors);
-    }
-    let workflow: Workflow = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
-        let pointer = path_to_pointer(&e.path().to_string());
-        vec![ValidationError::new(pointer, e.inner().to_string())]
-    })?;
-    let errors = semantic_errors(&workflow);
+    // Semantic checks run on every part that parses on its own, so one round trip
+    // reports schema and semantic problems together.
+    let parts = Parts::from_value(value);
+    errors.extend(parts.check());
     if errors.is_empty() {
-        Ok(workflow)
-    } else {
-        Err(errors)
+        match serde_path_to_error::deserialize::<_, Workflow>(value.clone()) {
+            Ok(workflow) => return Ok(workflow),
+            Err(e) => errors.push(ValidationError::new(path_to_pointer(&e.path().to_string()), e.inner().to_string())),
+        }
+    }
+    errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    errors.dedup();
+    Err(errors)
+}
+
+/// The pieces of a document that deserialize on their own, with their positions.
+struct Parts {
+    id: Option<String>,
+    triggers: Vec<(usize, Trigger)>,
+    conditions: Option<super::Condition>,
+    steps: Vec<(usize, super::Step)>,
+    step_ids: Vec<(usize, String)>,
+}
+
+impl Parts {
+    fn from_value(v: &Value) -> Self {
+        fn each<T: serde::de::DeserializeOwned>(v: Option<&Value>) -> Vec<(usize, T)> {
+            v.and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, x)| serde_json::from_value(x.clone()).ok().map(|t| (i, t)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        let step_ids = v
+            .get("steps")
+            .and_then(Value::as_array)
+            .map(|s| {
+                s.iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| x.get("id").and_then(Value::as_str).map(|id| (i, id.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            id: v.get("id").and_then(Value::as_str).map(String::from),
+            triggers: each(v.get("triggers")),
+            conditions: v.get("conditions").and_then(|c| serde_json::from_value(c.clone()).ok()),
+            steps: each(v.get("steps")),
+            step_ids,
+        }
+    }
+
+    fn check(&self) -> Vec<ValidationError> {
+        Checker { parts: self, ids: self.step_ids.iter().map(|(_, id)| id.as_str()).collect(), errors: Vec::new() }.run()
     }
 }
 
@@ -107,6 +151,13 @@ fn schema_errors(value: &Value) -> Vec<ValidationError> {
     for error in schema_validator().iter_errors(value) {
         let pointer = error.instance_path.to_string();
         match &error.kind {
+            jsonschema::error::ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                out.push(ValidationError::new(
+                    format!("{pointer}/{}", fields::escape(name)),
+                    format!("required field `{name}` is missing"),
+                ));
+            }
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 for name in unexpected {
                     out.push(ValidationError::new(
@@ -143,7 +194,7 @@ fn check_field_value(field: &str, value: &Value) -> Result<(), String> {
 }
 
 struct Checker<'a> {
-    workflow: &'a Workflow,
+    parts: &'a Parts,
     ids: HashSet<&'a str>,
     errors: Vec<ValidationError>,
 }
@@ -155,7 +206,8 @@ impl<'a> Checker<'a> {
 
     fn step_ref(&mut self, pointer: String, target: &str) {
         if target != END && !self.ids.contains(target) {
-            let known: Vec<&str> = self.workflow.steps.iter().map(|s| s.id.as_str()).collect();
+            let mut known: Vec<&str> = self.ids.iter().copied().collect();
+            known.sort();
             self.push(pointer, format!("unknown step `{target}`; steps are: {}, or `end`", known.join(", ")));
         }
     }
@@ -196,6 +248,9 @@ impl<'a> Checker<'a> {
         if matches!(c.op, Op::Changed | Op::ChangedFrom | Op::ChangedTo) && root != Root::Ticket {
             self.push(format!("{pointer}/op"), format!("`{}` applies to ticket.<field> only", c.op.as_str()));
         }
+        if c.op == Op::Changed && c.value.is_some() {
+            self.push(value_ptr.clone(), "`changed` takes no value; use `changed_to` or `changed_from` to compare");
+        }
         let Some(value) = &c.value else { return };
         match c.op {
             Op::Regex => {
@@ -234,11 +289,11 @@ impl<'a> Checker<'a> {
     }
 
     fn run(mut self) -> Vec<ValidationError> {
-        let wf = self.workflow;
-        if !crate::team::valid_id(&wf.id) {
+        let parts = self.parts;
+        if parts.id.as_deref().is_some_and(|id| !crate::team::valid_id(id)) {
             self.push("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`");
         }
-        for (i, trigger) in wf.triggers.iter().enumerate() {
+        for (i, trigger) in parts.triggers.iter() {
             if let Trigger::TicketUpdated { changed } = trigger {
                 for (j, f) in changed.iter().enumerate() {
                     let ptr = format!("/triggers/{i}/changed/{j}");
@@ -258,7 +313,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if let Some(c) = &wf.conditions {
+        if let Some(c) = &parts.conditions {
             let mut found = Vec::new();
             c.walk("/conditions", &mut |cmp, p| found.push((cmp, p.to_string())));
             for (cmp, p) in found {
@@ -266,14 +321,16 @@ impl<'a> Checker<'a> {
             }
         }
         let mut seen = HashSet::new();
-        for (i, step) in wf.steps.iter().enumerate() {
+        for (i, id) in parts.step_ids.iter() {
+            if id == END {
+                self.push(format!("/steps/{i}/id"), "`end` is reserved");
+            }
+            if !seen.insert(id.as_str()) {
+                self.push(format!("/steps/{i}/id"), format!("duplicate step id `{id}`"));
+            }
+        }
+        for (i, step) in parts.steps.iter() {
             let ptr = format!("/steps/{i}");
-            if step.id == END {
-                self.push(format!("{ptr}/id"), "`end` is reserved");
-            }
-            if !seen.insert(step.id.as_str()) {
-                self.push(format!("{ptr}/id"), format!("duplicate step id `{}`", step.id));
-            }
             if let Some(next) = &step.next {
                 self.step_ref(format!("{ptr}/next"), next);
             }
@@ -343,11 +400,6 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn semantic_errors(workflow: &Workflow) -> Vec<ValidationError> {
-    let ids = workflow.steps.iter().map(|s| s.id.as_str()).collect();
-    Checker { workflow, ids, errors: Vec::new() }.run()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,14 +442,14 @@ mod tests {
         assert_eq!(
             pointers(v),
             vec![
-                "/triggers/0/changed/0/field",
                 "/conditions/all/0/value",
                 "/conditions/all/1/value",
                 "/conditions/all/2/field",
                 "/steps/0/then",
+                "/steps/1/fields/priority",
                 "/steps/1/id",
                 "/steps/1/next",
-                "/steps/1/fields/priority",
+                "/triggers/0/changed/0/field",
             ]
         );
     }

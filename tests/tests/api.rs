@@ -1,0 +1,230 @@
+//! The HTTP API against a real server process on loopback.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use switchboard_tests::{repo, seed_team, write_config, Api, Server, ADMIN, AGENT};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _server: Server,
+    admin: Api,
+    agent: Api,
+}
+
+async fn start(extra_config: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), extra_config).unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    let agent = Api::new(&server.url, AGENT);
+    Fixture { _dir: dir, _server: server, admin, agent }
+}
+
+fn shipped(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo().join("workflows").join(name)).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn created_ticket_is_routed_and_the_trace_explains_why() {
+    let f = start("").await;
+    seed_team(&f.admin).await.unwrap();
+    f.admin.post("/workflows", &shipped("route-network.json")).await.unwrap();
+
+    let out = f
+        .agent
+        .post("/tickets", &json!({"title": "Cisco ASA drops VPN", "requester": "ann", "category": "network"}))
+        .await
+        .unwrap();
+    let id = out["ticket"]["id"].as_str().unwrap().to_string();
+    let run_id = out["runs"][0].as_str().expect("a run started").to_string();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+
+    // carol has the skill but is off shift; alice has it and is on shift.
+    let ticket = f.agent.get(&format!("/tickets/{id}")).await.unwrap();
+    assert_eq!(ticket["assignee"], "alice");
+    assert_eq!(ticket["group"], "network");
+    assert_eq!(ticket["status"], "assigned");
+
+    let run = f.agent.get(&format!("/runs/{run_id}")).await.unwrap();
+    assert_eq!(run["status"], "completed");
+    let trace = run["trace"].as_array().unwrap();
+    let conditions = trace.iter().find(|t| t["kind"] == "conditions").unwrap();
+    let checks = conditions["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["field"], "ticket.category");
+    assert_eq!(checks[0]["actual"], "network");
+    assert_eq!(checks[0]["result"], true);
+    let branch = trace.iter().find(|t| t["step"] == "cisco").unwrap();
+    assert_eq!(branch["outcome"], "true");
+    assert_eq!(branch["checks"][0]["op"], "regex");
+    let route = trace.iter().find(|t| t["step"] == "route-cisco").unwrap();
+    assert_eq!(route["detail"]["agent"], "alice");
+    let skipped = route["detail"]["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|s| s["agent"] == "carol" && s["reason"] == "off_shift"), "{skipped:?}");
+
+    // A ticket the workflow does not match says why in its event.
+    let other = f.agent.post("/tickets", &json!({"title": "Printer jam", "requester": "bo", "category": "hardware"})).await.unwrap();
+    assert_eq!(other["runs"], json!([]));
+    let events = f.agent.get(&format!("/tickets/{}/events", other["ticket"]["id"].as_str().unwrap())).await.unwrap();
+    let evaluation = &events["events"][0]["evaluations"][0];
+    assert_eq!(evaluation["outcome"], "not_matched");
+    assert!(evaluation["reason"].as_str().unwrap().contains("ticket.category eq \"network\""), "{evaluation}");
+}
+
+#[tokio::test]
+async fn least_loaded_routing_counts_open_tickets_and_capacity() {
+    let f = start("").await;
+    seed_team(&f.admin).await.unwrap();
+    f.admin.post("/workflows", &shipped("route-network.json")).await.unwrap();
+    let mut assignees = Vec::new();
+    for i in 0..4 {
+        let out = f.agent.post("/tickets", &json!({"title": format!("Wi-Fi slow {i}"), "requester": "ann", "category": "network"})).await.unwrap();
+        f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+        let t = f.agent.get(&format!("/tickets/{}", out["ticket"]["id"].as_str().unwrap())).await.unwrap();
+        assignees.push(t["assignee"].as_str().unwrap_or("-").to_string());
+    }
+    // alice (capacity 2) and bob alternate by load; alice is full for the fourth.
+    assert_eq!(assignees, ["alice", "bob", "alice", "bob"]);
+    // Resolving frees capacity.
+    let (status, _) = f.agent.call("PATCH", "/tickets/T-1", Some(&json!({"status": "resolved"}))).await.unwrap();
+    assert_eq!(status, 200);
+    let agents = f.agent.get("/agents/alice").await.unwrap();
+    assert_eq!(agents["open_tickets"], 1);
+}
+
+#[tokio::test]
+async fn invalid_workflow_gets_every_error_with_its_pointer() {
+    let f = start("").await;
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/invalid/wrong-value-types.json")).unwrap()).unwrap();
+    let (status, out) = f.admin.call("POST", "/workflows", Some(&body)).await.unwrap();
+    assert_eq!(status, 422);
+    assert_eq!(out["error"]["code"], "invalid");
+    let pointers: Vec<&str> = out["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert!(pointers.contains(&"/steps/0/fields/priority"), "{pointers:?}");
+    assert!(pointers.contains(&"/version"), "{pointers:?}");
+    assert_eq!(pointers.len(), 8, "{out}");
+    // Nothing was stored.
+    assert_eq!(f.admin.get("/workflows").await.unwrap()["workflows"], json!([]));
+    // The validate endpoint answers the same without storing.
+    let v = f.admin.post("/workflows/validate", &body).await.unwrap();
+    assert_eq!(v["valid"], false);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_located_4xx_and_persists_nothing() {
+    let f = start("max_body_bytes = 4096").await;
+    seed_team(&f.admin).await.unwrap();
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", "/tickets", b"{\"title\": ".to_vec(), 400, "malformed_json"),
+        ("POST", "/tickets", b"".to_vec(), 400, "malformed_json"),
+        ("POST", "/tickets", br#"{"title":"x","requester":"r","colour":"red"}"#.to_vec(), 422, "/colour"),
+        ("POST", "/tickets", br#"{"title":"x","requester":"r","impact":"huge"}"#.to_vec(), 422, "/impact"),
+        ("POST", "/tickets", br#"{"title":"","requester":"r"}"#.to_vec(), 422, "/title"),
+        ("POST", "/tickets", br#"{"title":"x","requester":"r","assignee":"nobody"}"#.to_vec(), 422, "/assignee"),
+        ("POST", "/tickets", br#"[1,2,3]"#.to_vec(), 422, "invalid"),
+        ("POST", "/tickets", format!(r#"{{"title":"x","requester":"r","description":"{}"}}"#, "a".repeat(5000)).into_bytes(), 413, "body_too_large"),
+        ("GET", "/tickets/T-999", vec![], 404, "not_found"),
+        ("GET", "/tickets/not-an-id", vec![], 404, "not_found"),
+        ("GET", "/tickets?status=sleeping", vec![], 400, "bad_query"),
+    ];
+    for (method, path, body, status, needle) in cases {
+        let (got, out) = f.agent.raw(method, path, body).await.unwrap();
+        assert_eq!(got, status, "{method} {path}: {out}");
+        assert!(out.to_string().contains(needle), "{method} {path}: expected {needle} in {out}");
+        assert!(out["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{out}");
+    }
+    assert_eq!(f.agent.get("/tickets").await.unwrap()["tickets"], json!([]), "nothing persisted");
+
+    // Invalid transition: named field and allowed moves; the ticket is unchanged.
+    let t = f.agent.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap();
+    let (status, out) = f.agent.call("PATCH", &format!("/tickets/{id}"), Some(&json!({"status": "reopened", "category": "net"}))).await.unwrap();
+    assert_eq!(status, 422);
+    assert_eq!(out["error"]["details"]["errors"][0]["pointer"], "/status");
+    assert!(out["error"]["message"].as_str().unwrap().contains("cannot move from `new` to `reopened`"));
+    let after = f.agent.get(&format!("/tickets/{id}")).await.unwrap();
+    assert_eq!(after["category"], Value::Null, "a failed patch changes nothing");
+
+    // Auth: no token, unknown token, wrong role.
+    let anon = Api::new(&f.agent.url, "");
+    assert_eq!(anon.call("GET", "/tickets", None).await.unwrap().0, 401);
+    let wrong = Api::new(&f.agent.url, "not-a-real-token-at-all");
+    assert_eq!(wrong.call("GET", "/tickets", None).await.unwrap().0, 401);
+    let (status, out) = f.agent.call("POST", "/workflows", Some(&shipped("route-network.json"))).await.unwrap();
+    assert_eq!(status, 403, "{out}");
+    assert_eq!(anon.call("GET", "/health", None).await.unwrap().0, 200, "health needs no token");
+}
+
+#[tokio::test]
+async fn loop_guard_refuses_a_self_retriggering_workflow_visibly() {
+    let f = start("loop_depth = 3").await;
+    let wf = json!({
+        "id": "ping", "name": "Rewrites a field on every update",
+        "triggers": [{"on": "ticket.updated"}],
+        "steps": [{"id": "touch", "type": "set", "fields": {"custom.last_run": "{{run.id}}"}}]
+    });
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.agent.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap().to_string();
+    f.agent.call("PATCH", &format!("/tickets/{id}"), Some(&json!({"category": "loop"}))).await.unwrap();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+
+    let runs = f.agent.get(&format!("/runs?ticket={id}")).await.unwrap()["runs"].as_array().unwrap().clone();
+    let statuses: Vec<&str> = runs.iter().rev().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["completed", "completed", "completed", "refused"]);
+    let refused = &runs[0];
+    assert!(refused["error"].as_str().unwrap().contains("loop guard"), "{refused}");
+    assert_eq!(refused["causation"].as_array().unwrap().len(), 3);
+    let events = f.agent.get(&format!("/tickets/{id}/events")).await.unwrap();
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["evaluations"][0]["outcome"] == "refused"));
+}
+
+#[tokio::test]
+async fn manual_start_with_input_and_signed_outbound_webhook() {
+    use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Router};
+    use std::sync::{Arc, Mutex};
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+    let seen: Seen = Arc::default();
+    async fn hook(State(seen): State<Seen>, headers: HeaderMap, body: Bytes) -> axum::http::StatusCode {
+        let sig = headers.get("x-switchboard-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if switchboard::notify::verify(switchboard_tests::SECRET.as_bytes(), sig, &body).is_none() {
+            return axum::http::StatusCode::UNAUTHORIZED;
+        }
+        let delivery = headers.get("x-switchboard-delivery").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        seen.lock().unwrap().push((delivery, serde_json::from_slice(&body).unwrap()));
+        axum::http::StatusCode::OK
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new().route("/hook", post(hook)).with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let f = start("").await;
+    let wf = json!({
+        "id": "announce", "name": "Announce by hand",
+        "triggers": [{"on": "manual"}],
+        "steps": [
+            {"id": "note", "type": "comment", "body": "Announced: {{vars.input.message}}", "internal": false},
+            {"id": "hook", "type": "notify", "url": format!("http://127.0.0.1:{port}/hook"),
+             "payload": {"ticket": "{{ticket.id}}", "message": "{{vars.input.message}}"}}
+        ]
+    });
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.agent.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap().to_string();
+    let started = f.agent.post("/workflows/announce/runs", &json!({"ticket": id, "input": {"message": "maintenance at 6"}})).await.unwrap();
+    let run_id = started["runs"][0].as_str().unwrap().to_string();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+
+    let run = f.agent.get(&format!("/runs/{run_id}")).await.unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    let ticket = f.agent.get(&format!("/tickets/{id}")).await.unwrap();
+    assert_eq!(ticket["comments"][0]["body"], "Announced: maintenance at 6");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, format!("{run_id}/hook"));
+    assert_eq!(seen[0].1, json!({"ticket": id, "message": "maintenance at 6"}));
+
+    // A workflow without a manual trigger cannot be started by hand.
+    let (status, _) = f.agent.call("POST", "/workflows/nope/runs", Some(&json!({"ticket": id}))).await.unwrap();
+    assert_eq!(status, 404);
+}
