@@ -98,7 +98,9 @@ impl Failure {
 impl From<crate::store::Error> for Failure {
     fn from(e: crate::store::Error) -> Self {
         let code = match e {
-            crate::store::Error::Locked { .. } | crate::store::Error::Io { .. } | crate::store::Error::Corrupt { .. } => 3,
+            crate::store::Error::Locked { .. }
+            | crate::store::Error::Io { .. }
+            | crate::store::Error::Corrupt { .. } => 3,
             _ => 1,
         };
         Self { code, message: e.to_string() }
@@ -246,7 +248,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");
     if args.demo {
-        tracing::info!("demo tokens: admin={} agent={} integrator={}", crate::demo::ADMIN_TOKEN, crate::demo::AGENT_TOKEN, crate::demo::INTEGRATOR_TOKEN);
+        tracing::info!(
+            "demo tokens: admin={} agent={} integrator={}",
+            crate::demo::ADMIN_TOKEN,
+            crate::demo::AGENT_TOKEN,
+            crate::demo::INTEGRATOR_TOKEN
+        );
     }
     // A line on stdout that scripts and tests can wait for.
     println!("listening on http://{addr}");

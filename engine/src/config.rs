@@ -118,8 +118,8 @@ pub enum Error {
 impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
         toml::from_str(&text).map_err(|e| Error::Parse { path: path.display().to_string(), message: e.to_string() })
     }
 

@@ -50,7 +50,12 @@ pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
     ];
     for (id, name, description) in groups {
         if engine.store().group(id)?.is_none() {
-            let g = Group { id: id.into(), name: name.into(), description: description.into(), manager: Some("grace".into()) };
+            let g = Group {
+                id: id.into(),
+                name: name.into(),
+                description: description.into(),
+                manager: Some("grace".into()),
+            };
             engine.put_group(g, "demo").await?;
         }
     }

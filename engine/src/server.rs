@@ -12,7 +12,8 @@ pub async fn run(
     listener: TcpListener,
     engine: Arc<Engine>,
     demo: bool,
-    shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = AppState {
         tokens: Arc::new(Tokens::new(&engine.config().tokens)),
         engine: engine.clone(),

@@ -131,7 +131,11 @@ impl Api {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(json!({"raw": String::from_utf8_lossy(&bytes)})) };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(json!({"raw": String::from_utf8_lossy(&bytes)}))
+        };
         Ok((status, value))
     }
 
@@ -191,7 +195,9 @@ pub async fn seed_team(api: &Api) -> Result<()> {
     for g in ["network", "service-desk"] {
         api.post("/groups", &json!({"id": g, "name": g})).await?;
     }
-    for (id, skills, capacity, on_shift) in [("alice", vec!["cisco"], 2, true), ("bob", vec![], 5, true), ("carol", vec!["cisco"], 5, false)] {
+    for (id, skills, capacity, on_shift) in
+        [("alice", vec!["cisco"], 2, true), ("bob", vec![], 5, true), ("carol", vec!["cisco"], 5, false)]
+    {
         api.post(
             "/agents",
             &json!({"id": id, "name": id, "groups": ["network"], "skills": skills, "capacity": capacity, "on_shift": on_shift}),

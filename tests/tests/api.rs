@@ -1,5 +1,7 @@
 //! The HTTP API against a real server process on loopback.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard_tests::{repo, seed_team, write_config, Api, Server, ADMIN, AGENT};
@@ -62,7 +64,11 @@ async fn created_ticket_is_routed_and_the_trace_explains_why() {
     assert!(skipped.iter().any(|s| s["agent"] == "carol" && s["reason"] == "off_shift"), "{skipped:?}");
 
     // A ticket the workflow does not match says why in its event.
-    let other = f.agent.post("/tickets", &json!({"title": "Printer jam", "requester": "bo", "category": "hardware"})).await.unwrap();
+    let other = f
+        .agent
+        .post("/tickets", &json!({"title": "Printer jam", "requester": "bo", "category": "hardware"}))
+        .await
+        .unwrap();
     assert_eq!(other["runs"], json!([]));
     let events = f.agent.get(&format!("/tickets/{}/events", other["ticket"]["id"].as_str().unwrap())).await.unwrap();
     let evaluation = &events["events"][0]["evaluations"][0];
@@ -77,7 +83,11 @@ async fn least_loaded_routing_counts_open_tickets_and_capacity() {
     f.admin.post("/workflows", &shipped("route-network.json")).await.unwrap();
     let mut assignees = Vec::new();
     for i in 0..4 {
-        let out = f.agent.post("/tickets", &json!({"title": format!("Wi-Fi slow {i}"), "requester": "ann", "category": "network"})).await.unwrap();
+        let out = f
+            .agent
+            .post("/tickets", &json!({"title": format!("Wi-Fi slow {i}"), "requester": "ann", "category": "network"}))
+            .await
+            .unwrap();
         f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
         let t = f.agent.get(&format!("/tickets/{}", out["ticket"]["id"].as_str().unwrap())).await.unwrap();
         assignees.push(t["assignee"].as_str().unwrap_or("-").to_string());
@@ -94,11 +104,15 @@ async fn least_loaded_routing_counts_open_tickets_and_capacity() {
 #[tokio::test]
 async fn invalid_workflow_gets_every_error_with_its_pointer() {
     let f = start("").await;
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/invalid/wrong-value-types.json")).unwrap()).unwrap();
+    let body: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("workflows/invalid/wrong-value-types.json")).unwrap(),
+    )
+    .unwrap();
     let (status, out) = f.admin.call("POST", "/workflows", Some(&body)).await.unwrap();
     assert_eq!(status, 422);
     assert_eq!(out["error"]["code"], "invalid");
-    let pointers: Vec<&str> = out["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> =
+        out["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
     assert!(pointers.contains(&"/steps/0/fields/priority"), "{pointers:?}");
     assert!(pointers.contains(&"/version"), "{pointers:?}");
     assert_eq!(pointers.len(), 8, "{out}");
@@ -121,7 +135,13 @@ async fn bad_input_gets_a_located_4xx_and_persists_nothing() {
         ("POST", "/tickets", br#"{"title":"","requester":"r"}"#.to_vec(), 422, "/title"),
         ("POST", "/tickets", br#"{"title":"x","requester":"r","assignee":"nobody"}"#.to_vec(), 422, "/assignee"),
         ("POST", "/tickets", br#"[1,2,3]"#.to_vec(), 422, "invalid"),
-        ("POST", "/tickets", format!(r#"{{"title":"x","requester":"r","description":"{}"}}"#, "a".repeat(5000)).into_bytes(), 413, "body_too_large"),
+        (
+            "POST",
+            "/tickets",
+            format!(r#"{{"title":"x","requester":"r","description":"{}"}}"#, "a".repeat(5000)).into_bytes(),
+            413,
+            "body_too_large",
+        ),
         ("GET", "/tickets/T-999", vec![], 404, "not_found"),
         ("GET", "/tickets/not-an-id", vec![], 404, "not_found"),
         ("GET", "/tickets?status=sleeping", vec![], 400, "bad_query"),
@@ -137,7 +157,11 @@ async fn bad_input_gets_a_located_4xx_and_persists_nothing() {
     // Invalid transition: named field and allowed moves; the ticket is unchanged.
     let t = f.agent.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
     let id = t["ticket"]["id"].as_str().unwrap();
-    let (status, out) = f.agent.call("PATCH", &format!("/tickets/{id}"), Some(&json!({"status": "reopened", "category": "net"}))).await.unwrap();
+    let (status, out) = f
+        .agent
+        .call("PATCH", &format!("/tickets/{id}"), Some(&json!({"status": "reopened", "category": "net"})))
+        .await
+        .unwrap();
     assert_eq!(status, 422);
     assert_eq!(out["error"]["details"]["errors"][0]["pointer"], "/status");
     assert!(out["error"]["message"].as_str().unwrap().contains("cannot move from `new` to `reopened`"));
@@ -211,7 +235,11 @@ async fn manual_start_with_input_and_signed_outbound_webhook() {
     f.admin.post("/workflows", &wf).await.unwrap();
     let t = f.agent.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
     let id = t["ticket"]["id"].as_str().unwrap().to_string();
-    let started = f.agent.post("/workflows/announce/runs", &json!({"ticket": id, "input": {"message": "maintenance at 6"}})).await.unwrap();
+    let started = f
+        .agent
+        .post("/workflows/announce/runs", &json!({"ticket": id, "input": {"message": "maintenance at 6"}}))
+        .await
+        .unwrap();
     let run_id = started["runs"][0].as_str().unwrap().to_string();
     f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
 

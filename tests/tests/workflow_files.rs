@@ -3,6 +3,8 @@
 //! in `<name>.expected`. Run with `BLESS=1` to rewrite the expectations after a
 //! deliberate change, then review the diff.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 use std::path::PathBuf;
 use std::process::Command;
 use switchboard_tests::{binary, repo};
@@ -59,7 +61,10 @@ fn cli_validate_names_file_and_pointer_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for pointer in ["/steps/0/then", "/steps/1/next", "/steps/2/id"] {
-        assert!(stderr.contains(&format!("unknown-step-reference.json:{pointer}: ")), "missing {pointer} in:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("unknown-step-reference.json:{pointer}: ")),
+            "missing {pointer} in:\n{stderr}"
+        );
     }
 }
 

@@ -32,7 +32,8 @@ impl ApiError {
 
     /// 422 with every located problem.
     pub fn invalid_all(errors: Vec<(String, String)>) -> Self {
-        let first = errors.first().map(|(p, m)| format!("{}: {m}", if p.is_empty() { "/" } else { p })).unwrap_or_default();
+        let first =
+            errors.first().map(|(p, m)| format!("{}: {m}", if p.is_empty() { "/" } else { p })).unwrap_or_default();
         let list: Vec<Value> = errors.into_iter().map(|(p, m)| json!({"pointer": p, "message": m})).collect();
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,7 +83,9 @@ impl From<crate::store::Error> for ApiError {
     fn from(e: crate::store::Error) -> Self {
         tracing::error!(error = %e, "storage error");
         match e {
-            crate::store::Error::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down"),
+            crate::store::Error::Closed => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down")
+            }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),
         }
     }

@@ -46,7 +46,8 @@ pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
 /// Parses a JSON object into `T`; type errors carry the member's JSON pointer.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = parse_object(bytes)?;
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| ApiError::invalid(&pointer(e.path()), e.inner().to_string()))
+    serde_path_to_error::deserialize::<_, T>(value)
+        .map_err(|e| ApiError::invalid(&pointer(e.path()), e.inner().to_string()))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -55,13 +56,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body exceeds the configured limit (max_body_bytes)")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "request body exceeds the configured limit (max_body_bytes)",
+                )
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "request body is empty; JSON expected"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "request body is empty; JSON expected",
+            ));
         }
         parse(&bytes).map(JsonBody)
     }
@@ -80,7 +89,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 }
 
 fn serde_urlencoded_de<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "malformed query string"))?)
-        .map(|q| q.0)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "malformed query string"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))
 }

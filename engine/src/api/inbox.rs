@@ -24,7 +24,11 @@ pub async fn receive(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     let secret = s.engine.config().secrets.get("default").cloned().unwrap_or_default();
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if verify(secret.as_bytes(), signature, &body).is_none() {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", "missing or wrong X-Switchboard-Signature"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "missing or wrong X-Switchboard-Signature",
+        ));
     }
     let delivery = headers.get(DELIVERY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

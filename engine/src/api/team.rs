@@ -61,7 +61,8 @@ pub async fn list_groups(State(s): State<AppState>) -> Result<Json<Value>, ApiEr
 /// `GET /groups/{id}` with its agents.
 pub async fn get_group(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let g = s.engine.store().group(&id)?.ok_or_else(|| ApiError::not_found("group", &id))?;
-    let members: Vec<String> = s.engine.store().agents()?.into_iter().filter(|a| a.groups.contains(&id)).map(|a| a.id).collect();
+    let members: Vec<String> =
+        s.engine.store().agents()?.into_iter().filter(|a| a.groups.contains(&id)).map(|a| a.id).collect();
     let mut v = serde_json::to_value(&g).unwrap_or(Value::Null);
     v["agents"] = json!(members);
     Ok(Json(v))

@@ -23,7 +23,10 @@ pub async fn create(
 }
 
 /// `GET /tickets?status=&group=&assignee=&category=&priority=&kind=&requester=&external_id=&after=&limit=`
-pub async fn list(State(s): State<AppState>, QueryArgs(filter): QueryArgs<TicketFilter>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    QueryArgs(filter): QueryArgs<TicketFilter>,
+) -> Result<Json<Value>, ApiError> {
     let tickets = s.engine.store().tickets(&filter)?;
     let next = (tickets.len() >= filter.page_size()).then(|| tickets.last().map(|t| t.id.clone())).flatten();
     Ok(Json(json!({"tickets": tickets, "next_after": next})))

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 fn validated(body: &Bytes) -> Result<Workflow, ApiError> {
     let value = super::extract::parse_object(body)?;
-    validate_value(&value).map_err(|errs| ApiError::invalid_all(errs.into_iter().map(|e| (e.pointer, e.message)).collect()))
+    validate_value(&value)
+        .map_err(|errs| ApiError::invalid_all(errs.into_iter().map(|e| (e.pointer, e.message)).collect()))
 }
 
 /// `GET /workflows`
@@ -68,7 +69,10 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Js
 }
 
 /// `GET /workflows/{id}/revisions/{revision}`
-pub async fn revision(State(s): State<AppState>, Path((id, revision)): Path<(String, u32)>) -> Result<Json<Workflow>, ApiError> {
+pub async fn revision(
+    State(s): State<AppState>,
+    Path((id, revision)): Path<(String, u32)>,
+) -> Result<Json<Workflow>, ApiError> {
     s.engine
         .store()
         .workflow_revision(&id, revision)?
@@ -77,13 +81,21 @@ pub async fn revision(State(s): State<AppState>, Path((id, revision)): Path<(Str
 }
 
 /// `POST /workflows/{id}/enable` (admin)
-pub async fn enable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
+pub async fn enable(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRecord>, ApiError> {
     who.admin()?;
     Ok(Json(s.engine.set_enabled(&id, true, &who.name).await?))
 }
 
 /// `POST /workflows/{id}/disable` (admin)
-pub async fn disable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
+pub async fn disable(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRecord>, ApiError> {
     who.admin()?;
     Ok(Json(s.engine.set_enabled(&id, false, &who.name).await?))
 }

@@ -66,6 +66,9 @@ pub struct Engine {
     locks: locks::TicketLocks,
     routing: tokio::sync::Mutex<()>,
     definitions: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
+    /// Current workflow records, read once and replaced whenever one changes, so
+    /// dispatching an event does not decode every definition from the store.
+    workflows: Mutex<Option<Arc<Vec<WorkflowRecord>>>>,
     tasks: TaskTracker,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
@@ -86,10 +89,8 @@ pub struct Outcome {
 impl Engine {
     /// An engine over `store`. Call [`Engine::recover`] before serving.
     pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: Arc<Config>) -> Arc<Self> {
-        let notifier = Notifier::new(
-            std::time::Duration::from_millis(config.notify_timeout_ms),
-            config.notify_attempts,
-        );
+        let notifier =
+            Notifier::new(std::time::Duration::from_millis(config.notify_timeout_ms), config.notify_attempts);
         Arc::new(Self {
             workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,
@@ -99,6 +100,7 @@ impl Engine {
             locks: locks::TicketLocks::new(),
             routing: tokio::sync::Mutex::new(()),
             definitions: Mutex::new(HashMap::new()),
+            workflows: Mutex::new(None),
             tasks: TaskTracker::new(),
             stopping: AtomicBool::new(false),
         })
@@ -168,6 +170,20 @@ impl Engine {
         let def = Arc::new(def);
         self.definitions.lock().unwrap_or_else(|p| p.into_inner()).insert(key, def.clone());
         Ok(def)
+    }
+
+    fn current_workflows(&self) -> Result<Arc<Vec<WorkflowRecord>>> {
+        let mut cache = self.workflows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = cache.as_ref() {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(self.store.workflows()?);
+        *cache = Some(list.clone());
+        Ok(list)
+    }
+
+    fn forget_workflows(&self) {
+        *self.workflows.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     // ----- tickets -------------------------------------------------------------------
@@ -244,22 +260,31 @@ impl Engine {
         let comment = after.add_comment(actor, body, internal, self.now());
         let mut tx = Tx::new();
         tx.ticket(Some(&before), &after);
-        let (event, runs) = self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
+        let (event, runs) =
+            self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
         self.store.commit(tx).await?;
         self.spawn_runs(&runs);
         Ok(Outcome { ticket: after, event: Some(event), runs })
     }
 
     /// Starts a workflow by hand on a ticket; `input` becomes `vars.input`.
-    pub async fn start_manual(self: &Arc<Self>, workflow: &str, ticket: &str, input: Value, actor: &str) -> Result<Outcome> {
-        let record = self.store.workflow(workflow)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
+    pub async fn start_manual(
+        self: &Arc<Self>,
+        workflow: &str,
+        ticket: &str,
+        input: Value,
+        actor: &str,
+    ) -> Result<Outcome> {
+        let record =
+            self.store.workflow(workflow)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
         if !record.definition.triggers.contains(&Trigger::Manual) {
             return Err(Error::Conflict(format!("workflow `{workflow}` has no `manual` trigger")));
         }
         let _guard = self.locks.lock(ticket).await;
         let t = self.store.ticket(ticket)?.ok_or_else(|| invalid("/ticket", format!("unknown ticket `{ticket}`")))?;
         let mut tx = Tx::new();
-        let (event, runs) = self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
+        let (event, runs) =
+            self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
         self.store.commit(tx).await?;
         self.spawn_runs(&runs);
         Ok(Outcome { ticket: t, event: Some(event), runs })
@@ -315,11 +340,11 @@ impl Engine {
             Some((w, input)) => (Some(w), input),
             None => (None, Value::Null),
         };
-        for record in self.store.workflows()? {
+        for record in self.current_workflows()?.iter() {
             if only.is_some_and(|w| w != record.id) || !triggered(&record.definition, &event) {
                 continue;
             }
-            let (evaluation, run) = self.evaluate(&record, &event, ticket, &input)?;
+            let (evaluation, run) = self.evaluate(record, &event, ticket, &input)?;
             if let Some(run) = run {
                 if run.status.is_active() {
                     runs.push(run.id.clone());
@@ -333,7 +358,13 @@ impl Engine {
     }
 
     /// Offers one event to one workflow whose trigger matched.
-    fn evaluate(&self, record: &WorkflowRecord, event: &Event, ticket: &Ticket, input: &Value) -> Result<(Evaluation, Option<Run>)> {
+    fn evaluate(
+        &self,
+        record: &WorkflowRecord,
+        event: &Event,
+        ticket: &Ticket,
+        input: &Value,
+    ) -> Result<(Evaluation, Option<Run>)> {
         let wf = &record.definition;
         let mut evaluation = Evaluation {
             workflow_id: record.id.clone(),
@@ -391,7 +422,11 @@ impl Engine {
                 record.id, self.config.loop_depth
             ))
         } else if event.causation.len() >= self.config.max_chain {
-            Some(format!("loop guard: causation chain is {} runs long (limit {})", event.causation.len(), self.config.max_chain))
+            Some(format!(
+                "loop guard: causation chain is {} runs long (limit {})",
+                event.causation.len(),
+                self.config.max_chain
+            ))
         } else {
             None
         };
@@ -401,7 +436,8 @@ impl Engine {
             run.cursor = None;
             run.finished_at = Some(now);
             run.error = Some(reason.clone());
-            let chain: Vec<String> = event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
+            let chain: Vec<String> =
+                event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
             run.trace.push(TraceEntry {
                 at: now,
                 kind: "refused".into(),
@@ -446,7 +482,11 @@ impl Engine {
             step: None,
             step_type: None,
             outcome: "matched".into(),
-            message: if checks.is_empty() { "no conditions".into() } else { format!("{} comparison(s) held", checks.iter().filter(|c| c.result).count()) },
+            message: if checks.is_empty() {
+                "no conditions".into()
+            } else {
+                format!("{} comparison(s) held", checks.iter().filter(|c| c.result).count())
+            },
             checks: checks.clone(),
             changes: Vec::new(),
             detail: Value::Null,
@@ -490,6 +530,7 @@ impl Engine {
                 detail: json!({"revision": revision}),
             }));
         self.store.commit(tx).await?;
+        self.forget_workflows();
         Ok((record, true))
     }
 
@@ -508,6 +549,7 @@ impl Engine {
             detail: Value::Null,
         }));
         self.store.commit(tx).await?;
+        self.forget_workflows();
         Ok(record)
     }
 

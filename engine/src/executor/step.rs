@@ -135,7 +135,11 @@ impl Engine {
         let mut new_runs = Vec::new();
         let causation = {
             let mut c = run.causation.clone();
-            c.push(Cause { workflow_id: run.workflow_id.clone(), run_id: run.id.clone(), event_id: run.event_id.clone() });
+            c.push(Cause {
+                workflow_id: run.workflow_id.clone(),
+                run_id: run.id.clone(),
+                event_id: run.event_id.clone(),
+            });
             c
         };
         let actor = format!("workflow:{}", run.workflow_id);
@@ -144,17 +148,28 @@ impl Engine {
             effect.entry.changes = changes.clone();
             tx.ticket(Some(&ticket), after);
             if !changes.is_empty() {
-                let (_, runs) = self.raise(&mut tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
+                let (_, runs) =
+                    self.raise(&mut tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
                 new_runs.extend(runs);
             }
             if let Some(comment) = effect.comment.take() {
-                let (_, runs) = self.raise(&mut tx, after, EventKind::CommentAdded, Vec::new(), Some(comment), &actor, &causation, None)?;
+                let (_, runs) = self.raise(
+                    &mut tx,
+                    after,
+                    EventKind::CommentAdded,
+                    Vec::new(),
+                    Some(comment),
+                    &actor,
+                    &causation,
+                    None,
+                )?;
                 new_runs.extend(runs);
             }
         }
         for child in &effect.children {
             tx.ticket(None, child);
-            let (_, runs) = self.raise(&mut tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
+            let (_, runs) =
+                self.raise(&mut tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
             new_runs.extend(runs);
         }
         tx.writes.append(&mut effect.writes);
@@ -197,7 +212,11 @@ impl Engine {
         run.cursor = None;
         run.finished_at = Some(now);
         run.updated_at = now;
-        run.trace.push(finished_entry(now, if status == RunStatus::Completed { "completed" } else { "failed" }, error.as_deref().unwrap_or("")));
+        run.trace.push(finished_entry(
+            now,
+            if status == RunStatus::Completed { "completed" } else { "failed" },
+            error.as_deref().unwrap_or(""),
+        ));
         run.error = error;
         let mut tx = Tx::new();
         tx.push(Write::Run(Box::new(run)));
@@ -226,7 +245,8 @@ impl Engine {
         let delivery_id = format!("{}/{}", run.id, step.id);
         let delivery = self.notifier.send(url, key.as_bytes(), &delivery_id, &body, self.now().timestamp()).await;
         let mut effect = effect;
-        effect.entry.detail = json!({"url": url, "delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts});
+        effect.entry.detail =
+            json!({"url": url, "delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts});
         effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
         if delivery.ok {
             effect.entry.message = format!("delivered to {url} ({})", delivery.status);
@@ -300,7 +320,13 @@ impl Engine {
                         if let Err(e) = fields::set(&mut next, "assignee", json!(agent), matrix, now) {
                             return Ok(effect.fail(e.to_string()));
                         }
-                        effect.entry.message = format!("{} chose {agent} in {group}", serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+                        effect.entry.message = format!(
+                            "{} chose {agent} in {group}",
+                            serde_json::to_value(strategy)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default()
+                        );
                         if let Some(c) = &decision.cursor {
                             effect.writes.push(Write::RoundRobin { group: group.clone(), agent: c.clone() });
                         }

@@ -74,7 +74,14 @@ impl Notifier {
     }
 
     /// POSTs `body`, retrying on connection errors, 429 and 5xx with exponential backoff.
-    pub async fn send(&self, url: &str, secret: &[u8], delivery_id: &str, body: &serde_json::Value, now: i64) -> Delivery {
+    pub async fn send(
+        &self,
+        url: &str,
+        secret: &[u8],
+        delivery_id: &str,
+        body: &serde_json::Value,
+        now: i64,
+    ) -> Delivery {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let signature = sign(secret, now, &bytes);
         let mut last = Delivery { status: 0, attempts: 0, ok: false, error: None };

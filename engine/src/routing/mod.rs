@@ -89,11 +89,7 @@ pub fn choose(req: &Request<'_>) -> Decision {
     let agent = match req.strategy {
         Strategy::RoundRobin => {
             let after = req.cursor.unwrap_or("");
-            eligible
-                .iter()
-                .find(|(id, _)| id.as_str() > after)
-                .or_else(|| eligible.first())
-                .map(|(id, _)| id.clone())
+            eligible.iter().find(|(id, _)| id.as_str() > after).or_else(|| eligible.first()).map(|(id, _)| id.clone())
         }
         Strategy::LeastLoaded | Strategy::Skills => {
             eligible.iter().min_by_key(|(id, load)| (*load, id.clone())).map(|(id, _)| id.clone())
@@ -119,7 +115,13 @@ mod tests {
         }
     }
 
-    fn run(strategy: Strategy, agents: &[Agent], load: &[(&str, u32)], skills: &[&str], cursor: Option<&str>) -> Decision {
+    fn run(
+        strategy: Strategy,
+        agents: &[Agent],
+        load: &[(&str, u32)],
+        skills: &[&str],
+        cursor: Option<&str>,
+    ) -> Decision {
         let load = load.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let skills: Vec<String> = skills.iter().map(|s| s.to_string()).collect();
         choose(&Request { agents, load: &load, strategy, skills: &skills, on_shift_only: true, cursor })

@@ -19,7 +19,6 @@
 //! | `ao/` | agent, 0, ticket n | (open assignments) |
 //! | `rr/` | group | last round-robin agent |
 //! | `au/` | seq | audit entry |
-//! | `seq/` | `T`, `R`, `E` | last number handed out |
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -29,6 +28,7 @@ use std::path::{Path, PathBuf};
 /// Sled-backed [`Store`].
 pub struct SledStore {
     db: ::sled::Db,
+    counters: [std::sync::atomic::AtomicU64; 3],
     flusher: Flusher,
     path: PathBuf,
 }
@@ -73,8 +73,8 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
-                ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
+                ::sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
                 {
                     Error::Locked { path: path.clone() }
                 }
@@ -83,8 +83,12 @@ impl SledStore {
                 other => Error::Backend(other.to_string()),
             })?;
         let data_file = std::fs::File::open(dir.join("db")).ok();
+        let last = |prefix: &[u8]| -> Result<u64> {
+            Ok(db.scan_prefix(prefix).keys().next_back().transpose().map_err(backend)?.map_or(0, |k| be(&k)))
+        };
+        let counters = [last(b"t/")?.into(), last(b"r/")?.into(), last(b"e/")?.into()];
         let flusher = Flusher::start(db.clone(), data_file, durability);
-        Ok(Self { db, flusher, path: dir.to_path_buf() })
+        Ok(Self { db, counters, flusher, path: dir.to_path_buf() })
     }
 
     /// Group-commit counters.
@@ -123,20 +127,16 @@ impl SledStore {
         self.db.scan_prefix(prefix).keys().map(|k| k.map_err(backend)).collect()
     }
 
-    /// The next number of a per-kind sequence (`T`, `R`, `E`). The counter is written
-    /// before any record using the number, so the flush that makes a record durable
-    /// also makes its number durable: acknowledged ids are never reused.
+    /// The next number of a per-kind sequence (`T`, `R`, `E`), from an in-memory counter
+    /// that starts above the highest id stored. A number handed out but never committed
+    /// may be handed out again after a restart; a committed one never is.
     fn next_id(&self, letter: char) -> Result<String> {
-        let key = format!("seq/{letter}");
-        let next = self
-            .db
-            .update_and_fetch(key.as_bytes(), |old| {
-                let n = old.map_or(0, be) + 1;
-                Some(n.to_be_bytes().to_vec())
-            })
-            .map_err(backend)?
-            .map_or(1, |v| be(&v));
-        Ok(format!("{letter}-{next}"))
+        let counter = match letter {
+            'T' => &self.counters[0],
+            'R' => &self.counters[1],
+            _ => &self.counters[2],
+        };
+        Ok(format!("{letter}-{}", counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1))
     }
 
     fn batch(&self, tx: Tx) -> Result<::sled::Batch> {
@@ -210,10 +210,8 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        detail: e.to_string(),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Corrupt { key: String::from_utf8_lossy(key).into_owned(), detail: e.to_string() })
 }
 
 fn id_num(id: &str, letter: char) -> Result<u64> {
@@ -297,8 +295,7 @@ impl RunStore for SledStore {
     fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
         let keep = |r: &Run| {
-            filter.workflow.as_ref().is_none_or(|w| &r.workflow_id == w)
-                && filter.status.is_none_or(|s| r.status == s)
+            filter.workflow.as_ref().is_none_or(|w| &r.workflow_id == w) && filter.status.is_none_or(|s| r.status == s)
         };
         let mut out = Vec::new();
         if let Some(ticket) = &filter.ticket {
@@ -432,8 +429,13 @@ mod tests {
         {
             let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
             id = store.next_ticket_id().unwrap();
-            let t = NewTicket { title: "x".into(), requester: "r".into(), assignee: Some("bob".into()), ..Default::default() }
-                .into_ticket(id.clone(), &PriorityMatrix::default(), chrono::Utc::now());
+            let t = NewTicket {
+                title: "x".into(),
+                requester: "r".into(),
+                assignee: Some("bob".into()),
+                ..Default::default()
+            }
+            .into_ticket(id.clone(), &PriorityMatrix::default(), chrono::Utc::now());
             let mut tx = Tx::new();
             tx.ticket(None, &t);
             store.commit(tx).await.unwrap();

@@ -68,15 +68,8 @@ pub const WRITABLE: &[&str] = &[
 ];
 
 /// Fields that can be read but only the engine writes.
-pub const READ_ONLY: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "resolved_at",
-    "closed_at",
-    "comment_count",
-    "links",
-];
+pub const READ_ONLY: &[&str] =
+    &["id", "created_at", "updated_at", "resolved_at", "closed_at", "comment_count", "links"];
 
 /// Whether `name` names a readable field (`custom.*` always does).
 pub fn is_known(name: &str) -> bool {
@@ -123,10 +116,8 @@ pub fn get(t: &Ticket, name: &str) -> Option<Value> {
 }
 
 fn parse<T: DeserializeOwned>(field: &str, value: Value, expected: &str) -> Result<T, FieldError> {
-    serde_json::from_value(value).map_err(|_| FieldError::WrongType {
-        field: field.to_string(),
-        expected: expected.to_string(),
-    })
+    serde_json::from_value(value)
+        .map_err(|_| FieldError::WrongType { field: field.to_string(), expected: expected.to_string() })
 }
 
 fn text(field: &str, value: Value) -> Result<String, FieldError> {
@@ -184,11 +175,8 @@ pub fn set(
         }
         "priority" => t.priority = parse::<Priority>(name, value, "one of P1, P2, P3, P4")?,
         "status" => {
-            let to = parse::<Status>(
-                name,
-                value,
-                "one of new, assigned, in_progress, pending, resolved, closed, reopened",
-            )?;
+            let to =
+                parse::<Status>(name, value, "one of new, assigned, in_progress, pending, resolved, closed, reopened")?;
             if !t.status.can_move_to(to) {
                 let allowed: Vec<&str> = t.status.next().iter().map(|s| s.as_str()).collect();
                 return Err(FieldError::Transition {
@@ -315,8 +303,11 @@ mod tests {
     use serde_json::json;
 
     fn ticket() -> Ticket {
-        NewTicket { title: "VPN down".into(), requester: "ann".into(), ..Default::default() }
-            .into_ticket("T-1".into(), &PriorityMatrix::default(), Utc::now())
+        NewTicket { title: "VPN down".into(), requester: "ann".into(), ..Default::default() }.into_ticket(
+            "T-1".into(),
+            &PriorityMatrix::default(),
+            Utc::now(),
+        )
     }
 
     #[test]

@@ -215,14 +215,8 @@ impl NewTicket {
 
     /// Builds the stored ticket.
     pub fn into_ticket(self, id: String, matrix: &PriorityMatrix, now: DateTime<Utc>) -> Ticket {
-        let priority = self
-            .priority
-            .unwrap_or_else(|| matrix.priority(self.impact, self.urgency));
-        let status = if self.assignee.is_some() {
-            Status::Assigned
-        } else {
-            Status::New
-        };
+        let priority = self.priority.unwrap_or_else(|| matrix.priority(self.impact, self.urgency));
+        let status = if self.assignee.is_some() { Status::Assigned } else { Status::New };
         Ticket {
             id,
             kind: self.kind,

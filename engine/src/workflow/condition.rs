@@ -190,7 +190,9 @@ pub fn resolve(scope: &Scope<'_>, path: &str) -> Value {
             for part in parts {
                 cur = match &cur {
                     Value::Object(m) => m.get(part).cloned().unwrap_or(Value::Null),
-                    Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i).cloned()).unwrap_or(Value::Null),
+                    Value::Array(a) => {
+                        part.parse::<usize>().ok().and_then(|i| a.get(i).cloned()).unwrap_or(Value::Null)
+                    }
                     _ => Value::Null,
                 };
             }
@@ -255,9 +257,7 @@ fn compare(c: &Comparison, scope: &Scope<'_>) -> (Value, bool) {
             let result = match c.op {
                 Op::Eq => loosely_equal(&actual, &expected),
                 Op::Ne => !loosely_equal(&actual, &expected),
-                Op::In => expected
-                    .as_array()
-                    .is_some_and(|items| items.iter().any(|i| loosely_equal(i, &actual))),
+                Op::In => expected.as_array().is_some_and(|items| items.iter().any(|i| loosely_equal(i, &actual))),
                 Op::Contains => match (&actual, &expected) {
                     (Value::String(s), Value::String(sub)) => s.contains(sub.as_str()),
                     (Value::Array(items), needle) => items.iter().any(|i| loosely_equal(i, needle)),
@@ -277,7 +277,7 @@ fn compare(c: &Comparison, scope: &Scope<'_>) -> (Value, bool) {
                 Op::Lte => order(&actual, &expected).is_some_and(|o| o.is_le()),
                 Op::Exists => {
                     let want = expected.as_bool().unwrap_or(true);
-                    (!actual.is_null()) == want
+                    actual.is_null() != want
                 }
                 Op::Changed | Op::ChangedFrom | Op::ChangedTo => false,
             };
@@ -291,14 +291,12 @@ impl Condition {
     /// comparison made to `trace`. `pointer` is this node's location in the definition.
     pub fn evaluate(&self, scope: &Scope<'_>, pointer: &str, trace: &mut Vec<Check>) -> bool {
         match self {
-            Condition::All { all } => all
-                .iter()
-                .enumerate()
-                .all(|(i, c)| c.evaluate(scope, &format!("{pointer}/all/{i}"), trace)),
-            Condition::Any { any } => any
-                .iter()
-                .enumerate()
-                .any(|(i, c)| c.evaluate(scope, &format!("{pointer}/any/{i}"), trace)),
+            Condition::All { all } => {
+                all.iter().enumerate().all(|(i, c)| c.evaluate(scope, &format!("{pointer}/all/{i}"), trace))
+            }
+            Condition::Any { any } => {
+                any.iter().enumerate().any(|(i, c)| c.evaluate(scope, &format!("{pointer}/any/{i}"), trace))
+            }
             Condition::Not { not } => !not.evaluate(scope, &format!("{pointer}/not"), trace),
             Condition::Compare(c) => {
                 let (actual, result) = compare(c, scope);

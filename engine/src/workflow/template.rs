@@ -56,11 +56,9 @@ pub fn render_value(v: &Value, scope: &Scope<'_>, run_id: &str, workflow_id: &st
     match v {
         Value::String(s) => Value::String(render(s, scope, run_id, workflow_id)),
         Value::Array(a) => Value::Array(a.iter().map(|x| render_value(x, scope, run_id, workflow_id)).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), render_value(x, scope, run_id, workflow_id)))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, x)| (k.clone(), render_value(x, scope, run_id, workflow_id))).collect())
+        }
         other => other.clone(),
     }
 }

@@ -50,10 +50,7 @@ fn schema_validator() -> &'static jsonschema::Validator {
 /// Validates workflow JSON text.
 pub fn validate_str(text: &str) -> Result<Workflow, Vec<ValidationError>> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![ValidationError::new(
-            "",
-            format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()),
-        )]
+        vec![ValidationError::new("", format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))]
     })?;
     validate_value(&value)
 }
@@ -118,7 +115,8 @@ impl Parts {
     }
 
     fn check(&self) -> Vec<ValidationError> {
-        Checker { parts: self, ids: self.step_ids.iter().map(|(_, id)| id.as_str()).collect(), errors: Vec::new() }.run()
+        Checker { parts: self, ids: self.step_ids.iter().map(|(_, id)| id.as_str()).collect(), errors: Vec::new() }
+            .run()
     }
 }
 
@@ -183,12 +181,9 @@ fn check_field_value(field: &str, value: &Value) -> Result<(), String> {
         .into_ticket("T-0".into(), &matrix, now);
     if field == "status" {
         // Any status is a valid *value*; whether the move is allowed depends on the ticket.
-        return serde_json::from_value::<crate::ticket::Status>(value.clone())
-            .map(|_| ())
-            .map_err(|_| {
-                "field `status` expects one of new, assigned, in_progress, pending, resolved, closed, reopened"
-                    .to_string()
-            });
+        return serde_json::from_value::<crate::ticket::Status>(value.clone()).map(|_| ()).map_err(|_| {
+            "field `status` expects one of new, assigned, in_progress, pending, resolved, closed, reopened".to_string()
+        });
     }
     fields::set(&mut sample, field, value.clone(), &matrix, now).map_err(|e| e.to_string())
 }
@@ -273,7 +268,9 @@ impl<'a> Checker<'a> {
         // For ticket fields with a fixed domain, the operand must be in it.
         if matches!(root, Root::Ticket | Root::Previous) && !name.starts_with("custom.") {
             let operands: Vec<(String, &Value)> = match (c.op, value) {
-                (Op::In, Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("{value_ptr}/{i}"), v)).collect(),
+                (Op::In, Value::Array(items)) => {
+                    items.iter().enumerate().map(|(i, v)| (format!("{value_ptr}/{i}"), v)).collect()
+                }
                 (Op::Eq | Op::Ne | Op::ChangedFrom | Op::ChangedTo, v) => vec![(value_ptr.clone(), v)],
                 _ => vec![],
             };
@@ -430,15 +427,15 @@ mod tests {
     #[test]
     fn semantic_errors_are_all_reported() {
         let v = json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.updated", "changed": [{"field": "colour"}]}],
-            "conditions": {"all": [
-                {"field": "ticket.title", "op": "regex", "value": "(unclosed"},
-                {"field": "ticket.priority", "op": "eq", "value": "P9"},
-                {"field": "ticket.nope", "op": "exists"}
-            ]},
-            "steps": [
-                {"id": "a", "type": "if", "condition": {"field": "ticket.status", "op": "eq", "value": "new"}, "then": "zz"},
-                {"id": "a", "type": "set", "fields": {"priority": 7}, "next": "b"}
-            ]});
+        "conditions": {"all": [
+            {"field": "ticket.title", "op": "regex", "value": "(unclosed"},
+            {"field": "ticket.priority", "op": "eq", "value": "P9"},
+            {"field": "ticket.nope", "op": "exists"}
+        ]},
+        "steps": [
+            {"id": "a", "type": "if", "condition": {"field": "ticket.status", "op": "eq", "value": "new"}, "then": "zz"},
+            {"id": "a", "type": "set", "fields": {"priority": 7}, "next": "b"}
+        ]});
         assert_eq!(
             pointers(v),
             vec![

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds every plugin in this workspace to WebAssembly and copies the modules to
+# plugins/dist/<crate>.wasm.
+#
+# Picks the first toolchain that exists:
+#  1. rustup with the wasm32-wasip1 target (a developer laptop: `rustup target add wasm32-wasip1`);
+#  2. Debian's rustc 1.63 with wasm32-wasi (packages rustc, cargo, libstd-rust-dev-wasm32);
+#  3. neither: installs the Debian packages (needs root and apt), then uses 2.
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p dist
+
+debian_ready() {
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/wasm32-wasi ]
+}
+
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "plugins: building with rustup's wasm32-wasip1" >&2
+  target=wasm32-wasip1
+  cargo build --release --target "$target" --locked
+else
+  if ! debian_ready; then
+    echo "plugins: installing Debian's rustc + wasm32-wasi std (rustc cargo libstd-rust-dev-wasm32)" >&2
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rustc cargo libstd-rust-dev-wasm32 >/dev/null
+  fi
+  echo "plugins: building with Debian's $(/usr/bin/rustc --version) for wasm32-wasi" >&2
+  target=wasm32-wasi
+  RUSTC=/usr/bin/rustc CARGO_UNSTABLE_SPARSE_REGISTRY=true \
+    __CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly \
+    /usr/bin/cargo build --release --target "$target" --locked
+fi
+
+for wasm in target/"$target"/release/*.wasm; do
+  cp "$wasm" "dist/$(basename "$wasm" | tr '_' '-')"
+done
+ls -l dist/*.wasm >&2
