@@ -32,7 +32,13 @@ else
     /usr/bin/cargo build --release --target "$target" --locked
 fi
 
+# Test-only plugins (they attack the sandbox) go to dist/test/, out of the demo's way.
+mkdir -p dist/test
 for wasm in target/"$target"/release/*.wasm; do
-  cp "$wasm" "dist/$(basename "$wasm" | tr '_' '-')"
+  name=$(basename "$wasm" | tr '_' '-')
+  case "$name" in
+    hostile.wasm) cp "$wasm" "dist/test/$name" ;;
+    *) cp "$wasm" "dist/$name" ;;
+  esac
 done
-ls -l dist/*.wasm >&2
+ls -l dist/*.wasm dist/test/*.wasm >&2

@@ -34,6 +34,23 @@ enum Command {
     },
     /// Publish every workflow in a directory, into a running server or a data directory.
     Apply(ApplyArgs),
+    /// Install a plugin (.wasm) into a running server or a data directory.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// The plugin module.
+    file: PathBuf,
+    /// URL of a running server.
+    #[arg(long, env = "SWITCHBOARD_URL", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Admin or integrator token for --server.
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Write straight into a data directory (the server must be stopped).
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +79,9 @@ struct ServeArgs {
     /// Where --demo loads workflows from.
     #[arg(long, default_value = "workflows")]
     workflows: PathBuf,
+    /// Where --demo loads plugins (*.wasm) from; build them with plugins/build.sh.
+    #[arg(long, default_value = "plugins/dist")]
+    plugins: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Validate { paths } => validate(&paths),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
+        Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -234,9 +255,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let demo_workflows = if args.demo { load_workflows(std::slice::from_ref(&args.workflows))? } else { Vec::new() };
     let config = Arc::new(config);
     let store = open_store(&config)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), config.clone());
+    let engine = Engine::new(store, Arc::new(SystemClock), config.clone()).map_err(|e| Failure::runtime(e.to_string()))?;
     if args.demo {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
+        install_dir(&engine, &args.plugins).await?;
         for (_, wf) in demo_workflows {
             engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
         }
@@ -291,7 +313,7 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
         (None, Some(dir)) => {
             let config = Arc::new(Config { data_dir: dir, ..Config::default() });
             let store = open_store(&config)?;
-            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config);
+            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
             for (file, wf) in workflows {
                 let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| Failure::runtime(e.to_string()))?;
                 println!("{}: {} revision {}", file.display(), record.id, record.revision);
@@ -300,5 +322,56 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
             Ok(())
         }
         (None, None) => Err(Failure::input("apply needs --server URL or --data-dir DIR")),
+    }
+}
+
+/// Installs every `*.wasm` in `dir` (the demo's plugins).
+async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "no plugins directory; run plugins/build.sh to build the demo plugins");
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        let record = engine.plugins().install(&bytes, "demo").await.map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        tracing::info!(plugin = %record.id, version = %record.version, "installed demo plugin");
+    }
+    Ok(())
+}
+
+async fn install(args: InstallArgs) -> Result<(), Failure> {
+    let bytes = std::fs::read(&args.file).map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
+    match (args.server, args.data_dir) {
+        (Some(url), _) => {
+            let token = args.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let resp = reqwest::Client::new()
+                .post(format!("{}/plugins", url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .header("content-type", "application/wasm")
+                .body(bytes)
+                .send()
+                .await
+                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if !status.is_success() {
+                let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
+                return Err(Failure::input(format!("{}: server refused the plugin ({status}): {msg}", args.file.display())));
+            }
+            println!("{}: installed {} {}", args.file.display(), body["id"], body["version"]);
+            Ok(())
+        }
+        (None, Some(dir)) => {
+            let config = Arc::new(Config { data_dir: dir, ..Config::default() });
+            let store = open_store(&config)?;
+            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
+            let record = engine.plugins().install(&bytes, "cli").await.map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
+            println!("{}: installed {} {}", args.file.display(), record.id, record.version);
+            store.close()?;
+            Ok(())
+        }
+        (None, None) => Err(Failure::input("install needs --server URL or --data-dir DIR")),
     }
 }

@@ -68,6 +68,10 @@ pub struct Config {
     pub secrets: BTreeMap<String, String>,
     /// Impact x urgency -> priority.
     pub priority_matrix: PriorityMatrix,
+    /// Plugin sandbox limits.
+    pub plugins: crate::plugin::PluginConfig,
+    /// Named outbound HTTP connections plugins may be granted (the host holds the credentials).
+    pub connections: BTreeMap<String, crate::plugin::net::Connection>,
 }
 
 impl Default for Config {
@@ -87,6 +91,8 @@ impl Default for Config {
             tokens: Vec::new(),
             secrets: BTreeMap::new(),
             priority_matrix: PriorityMatrix::default(),
+            plugins: crate::plugin::PluginConfig::default(),
+            connections: BTreeMap::new(),
         }
     }
 }

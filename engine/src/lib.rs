@@ -12,6 +12,7 @@
 //! | [`run`] | records: events, runs and traces, history, audit |
 //! | [`store`] | storage traits and the sled backend with group commit |
 //! | [`notify`] | signed outbound webhooks |
+//! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
 //! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
@@ -24,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod notify;
+pub mod plugin;
 pub mod routing;
 pub mod run;
 pub mod server;

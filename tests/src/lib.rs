@@ -206,3 +206,25 @@ pub async fn seed_team(api: &Api) -> Result<()> {
     }
     Ok(())
 }
+
+/// Path of a plugin module built from `plugins/` (test-only plugins live in `dist/test/`).
+/// Builds the plugins once per test process with `plugins/build.sh` if the file is missing.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let dist = repo().join("plugins/dist");
+    let path = if name == "hostile" { dist.join("test").join("hostile.wasm") } else { dist.join(format!("{name}.wasm")) };
+    if !path.exists() {
+        let built = BUILT.get_or_init(|| {
+            let status = Command::new(repo().join("plugins/build.sh")).status().map_err(|e| e.to_string())?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("plugins/build.sh failed: {status}"))
+            }
+        });
+        if let Err(e) = built {
+            panic!("{e}");
+        }
+    }
+    path
+}

@@ -3,12 +3,13 @@
 //! - [`router`] builds the routes over an [`AppState`]; tests drive it with `oneshot`;
 //! - [`auth`]: bearer tokens and roles; every route but `/health` needs a token;
 //! - [`error`]: the JSON error body; [`extract`]: extractors that locate bad input;
-//! - one file per resource: [`tickets`], [`workflows`], [`runs`], [`team`].
+//! - one file per resource: [`tickets`], [`workflows`], [`runs`], [`team`], [`plugins`].
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod inbox;
+pub mod plugins;
 pub mod runs;
 pub mod team;
 pub mod tickets;
@@ -58,6 +59,15 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))
         .route("/demo/inbox", get(inbox::list))
+        .route(
+            "/plugins",
+            get(plugins::list).post(plugins::install).layer(DefaultBodyLimit::max(state.engine.config().plugins.max_module_bytes)),
+        )
+        .route("/plugins/{id}", get(plugins::get))
+        .route("/plugins/{id}/grants", axum::routing::put(plugins::grants))
+        .route("/plugins/{id}/enable", post(plugins::enable))
+        .route("/plugins/{id}/disable", post(plugins::disable))
+        .route("/plugins/{id}/actions/{action}", post(plugins::call))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))

@@ -72,6 +72,7 @@ pub struct Engine {
     tasks: TaskTracker,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
+    plugins: Arc<crate::plugin::PluginHost>,
 }
 
 /// What a ticket operation produced.
@@ -88,10 +89,16 @@ pub struct Outcome {
 
 impl Engine {
     /// An engine over `store`. Call [`Engine::recover`] before serving.
-    pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: Arc<Config>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: Arc<Config>) -> anyhow::Result<Arc<Self>> {
         let notifier =
             Notifier::new(std::time::Duration::from_millis(config.notify_timeout_ms), config.notify_attempts);
-        Arc::new(Self {
+        let plugins = crate::plugin::PluginHost::new(
+            config.plugins.clone(),
+            store.clone(),
+            crate::plugin::net::Net::new(config.connections.clone()),
+        )?;
+        Ok(Arc::new(Self {
+            plugins,
             workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,
             clock,
@@ -103,7 +110,12 @@ impl Engine {
             workflows: Mutex::new(None),
             tasks: TaskTracker::new(),
             stopping: AtomicBool::new(false),
-        })
+        }))
+    }
+
+    /// The plugin host.
+    pub fn plugins(&self) -> &Arc<crate::plugin::PluginHost> {
+        &self.plugins
     }
 
     /// The store, for reads.

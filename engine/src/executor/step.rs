@@ -112,6 +112,13 @@ impl Engine {
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
+            Action::Plugin { plugin, action, input, retries } => {
+                let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+                    self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
+                    return Ok(false);
+                };
+                Some(self.call_plugin(&run, &ticket, step, plugin, action, input, *retries).await)
+            }
             _ => None,
         };
         let _ticket_guard = self.locks.lock(&run.ticket_id).await;
@@ -254,6 +261,47 @@ impl Engine {
         } else {
             let err = delivery.error.unwrap_or_else(|| "not delivered".into());
             Err(effect.fail(format!("webhook to {url} failed after {} attempt(s): {err}", delivery.attempts)))
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn call_plugin(
+        &self,
+        run: &Run,
+        ticket: &Ticket,
+        step: &Step,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        retries: u32,
+    ) -> std::result::Result<Effect, Effect> {
+        let mut effect = Effect::new(step, self.now());
+        let input = render_value(input, &scope(run, ticket), &run.id, &run.workflow_id);
+        let ticket_json = serde_json::to_value(ticket).unwrap_or(Value::Null);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let ctx = crate::plugin::CallContext { ticket: ticket_json.clone() };
+            match self.plugins.call(plugin, action, input.clone(), ctx).await {
+                Ok(out) => {
+                    effect.entry.message = format!("{plugin}.{action} answered in {} µs", out.micros);
+                    effect.entry.detail = json!({"plugin": plugin, "version": out.version, "action": action,
+                        "attempts": attempts, "micros": out.micros, "logs": out.logs});
+                    effect.output = Some(out.output);
+                    return Ok(effect);
+                }
+                Err(e) if e.retryable && attempts <= retries => {
+                    tracing::info!(run = %run.id, plugin, action, code = %e.code, attempts, "retryable plugin error; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100u64 << attempts.min(6))).await;
+                }
+                Err(e) => {
+                    let detail = json!({"plugin": plugin, "action": action, "attempts": attempts,
+                        "code": e.code, "retryable": e.retryable, "logs": e.logs});
+                    let mut failed = effect.fail(format!("{plugin}.{action}: {}: {}", e.code, e.message));
+                    failed.entry.detail = detail;
+                    return Err(failed);
+                }
+            }
         }
     }
 
@@ -409,7 +457,10 @@ impl Engine {
                 effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
             }
             // Notify is executed before the ticket lock is taken; see `step`.
-            Action::Notify { .. } => return Ok(effect.fail("notify step reached the wrong executor path")),
+            // Notify and plugin steps are executed before the ticket lock is taken; see `step`.
+            Action::Notify { .. } | Action::Plugin { .. } => {
+                return Ok(effect.fail("slow step reached the wrong executor path"))
+            }
         }
         Ok(effect)
     }

@@ -13,6 +13,7 @@
 pub mod commit;
 pub mod sled;
 
+use crate::plugin::manifest::PluginRecord;
 use crate::run::{AuditEntry, Event, HistoryEntry, Run, RunStatus};
 use crate::team::{Agent, Group};
 use crate::ticket::{Kind, Priority, Status, Ticket};
@@ -101,6 +102,26 @@ pub enum Write {
     },
     /// Append to the audit log.
     Audit(AuditEntry),
+    /// Insert or replace a plugin record.
+    Plugin(Box<PluginRecord>),
+    /// Keep a plugin module's bytes.
+    PluginModule {
+        /// Plugin id.
+        id: String,
+        /// Version.
+        version: String,
+        /// The module.
+        bytes: Vec<u8>,
+    },
+    /// Set (or with `None`, delete) a key of a plugin's key-value store.
+    PluginKv {
+        /// Plugin id.
+        plugin: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Option<serde_json::Value>,
+    },
 }
 
 /// A unit of work: applied all together or not at all.
@@ -263,11 +284,23 @@ pub trait AuditStore: Send + Sync {
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
+/// Installed plugins.
+pub trait PluginStore: Send + Sync {
+    /// A plugin's record.
+    fn plugin(&self, id: &str) -> Result<Option<PluginRecord>>;
+    /// All plugins, by id.
+    fn plugins(&self) -> Result<Vec<PluginRecord>>;
+    /// A stored module.
+    fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    /// A value of a plugin's key-value store.
+    fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>>;
+}
+
 /// A future returned by [`Store::commit`].
 pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A complete backend.
-pub trait Store: TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore {
+pub trait Store: TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore {
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.
     fn commit(&self, tx: Tx) -> CommitFuture<'_>;

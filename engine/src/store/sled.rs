@@ -19,6 +19,9 @@
 //! | `ao/` | agent, 0, ticket n | (open assignments) |
 //! | `rr/` | group | last round-robin agent |
 //! | `au/` | seq | audit entry |
+//! | `p/` | plugin id | plugin record |
+//! | `pm/` | plugin id, `/`, version | module bytes |
+//! | `pk/` | plugin id, 0, key | plugin key-value entry |
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -195,6 +198,19 @@ impl SledStore {
                 }
                 Write::RoundRobin { group, agent } => {
                     b.insert(format!("rr/{group}").into_bytes(), agent.into_bytes());
+                }
+                Write::Plugin(p) => {
+                    b.insert(format!("p/{}", p.id).into_bytes(), encode(&*p)?);
+                }
+                Write::PluginModule { id, version, bytes } => {
+                    b.insert(format!("pm/{id}/{version}").into_bytes(), bytes);
+                }
+                Write::PluginKv { plugin, key, value } => {
+                    let k = format!("pk/{plugin}\0{key}").into_bytes();
+                    match value {
+                        Some(v) => b.insert(k, encode(&v)?),
+                        None => b.remove(k),
+                    }
                 }
                 Write::Audit(a) => {
                     b.insert(num_key(b"au/", self.db.generate_id().map_err(backend)?), encode(&a)?);
@@ -392,6 +408,24 @@ impl AuditStore for SledStore {
             out.push(decode(&k, &v)?);
         }
         Ok(out)
+    }
+}
+
+impl PluginStore for SledStore {
+    fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
+        self.get(format!("p/{id}").as_bytes())
+    }
+
+    fn plugins(&self) -> Result<Vec<PluginRecord>> {
+        self.scan(b"p/")
+    }
+
+    fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(format!("pm/{id}/{version}").as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
+        self.get(format!("pk/{plugin}\0{key}").as_bytes())
     }
 }
 

@@ -60,6 +60,10 @@ fn yes() -> bool {
     true
 }
 
+fn two() -> u32 {
+    2
+}
+
 /// Deserializes a present member (even `null`) as `Some`, so "absent" and "null" differ.
 pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -180,6 +184,19 @@ pub enum Action {
         #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
         otherwise: Option<String>,
     },
+    /// Call a WebAssembly plugin's action; its output lands in `vars.<step id>`.
+    Plugin {
+        /// Plugin id.
+        plugin: String,
+        /// Action name.
+        action: String,
+        /// Input; strings may hold templates. Checked against the action's input schema.
+        #[serde(default)]
+        input: Value,
+        /// Extra attempts for errors the plugin marks retryable (default 2), with backoff.
+        #[serde(default = "two")]
+        retries: u32,
+    },
     /// POST a JSON body, signed with HMAC-SHA256, to an outbound webhook.
     Notify {
         /// http(s) URL.
@@ -206,12 +223,13 @@ impl Action {
             Action::CreateChild { .. } => "create_child",
             Action::If { .. } => "if",
             Action::Notify { .. } => "notify",
+            Action::Plugin { .. } => "plugin",
         }
     }
 
     /// Every step type, for the schema drift test.
-    pub const KINDS: [&'static str; 9] =
-        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify"];
+    pub const KINDS: [&'static str; 10] =
+        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify", "plugin"];
 }
 
 impl Workflow {

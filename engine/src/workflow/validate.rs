@@ -382,6 +382,7 @@ impl<'a> Checker<'a> {
                         self.comparison(cmp, &p);
                     }
                 }
+                Action::Plugin { input, .. } => self.templates(&format!("{ptr}/input"), input),
                 Action::Notify { url, payload, .. } => {
                     match reqwest::Url::parse(url) {
                         Ok(u) if u.host_str().is_some() => {}
