@@ -255,7 +255,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let demo_workflows = if args.demo { load_workflows(std::slice::from_ref(&args.workflows))? } else { Vec::new() };
     let config = Arc::new(config);
     let store = open_store(&config)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), config.clone()).map_err(|e| Failure::runtime(e.to_string()))?;
+    let engine =
+        Engine::new(store, Arc::new(SystemClock), config.clone()).map_err(|e| Failure::runtime(e.to_string()))?;
     if args.demo {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
         install_dir(&engine, &args.plugins).await?;
@@ -313,7 +314,8 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
         (None, Some(dir)) => {
             let config = Arc::new(Config { data_dir: dir, ..Config::default() });
             let store = open_store(&config)?;
-            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
+            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config)
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             for (file, wf) in workflows {
                 let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| Failure::runtime(e.to_string()))?;
                 println!("{}: {} revision {}", file.display(), record.id, record.revision);
@@ -331,11 +333,18 @@ async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
         tracing::warn!(dir = %dir.display(), "no plugins directory; run plugins/build.sh to build the demo plugins");
         return Ok(());
     };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
     files.sort();
     for file in files {
         let bytes = std::fs::read(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        let record = engine.plugins().install(&bytes, "demo").await.map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        let record = engine
+            .plugins()
+            .install(&bytes, "demo")
+            .await
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
         tracing::info!(plugin = %record.id, version = %record.version, "installed demo plugin");
     }
     Ok(())
@@ -358,7 +367,10 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
             if !status.is_success() {
                 let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
-                return Err(Failure::input(format!("{}: server refused the plugin ({status}): {msg}", args.file.display())));
+                return Err(Failure::input(format!(
+                    "{}: server refused the plugin ({status}): {msg}",
+                    args.file.display()
+                )));
             }
             println!("{}: installed {} {}", args.file.display(), body["id"], body["version"]);
             Ok(())
@@ -366,8 +378,13 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
         (None, Some(dir)) => {
             let config = Arc::new(Config { data_dir: dir, ..Config::default() });
             let store = open_store(&config)?;
-            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
-            let record = engine.plugins().install(&bytes, "cli").await.map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
+            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config)
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let record = engine
+                .plugins()
+                .install(&bytes, "cli")
+                .await
+                .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
             println!("{}: installed {} {}", args.file.display(), record.id, record.version);
             store.close()?;
             Ok(())

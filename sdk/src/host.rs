@@ -52,8 +52,9 @@ fn call<Req: Serialize, Resp: DeserializeOwned>(op: &str, req: &Req) -> Result<R
     let reply = raw_call(op, &req)?;
     let reply: Value = serde_json::from_slice(&reply).map_err(|e| Error::new("bad_reply", e.to_string()))?;
     if let Some(err) = reply.get("error") {
-        return Err(serde_json::from_value(err.clone())
-            .unwrap_or_else(|_| Error::new("host_call_failed", err.to_string())));
+        return Err(
+            serde_json::from_value(err.clone()).unwrap_or_else(|_| Error::new("host_call_failed", err.to_string()))
+        );
     }
     serde_json::from_value(reply.get("ok").cloned().unwrap_or(Value::Null))
         .map_err(|e| Error::new("bad_reply", format!("{} reply: {}", op, e)))

@@ -196,9 +196,12 @@ pub mod __private {
     use serde::de::DeserializeOwned;
 
     /// Runs a typed action on raw JSON input.
-    pub fn call<I: DeserializeOwned, O: Serialize>(f: fn(I) -> Result<O, Error>, input: &[u8]) -> Result<Vec<u8>, Error> {
-        let input: I =
-            serde_json::from_slice(input).map_err(|e| Error::new("bad_input", format!("input does not match: {}", e)))?;
+    pub fn call<I: DeserializeOwned, O: Serialize>(
+        f: fn(I) -> Result<O, Error>,
+        input: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let input: I = serde_json::from_slice(input)
+            .map_err(|e| Error::new("bad_input", format!("input does not match: {}", e)))?;
         let out = f(input)?;
         serde_json::to_vec(&out).map_err(|e| Error::new("bad_output", e.to_string()))
     }

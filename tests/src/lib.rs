@@ -212,7 +212,8 @@ pub async fn seed_team(api: &Api) -> Result<()> {
 pub fn plugin_wasm(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let dist = repo().join("plugins/dist");
-    let path = if name == "hostile" { dist.join("test").join("hostile.wasm") } else { dist.join(format!("{name}.wasm")) };
+    let path =
+        if name == "hostile" { dist.join("test").join("hostile.wasm") } else { dist.join(format!("{name}.wasm")) };
     if !path.exists() {
         let built = BUILT.get_or_init(|| {
             let status = Command::new(repo().join("plugins/build.sh")).status().map_err(|e| e.to_string())?;

@@ -33,13 +33,18 @@ async fn kb_server() -> (u16, u16, Seen) {
     let seen: Seen = Arc::default();
     let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_port = other.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(other, Router::new().route("/x", get(|| async { "elsewhere" }))).await.unwrap() });
+    tokio::spawn(
+        async move { axum::serve(other, Router::new().route("/x", get(|| async { "elsewhere" }))).await.unwrap() },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = Router::new()
         .route("/articles/{id}", get(article))
         .route("/redirect-on", get(|| async { Redirect::temporary("/articles/KB0002") }))
-        .route("/redirect-off", get(move || async move { Redirect::temporary(&format!("http://127.0.0.1:{other_port}/x")) }))
+        .route(
+            "/redirect-off",
+            get(move || async move { Redirect::temporary(&format!("http://127.0.0.1:{other_port}/x")) }),
+        )
         .with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (port, other_port, seen)
@@ -100,10 +105,15 @@ async fn a_plugin_built_with_the_sdk_is_installed_by_the_cli_and_called_from_a_w
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let wf: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/suggest-article.json")).unwrap()).unwrap();
+    let wf: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/suggest-article.json")).unwrap()).unwrap();
     f.admin.post("/workflows", &wf).await.unwrap();
 
-    let t = f.admin.post("/tickets", &json!({"title": "VPN does not connect from home", "requester": "ann"})).await.unwrap();
+    let t = f
+        .admin
+        .post("/tickets", &json!({"title": "VPN does not connect from home", "requester": "ann"}))
+        .await
+        .unwrap();
     let id = t["ticket"]["id"].as_str().unwrap().to_string();
     f.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
     let ticket = f.admin.get(&format!("/tickets/{id}")).await.unwrap();
@@ -118,7 +128,8 @@ async fn a_plugin_built_with_the_sdk_is_installed_by_the_cli_and_called_from_a_w
     assert!(step["detail"]["logs"][0].as_str().unwrap().contains("matched KB0002"), "{step}");
 
     // Input that breaks the action's schema fails the step with the location.
-    let (status, body) = f.admin.call("POST", "/plugins/kb-suggest/actions/suggest", Some(&json!({"title": 5}))).await.unwrap();
+    let (status, body) =
+        f.admin.call("POST", "/plugins/kb-suggest/actions/suggest", Some(&json!({"title": 5}))).await.unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("/title"), "{body}");
 }
@@ -128,7 +139,8 @@ async fn plugin_http_uses_granted_connections_and_the_host_adds_the_credentials(
     let f = start().await;
     install(&f.admin, "kb-suggest").await;
     // Not granted yet: refused.
-    let (status, body) = f.admin.call("POST", "/plugins/kb-suggest/actions/fetch", Some(&json!({"id": "KB0002"}))).await.unwrap();
+    let (status, body) =
+        f.admin.call("POST", "/plugins/kb-suggest/actions/fetch", Some(&json!({"id": "KB0002"}))).await.unwrap();
     assert_eq!(status, 502);
     assert_eq!(body["error"]["details"]["code"], "denied", "{body}");
     assert!(f.seen.lock().unwrap().is_empty(), "nothing was sent");
@@ -140,7 +152,8 @@ async fn plugin_http_uses_granted_connections_and_the_host_adds_the_credentials(
     assert!(!out.to_string().contains(KB_TOKEN), "the secret never reaches the plugin's output");
 
     // Granting a connection the server does not have is refused.
-    let (status, _) = f.admin.call("PUT", "/plugins/kb-suggest/grants", Some(&json!({"connections": ["nope"]}))).await.unwrap();
+    let (status, _) =
+        f.admin.call("PUT", "/plugins/kb-suggest/grants", Some(&json!({"connections": ["nope"]}))).await.unwrap();
     assert_eq!(status, 422);
 }
 

@@ -61,7 +61,9 @@ pub fn router(state: AppState) -> Router {
         .route("/demo/inbox", get(inbox::list))
         .route(
             "/plugins",
-            get(plugins::list).post(plugins::install).layer(DefaultBodyLimit::max(state.engine.config().plugins.max_module_bytes)),
+            get(plugins::list)
+                .post(plugins::install)
+                .layer(DefaultBodyLimit::max(state.engine.config().plugins.max_module_bytes)),
         )
         .route("/plugins/{id}", get(plugins::get))
         .route("/plugins/{id}/grants", axum::routing::put(plugins::grants))

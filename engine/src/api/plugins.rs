@@ -91,12 +91,20 @@ async fn set_enabled(s: &AppState, who: &Principal, id: &str, enabled: bool) -> 
 }
 
 /// `POST /plugins/{id}/enable` (admin)
-pub async fn enable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<PluginRecord>, ApiError> {
+pub async fn enable(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
     set_enabled(&s, &who, &id, true).await
 }
 
 /// `POST /plugins/{id}/disable` (admin)
-pub async fn disable(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> Result<Json<PluginRecord>, ApiError> {
+pub async fn disable(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<PluginRecord>, ApiError> {
     set_enabled(&s, &who, &id, false).await
 }
 
@@ -112,7 +120,8 @@ pub async fn call(
 ) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
     let ticket = match q.get("ticket").and_then(Value::as_str) {
-        Some(t) => serde_json::to_value(s.engine.store().ticket(t)?.ok_or_else(|| ApiError::not_found("ticket", t))?).unwrap_or_default(),
+        Some(t) => serde_json::to_value(s.engine.store().ticket(t)?.ok_or_else(|| ApiError::not_found("ticket", t))?)
+            .unwrap_or_default(),
         None => Value::Null,
     };
     let out = s.engine.plugins().call(&id, &action, input, CallContext { ticket }).await?;

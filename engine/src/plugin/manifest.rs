@@ -105,7 +105,9 @@ pub enum InspectError {
         message: String,
     },
     /// Imports from a module the host does not provide.
-    #[error("imports `{module}::{name}`, which the host does not provide (only `switchboard` and `wasi_snapshot_preview1`)")]
+    #[error(
+        "imports `{module}::{name}`, which the host does not provide (only `switchboard` and `wasi_snapshot_preview1`)"
+    )]
     ForeignImport {
         /// Import module.
         module: String,
@@ -178,10 +180,16 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, InspectError> {
 }
 
 fn check(m: &Manifest) -> Result<(), InspectError> {
-    if m.id.is_empty() || m.id.len() > 64 || !m.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if m.id.is_empty()
+        || m.id.len() > 64
+        || !m.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err(bad("/id", "id must be 1-64 characters of a-z, 0-9 and `-`"));
     }
-    if m.version.is_empty() || m.version.len() > 32 || !m.version.bytes().all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b)) {
+    if m.version.is_empty()
+        || m.version.len() > 32
+        || !m.version.bytes().all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b))
+    {
         return Err(bad("/version", "version must look like 1.2.3"));
     }
     if m.abi != ABI_VERSION {
@@ -203,7 +211,10 @@ fn check(m: &Manifest) -> Result<(), InspectError> {
         for (j, c) in a.capabilities.iter().enumerate() {
             let ok = c.split_once(':').is_some_and(|(kind, name)| matches!(kind, "http" | "ldap") && !name.is_empty());
             if !ok {
-                return Err(bad(&format!("/actions/{i}/capabilities/{j}"), "capabilities look like `http:<connection>` or `ldap:<connection>`"));
+                return Err(bad(
+                    &format!("/actions/{i}/capabilities/{j}"),
+                    "capabilities look like `http:<connection>` or `ldap:<connection>`",
+                ));
             }
         }
     }

@@ -167,8 +167,10 @@ impl PluginHost {
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<(Module, InstancePre<Ctx>), PluginError> {
-        let module = Module::new(&self.engine, bytes).map_err(|e| PluginError::new("invalid_module", format!("does not compile: {e}")))?;
-        let pre = sandbox::prepare(&self.engine, &module).map_err(|e| PluginError::new("invalid_module", format!("does not link: {e:#}")))?;
+        let module = Module::new(&self.engine, bytes)
+            .map_err(|e| PluginError::new("invalid_module", format!("does not compile: {e}")))?;
+        let pre = sandbox::prepare(&self.engine, &module)
+            .map_err(|e| PluginError::new("invalid_module", format!("does not link: {e:#}")))?;
         Ok((module, pre))
     }
 
@@ -176,7 +178,10 @@ impl PluginHost {
     /// of an existing plugin are kept.
     pub async fn install(&self, bytes: &[u8], actor: &str) -> Result<PluginRecord, PluginError> {
         if bytes.len() > self.config.max_module_bytes {
-            return Err(PluginError::new("too_large", format!("module is {} bytes; the limit is {}", bytes.len(), self.config.max_module_bytes)));
+            return Err(PluginError::new(
+                "too_large",
+                format!("module is {} bytes; the limit is {}", bytes.len(), self.config.max_module_bytes),
+            ));
         }
         let info = inspect(bytes).map_err(|e: InspectError| PluginError::new("invalid_plugin", e.to_string()))?;
         let (_, pre) = self.compile(bytes)?;
@@ -217,7 +222,9 @@ impl PluginHost {
         let mut validators = HashMap::new();
         for a in &record.manifest.actions {
             let compile = |s: &Value| {
-                jsonschema::validator_for(s).map(Arc::new).map_err(|e| PluginError::new("invalid_plugin", e.to_string()))
+                jsonschema::validator_for(s)
+                    .map(Arc::new)
+                    .map_err(|e| PluginError::new("invalid_plugin", e.to_string()))
             };
             validators.insert(a.name.clone(), (compile(&a.input_schema)?, compile(&a.output_schema)?));
         }
@@ -228,7 +235,10 @@ impl PluginHost {
     pub async fn update(&self, record: PluginRecord, actor: &str) -> Result<PluginRecord, PluginError> {
         for c in &record.connections {
             if !self.net.has(c) {
-                return Err(PluginError::new("unknown_connection", format!("connection `{c}` is not configured on this server")));
+                return Err(PluginError::new(
+                    "unknown_connection",
+                    format!("connection `{c}` is not configured on this server"),
+                ));
             }
         }
         let mut tx = Tx::new();
@@ -254,12 +264,15 @@ impl PluginHost {
             return Ok(l.clone());
         }
         let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
-        let record = self.store.plugin(id).map_err(storage)?.ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
-        let bytes = self
+        let record = self
             .store
-            .plugin_module(id, &record.version)
+            .plugin(id)
             .map_err(storage)?
-            .ok_or_else(|| PluginError::new("not_found", format!("module of `{id}` {} is missing", record.version)))?;
+            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        let bytes =
+            self.store.plugin_module(id, &record.version).map_err(storage)?.ok_or_else(|| {
+                PluginError::new("not_found", format!("module of `{id}` {} is missing", record.version))
+            })?;
         let (_, pre) = self.compile(&bytes)?;
         let loaded = Arc::new(Self::loaded(record, pre)?);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), loaded.clone());
@@ -267,20 +280,37 @@ impl PluginHost {
     }
 
     /// Calls `plugin.action` with `input`. Waits for a free instance slot when the pool is busy.
-    pub async fn call(&self, plugin: &str, action: &str, input: Value, ctx: CallContext) -> Result<CallOutcome, PluginError> {
+    pub async fn call(
+        &self,
+        plugin: &str,
+        action: &str,
+        input: Value,
+        ctx: CallContext,
+    ) -> Result<CallOutcome, PluginError> {
         let loaded = self.load(plugin)?;
         if !loaded.record.enabled {
             return Err(PluginError::new("disabled", format!("plugin `{plugin}` is disabled")));
         }
         let Some((input_schema, output_schema)) = loaded.validators.get(action).cloned() else {
             let names: Vec<&str> = loaded.record.manifest.actions.iter().map(|a| a.name.as_str()).collect();
-            return Err(PluginError::new("unknown_action", format!("plugin `{plugin}` has no action `{action}`; it has: {}", names.join(", "))));
+            return Err(PluginError::new(
+                "unknown_action",
+                format!("plugin `{plugin}` has no action `{action}`; it has: {}", names.join(", ")),
+            ));
         };
         if let Some(e) = input_schema.iter_errors(&input).next() {
-            return Err(PluginError::new("invalid_input", format!("input {}: {e}", pointer_or_root(&e.instance_path.to_string()))));
+            return Err(PluginError::new(
+                "invalid_input",
+                format!("input {}: {e}", pointer_or_root(&e.instance_path.to_string())),
+            ));
         }
         let bytes = serde_json::to_vec(&input).unwrap_or_default();
-        let _slot = self.pool.clone().acquire_owned().await.map_err(|_| PluginError::new("shutting_down", "plugin host is closing"))?;
+        let _slot = self
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PluginError::new("shutting_down", "plugin host is closing"))?;
         let services: Arc<dyn Services> = Arc::new(HostServices {
             store: self.store.clone(),
             net: self.net.clone(),
@@ -290,19 +320,23 @@ impl PluginHost {
         });
         let limits = self.limits();
         let engine = self.engine.clone();
+        let version = loaded.record.version.clone();
         let action_name = action.to_string();
         let started = Instant::now();
-        let run = tokio::task::spawn_blocking(move || invoke(&engine, &loaded.pre, limits, &action_name, bytes, services))
-            .await
-            .map_err(|e| PluginError::new("trap", format!("plugin call crashed: {e}")))?;
+        let run =
+            tokio::task::spawn_blocking(move || invoke(&engine, &loaded.pre, limits, &action_name, bytes, services))
+                .await
+                .map_err(|e| PluginError::new("trap", format!("plugin call crashed: {e}")))?;
         let micros = started.elapsed().as_micros() as u64;
         let (output, logs) = run?;
         if let Some(e) = output_schema.iter_errors(&output).next() {
-            let mut err = PluginError::new("invalid_output", format!("output {}: {e}", pointer_or_root(&e.instance_path.to_string())));
+            let mut err = PluginError::new(
+                "invalid_output",
+                format!("output {}: {e}", pointer_or_root(&e.instance_path.to_string())),
+            );
             err.logs = logs;
             return Err(err);
         }
-        let version = self.store.plugin(plugin).ok().flatten().map(|r| r.version).unwrap_or_default();
         Ok(CallOutcome { output, logs, version, micros })
     }
 }
@@ -340,7 +374,12 @@ fn invoke(
     if done.logs_dropped > 0 {
         logs.push(format!("({} more log lines dropped: limit reached)", done.logs_dropped));
     }
-    let fail = |code: &str, message: String, logs: Vec<String>| PluginError { code: code.into(), message, retryable: false, logs };
+    let fail = |code: &str, message: String, logs: Vec<String>| PluginError {
+        code: code.into(),
+        message,
+        retryable: false,
+        logs,
+    };
     match outcome {
         Err(e) => {
             let (code, message) = if done.memory_denied {
@@ -358,7 +397,9 @@ fn invoke(
             Err(fail(code, message, logs))
         }
         Ok(rc) => match (rc, done.result) {
-            _ if done.result_refused => Err(fail("output_too_large", "plugin output exceeds the limit (max_output_bytes)".into(), logs)),
+            _ if done.result_refused => {
+                Err(fail("output_too_large", "plugin output exceeds the limit (max_output_bytes)".into(), logs))
+            }
             (0, Some(Ok(bytes))) => match serde_json::from_slice(&bytes) {
                 Ok(v) => Ok((v, logs)),
                 Err(e) => Err(fail("invalid_output", format!("output is not JSON: {e}"), logs)),
@@ -415,7 +456,11 @@ impl Services for HostServices {
                     return err("limit_exceeded", "values are at most 64 KiB");
                 }
                 let mut tx = Tx::new();
-                tx.push(Write::PluginKv { plugin: self.record.id.clone(), key, value: (!value.is_null()).then_some(value) });
+                tx.push(Write::PluginKv {
+                    plugin: self.record.id.clone(),
+                    key,
+                    value: (!value.is_null()).then_some(value),
+                });
                 match self.rt.block_on(self.store.commit(tx)) {
                     Ok(()) => json!({"ok": null}),
                     Err(e) => err("storage", e.to_string()),
@@ -430,3 +475,6 @@ impl Services for HostServices {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

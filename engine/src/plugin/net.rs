@@ -188,7 +188,8 @@ impl Net {
 
     /// The URL a request goes to, if it stays on the connection.
     pub fn resolve_url(&self, name: &str, conn: &Connection, path: &str) -> Result<reqwest::Url, Denied> {
-        let base = reqwest::Url::parse(&conn.base_url).map_err(|e| Denied::Bad(format!("connection `{name}` base_url: {e}")))?;
+        let base = reqwest::Url::parse(&conn.base_url)
+            .map_err(|e| Denied::Bad(format!("connection `{name}` base_url: {e}")))?;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             reqwest::Url::parse(path).map_err(|e| Denied::Bad(format!("bad URL {path}: {e}")))?
         } else if path.starts_with('/') {
@@ -206,7 +207,12 @@ impl Net {
         Ok(url)
     }
 
-    async fn token(&self, name: &str, conn: &Connection, client: &reqwest::Client) -> Result<Option<(String, String)>, String> {
+    async fn token(
+        &self,
+        name: &str,
+        conn: &Connection,
+        client: &reqwest::Client,
+    ) -> Result<Option<(String, String)>, String> {
         match &conn.auth {
             None => Ok(None),
             Some(Auth::Bearer { token }) => Ok(Some(("authorization".into(), format!("Bearer {token}")))),
@@ -251,7 +257,9 @@ impl Net {
     pub async fn send(&self, granted: &[String], req: Request) -> Value {
         match self.try_send(granted, req).await {
             Ok(v) => json!({ "ok": v }),
-            Err((code, message, retryable)) => json!({"error": {"code": code, "message": message, "retryable": retryable}}),
+            Err((code, message, retryable)) => {
+                json!({"error": {"code": code, "message": message, "retryable": retryable}})
+            }
         }
     }
 
@@ -263,7 +271,9 @@ impl Net {
         }
         let conn = self.connections.get(&name).ok_or_else(|| denied(Denied::NotGranted(name.clone())))?;
         let method = match req.method.to_ascii_uppercase().as_str() {
-            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => reqwest::Method::from_bytes(m.as_bytes()).map_err(|e| ("bad_request", e.to_string(), false))?,
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
+                reqwest::Method::from_bytes(m.as_bytes()).map_err(|e| ("bad_request", e.to_string(), false))?
+            }
             other => return Err(denied(Denied::Bad(format!("method `{other}` is not allowed")))),
         };
         let url = self.resolve_url(&name, conn, &req.path).map_err(denied)?;
@@ -318,12 +328,17 @@ impl Net {
             .collect();
         let bytes = resp.bytes().await.map_err(|e| ("unavailable", e.to_string(), true))?;
         if bytes.len() > MAX_RESPONSE {
-            return Err(("response_too_large", format!("response of {} bytes exceeds {MAX_RESPONSE}", bytes.len()), false));
+            return Err((
+                "response_too_large",
+                format!("response of {} bytes exceeds {MAX_RESPONSE}", bytes.len()),
+                false,
+            ));
         }
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Ok(json!({"status": status, "headers": headers, "body": body}))
     }
@@ -341,11 +356,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 fn encode(s: &str) -> String {
@@ -362,7 +373,13 @@ mod tests {
     use super::*;
 
     fn conn(base: &str) -> Connection {
-        Connection { base_url: base.into(), allow_private: false, allow_link_local: false, auth: None, timeout_ms: 1000 }
+        Connection {
+            base_url: base.into(),
+            allow_private: false,
+            allow_link_local: false,
+            auth: None,
+            timeout_ms: 1000,
+        }
     }
 
     #[test]
@@ -371,14 +388,30 @@ mod tests {
         let c = conn("https://graph.example.com/v1.0");
         assert!(net.resolve_url("g", &c, "/v1.0/users").is_ok());
         assert!(net.resolve_url("g", &c, "https://graph.example.com/v1.0/users?$top=5").is_ok());
-        for bad in ["https://evil.example.com/v1.0", "http://graph.example.com/v1.0/x", "https://graph.example.com:8443/v1.0/x", "https://graph.example.com/beta/x", "users", "https://u:p@graph.example.com/v1.0"] {
+        for bad in [
+            "https://evil.example.com/v1.0",
+            "http://graph.example.com/v1.0/x",
+            "https://graph.example.com:8443/v1.0/x",
+            "https://graph.example.com/beta/x",
+            "users",
+            "https://u:p@graph.example.com/v1.0",
+        ] {
             assert!(net.resolve_url("g", &c, bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn restricted_addresses() {
-        for (ip, kind) in [("127.0.0.1", "loopback"), ("10.1.2.3", "private"), ("192.168.0.1", "private"), ("169.254.169.254", "link-local"), ("::1", "loopback"), ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "private")] {
+        for (ip, kind) in [
+            ("127.0.0.1", "loopback"),
+            ("10.1.2.3", "private"),
+            ("192.168.0.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("::1", "loopback"),
+            ("fe80::1", "link-local"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("100.64.0.1", "private"),
+        ] {
             assert_eq!(restricted(ip.parse().unwrap()), Some(kind), "{ip}");
         }
         assert_eq!(restricted("93.184.216.34".parse().unwrap()), None);

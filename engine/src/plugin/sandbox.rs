@@ -125,7 +125,11 @@ impl Ctx {
     /// A context for one invocation.
     pub fn new(limits: Limits, action: &str, input: Vec<u8>, services: Arc<dyn Services>) -> Self {
         Self {
-            limiter: Limiter { memory_max: limits.memory_bytes, table_max: limits.table_elements, ..Default::default() },
+            limiter: Limiter {
+                memory_max: limits.memory_bytes,
+                table_max: limits.table_elements,
+                ..Default::default()
+            },
             limits,
             action: action.as_bytes().to_vec(),
             input,
@@ -210,7 +214,9 @@ fn read(caller: &mut Caller<'_, Ctx>, ptr: i32, len: i32, cap: usize) -> Result<
     let mem = memory(caller).ok_or(status::INVALID_MEMORY)?;
     let start = ptr as u32 as usize;
     let data = mem.data(&*caller);
-    data.get(start..start.checked_add(len).ok_or(status::INVALID_MEMORY)?).map(<[u8]>::to_vec).ok_or(status::INVALID_MEMORY)
+    data.get(start..start.checked_add(len).ok_or(status::INVALID_MEMORY)?)
+        .map(<[u8]>::to_vec)
+        .ok_or(status::INVALID_MEMORY)
 }
 
 /// Copies `bytes` into guest memory at `ptr`.
@@ -228,13 +234,17 @@ fn code(r: Result<i32, i32>) -> i32 {
 }
 
 fn host_functions(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
-    linker.func_wrap("switchboard", "input", |mut caller: Caller<'_, Ctx>, action_ptr: i32, input_ptr: i32| -> i32 {
-        let action = caller.data().action.clone();
-        let input = std::mem::take(&mut caller.data_mut().input);
-        let r = write(&mut caller, action_ptr, &action).and_then(|_| write(&mut caller, input_ptr, &input));
-        caller.data_mut().input = input;
-        code(r.map(|_| 0))
-    })?;
+    linker.func_wrap(
+        "switchboard",
+        "input",
+        |mut caller: Caller<'_, Ctx>, action_ptr: i32, input_ptr: i32| -> i32 {
+            let action = caller.data().action.clone();
+            let input = std::mem::take(&mut caller.data_mut().input);
+            let r = write(&mut caller, action_ptr, &action).and_then(|_| write(&mut caller, input_ptr, &input));
+            caller.data_mut().input = input;
+            code(r.map(|_| 0))
+        },
+    )?;
     for (name, ok) in [("output", true), ("error", false)] {
         linker.func_wrap("switchboard", name, move |mut caller: Caller<'_, Ctx>, ptr: i32, len: i32| -> i32 {
             let cap = caller.data().limits.max_output;
@@ -308,32 +318,38 @@ fn wasi(linker: &mut Linker<Ctx>, module: &Module) -> wasmtime::Result<()> {
         let name = import.name();
         match name {
             "fd_write" => {
-                linker.func_wrap(W, name, |mut caller: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
-                    if fd != 1 && fd != 2 {
-                        return ERRNO_BADF;
-                    }
-                    let Ok(raw) = read(&mut caller, iovs, n.saturating_mul(8), 8 * 1024) else { return 21 };
-                    let mut total = 0u32;
-                    for iov in raw.chunks_exact(8) {
-                        let ptr = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
-                        let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-                        match read(&mut caller, ptr, len, 64 * 1024) {
-                            Ok(bytes) => {
-                                total = total.saturating_add(bytes.len() as u32);
-                                caller.data_mut().stream((fd - 1) as usize, &bytes);
-                            }
-                            Err(_) => return 21, // EFAULT
+                linker.func_wrap(
+                    W,
+                    name,
+                    |mut caller: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
+                        if fd != 1 && fd != 2 {
+                            return ERRNO_BADF;
                         }
-                    }
-                    if write(&mut caller, written, &total.to_le_bytes()).is_err() {
-                        return 21;
-                    }
-                    0
-                })?;
+                        let Ok(raw) = read(&mut caller, iovs, n.saturating_mul(8), 8 * 1024) else { return 21 };
+                        let mut total = 0u32;
+                        for iov in raw.chunks_exact(8) {
+                            let ptr = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
+                            let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
+                            match read(&mut caller, ptr, len, 64 * 1024) {
+                                Ok(bytes) => {
+                                    total = total.saturating_add(bytes.len() as u32);
+                                    caller.data_mut().stream((fd - 1) as usize, &bytes);
+                                }
+                                Err(_) => return 21, // EFAULT
+                            }
+                        }
+                        if write(&mut caller, written, &total.to_le_bytes()).is_err() {
+                            return 21;
+                        }
+                        0
+                    },
+                )?;
             }
             "environ_sizes_get" | "args_sizes_get" => {
                 linker.func_wrap(W, name, |mut caller: Caller<'_, Ctx>, count: i32, size: i32| -> i32 {
-                    if write(&mut caller, count, &0u32.to_le_bytes()).is_err() || write(&mut caller, size, &0u32.to_le_bytes()).is_err() {
+                    if write(&mut caller, count, &0u32.to_le_bytes()).is_err()
+                        || write(&mut caller, size, &0u32.to_le_bytes()).is_err()
+                    {
                         return 21;
                     }
                     0
@@ -343,13 +359,19 @@ fn wasi(linker: &mut Linker<Ctx>, module: &Module) -> wasmtime::Result<()> {
                 linker.func_wrap(W, name, |_: Caller<'_, Ctx>, _: i32, _: i32| -> i32 { 0 })?;
             }
             "clock_time_get" => {
-                linker.func_wrap(W, name, |mut caller: Caller<'_, Ctx>, _id: i32, _precision: i64, out: i32| -> i32 {
-                    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-                    if write(&mut caller, out, &nanos.to_le_bytes()).is_err() {
-                        return 21;
-                    }
-                    0
-                })?;
+                linker.func_wrap(
+                    W,
+                    name,
+                    |mut caller: Caller<'_, Ctx>, _id: i32, _precision: i64, out: i32| -> i32 {
+                        let nanos = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64);
+                        if write(&mut caller, out, &nanos.to_le_bytes()).is_err() {
+                            return 21;
+                        }
+                        0
+                    },
+                )?;
             }
             "random_get" => {
                 linker.func_wrap(W, name, |mut caller: Caller<'_, Ctx>, buf: i32, len: i32| -> i32 {
@@ -377,7 +399,8 @@ fn wasi(linker: &mut Linker<Ctx>, module: &Module) -> wasmtime::Result<()> {
                 // anything else traps.
                 let ExternType::Func(ty) = import.ty() else { continue };
                 let errno = if name.starts_with("fd_") { ERRNO_BADF } else { ERRNO_NOSYS };
-                let returns_i32 = ty.results().len() == 1 && matches!(ty.results().next(), Some(wasmtime::ValType::I32));
+                let returns_i32 =
+                    ty.results().len() == 1 && matches!(ty.results().next(), Some(wasmtime::ValType::I32));
                 let what = name.to_string();
                 linker.func_new(W, name, ty, move |_: Caller<'_, Ctx>, _: &[Val], results: &mut [Val]| {
                     if returns_i32 {

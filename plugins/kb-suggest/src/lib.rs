@@ -127,7 +127,10 @@ mod tests {
         let out = suggest(SuggestIn { title: "Forgot password".into(), description: "reset please".into() }).unwrap();
         assert_eq!(out.article.unwrap().id, "KB0001");
         assert_eq!(out.score, 3);
-        assert!(suggest(SuggestIn { title: "Monitor flickers".into(), description: String::new() }).unwrap().article.is_none());
+        assert!(suggest(SuggestIn { title: "Monitor flickers".into(), description: String::new() })
+            .unwrap()
+            .article
+            .is_none());
     }
 
     #[test]

@@ -151,11 +151,20 @@ fn write_report(args: &Args, rows: &[Row]) {
     std::fs::create_dir_all(&args.out).unwrap();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let machine = json!({"cpu": cpu, "cores": cores, "note": "load generator and server share the machine", "connections": args.connections});
-    std::fs::write(args.out.join("tickets.json"), serde_json::to_string_pretty(&json!({"machine": machine, "seconds_per_rate": args.seconds, "rows": rows})).unwrap()).unwrap();
+    std::fs::write(
+        args.out.join("tickets.json"),
+        serde_json::to_string_pretty(&json!({"machine": machine, "seconds_per_rate": args.seconds, "rows": rows}))
+            .unwrap(),
+    )
+    .unwrap();
     let mut md = format!(
         "# Ticket creation at fixed rates\n\nMachine: {cpu}, {cores} cores (load generator on the same machine). {}s per rate.\nLatency is measured from each request's scheduled send time (open loop).\n\n| durability | target/s | achieved/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|\n",
         args.seconds
