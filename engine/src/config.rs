@@ -72,6 +72,8 @@ pub struct Config {
     pub plugins: crate::plugin::PluginConfig,
     /// Named outbound HTTP connections plugins may be granted (the host holds the credentials).
     pub connections: BTreeMap<String, crate::plugin::net::Connection>,
+    /// Named LDAP directories plugins may be granted (the host holds the bind credentials).
+    pub directories: BTreeMap<String, crate::plugin::directory::Directory>,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             priority_matrix: PriorityMatrix::default(),
             plugins: crate::plugin::PluginConfig::default(),
             connections: BTreeMap::new(),
+            directories: BTreeMap::new(),
         }
     }
 }

@@ -109,10 +109,12 @@ pub enum LdapRequest {
         /// Connection name.
         connection: String,
         /// Base DN (empty: the connection's base).
+        #[serde(default)]
         base: String,
         /// RFC 4515 filter.
         filter: String,
-        /// Attributes to return.
+        /// Attributes to return (empty: all).
+        #[serde(default)]
         attrs: Vec<String>,
     },
     /// Modify an entry.

@@ -229,3 +229,83 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     }
     path
 }
+
+/// A throw-away OpenLDAP server (Debian's `slapd`) on a loopback port, seeded with
+/// `dc=example,dc=com`, `uid=jdoe` and the group `cn=vpn`. Killed when dropped.
+pub struct Slapd {
+    child: Child,
+    /// `ldap://127.0.0.1:<port>`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The directory manager's DN.
+pub const LDAP_ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
+/// Its password.
+pub const LDAP_ADMIN_PW: &str = "ldap-admin-secret";
+
+impl Slapd {
+    /// Starts slapd and waits until it answers.
+    pub fn start() -> Result<Self> {
+        if !Path::new("/usr/sbin/slapd").exists() {
+            bail!("slapd is not installed: apt-get install slapd ldap-utils (.ci/run does)");
+        }
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("db"))?;
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {d}/slapd.pid\n\
+             database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=com\"\nrootdn \"{LDAP_ADMIN_DN}\"\nrootpw {LDAP_ADMIN_PW}\ndirectory {d}/db\n"
+        );
+        std::fs::write(dir.path().join("slapd.conf"), conf)?;
+        let url = format!("ldap://127.0.0.1:{port}");
+        let child = Command::new("/usr/sbin/slapd")
+            .args(["-f", &format!("{d}/slapd.conf"), "-h", &format!("{url}/"), "-d", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start slapd")?;
+        let server = Self { child, url, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = Command::new("ldapwhoami")
+                .args(["-x", "-H", &server.url, "-D", LDAP_ADMIN_DN, "-w", LDAP_ADMIN_PW])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("slapd did not answer within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ldif = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+                    dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
+                    dn: uid=jdoe,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: jdoe\ncn: Jane Doe\nsn: Doe\nmail: jdoe@example.com\n\n\
+                    dn: cn=vpn,dc=example,dc=com\nobjectClass: groupOfNames\ncn: vpn\nmember: cn=admin,dc=example,dc=com\n";
+        let mut add = Command::new("ldapadd")
+            .args(["-x", "-H", &server.url, "-D", LDAP_ADMIN_DN, "-w", LDAP_ADMIN_PW])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        use std::io::Write as _;
+        add.stdin.take().context("stdin")?.write_all(ldif.as_bytes())?;
+        if !add.wait()?.success() {
+            bail!("ldapadd of the seed entries failed");
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -13,16 +13,26 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchboard_tests::{binary, plugin_wasm, repo, write_config, Api, Server, ADMIN};
+use switchboard_tests::{
+    binary, plugin_wasm, repo, write_config, Api, Server, Slapd, ADMIN, LDAP_ADMIN_DN, LDAP_ADMIN_PW,
+};
 
 const KB_TOKEN: &str = "kb-secret-token-never-in-plugin-memory";
 
 type Seen = Arc<Mutex<Vec<String>>>;
 
+async fn token(State(seen): State<Seen>, body: String) -> Json<Value> {
+    seen.lock().unwrap().push(format!("token-request {body}"));
+    Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": "oauth-access-token-1"}))
+}
+
 async fn article(State(seen): State<Seen>, headers: HeaderMap, Path(id): Path<String>) -> impl IntoResponse {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     seen.lock().unwrap().push(auth.clone());
-    if auth != format!("Bearer {KB_TOKEN}") {
+    if id == "FLAKY" && seen.lock().unwrap().iter().filter(|s| s.starts_with("Bearer")).count() == 1 {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "try again"})));
+    }
+    if auth != format!("Bearer {KB_TOKEN}") && auth != "Bearer oauth-access-token-1" {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "no token"})));
     }
     (StatusCode::OK, Json(json!({"id": id, "title": format!("Article {id}")})))
@@ -40,6 +50,7 @@ async fn kb_server() -> (u16, u16, Seen) {
     let port = listener.local_addr().unwrap().port();
     let app = Router::new()
         .route("/articles/{id}", get(article))
+        .route("/token", axum::routing::post(token))
         .route("/redirect-on", get(|| async { Redirect::temporary("/articles/KB0002") }))
         .route(
             "/redirect-off",
@@ -51,6 +62,7 @@ async fn kb_server() -> (u16, u16, Seen) {
 }
 
 struct Fixture {
+    _slapd: Slapd,
     _dir: tempfile::TempDir,
     _server: Server,
     admin: Api,
@@ -61,6 +73,8 @@ struct Fixture {
 
 async fn start() -> Fixture {
     let (kb_port, other_port, seen) = kb_server().await;
+    let slapd = Slapd::start().unwrap();
+    let ldap_url = slapd.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         r#"
@@ -81,12 +95,30 @@ base_url = "http://127.0.0.1:{kb_port}"
 [connections.metadata]
 base_url = "http://169.254.169.254"
 allow_private = true
+
+[connections.oauth]
+base_url = "http://127.0.0.1:{kb_port}"
+allow_private = true
+auth = {{ type = "oauth2", token_url = "http://127.0.0.1:{kb_port}/token", client_id = "switchboard", client_secret = "client-secret-xyz", scope = "kb/.default" }}
+
+[directories.corp]
+url = "{ldap_url}"
+bind_dn = "{LDAP_ADMIN_DN}"
+bind_password = "{LDAP_ADMIN_PW}"
+base_dn = "dc=example,dc=com"
+allow_private = true
+
+[directories.corp-strict]
+url = "{ldap_url}"
+bind_dn = "{LDAP_ADMIN_DN}"
+bind_password = "{LDAP_ADMIN_PW}"
+base_dn = "dc=example,dc=com"
 "#
     );
     let config = write_config(dir.path(), &extra).unwrap();
     let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
     let admin = Api::new(&server.url, ADMIN);
-    Fixture { _dir: dir, _server: server, admin, kb_port, other_port, seen }
+    Fixture { _slapd: slapd, _dir: dir, _server: server, admin, kb_port, other_port, seen }
 }
 
 async fn install(api: &Api, name: &str) -> Value {
@@ -199,7 +231,7 @@ async fn hostile_plugin_attacks_fail_only_their_own_call() {
 
     // Log flood: the call succeeds, the logs are capped and say so.
     let flood = attack(&f.admin, "log_flood", json!({})).await;
-    assert_eq!(flood.0, 200);
+    assert_eq!(flood.0, 200, "{}", flood.1);
     let logs = flood.1["logs"].as_array().unwrap();
     assert!(logs.len() <= 51, "{} log lines kept", logs.len());
     assert!(logs.last().unwrap().as_str().unwrap().contains("dropped"));
@@ -234,4 +266,107 @@ async fn hostile_plugin_attacks_fail_only_their_own_call() {
     // The engine is healthy and the plugin still works.
     assert_eq!(f.admin.get("/health").await.unwrap()["status"], "ok");
     assert_eq!(attack(&f.admin, "ok", json!({})).await.1["output"], json!({"ok": true}));
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_fetched_once_and_retryable_plugin_errors_are_retried_in_workflows() {
+    let f = start().await;
+    install(&f.admin, "kb-suggest").await;
+    // The plugin asks for connection `kb`; point that grant at an OAuth2 connection by
+    // granting both and calling through the hostile passthrough instead.
+    install(&f.admin, "hostile").await;
+    f.admin.call("PUT", "/plugins/hostile/grants", Some(&json!({"connections": ["oauth"]}))).await.unwrap();
+    for _ in 0..2 {
+        let r =
+            attack(&f.admin, "http", json!({"connection": "oauth", "method": "GET", "path": "/articles/KB1"})).await;
+        assert_eq!(r.1["output"]["status"], 200, "{}", r.1);
+    }
+    let seen = f.seen.lock().unwrap().clone();
+    let token_requests: Vec<&String> = seen.iter().filter(|s| s.starts_with("token-request")).collect();
+    assert_eq!(token_requests.len(), 1, "token fetched once and cached: {seen:?}");
+    assert!(
+        token_requests[0].contains("grant_type=client_credentials")
+            && token_requests[0].contains("client_id=switchboard")
+    );
+    assert_eq!(seen.iter().filter(|s| *s == "Bearer oauth-access-token-1").count(), 2);
+
+    // A plugin step whose plugin reports a retryable error is retried with backoff.
+    f.admin.call("PUT", "/plugins/kb-suggest/grants", Some(&json!({"connections": ["kb"]}))).await.unwrap();
+    f.seen.lock().unwrap().clear();
+    let wf = json!({"id": "fetch", "name": "Fetch", "triggers": [{"on": "manual"}],
+        "steps": [{"id": "get", "type": "plugin", "plugin": "kb-suggest", "action": "fetch", "input": {"id": "FLAKY"}, "retries": 2}]});
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.admin.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
+    let started = f.admin.post("/workflows/fetch/runs", &json!({"ticket": t["ticket"]["id"]})).await.unwrap();
+    f.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let run = f.admin.get(&format!("/runs/{}", started["runs"][0].as_str().unwrap())).await.unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    let step = run["trace"].as_array().unwrap().iter().find(|e| e["step"] == "get").unwrap();
+    assert_eq!(step["detail"]["attempts"], 2, "{step}");
+    assert_eq!(run["vars"]["get"]["id"], "FLAKY");
+
+    // Disabled plugins cannot be called.
+    f.admin.post("/plugins/kb-suggest/disable", &json!({})).await.unwrap();
+    let (status, _) =
+        f.admin.call("POST", "/plugins/kb-suggest/actions/suggest", Some(&json!({"title": "x"}))).await.unwrap();
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_hostile_step_in_a_workflow_fails_its_run_with_the_reason_in_the_trace() {
+    let f = start().await;
+    install(&f.admin, "hostile").await;
+    let wf = json!({"id": "bad", "name": "Calls a spinning plugin", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "spin", "type": "plugin", "plugin": "hostile", "action": "spin", "input": {}},
+                  {"id": "after", "type": "comment", "body": "never"}]});
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.admin.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
+    f.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let run = f.admin.get(&format!("/runs/{}", t["runs"][0].as_str().unwrap())).await.unwrap();
+    assert_eq!(run["status"], "failed");
+    assert!(run["error"].as_str().unwrap().contains("timeout"), "{run}");
+    let step = run["trace"].as_array().unwrap().iter().find(|e| e["step"] == "spin").unwrap();
+    assert_eq!(step["outcome"], "failed");
+    assert_eq!(step["detail"]["code"], "timeout");
+    let ticket = f.admin.get(&format!("/tickets/{}", t["ticket"]["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(ticket["comments"], json!([]), "no step after the failure ran");
+    assert_eq!(f.admin.get("/health").await.unwrap()["status"], "ok");
+}
+
+#[tokio::test]
+async fn plugin_ldap_goes_through_granted_directories_and_the_host_binds() {
+    let f = start().await;
+    install(&f.admin, "hostile").await;
+    let ldap = |req: Value| {
+        let api = f.admin.clone();
+        async move { attack(&api, "ldap", req).await }
+    };
+    let search =
+        json!({"op": "search", "connection": "corp", "base": "", "filter": "(uid=jdoe)", "attrs": ["mail", "cn"]});
+    // Not granted yet.
+    failed_with(&ldap(search.clone()).await, "denied");
+    f.admin
+        .call("PUT", "/plugins/hostile/grants", Some(&json!({"connections": ["corp", "corp-strict"]})))
+        .await
+        .unwrap();
+
+    let found = ldap(search).await;
+    assert_eq!(found.0, 200, "{}", found.1);
+    let entry = &found.1["output"]["entries"][0];
+    assert_eq!(entry["dn"], "uid=jdoe,ou=people,dc=example,dc=com");
+    assert_eq!(entry["attrs"]["mail"], json!(["jdoe@example.com"]));
+
+    let add_member = json!({"op": "modify", "connection": "corp", "dn": "cn=vpn,dc=example,dc=com",
+        "changes": [{"op": "add", "attr": "member", "values": ["uid=jdoe,ou=people,dc=example,dc=com"]}]});
+    assert_eq!(ldap(add_member.clone()).await.1["output"]["code"], 0);
+    // OpenLDAP answers 20 (attributeOrValueExists) for a second add; the plugin sees the code.
+    assert_eq!(ldap(add_member).await.1["output"]["code"], 20);
+    let compare = json!({"op": "compare", "connection": "corp", "dn": "cn=vpn,dc=example,dc=com", "attr": "member", "value": "uid=jdoe,ou=people,dc=example,dc=com"});
+    assert_eq!(ldap(compare).await.1["output"]["matched"], true);
+
+    // A directory on loopback without allow_private is refused by the host.
+    let strict = ldap(json!({"op": "search", "connection": "corp-strict", "filter": "(uid=*)"})).await;
+    failed_with(&strict, "denied");
+    assert!(strict.1["error"]["message"].as_str().unwrap().contains("loopback"), "{}", strict.1);
+    assert!(!found.1.to_string().contains(LDAP_ADMIN_PW), "the bind password never reaches the plugin");
 }

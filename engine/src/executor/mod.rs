@@ -96,6 +96,7 @@ impl Engine {
             config.plugins.clone(),
             store.clone(),
             crate::plugin::net::Net::new(config.connections.clone()),
+            crate::plugin::directory::Directories::new(config.directories.clone()),
         )?;
         Ok(Arc::new(Self {
             plugins,

@@ -3,12 +3,14 @@
 //! - [`manifest`]: reading a module's ABI version and manifest without running it;
 //! - [`sandbox`]: limits, host functions, the reduced WASI;
 //! - [`net`]: outbound HTTP through admin-configured connections;
+//! - [`directory`]: LDAP through admin-configured directory connections;
 //! - this file: the [`PluginHost`] (engine configuration, the epoch ticker, install,
 //!   the compiled-module cache, and calls with back-pressure).
 //!
 //! Every call gets a fresh instance from a pre-linked [`InstancePre`] in the pooling
 //! allocator, so nothing survives from one call to the next.
 
+pub mod directory;
 pub mod manifest;
 pub mod net;
 pub mod sandbox;
@@ -114,13 +116,19 @@ pub struct PluginHost {
     config: PluginConfig,
     store: Arc<dyn Store>,
     net: Arc<net::Net>,
+    directories: Arc<directory::Directories>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     pool: Arc<tokio::sync::Semaphore>,
 }
 
 impl PluginHost {
     /// A host with its epoch ticker running.
-    pub fn new(config: PluginConfig, store: Arc<dyn Store>, net: net::Net) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        config: PluginConfig,
+        store: Arc<dyn Store>,
+        net: net::Net,
+        directories: directory::Directories,
+    ) -> anyhow::Result<Arc<Self>> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(config.pool_size)
             .total_memories(config.pool_size)
@@ -149,6 +157,7 @@ impl PluginHost {
             config,
             store,
             net: Arc::new(net),
+            directories: Arc::new(directories),
             loaded: Mutex::new(HashMap::new()),
         }))
     }
@@ -234,7 +243,7 @@ impl PluginHost {
     /// Replaces grants, config or the enabled flag.
     pub async fn update(&self, record: PluginRecord, actor: &str) -> Result<PluginRecord, PluginError> {
         for c in &record.connections {
-            if !self.net.has(c) {
+            if !self.net.has(c) && !self.directories.has(c) {
                 return Err(PluginError::new(
                     "unknown_connection",
                     format!("connection `{c}` is not configured on this server"),
@@ -314,6 +323,7 @@ impl PluginHost {
         let services: Arc<dyn Services> = Arc::new(HostServices {
             store: self.store.clone(),
             net: self.net.clone(),
+            directories: self.directories.clone(),
             record: loaded.record.clone(),
             ticket: ctx.ticket,
             rt: tokio::runtime::Handle::current(),
@@ -422,6 +432,7 @@ fn invoke(
 struct HostServices {
     store: Arc<dyn Store>,
     net: Arc<net::Net>,
+    directories: Arc<directory::Directories>,
     record: PluginRecord,
     ticket: Value,
     rt: tokio::runtime::Handle,
@@ -470,7 +481,10 @@ impl Services for HostServices {
                 Ok(r) => self.rt.block_on(self.net.send(&self.record.connections, r)),
                 Err(e) => err("bad_request", format!("http request: {e}")),
             },
-            "ldap" => err("unsupported", "LDAP connections are not available in this version of the host"),
+            "ldap" => match serde_json::from_value::<directory::Request>(req) {
+                Ok(r) => self.rt.block_on(self.directories.run(&self.record.connections, r)),
+                Err(e) => err("bad_request", format!("ldap request: {e}")),
+            },
             other => err("not_found", format!("unknown host call `{other}`")),
         }
     }

@@ -31,7 +31,13 @@ fn host() -> (tempfile::TempDir, Arc<PluginHost>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).expect("store"));
     let config = PluginConfig { timeout_ms: 300, memory_mb: 8, table_elements: 1000, ..PluginConfig::default() };
-    let host = PluginHost::new(config, store, net::Net::new(Default::default())).expect("host");
+    let host = PluginHost::new(
+        config,
+        store,
+        net::Net::new(Default::default()),
+        directory::Directories::new(Default::default()),
+    )
+    .expect("host");
     (dir, host)
 }
 

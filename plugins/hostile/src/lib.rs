@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_sdk::host::{self, Level};
-use switchboard_sdk::{json, plugin, Error, HttpRequest, Value};
+use switchboard_sdk::{json, plugin, Error, HttpRequest, LdapRequest, Value};
 
 /// Spins forever (the host's epoch deadline must stop it).
 pub fn spin(_: Value) -> Result<Value, Error> {
@@ -48,12 +48,12 @@ pub fn huge_output(_: Value) -> Result<Value, Error> {
     Ok(Value::String("x".repeat(2 << 20)))
 }
 
-/// Logs 100 000 lines (the host keeps a capped number).
+/// Logs 20 000 lines (the host keeps a capped number).
 pub fn log_flood(_: Value) -> Result<Value, Error> {
-    for i in 0..100_000 {
+    for i in 0..20_000 {
         host::log(Level::Info, &format!("line {} {}", i, "y".repeat(200)));
     }
-    Ok(json!({"logged": 100000}))
+    Ok(json!({"logged": 20000}))
 }
 
 /// Panics (a trap for the host).
@@ -79,6 +79,12 @@ pub fn wasi_probe(_: Value) -> Result<Value, Error> {
 pub fn http(req: HttpRequest) -> Result<Value, Error> {
     let resp = host::http(&req)?;
     Ok(json!({"status": resp.status, "body": resp.body}))
+}
+
+/// Sends whatever LDAP request it is given through the host.
+pub fn ldap(req: LdapRequest) -> Result<Value, Error> {
+    let resp = host::ldap(&req)?;
+    Ok(serde_json::to_value(resp).unwrap_or(Value::Null))
 }
 
 static SECRET: AtomicU64 = AtomicU64::new(0);
@@ -108,6 +114,7 @@ plugin!(manifest = "../manifest.json", actions = {
     "panic" => panic,
     "wasi_probe" => wasi_probe,
     "http" => http,
+    "ldap" => ldap,
     "remember" => remember,
     "recall" => recall,
     "ok" => ok,

@@ -14,7 +14,7 @@
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard::plugin::{net::Net, CallContext, PluginConfig, PluginHost};
+use switchboard::plugin::{directory::Directories, net::Net, CallContext, PluginConfig, PluginHost};
 use switchboard::store::{sled::SledStore, Durability};
 
 const ECHO: &str = r#"(module
@@ -84,7 +84,13 @@ async fn measure(
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 16 << 20, Durability::None).unwrap());
-    let host = PluginHost::new(PluginConfig::default(), store, Net::new(Default::default())).unwrap();
+    let host = PluginHost::new(
+        PluginConfig::default(),
+        store,
+        Net::new(Default::default()),
+        Directories::new(Default::default()),
+    )
+    .unwrap();
     host.install(&wat::parse_str(ECHO).unwrap(), "bench").await.unwrap();
     let kb = switchboard_tests::plugin_wasm("kb-suggest");
     host.install(&std::fs::read(kb).unwrap(), "bench").await.unwrap();

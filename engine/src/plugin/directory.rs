@@ -1,0 +1,260 @@
+//! LDAP for plugins, through admin-configured directory connections.
+//!
+//! The host binds with the connection's credentials (the plugin never sees them), runs
+//! one operation, and unbinds. The same address rules as HTTP apply: loopback and
+//! private addresses only when the connection allows them. `unicodePwd` values are
+//! encoded the way Active Directory wants them: the password in double quotes, UTF-16LE.
+//!
+//! This version speaks plain LDAP (`ldap://`); StartTLS/LDAPS, which Active Directory
+//! requires for password changes, is not implemented yet.
+
+use super::net::restricted;
+use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// A named directory connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    /// `ldap://host:port`.
+    pub url: String,
+    /// DN the host binds as.
+    pub bind_dn: String,
+    /// Its password.
+    pub bind_password: String,
+    /// Default search base.
+    pub base_dn: String,
+    /// Allow loopback and private addresses (on-prem directories usually need this).
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Per-operation timeout, milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+
+/// The plugin's request (the SDK's `LdapRequest`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Subtree search.
+    Search {
+        /// Connection.
+        connection: String,
+        /// Base DN (empty: the connection's).
+        #[serde(default)]
+        base: String,
+        /// Filter.
+        filter: String,
+        /// Attributes.
+        #[serde(default)]
+        attrs: Vec<String>,
+    },
+    /// Modify.
+    Modify {
+        /// Connection.
+        connection: String,
+        /// DN.
+        dn: String,
+        /// Changes.
+        changes: Vec<Change>,
+    },
+    /// Add.
+    Add {
+        /// Connection.
+        connection: String,
+        /// DN.
+        dn: String,
+        /// Attributes.
+        attrs: BTreeMap<String, Vec<String>>,
+    },
+    /// Delete.
+    Delete {
+        /// Connection.
+        connection: String,
+        /// DN.
+        dn: String,
+    },
+    /// Compare.
+    Compare {
+        /// Connection.
+        connection: String,
+        /// DN.
+        dn: String,
+        /// Attribute.
+        attr: String,
+        /// Value.
+        value: String,
+    },
+}
+
+/// One modification.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Change {
+    /// `add`, `delete` or `replace`.
+    pub op: String,
+    /// Attribute.
+    pub attr: String,
+    /// Values.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+impl Request {
+    fn connection(&self) -> &str {
+        match self {
+            Request::Search { connection, .. }
+            | Request::Modify { connection, .. }
+            | Request::Add { connection, .. }
+            | Request::Delete { connection, .. }
+            | Request::Compare { connection, .. } => connection,
+        }
+    }
+}
+
+/// `"password"` in UTF-16LE, as Active Directory's `unicodePwd` expects.
+pub fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"").encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+fn value_bytes(attr: &str, v: &str) -> Vec<u8> {
+    if attr.eq_ignore_ascii_case("unicodePwd") {
+        unicode_pwd(v)
+    } else {
+        v.as_bytes().to_vec()
+    }
+}
+
+/// Directory connections.
+pub struct Directories(BTreeMap<String, Directory>);
+
+fn error(code: &str, message: impl Into<String>, retryable: bool) -> Value {
+    json!({"error": {"code": code, "message": message.into(), "retryable": retryable}})
+}
+
+impl Directories {
+    /// Over the configured directories.
+    pub fn new(dirs: BTreeMap<String, Directory>) -> Self {
+        Self(dirs)
+    }
+
+    /// Whether a directory exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Runs a plugin's request; `granted` are the connections granted to it. Returns
+    /// `{"ok": {code, message, entries, matched}}` (LDAP result codes are data, not errors)
+    /// or `{"error": ...}` when the host refused or could not reach the directory.
+    pub async fn run(&self, granted: &[String], req: Request) -> Value {
+        let name = req.connection().to_string();
+        let Some(dir) = self.0.get(&name).filter(|_| granted.contains(&name)) else {
+            return error("denied", format!("directory connection `{name}` is not granted to this plugin"), false);
+        };
+        if let Err(e) = check_address(&name, dir).await {
+            return error("denied", e, false);
+        }
+        match tokio::time::timeout(Duration::from_millis(dir.timeout_ms), run(dir, req)).await {
+            Ok(Ok(v)) => json!({ "ok": v }),
+            Ok(Err(e)) => error("unavailable", format!("directory `{name}`: {e}"), true),
+            Err(_) => error("unavailable", format!("directory `{name}` did not answer in {} ms", dir.timeout_ms), true),
+        }
+    }
+}
+
+async fn check_address(name: &str, dir: &Directory) -> Result<(), String> {
+    let url = reqwest::Url::parse(&dir.url).map_err(|e| format!("directory `{name}` url: {e}"))?;
+    if url.scheme() != "ldap" {
+        return Err(format!("directory `{name}`: only ldap:// is supported in this version"));
+    }
+    let host = url.host_str().unwrap_or("");
+    let port = url.port().unwrap_or(389);
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for a in addrs {
+        if let Some(kind) = restricted(a.ip()) {
+            if !dir.allow_private || kind == "link-local" {
+                return Err(format!(
+                    "{host} resolves to {}, a {kind} address, which directory `{name}` does not allow",
+                    a.ip()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(dir: &Directory, req: Request) -> ldap3::result::Result<Value> {
+    let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_millis(dir.timeout_ms));
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &dir.url).await?;
+    ldap3::drive!(conn);
+    let bind = ldap.simple_bind(&dir.bind_dn, &dir.bind_password).await?;
+    if bind.rc != 0 {
+        return Ok(json!({"code": bind.rc, "message": format!("bind failed: {}", bind.text)}));
+    }
+    let out = match req {
+        Request::Search { base, filter, attrs, .. } => {
+            let base = if base.is_empty() { dir.base_dn.clone() } else { base };
+            let res = ldap.search(&base, Scope::Subtree, &filter, attrs).await?;
+            let entries: Vec<Value> = res
+                .0
+                .into_iter()
+                .map(|e| {
+                    let e = SearchEntry::construct(e);
+                    let attrs: BTreeMap<String, Vec<String>> = e.attrs.into_iter().collect();
+                    json!({"dn": e.dn, "attrs": attrs})
+                })
+                .collect();
+            json!({"code": res.1.rc, "message": res.1.text, "entries": entries})
+        }
+        Request::Modify { dn, changes, .. } => {
+            let mut mods = Vec::new();
+            for c in changes {
+                let values: HashSet<Vec<u8>> = c.values.iter().map(|v| value_bytes(&c.attr, v)).collect();
+                let attr = c.attr.as_bytes().to_vec();
+                mods.push(match c.op.as_str() {
+                    "add" => Mod::Add(attr, values),
+                    "delete" => Mod::Delete(attr, values),
+                    "replace" => Mod::Replace(attr, values),
+                    other => return Ok(json!({"code": 2, "message": format!("unknown modify op `{other}`")})),
+                });
+            }
+            let r = ldap.modify(&dn, mods).await?;
+            json!({"code": r.rc, "message": r.text})
+        }
+        Request::Add { dn, attrs, .. } => {
+            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                .iter()
+                .map(|(k, vs)| (k.as_bytes().to_vec(), vs.iter().map(|v| value_bytes(k, v)).collect()))
+                .collect();
+            let r = ldap.add(&dn, attrs).await?;
+            json!({"code": r.rc, "message": r.text})
+        }
+        Request::Delete { dn, .. } => {
+            let r = ldap.delete(&dn).await?;
+            json!({"code": r.rc, "message": r.text})
+        }
+        Request::Compare { dn, attr, value, .. } => {
+            let r = ldap.compare(&dn, &attr, value_bytes(&attr, &value)).await?;
+            let rc = r.0.rc;
+            json!({"code": if rc == 5 || rc == 6 { 0 } else { rc }, "message": r.0.text, "matched": rc == 6})
+        }
+    };
+    let _ = ldap.unbind().await;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unicode_pwd_is_quoted_utf16le() {
+        assert_eq!(unicode_pwd("Ab1"), vec![b'"', 0, b'A', 0, b'b', 0, b'1', 0, b'"', 0]);
+    }
+}
