@@ -17,7 +17,7 @@ debian_ready() {
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   echo "plugins: building with rustup's wasm32-wasip1" >&2
   target=wasm32-wasip1
-  cargo build --release --target "$target" --locked
+  cargo build --release --target "$target"
 else
   if ! debian_ready; then
     echo "plugins: installing Debian's rustc + wasm32-wasi std (rustc cargo libstd-rust-dev-wasm32)" >&2
@@ -25,11 +25,21 @@ else
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rustc cargo libstd-rust-dev-wasm32 >/dev/null
   fi
+  # A new plugin crate needs a Cargo.lock entry. The modern cargo (rustup's), when there is
+  # one, adds it with its MSRV-aware resolver (rust-version 1.63, `fallback`), so the old
+  # cargo below can build --locked.
+  modern=$(command -v cargo || true)
+  if [ -n "$modern" ] && [ "$modern" != /usr/bin/cargo ]; then
+    "$modern" metadata --format-version 1 >/dev/null
+    locked=--locked
+  else
+    locked=
+  fi
   echo "plugins: building with Debian's $(/usr/bin/rustc --version) for wasm32-wasi" >&2
   target=wasm32-wasi
   RUSTC=/usr/bin/rustc CARGO_UNSTABLE_SPARSE_REGISTRY=true \
     __CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly \
-    /usr/bin/cargo build --release --target "$target" --locked
+    /usr/bin/cargo build --release --target "$target" $locked
 fi
 
 # Test-only plugins (they attack the sandbox) go to dist/test/, out of the demo's way.
