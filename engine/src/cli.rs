@@ -42,10 +42,17 @@ enum Command {
 struct InstallArgs {
     /// The plugin module.
     file: PathBuf,
-    /// URL of a running server.
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Where `apply` and `install` write: a running server, or a stopped server's data directory.
+#[derive(Debug, Args)]
+struct Target {
+    /// URL of a running server, e.g. http://127.0.0.1:8080.
     #[arg(long, env = "SWITCHBOARD_URL", conflicts_with = "data_dir")]
     server: Option<String>,
-    /// Admin or integrator token for --server.
+    /// Admin token for --server (integrator tokens may install plugins).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Write straight into a data directory (the server must be stopped).
@@ -88,15 +95,8 @@ struct ServeArgs {
 struct ApplyArgs {
     /// Directory of workflow files (*.json).
     dir: PathBuf,
-    /// URL of a running server, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "SWITCHBOARD_URL", conflicts_with = "data_dir")]
-    server: Option<String>,
-    /// Admin token for --server.
-    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Write straight into a data directory (the server must be stopped).
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// A CLI failure with its exit code.
@@ -223,6 +223,15 @@ fn open_store(config: &Config) -> Result<Arc<SledStore>, Failure> {
     Ok(Arc::new(store))
 }
 
+/// An engine over a stopped server's data directory, for `apply` and `install`.
+fn offline_engine(data_dir: PathBuf) -> Result<(Arc<SledStore>, Arc<Engine>), Failure> {
+    let config = Arc::new(Config { data_dir, ..Config::default() });
+    let store = open_store(&config)?;
+    let engine =
+        Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok((store, engine))
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path).map_err(|e| Failure::input(e.to_string()))?,
@@ -290,9 +299,10 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
     if workflows.is_empty() {
         return Err(Failure::input(format!("{}: no workflow files found", args.dir.display())));
     }
-    match (args.server, args.data_dir) {
+    match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
-            let token = args.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let token =
+                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
             let client = reqwest::Client::new();
             for (file, wf) in workflows {
                 let resp = client
@@ -312,10 +322,7 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
             Ok(())
         }
         (None, Some(dir)) => {
-            let config = Arc::new(Config { data_dir: dir, ..Config::default() });
-            let store = open_store(&config)?;
-            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config)
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let (store, engine) = offline_engine(dir)?;
             for (file, wf) in workflows {
                 let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| Failure::runtime(e.to_string()))?;
                 println!("{}: {} revision {}", file.display(), record.id, record.revision);
@@ -352,9 +359,10 @@ async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
 
 async fn install(args: InstallArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.file).map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
-    match (args.server, args.data_dir) {
+    match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
-            let token = args.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let token =
+                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
             let resp = reqwest::Client::new()
                 .post(format!("{}/plugins", url.trim_end_matches('/')))
                 .bearer_auth(token)
@@ -376,10 +384,7 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
             Ok(())
         }
         (None, Some(dir)) => {
-            let config = Arc::new(Config { data_dir: dir, ..Config::default() });
-            let store = open_store(&config)?;
-            let engine = Engine::new(store.clone(), Arc::new(SystemClock), config)
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let (store, engine) = offline_engine(dir)?;
             let record = engine
                 .plugins()
                 .install(&bytes, "cli")

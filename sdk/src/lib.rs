@@ -163,6 +163,7 @@ pub struct LdapChange {
     /// Attribute.
     pub attr: String,
     /// Values (for `unicodePwd`, the host encodes the quoted UTF-16LE form).
+    #[serde(default)]
     pub values: Vec<String>,
 }
 

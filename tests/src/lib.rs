@@ -309,3 +309,16 @@ impl Drop for Slapd {
         let _ = self.child.wait();
     }
 }
+
+/// The CPU model and core count, for benchmark reports.
+pub fn machine() -> (String, usize) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    (cpu, std::thread::available_parallelism().map_or(0, |n| n.get()))
+}

@@ -256,3 +256,28 @@ async fn manual_start_with_input_and_signed_outbound_webhook() {
     let (status, _) = f.agent.call("POST", "/workflows/nope/runs", Some(&json!({"ticket": id}))).await.unwrap();
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn links_are_recorded_on_both_sides_with_history() {
+    let f = start("").await;
+    let a = f.agent.post("/tickets", &json!({"title": "Outage", "requester": "r"})).await.unwrap();
+    let b = f.agent.post("/tickets", &json!({"title": "Me too", "requester": "s"})).await.unwrap();
+    let (a, b) = (a["ticket"]["id"].as_str().unwrap().to_string(), b["ticket"]["id"].as_str().unwrap().to_string());
+    f.agent.post(&format!("/tickets/{b}/links"), &json!({"kind": "parent", "ticket": a})).await.unwrap();
+    let parent = f.agent.get(&format!("/tickets/{a}")).await.unwrap();
+    assert_eq!(parent["links"], json!([{"kind": "child", "ticket": b}]));
+    let history = f.agent.get(&format!("/tickets/{a}/history")).await.unwrap();
+    assert_eq!(history["history"].as_array().unwrap().last().unwrap()["changes"][0]["field"], "links");
+    let (status, out) = f
+        .agent
+        .call("POST", &format!("/tickets/{b}/links"), Some(&json!({"kind": "sibling", "ticket": a})))
+        .await
+        .unwrap();
+    assert_eq!((status, out["error"]["details"]["errors"][0]["pointer"].as_str()), (422, Some("/kind")));
+    let (status, _) = f
+        .agent
+        .call("POST", &format!("/tickets/{b}/links"), Some(&json!({"kind": "related", "ticket": "T-999"})))
+        .await
+        .unwrap();
+    assert_eq!(status, 422);
+}

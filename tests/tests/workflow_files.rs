@@ -82,3 +82,47 @@ fn cli_validate_reports_missing_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.json: no such file"));
 }
+
+#[test]
+fn cli_apply_into_a_data_dir_then_the_server_serves_those_workflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(binary())
+        .arg("apply")
+        .arg(repo().join("workflows"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("route-network revision 1"));
+    // Applying the same files again changes nothing (no new revision).
+    let again = Command::new(binary())
+        .arg("apply")
+        .arg(repo().join("workflows"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("route-network revision 1"));
+    // An invalid directory applies nothing and says why.
+    let bad = Command::new(binary())
+        .arg("apply")
+        .arg(repo().join("workflows/invalid"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown-fields.json:/conditons"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = switchboard_tests::write_config(dir.path(), "").unwrap();
+        let server = switchboard_tests::Server::start(&data, &config, &[]).unwrap();
+        let api = switchboard_tests::Api::new(&server.url, switchboard_tests::ADMIN);
+        let wf = api.get("/workflows").await.unwrap();
+        let ids: Vec<&str> = wf["workflows"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"route-network") && ids.contains(&"p1-major-incident"), "{ids:?}");
+    });
+}

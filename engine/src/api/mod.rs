@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets", post(tickets::create).get(tickets::list))
         .route("/tickets/{id}", get(tickets::get).patch(tickets::update))
         .route("/tickets/{id}/comments", post(tickets::comment))
+        .route("/tickets/{id}/links", post(tickets::link))
         .route("/tickets/{id}/history", get(tickets::history))
         .route("/tickets/{id}/events", get(tickets::events))
         .route("/agents", get(team::list_agents).post(team::put_agent))

@@ -79,6 +79,16 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// `POST /tickets/{id}/links` with `{"kind": "parent|child|duplicate_of|related", "ticket": "T-2"}`.
+pub async fn link(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(link): JsonBody<crate::ticket::Link>,
+) -> Result<Json<Outcome>, ApiError> {
+    Ok(Json(s.engine.link(&id, link, &who.name).await?))
+}
+
 /// `GET /tickets/{id}/history`: every field change, oldest first.
 pub async fn history(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     load(&s, &id)?;

@@ -16,10 +16,27 @@ impl TicketLocks {
         Self((0..STRIPES).map(|_| Mutex::new(())).collect())
     }
 
-    /// Waits for the ticket's stripe.
-    pub async fn lock(&self, ticket: &str) -> MutexGuard<'_, ()> {
+    fn stripe(ticket: &str) -> usize {
         let mut h = DefaultHasher::new();
         ticket.hash(&mut h);
-        self.0[(h.finish() as usize) % STRIPES].lock().await
+        (h.finish() as usize) % STRIPES
+    }
+
+    /// Waits for the ticket's stripe.
+    pub async fn lock(&self, ticket: &str) -> MutexGuard<'_, ()> {
+        self.0[Self::stripe(ticket)].lock().await
+    }
+
+    /// Locks two tickets' stripes in a fixed order (once if they share one), so two
+    /// callers locking the same pair in opposite order cannot deadlock.
+    pub async fn lock_pair(&self, a: &str, b: &str) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let (x, y) = (Self::stripe(a), Self::stripe(b));
+        if x == y {
+            return (self.0[x].lock().await, None);
+        }
+        let (first, second) = (x.min(y), x.max(y));
+        let g1 = self.0[first].lock().await;
+        let g2 = self.0[second].lock().await;
+        (g1, Some(g2))
     }
 }

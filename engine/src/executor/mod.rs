@@ -280,6 +280,58 @@ impl Engine {
         Ok(Outcome { ticket: after, event: Some(event), runs })
     }
 
+    /// Links two tickets. Parent/child and related links are recorded on both sides;
+    /// `duplicate_of` on this ticket only. Each side's history gets a `links` change.
+    pub async fn link(self: &Arc<Self>, id: &str, link: crate::ticket::Link, actor: &str) -> Result<Outcome> {
+        use crate::ticket::{Link, LinkKind};
+        if link.ticket == id {
+            return Err(invalid("/ticket", "a ticket cannot link to itself"));
+        }
+        let _guards = self.locks.lock_pair(id, &link.ticket).await;
+        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let other_before = self
+            .store
+            .ticket(&link.ticket)?
+            .ok_or_else(|| invalid("/ticket", format!("unknown ticket `{}`", link.ticket)))?;
+        if before.links.contains(&link) {
+            return Ok(Outcome { ticket: before, event: None, runs: Vec::new() });
+        }
+        let now = self.now();
+        let reverse = match link.kind {
+            LinkKind::Parent => Some(LinkKind::Child),
+            LinkKind::Child => Some(LinkKind::Parent),
+            LinkKind::Related => Some(LinkKind::Related),
+            LinkKind::DuplicateOf => None,
+        };
+        let change = |t: &Ticket, added: &Link| FieldChange {
+            field: "links".into(),
+            from: serde_json::to_value(&t.links).unwrap_or(Value::Null),
+            to: serde_json::to_value(t.links.iter().chain(std::iter::once(added)).collect::<Vec<_>>())
+                .unwrap_or(Value::Null),
+        };
+        let mut tx = Tx::new();
+        let mut after = before.clone();
+        let changes = vec![change(&before, &link)];
+        after.links.push(link.clone());
+        after.updated_at = now;
+        tx.ticket(Some(&before), &after);
+        let (event, mut runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
+        if let Some(kind) = reverse {
+            let back = Link { kind, ticket: id.to_string() };
+            if !other_before.links.contains(&back) {
+                let mut other = other_before.clone();
+                let changes = vec![change(&other_before, &back)];
+                other.links.push(back);
+                other.updated_at = now;
+                tx.ticket(Some(&other_before), &other);
+                runs.extend(self.raise(&mut tx, &other, EventKind::Updated, changes, None, actor, &[], None)?.1);
+            }
+        }
+        self.store.commit(tx).await?;
+        self.spawn_runs(&runs);
+        Ok(Outcome { ticket: after, event: Some(event), runs })
+    }
+
     /// Starts a workflow by hand on a ticket; `input` becomes `vars.input`.
     pub async fn start_manual(
         self: &Arc<Self>,

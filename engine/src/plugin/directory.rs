@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+use switchboard_sdk::LdapRequest as Request;
 
 /// A named directory connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,82 +40,13 @@ fn default_timeout() -> u64 {
     5000
 }
 
-/// The plugin's request (the SDK's `LdapRequest`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    /// Subtree search.
-    Search {
-        /// Connection.
-        connection: String,
-        /// Base DN (empty: the connection's).
-        #[serde(default)]
-        base: String,
-        /// Filter.
-        filter: String,
-        /// Attributes.
-        #[serde(default)]
-        attrs: Vec<String>,
-    },
-    /// Modify.
-    Modify {
-        /// Connection.
-        connection: String,
-        /// DN.
-        dn: String,
-        /// Changes.
-        changes: Vec<Change>,
-    },
-    /// Add.
-    Add {
-        /// Connection.
-        connection: String,
-        /// DN.
-        dn: String,
-        /// Attributes.
-        attrs: BTreeMap<String, Vec<String>>,
-    },
-    /// Delete.
-    Delete {
-        /// Connection.
-        connection: String,
-        /// DN.
-        dn: String,
-    },
-    /// Compare.
-    Compare {
-        /// Connection.
-        connection: String,
-        /// DN.
-        dn: String,
-        /// Attribute.
-        attr: String,
-        /// Value.
-        value: String,
-    },
-}
-
-/// One modification.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Change {
-    /// `add`, `delete` or `replace`.
-    pub op: String,
-    /// Attribute.
-    pub attr: String,
-    /// Values.
-    #[serde(default)]
-    pub values: Vec<String>,
-}
-
-impl Request {
-    fn connection(&self) -> &str {
-        match self {
-            Request::Search { connection, .. }
-            | Request::Modify { connection, .. }
-            | Request::Add { connection, .. }
-            | Request::Delete { connection, .. }
-            | Request::Compare { connection, .. } => connection,
-        }
+fn connection(req: &Request) -> &str {
+    match req {
+        Request::Search { connection, .. }
+        | Request::Modify { connection, .. }
+        | Request::Add { connection, .. }
+        | Request::Delete { connection, .. }
+        | Request::Compare { connection, .. } => connection,
     }
 }
 
@@ -153,7 +85,7 @@ impl Directories {
     /// `{"ok": {code, message, entries, matched}}` (LDAP result codes are data, not errors)
     /// or `{"error": ...}` when the host refused or could not reach the directory.
     pub async fn run(&self, granted: &[String], req: Request) -> Value {
-        let name = req.connection().to_string();
+        let name = connection(&req).to_string();
         let Some(dir) = self.0.get(&name).filter(|_| granted.contains(&name)) else {
             return error("denied", format!("directory connection `{name}` is not granted to this plugin"), false);
         };

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasmtime::wasmparser::{Parser, Payload};
 
-/// The ABI version this host implements.
-pub const ABI_VERSION: u32 = 1;
-const ABI_PREFIX: &str = "__switchboard_abi_";
-const MANIFEST_SECTION: &str = "switchboard-manifest";
+use switchboard_sdk::abi::{ABI_MARKER_PREFIX as ABI_PREFIX, INVOKE, MANIFEST_SECTION};
+
+/// The ABI version this host implements (the SDK's).
+pub const ABI_VERSION: u32 = switchboard_sdk::abi::ABI_VERSION;
 /// Import modules a plugin may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["switchboard", "wasi_snapshot_preview1"];
 
@@ -144,7 +144,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, InspectError> {
                     if let Some(v) = export.name.strip_prefix(ABI_PREFIX) {
                         abi = Some(v.parse::<u32>().unwrap_or(u32::MAX));
                     }
-                    entry |= export.name == "switchboard_invoke";
+                    entry |= export.name == INVOKE;
                 }
             }
             Payload::ImportSection(reader) => {

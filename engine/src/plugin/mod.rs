@@ -477,11 +477,11 @@ impl Services for HostServices {
                     Err(e) => err("storage", e.to_string()),
                 }
             }
-            "http" => match serde_json::from_value::<net::Request>(req) {
+            "http" => match serde_json::from_value::<switchboard_sdk::HttpRequest>(req) {
                 Ok(r) => self.rt.block_on(self.net.send(&self.record.connections, r)),
                 Err(e) => err("bad_request", format!("http request: {e}")),
             },
-            "ldap" => match serde_json::from_value::<directory::Request>(req) {
+            "ldap" => match serde_json::from_value::<switchboard_sdk::LdapRequest>(req) {
                 Ok(r) => self.rt.block_on(self.directories.run(&self.record.connections, r)),
                 Err(e) => err("bad_request", format!("ldap request: {e}")),
             },

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use switchboard_sdk::HttpRequest as Request;
 
 /// How the host authenticates a connection's requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,23 +67,6 @@ pub struct Connection {
 
 fn default_timeout() -> u64 {
     10_000
-}
-
-/// The plugin's request (the SDK's `HttpRequest`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Request {
-    /// Connection name.
-    pub connection: String,
-    /// HTTP method.
-    pub method: String,
-    /// Path (or same-origin absolute URL).
-    pub path: String,
-    /// Extra headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// JSON body.
-    #[serde(default)]
-    pub body: Option<Value>,
 }
 
 /// Why a request was refused.

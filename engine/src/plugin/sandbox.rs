@@ -20,19 +20,7 @@ use wasmtime::{Caller, Engine, Extern, ExternType, InstancePre, Linker, Memory, 
 /// Epoch tick length.
 pub const TICK: Duration = Duration::from_millis(5);
 
-/// Host call statuses (see the SDK's `abi::status`).
-pub mod status {
-    /// Bad argument.
-    pub const BAD_ARGUMENT: i32 = -1;
-    /// Limit exceeded.
-    pub const LIMIT_EXCEEDED: i32 = -3;
-    /// Pointer/length outside memory.
-    pub const INVALID_MEMORY: i32 = -4;
-    /// Unknown operation.
-    pub const NOT_FOUND: i32 = -5;
-    /// Nothing pending.
-    pub const NOTHING_PENDING: i32 = -7;
-}
+use switchboard_sdk::abi::status;
 
 const ERRNO_BADF: i32 = 8;
 const ERRNO_NOSYS: i32 = 52;
@@ -282,7 +270,7 @@ fn host_functions(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             };
             let request: Value = match serde_json::from_slice(&req) {
                 Ok(v) => v,
-                Err(_) => return -6,
+                Err(_) => return status::PARSE_FAILURE,
             };
             let reply = if op == "log" {
                 let level = request["level"].as_str().unwrap_or("info").to_string();

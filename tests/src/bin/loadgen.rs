@@ -149,15 +149,7 @@ async fn main() {
 
 fn write_report(args: &Args, rows: &[Row]) {
     std::fs::create_dir_all(&args.out).unwrap();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (cpu, cores) = switchboard_tests::machine();
     let machine = json!({"cpu": cpu, "cores": cores, "note": "load generator and server share the machine", "connections": args.connections});
     std::fs::write(
         args.out.join("tickets.json"),

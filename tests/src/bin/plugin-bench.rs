@@ -106,15 +106,7 @@ async fn main() {
         )
         .await,
     ];
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (cpu, cores) = switchboard_tests::machine();
     let out = std::path::Path::new("docs/benchmarks");
     std::fs::create_dir_all(out).unwrap();
     std::fs::write(
