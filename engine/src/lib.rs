@@ -9,6 +9,8 @@
 //! | [`team`] | agents and groups |
 //! | [`workflow`] | the workflow language: types, conditions, templates, validation (pure) |
 //! | [`routing`] | choosing an agent (pure) |
+//! | [`calendar`] | business calendars: time zones, DST, holidays (pure) |
+//! | [`sla`] | SLA clocks: pause, retarget, warnings, breach, next due time (pure) |
 //! | [`run`] | records: events, runs and traces, history, audit |
 //! | [`store`] | storage traits and the sled backend with group commit |
 //! | [`notify`] | signed outbound webhooks |
@@ -19,6 +21,7 @@
 //! | [`config`], [`cli`], [`demo`] | configuration, the command line, demo data |
 
 pub mod api;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod plugin;
 pub mod routing;
 pub mod run;
 pub mod server;
+pub mod sla;
 pub mod store;
 pub mod team;
 pub mod ticket;

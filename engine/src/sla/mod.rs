@@ -1,0 +1,229 @@
+//! SLA clocks: how much business time a ticket has used of its target, with pauses.
+//!
+//! A [`Clock`] measures one target (first response or resolution) on a business
+//! [`Calendar`]. It runs, pauses (waiting on the customer or a vendor) and resumes;
+//! changing the ticket's priority gives it a new target but keeps the time already
+//! used and paused (the bug GLPI users report when an SLA is changed). [`Clock::check`]
+//! reports each warning threshold and the breach exactly once, and [`Clock::next_due`]
+//! says when the next one will happen, so a timer can be set for it instead of polling.
+//!
+//! Pure: the caller passes the time in.
+
+use crate::calendar::Calendar;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Something an SLA clock crossed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Crossed {
+    /// `percent` of the target is used.
+    Warning {
+        /// The threshold, e.g. 75.
+        percent: u8,
+    },
+    /// The target is used up.
+    Breached,
+}
+
+/// One SLA target being measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    /// The target, in business time (seconds).
+    pub target_secs: i64,
+    /// Business time used in finished running stretches (seconds).
+    pub used_secs: i64,
+    /// Running since (None while paused or stopped).
+    pub running_since: Option<DateTime<Utc>>,
+    /// Paused since (None while running or stopped).
+    pub paused_since: Option<DateTime<Utc>>,
+    /// Wall-clock time spent paused, for reports (seconds).
+    pub paused_secs: i64,
+    /// Thresholds already reported.
+    pub warned: Vec<u8>,
+    /// When the target was breached.
+    pub breached_at: Option<DateTime<Utc>>,
+    /// When the clock stopped (target met or missed).
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+impl Clock {
+    /// A clock that starts running at `at`.
+    pub fn start(at: DateTime<Utc>, target: Duration) -> Self {
+        Self {
+            target_secs: target.num_seconds(),
+            used_secs: 0,
+            running_since: Some(at),
+            paused_since: None,
+            paused_secs: 0,
+            warned: Vec::new(),
+            breached_at: None,
+            stopped_at: None,
+        }
+    }
+
+    /// Business time used by `at`.
+    pub fn used(&self, at: DateTime<Utc>, cal: &Calendar) -> Duration {
+        let running = self.running_since.map_or(Duration::zero(), |s| cal.between(s, at));
+        Duration::seconds(self.used_secs) + running
+    }
+
+    /// Business time left by `at` (negative once breached).
+    pub fn remaining(&self, at: DateTime<Utc>, cal: &Calendar) -> Duration {
+        Duration::seconds(self.target_secs) - self.used(at, cal)
+    }
+
+    /// Stops counting until [`Clock::resume`]. No effect unless running.
+    pub fn pause(&mut self, at: DateTime<Utc>, cal: &Calendar) {
+        if let Some(since) = self.running_since.take() {
+            self.used_secs += cal.between(since, at).num_seconds();
+            self.paused_since = Some(at);
+        }
+    }
+
+    /// Counts again. No effect unless paused.
+    pub fn resume(&mut self, at: DateTime<Utc>) {
+        if let Some(since) = self.paused_since.take() {
+            self.paused_secs += (at - since).num_seconds().max(0);
+            self.running_since = Some(at);
+        }
+    }
+
+    /// A new target (the ticket's priority changed). Time used and paused is kept;
+    /// thresholds already reported stay reported.
+    pub fn retarget(&mut self, target: Duration) {
+        self.target_secs = target.num_seconds();
+    }
+
+    /// Stops the clock for good (target met, or the ticket closed). Returns whether the
+    /// target was met.
+    pub fn stop(&mut self, at: DateTime<Utc>, cal: &Calendar) -> bool {
+        self.pause(at, cal);
+        if let Some(since) = self.paused_since.take() {
+            self.paused_secs += (at - since).num_seconds().max(0);
+        }
+        self.stopped_at.get_or_insert(at);
+        self.breached_at.is_none() && self.used_secs <= self.target_secs
+    }
+
+    /// Whether the clock is still measuring.
+    pub fn is_active(&self) -> bool {
+        self.stopped_at.is_none()
+    }
+
+    /// Thresholds (percent of target) and breach crossed by `at` and not reported
+    /// before, in order. Each is reported once, however often this is called.
+    pub fn check(&mut self, at: DateTime<Utc>, cal: &Calendar, thresholds: &[u8]) -> Vec<Crossed> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        let used = self.used(at, cal).num_seconds();
+        let mut out = Vec::new();
+        let mut sorted: Vec<u8> = thresholds.to_vec();
+        sorted.sort_unstable();
+        for p in sorted {
+            if !self.warned.contains(&p) && used * 100 >= self.target_secs * p as i64 {
+                self.warned.push(p);
+                out.push(Crossed::Warning { percent: p });
+            }
+        }
+        if self.breached_at.is_none() && used >= self.target_secs {
+            self.breached_at = Some(at);
+            out.push(Crossed::Breached);
+        }
+        out
+    }
+
+    /// When the next unreported threshold or the breach will be crossed, if the clock
+    /// keeps running from `at` (None while paused or stopped, or when all is reported).
+    pub fn next_due(&self, at: DateTime<Utc>, cal: &Calendar, thresholds: &[u8]) -> Option<DateTime<Utc>> {
+        self.running_since?;
+        let used = self.used(at, cal).num_seconds();
+        let mut marks: Vec<i64> = thresholds
+            .iter()
+            .filter(|p| !self.warned.contains(p))
+            .map(|p| (self.target_secs * *p as i64 + 99) / 100)
+            .collect();
+        if self.breached_at.is_none() {
+            marks.push(self.target_secs);
+        }
+        let next = marks.into_iter().filter(|m| *m > used).min()?;
+        cal.add(at, Duration::seconds(next - used))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::CalendarSpec;
+    use std::collections::BTreeMap;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn office() -> Calendar {
+        let hours = ["mon", "tue", "wed", "thu", "fri"]
+            .iter()
+            .map(|d| (d.to_string(), vec![["09:00".to_string(), "17:00".to_string()]]))
+            .collect::<BTreeMap<_, _>>();
+        Calendar::new(&CalendarSpec { id: "o".into(), timezone: "Europe/Berlin".into(), hours, holidays: vec![] })
+            .unwrap()
+    }
+
+    #[test]
+    fn pausing_stops_the_count_and_records_paused_time() {
+        let cal = office();
+        // Mon 2 Nov 2026 09:00 CET = 08:00Z. Target 4 business hours.
+        let mut c = Clock::start(utc("2026-11-02T08:00:00Z"), Duration::hours(4));
+        c.pause(utc("2026-11-02T09:00:00Z"), &cal); // 1h used
+        c.resume(utc("2026-11-02T11:00:00Z")); // paused 2h
+        assert_eq!(c.used(utc("2026-11-02T12:00:00Z"), &cal), Duration::hours(2));
+        assert_eq!(c.paused_secs, 7200);
+        assert_eq!(c.remaining(utc("2026-11-02T12:00:00Z"), &cal), Duration::hours(2));
+    }
+
+    #[test]
+    fn priority_change_mid_life_keeps_used_and_paused_time() {
+        let cal = office();
+        let mut c = Clock::start(utc("2026-11-02T08:00:00Z"), Duration::hours(8));
+        c.pause(utc("2026-11-02T10:00:00Z"), &cal);
+        c.resume(utc("2026-11-02T11:00:00Z"));
+        // P3 -> P1 at 12:00Z: the target shrinks to 4h; 3h are already used.
+        c.retarget(Duration::hours(4));
+        assert_eq!(c.used(utc("2026-11-02T12:00:00Z"), &cal), Duration::hours(3));
+        assert_eq!(c.paused_secs, 3600);
+        assert_eq!(c.next_due(utc("2026-11-02T12:00:00Z"), &cal, &[]), Some(utc("2026-11-02T13:00:00Z")));
+    }
+
+    #[test]
+    fn each_warning_and_the_breach_are_reported_exactly_once_in_order() {
+        let cal = office();
+        let mut c = Clock::start(utc("2026-11-02T08:00:00Z"), Duration::hours(4));
+        let th = [90, 50, 75];
+        assert_eq!(c.check(utc("2026-11-02T09:00:00Z"), &cal, &th), vec![]);
+        assert_eq!(c.next_due(utc("2026-11-02T09:00:00Z"), &cal, &th), Some(utc("2026-11-02T10:00:00Z")));
+        assert_eq!(c.check(utc("2026-11-02T10:00:00Z"), &cal, &th), vec![Crossed::Warning { percent: 50 }]);
+        assert_eq!(c.check(utc("2026-11-02T10:00:00Z"), &cal, &th), vec![], "not twice");
+        // Jumping past two thresholds and the breach reports all three, in order.
+        assert_eq!(
+            c.check(utc("2026-11-02T13:00:00Z"), &cal, &th),
+            vec![Crossed::Warning { percent: 75 }, Crossed::Warning { percent: 90 }, Crossed::Breached]
+        );
+        assert_eq!(c.check(utc("2026-11-03T13:00:00Z"), &cal, &th), vec![]);
+        assert_eq!(c.next_due(utc("2026-11-03T13:00:00Z"), &cal, &th), None);
+        assert!(!c.stop(utc("2026-11-03T14:00:00Z"), &cal), "missed");
+    }
+
+    #[test]
+    fn due_times_follow_the_calendar_over_a_weekend_and_pauses_stop_them() {
+        let cal = office();
+        // Fri 6 Nov 2026 15:00 CET (14:00Z), 4h target: breach Mon 9 Nov 11:00 CET (10:00Z).
+        let mut c = Clock::start(utc("2026-11-06T14:00:00Z"), Duration::hours(4));
+        assert_eq!(c.next_due(utc("2026-11-06T14:00:00Z"), &cal, &[]), Some(utc("2026-11-09T10:00:00Z")));
+        c.pause(utc("2026-11-06T15:00:00Z"), &cal);
+        assert_eq!(c.next_due(utc("2026-11-06T15:00:00Z"), &cal, &[]), None, "no timer while paused");
+        assert!(c.stop(utc("2026-11-06T15:30:00Z"), &cal), "met: 1h used of 4h");
+        assert!(c.check(utc("2026-12-01T00:00:00Z"), &cal, &[50]).is_empty(), "a stopped clock reports nothing");
+    }
+}
