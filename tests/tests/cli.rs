@@ -1,7 +1,7 @@
-//! Data-driven tests of the workflow language: every shipped workflow validates, and
-//! every file in `workflows/invalid/` fails with exactly the errors recorded beside it
-//! in `<name>.expected`. Run with `BLESS=1` to rewrite the expectations after a
-//! deliberate change, then review the diff.
+//! The command line as a user runs it, and the data-driven tests of the workflow
+//! language: every shipped workflow validates, and every file in `workflows/invalid/`
+//! fails with exactly the errors recorded beside it in `<name>.expected`. Run with
+//! `BLESS=1` to rewrite the expectations after a deliberate change, then review the diff.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -125,4 +125,36 @@ fn cli_apply_into_a_data_dir_then_the_server_serves_those_workflows() {
         let ids: Vec<&str> = wf["workflows"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
         assert!(ids.contains(&"route-network") && ids.contains(&"p1-major-incident"), "{ids:?}");
     });
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_exits_3_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchboard_tests::write_config(dir.path(), "").unwrap();
+    let data = dir.path().join("data");
+    let mut first = switchboard_tests::Server::start(&data, &config, &[]).unwrap();
+    let second = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(3), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another process"));
+    assert_eq!(first.terminate(), Some(0), "SIGTERM drains and exits 0");
+}
+
+#[test]
+fn a_broken_config_file_is_exit_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nworkers = \"many\"\n").unwrap();
+    let out = Command::new(binary()).args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("line 2"), "{stderr}");
+    let none = Command::new(binary()).args(["serve", "--data-dir"]).arg(dir.path().join("d")).output().unwrap();
+    assert_eq!(none.status.code(), Some(2), "no tokens configured");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no API tokens configured"));
 }
