@@ -269,6 +269,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.demo {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
         install_dir(&engine, &args.plugins).await?;
+        load_sla(&engine, &args.workflows.join("sla")).await?;
         for (_, wf) in demo_workflows {
             engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
         }
@@ -278,6 +279,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| Failure::runtime(e.to_string()))?;
     let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
+    engine.spawn_timers();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");
     if args.demo {
         tracing::info!(
@@ -396,4 +398,36 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
         }
         (None, None) => Err(Failure::input("install needs --server URL or --data-dir DIR")),
     }
+}
+
+/// Loads SLA files (`{"calendars": [...], "policies": [...]}`) from a directory (the demo's).
+async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SlaFile {
+        #[serde(default)]
+        calendars: Vec<crate::calendar::CalendarSpec>,
+        #[serde(default)]
+        policies: Vec<crate::sla::Policy>,
+    }
+    let Ok(files) = workflow_files(dir) else { return Ok(()) };
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        let sla: SlaFile = serde_json::from_str(&text).map_err(|e| {
+            Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
+        })?;
+        let invalid = |e: crate::executor::Error| match e {
+            crate::executor::Error::Invalid(errs) => Failure::input(
+                errs.iter().map(|(p, m)| format!("{}:{p}: {m}", file.display())).collect::<Vec<_>>().join("\n"),
+            ),
+            other => Failure::runtime(other.to_string()),
+        };
+        for c in sla.calendars {
+            engine.put_calendar(c).await.map_err(invalid)?;
+        }
+        for p in sla.policies {
+            engine.put_sla_policy(p).await.map_err(invalid)?;
+        }
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod inbox;
 pub mod plugins;
 pub mod runs;
+pub mod sla;
 pub mod team;
 pub mod tickets;
 pub mod workflows;
@@ -43,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}", get(tickets::get).patch(tickets::update))
         .route("/tickets/{id}/comments", post(tickets::comment))
         .route("/tickets/{id}/links", post(tickets::link))
+        .route("/tickets/{id}/sla", get(sla::ticket))
+        .route("/sla", get(sla::list))
+        .route("/sla/calendars", post(sla::put_calendar))
+        .route("/sla/policies", post(sla::put_policy))
         .route("/tickets/{id}/history", get(tickets::history))
         .route("/tickets/{id}/events", get(tickets::events))
         .route("/agents", get(team::list_agents).post(team::put_agent))

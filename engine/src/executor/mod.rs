@@ -8,9 +8,11 @@
 //! after a crash a run resumes at the first step whose commit did not happen.
 //!
 //! - [`step`]: what each step type does;
-//! - [`locks`]: per-ticket serialisation.
+//! - [`locks`]: per-ticket serialisation;
+//! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events.
 
 mod locks;
+mod sla;
 mod step;
 
 use crate::clock::SharedClock;
@@ -69,6 +71,10 @@ pub struct Engine {
     /// Current workflow records, read once and replaced whenever one changes, so
     /// dispatching an event does not decode every definition from the store.
     workflows: Mutex<Option<Arc<Vec<WorkflowRecord>>>>,
+    /// SLA policies and calendars, read once and replaced whenever one changes.
+    sla_setup: Mutex<Option<Arc<sla::Setup>>>,
+    /// Wakes the timer loop when a timer may have become due sooner.
+    timer_wakeup: tokio::sync::Notify,
     tasks: TaskTracker,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
@@ -109,6 +115,8 @@ impl Engine {
             routing: tokio::sync::Mutex::new(()),
             definitions: Mutex::new(HashMap::new()),
             workflows: Mutex::new(None),
+            sla_setup: Mutex::new(None),
+            timer_wakeup: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             stopping: AtomicBool::new(false),
         }))
@@ -159,6 +167,12 @@ impl Engine {
                 tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
             }
         });
+    }
+
+    /// After a commit: start the runs it created and let the timer loop see new timers.
+    fn after_commit(self: &Arc<Self>, runs: &[String]) {
+        self.spawn_runs(runs);
+        self.wake_timers();
     }
 
     fn spawn_runs(self: &Arc<Self>, ids: &[String]) {
@@ -235,7 +249,7 @@ impl Engine {
         tx.ticket(None, &ticket);
         let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None)?;
         self.store.commit(tx).await?;
-        self.spawn_runs(&event.1);
+        self.after_commit(&event.1);
         Ok(Outcome { ticket, event: Some(event.0), runs: event.1 })
     }
 
@@ -258,7 +272,7 @@ impl Engine {
         tx.ticket(Some(&before), &after);
         let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
         self.store.commit(tx).await?;
-        self.spawn_runs(&runs);
+        self.after_commit(&runs);
         Ok(Outcome { ticket: after, event: Some(event), runs })
     }
 
@@ -276,7 +290,7 @@ impl Engine {
         let (event, runs) =
             self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
         self.store.commit(tx).await?;
-        self.spawn_runs(&runs);
+        self.after_commit(&runs);
         Ok(Outcome { ticket: after, event: Some(event), runs })
     }
 
@@ -328,7 +342,7 @@ impl Engine {
             }
         }
         self.store.commit(tx).await?;
-        self.spawn_runs(&runs);
+        self.after_commit(&runs);
         Ok(Outcome { ticket: after, event: Some(event), runs })
     }
 
@@ -351,7 +365,7 @@ impl Engine {
         let (event, runs) =
             self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
         self.store.commit(tx).await?;
-        self.spawn_runs(&runs);
+        self.after_commit(&runs);
         Ok(Outcome { ticket: t, event: Some(event), runs })
     }
 
@@ -369,6 +383,23 @@ impl Engine {
         actor: &str,
         causation: &[Cause],
         manual: Option<(&str, Value)>,
+    ) -> Result<(String, Vec<String>)> {
+        self.raise_with(tx, ticket, kind, changes, comment, actor, causation, manual, None)
+    }
+
+    /// [`Engine::raise`] for SLA events, which carry their signal.
+    #[allow(clippy::too_many_arguments)]
+    fn raise_with(
+        &self,
+        tx: &mut Tx,
+        ticket: &Ticket,
+        kind: EventKind,
+        changes: Vec<FieldChange>,
+        comment: Option<Comment>,
+        actor: &str,
+        causation: &[Cause],
+        manual: Option<(&str, Value)>,
+        signal: Option<crate::run::SlaSignal>,
     ) -> Result<(String, Vec<String>)> {
         let now = self.now();
         let event_id = self.store.next_event_id()?;
@@ -398,8 +429,12 @@ impl Engine {
             actor: actor.to_string(),
             causation: causation.to_vec(),
             at: now,
+            sla: signal,
             evaluations: Vec::new(),
         };
+        if matches!(kind, EventKind::Created | EventKind::Updated | EventKind::CommentAdded) {
+            self.observe_sla(tx, ticket, &event)?;
+        }
         let mut runs = Vec::new();
         let (only, input) = match manual {
             Some((w, input)) => (Some(w), input),
@@ -448,6 +483,9 @@ impl Engine {
         let mut vars = Map::new();
         if !input.is_null() {
             vars.insert("input".into(), input.clone());
+        }
+        if let Some(signal) = &event.sla {
+            vars.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
         }
         let mut run = Run {
             id: String::new(),
@@ -676,6 +714,13 @@ pub fn triggered(wf: &Workflow, event: &Event) -> bool {
             internal.is_none_or(|want| event.comment.as_ref().is_some_and(|c| c.internal == want))
         }
         (Trigger::Manual, EventKind::Manual) => true,
+        (Trigger::SlaWarning { metric, percent }, EventKind::SlaWarning) => event
+            .sla
+            .as_ref()
+            .is_some_and(|s| metric.is_none_or(|m| m == s.metric) && percent.is_none_or(|p| Some(p) == s.percent)),
+        (Trigger::SlaBreached { metric }, EventKind::SlaBreached) => {
+            event.sla.as_ref().is_some_and(|s| metric.is_none_or(|m| m == s.metric))
+        }
         _ => false,
     })
 }

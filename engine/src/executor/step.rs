@@ -209,7 +209,7 @@ impl Engine {
         };
         tx.push(Write::Run(Box::new(run)));
         self.store.commit(tx).await?;
-        self.spawn_runs(&new_runs);
+        self.after_commit(&new_runs);
         Ok(more)
     }
 

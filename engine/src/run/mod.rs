@@ -24,6 +24,12 @@ pub enum EventKind {
     /// A manual start through the API.
     #[serde(rename = "manual")]
     Manual,
+    /// An SLA clock crossed a warning threshold.
+    #[serde(rename = "sla.warning")]
+    SlaWarning,
+    /// An SLA clock ran out.
+    #[serde(rename = "sla.breached")]
+    SlaBreached,
 }
 
 impl EventKind {
@@ -34,6 +40,8 @@ impl EventKind {
             EventKind::Updated => "ticket.updated",
             EventKind::CommentAdded => "comment.added",
             EventKind::Manual => "manual",
+            EventKind::SlaWarning => "sla.warning",
+            EventKind::SlaBreached => "sla.breached",
         }
     }
 }
@@ -47,6 +55,18 @@ pub struct Cause {
     pub run_id: String,
     /// The event that run made.
     pub event_id: String,
+}
+
+/// What an SLA event is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaSignal {
+    /// The policy.
+    pub policy: String,
+    /// Response or resolution.
+    pub metric: crate::sla::Metric,
+    /// The warning threshold (absent for a breach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
 }
 
 /// How one workflow reacted to an event.
@@ -91,6 +111,9 @@ pub struct Event {
     pub causation: Vec<Cause>,
     /// When.
     pub at: DateTime<Utc>,
+    /// For SLA events: which clock and threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaSignal>,
     /// The workflows whose trigger matched, and what they did.
     #[serde(default)]
     pub evaluations: Vec<Evaluation>,

@@ -10,8 +10,130 @@
 //! Pure: the caller passes the time in.
 
 use crate::calendar::Calendar;
+use crate::ticket::Priority;
+use crate::workflow::Condition;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// First response or resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Time to the first response to the requester.
+    Response,
+    /// Time to resolution.
+    Resolution,
+}
+
+impl Metric {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Response => "response",
+            Metric::Resolution => "resolution",
+        }
+    }
+}
+
+/// Targets for one priority, in business minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    /// First response within.
+    pub response_minutes: u32,
+    /// Resolution within.
+    pub resolution_minutes: u32,
+}
+
+/// An SLA policy as admins write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Which tickets it covers (absent: all). The first matching policy, by id, applies.
+    #[serde(default)]
+    pub applies_to: Option<Condition>,
+    /// Business calendar id (absent: around the clock).
+    #[serde(default)]
+    pub calendar: Option<String>,
+    /// Targets for P1..P4 (all four required).
+    pub targets: BTreeMap<Priority, Targets>,
+    /// While this holds (e.g. status pending), the clocks stop.
+    #[serde(default)]
+    pub pause_when: Option<Condition>,
+    /// Percentages of the target that raise `sla.warning` (default 75).
+    #[serde(default = "default_warnings")]
+    pub warnings: Vec<u8>,
+}
+
+fn default_warnings() -> Vec<u8> {
+    vec![75]
+}
+
+impl Policy {
+    /// Checks what serde cannot; each error carries a JSON pointer.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if !crate::team::valid_id(&self.id) {
+            errors.push(("/id".into(), "id must be 1-64 characters of letters, digits, `.`, `_` or `-`".into()));
+        }
+        for p in [Priority::P1, Priority::P2, Priority::P3, Priority::P4] {
+            match self.targets.get(&p) {
+                None => errors.push(("/targets".into(), format!("targets for {p:?} are missing"))),
+                Some(t) if t.response_minutes == 0 || t.resolution_minutes == 0 => {
+                    errors.push((format!("/targets/{p:?}"), "targets must be at least one minute".into()))
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, w) in self.warnings.iter().enumerate() {
+            if !(1..=99).contains(w) {
+                errors.push((format!("/warnings/{i}"), "warning thresholds are percentages from 1 to 99".into()));
+            }
+        }
+        errors
+    }
+
+    /// The target of a metric at a priority.
+    pub fn target(&self, metric: Metric, priority: Priority) -> Duration {
+        let t =
+            self.targets.get(&priority).copied().unwrap_or(Targets { response_minutes: 60, resolution_minutes: 480 });
+        Duration::minutes(match metric {
+            Metric::Response => t.response_minutes,
+            Metric::Resolution => t.resolution_minutes,
+        } as i64)
+    }
+}
+
+/// The SLA clocks of one ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketSla {
+    /// The ticket.
+    pub ticket_id: String,
+    /// The policy measuring it.
+    pub policy: String,
+    /// The priority the targets were taken from.
+    pub priority: Priority,
+    /// First response.
+    pub response: Clock,
+    /// Resolution.
+    pub resolution: Clock,
+}
+
+impl TicketSla {
+    /// The clock of a metric.
+    pub fn clock_mut(&mut self, metric: Metric) -> &mut Clock {
+        match metric {
+            Metric::Response => &mut self.response,
+            Metric::Resolution => &mut self.resolution,
+        }
+    }
+}
 
 /// Something an SLA clock crossed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +226,13 @@ impl Clock {
         }
         self.stopped_at.get_or_insert(at);
         self.breached_at.is_none() && self.used_secs <= self.target_secs
+    }
+
+    /// Starts measuring again after a stop (the ticket was reopened); time used so far counts.
+    pub fn reopen(&mut self, at: DateTime<Utc>) {
+        if self.stopped_at.take().is_some() {
+            self.running_since = Some(at);
+        }
     }
 
     /// Whether the clock is still measuring.

@@ -113,6 +113,16 @@ pub enum Write {
         /// The module.
         bytes: Vec<u8>,
     },
+    /// Set (or with `None`, delete) the SLA clocks of a ticket.
+    Sla(Box<crate::sla::TicketSla>),
+    /// Store a business calendar.
+    Calendar(crate::calendar::CalendarSpec),
+    /// Store an SLA policy.
+    SlaPolicy(Box<crate::sla::Policy>),
+    /// Set a timer (replacing any timer with the same key).
+    Timer(Timer),
+    /// Remove the timer with this key, if any.
+    CancelTimer(String),
     /// Set (or with `None`, delete) a key of a plugin's key-value store.
     PluginKv {
         /// Plugin id.
@@ -284,6 +294,43 @@ pub trait AuditStore: Send + Sync {
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
+/// What a timer does when it fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Check a ticket's SLA clocks for warnings and breaches.
+    SlaCheck {
+        /// The ticket.
+        ticket: String,
+    },
+}
+
+/// A durable timer. Timers live in the store, indexed by due time, so any number of
+/// them costs no memory until it is due, and they survive restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    /// Unique key (`sla:T-5`); setting a timer with the same key replaces it.
+    pub key: String,
+    /// When it fires.
+    pub due: chrono::DateTime<chrono::Utc>,
+    /// What it does.
+    pub kind: TimerKind,
+}
+
+/// Timers, SLA state, calendars and policies.
+pub trait TimeStore: Send + Sync {
+    /// Timers due at or before `until`, earliest first.
+    fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>>;
+    /// The earliest timer's due time.
+    fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    /// A ticket's SLA clocks.
+    fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>>;
+    /// All calendars.
+    fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>>;
+    /// All SLA policies, by id.
+    fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>>;
+}
+
 /// Installed plugins.
 pub trait PluginStore: Send + Sync {
     /// A plugin's record.
@@ -300,7 +347,9 @@ pub trait PluginStore: Send + Sync {
 pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A complete backend.
-pub trait Store: TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore {
+pub trait Store:
+    TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore + TimeStore
+{
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.
     fn commit(&self, tx: Tx) -> CommitFuture<'_>;

@@ -19,6 +19,10 @@
 //! | `ao/` | agent, 0, ticket n | (open assignments) |
 //! | `rr/` | group | last round-robin agent |
 //! | `au/` | seq | audit entry |
+//! | `sla/` | ticket n | the ticket's SLA clocks |
+//! | `cal/`, `slp/` | id | business calendar, SLA policy |
+//! | `tm/` | due (ms), key | timer, so a range scan finds what is due |
+//! | `tk/` | timer key | its `tm/` key, to replace or cancel it |
 //! | `p/` | plugin id | plugin record |
 //! | `pm/` | plugin id, `/`, version | module bytes |
 //! | `pk/` | plugin id, 0, key | plugin key-value entry |
@@ -199,6 +203,23 @@ impl SledStore {
                 Write::RoundRobin { group, agent } => {
                     b.insert(format!("rr/{group}").into_bytes(), agent.into_bytes());
                 }
+                Write::Sla(state) => {
+                    b.insert(num_key(b"sla/", id_num(&state.ticket_id, 'T')?), encode(&*state)?);
+                }
+                Write::Calendar(c) => {
+                    b.insert(format!("cal/{}", c.id).into_bytes(), encode(&c)?);
+                }
+                Write::SlaPolicy(p) => {
+                    b.insert(format!("slp/{}", p.id).into_bytes(), encode(&*p)?);
+                }
+                Write::Timer(t) => {
+                    self.cancel_timer(&mut b, &t.key)?;
+                    let mut k = num_key(b"tm/", t.due.timestamp_millis().max(0) as u64);
+                    k.extend_from_slice(t.key.as_bytes());
+                    b.insert(format!("tk/{}", t.key).into_bytes(), k.clone());
+                    b.insert(k, encode(&t)?);
+                }
+                Write::CancelTimer(key) => self.cancel_timer(&mut b, &key)?,
                 Write::Plugin(p) => {
                     b.insert(format!("p/{}", p.id).into_bytes(), encode(&*p)?);
                 }
@@ -408,6 +429,51 @@ impl AuditStore for SledStore {
             out.push(decode(&k, &v)?);
         }
         Ok(out)
+    }
+}
+
+impl SledStore {
+    fn cancel_timer(&self, b: &mut ::sled::Batch, key: &str) -> Result<()> {
+        let index = format!("tk/{key}").into_bytes();
+        if let Some(old) = self.db.get(&index).map_err(backend)? {
+            b.remove(old.to_vec());
+            b.remove(index);
+        }
+        Ok(())
+    }
+}
+
+impl TimeStore for SledStore {
+    fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
+        let end = num_key(b"tm/", until.timestamp_millis().max(0) as u64 + 1);
+        let mut out = Vec::new();
+        for kv in self.db.range(b"tm/".to_vec()..end).take(limit) {
+            let (k, v) = kv.map_err(backend)?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        match self.db.scan_prefix(b"tm/").next().transpose().map_err(backend)? {
+            Some((k, v)) => Ok(Some(decode::<Timer>(&k, &v)?.due)),
+            None => Ok(None),
+        }
+    }
+
+    fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>> {
+        match parse_id(ticket, 'T') {
+            Some(n) => self.get(&num_key(b"sla/", n)),
+            None => Ok(None),
+        }
+    }
+
+    fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>> {
+        self.scan(b"cal/")
+    }
+
+    fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>> {
+        self.scan(b"slp/")
     }
 }
 

@@ -93,6 +93,23 @@ pub enum Trigger {
     /// Started by hand through the API or CLI.
     #[serde(rename = "manual")]
     Manual,
+    /// An SLA clock crossed a warning threshold (optionally only this metric / percent).
+    #[serde(rename = "sla.warning")]
+    SlaWarning {
+        /// `response` or `resolution` (absent: either).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metric: Option<crate::sla::Metric>,
+        /// The threshold (absent: any).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+    },
+    /// An SLA clock ran out (optionally only this metric).
+    #[serde(rename = "sla.breached")]
+    SlaBreached {
+        /// `response` or `resolution` (absent: either).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metric: Option<crate::sla::Metric>,
+    },
 }
 
 /// "Field F changed (from X) (to Y)".

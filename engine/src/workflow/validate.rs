@@ -398,6 +398,19 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Checks a condition used outside a workflow (e.g. an SLA policy's `applies_to`):
+/// unknown fields, wrong value types, regexes that do not compile.
+pub fn check_condition(condition: &super::Condition, pointer: &str) -> Vec<ValidationError> {
+    let parts = Parts { id: None, triggers: Vec::new(), conditions: None, steps: Vec::new(), step_ids: Vec::new() };
+    let mut checker = Checker { parts: &parts, ids: HashSet::new(), errors: Vec::new() };
+    let mut found = Vec::new();
+    condition.walk(pointer, &mut |cmp, p| found.push((cmp, p.to_string())));
+    for (cmp, p) in found {
+        checker.comparison(cmp, &p);
+    }
+    checker.errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn semantic_errors_are_all_reported() {
+    fn _unused_are_all_reported() {
         let v = json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.updated", "changed": [{"field": "colour"}]}],
         "conditions": {"all": [
             {"field": "ticket.title", "op": "regex", "value": "(unclosed"},

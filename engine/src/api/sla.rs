@@ -1,0 +1,42 @@
+//! `/sla`: business calendars and SLA policies; a ticket's SLA clocks.
+
+use super::auth::Principal;
+use super::extract::JsonBody;
+use super::{ApiError, AppState};
+use crate::calendar::CalendarSpec;
+use crate::sla::Policy;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+/// `POST /sla/calendars` (admin): create or replace a business calendar.
+pub async fn put_calendar(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(spec): JsonBody<CalendarSpec>,
+) -> Result<Json<CalendarSpec>, ApiError> {
+    who.admin()?;
+    Ok(Json(s.engine.put_calendar(spec).await?))
+}
+
+/// `POST /sla/policies` (admin): create or replace an SLA policy.
+pub async fn put_policy(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(policy): JsonBody<Policy>,
+) -> Result<Json<Policy>, ApiError> {
+    who.admin()?;
+    Ok(Json(s.engine.put_sla_policy(policy).await?))
+}
+
+/// `GET /sla`: calendars and policies.
+pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = s.engine.store();
+    Ok(Json(json!({"calendars": store.calendars()?, "policies": store.sla_policies()?})))
+}
+
+/// `GET /tickets/{id}/sla`: the ticket's clocks (404 when no policy applies).
+pub async fn ticket(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let state = s.engine.store().ticket_sla(&id)?.ok_or_else(|| ApiError::not_found("SLA state of ticket", &id))?;
+    Ok(Json(serde_json::to_value(state).unwrap_or_default()))
+}

@@ -1,0 +1,290 @@
+//! SLA clocks on tickets, and the durable timers that fire their warnings and breaches.
+//!
+//! Every ticket event passes [`Engine::observe_sla`]: the first matching policy starts
+//! the ticket's clocks; later events pause and resume them (the policy's `pause_when`),
+//! retarget them (priority changes keep the time used and paused), and stop them (first
+//! public reply by someone other than the requester, or work starting, meets the response
+//! target; resolving meets the resolution target; reopening resumes it). The ticket's
+//! SLA state and its one timer (`sla:<ticket>`, due at the next threshold) are written in
+//! the same transaction as the event.
+//!
+//! Timers live in the store, indexed by due time. [`Engine::fire_due_timers`] takes the
+//! due ones and, per ticket, raises `sla.warning` / `sla.breached` events (which start
+//! workflows like any event), re-arms the timer and deletes the fired one, all in one
+//! transaction: after a crash a timer either fired completely or fires again; never twice.
+
+use super::{Engine, Error, Result};
+use crate::calendar::{Calendar, CalendarSpec};
+use crate::run::{Event, EventKind, SlaSignal};
+use crate::sla::{Clock, Crossed, Metric, Policy, TicketSla};
+use crate::store::{Timer, TimerKind, Tx, Write};
+use crate::ticket::{Status, Ticket};
+use crate::workflow::condition::Scope;
+use serde_json::Map;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Policies (by id) and their calendars.
+pub struct Setup {
+    policies: Vec<Policy>,
+    calendars: HashMap<String, Calendar>,
+}
+
+impl Setup {
+    fn calendar(&self, policy: &Policy) -> Calendar {
+        policy.calendar.as_ref().and_then(|c| self.calendars.get(c)).cloned().unwrap_or_else(Calendar::always)
+    }
+
+    fn policy(&self, id: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
+}
+
+fn holds(cond: &Option<crate::workflow::Condition>, ticket: &Ticket, event: &Event) -> bool {
+    let Some(c) = cond else { return false };
+    let vars = Map::new();
+    let scope = Scope { ticket, changes: &event.changes, vars: &vars, event: event.kind.as_str(), actor: &event.actor };
+    c.evaluate(&scope, "", &mut Vec::new())
+}
+
+fn timer_for(state: &TicketSla, policy: &Policy, cal: &Calendar, now: chrono::DateTime<chrono::Utc>) -> Write {
+    let key = format!("sla:{}", state.ticket_id);
+    let due = [&state.response, &state.resolution]
+        .into_iter()
+        .filter(|c| c.is_active())
+        .filter_map(|c| c.next_due(now, cal, &policy.warnings))
+        .min();
+    match due {
+        Some(due) => Write::Timer(Timer { key, due, kind: TimerKind::SlaCheck { ticket: state.ticket_id.clone() } }),
+        None => Write::CancelTimer(key),
+    }
+}
+
+impl Engine {
+    pub(super) fn sla(&self) -> Result<Arc<Setup>> {
+        let mut cache = self.sla_setup.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.as_ref() {
+            return Ok(s.clone());
+        }
+        let mut calendars = HashMap::new();
+        for spec in self.store.calendars()? {
+            if let Ok(cal) = Calendar::new(&spec) {
+                calendars.insert(spec.id.clone(), cal);
+            }
+        }
+        let setup = Arc::new(Setup { policies: self.store.sla_policies()?, calendars });
+        *cache = Some(setup.clone());
+        Ok(setup)
+    }
+
+    /// Stores a business calendar (validated).
+    pub async fn put_calendar(&self, spec: CalendarSpec) -> Result<CalendarSpec> {
+        if !crate::team::valid_id(&spec.id) {
+            return Err(Error::Invalid(vec![(
+                "/id".into(),
+                "id must be 1-64 characters of letters, digits, `.`, `_` or `-`".into(),
+            )]));
+        }
+        Calendar::new(&spec).map_err(|e| {
+            let text = e.to_string();
+            let (pointer, message) = text.split_once(": ").unwrap_or(("", &text));
+            Error::Invalid(vec![(pointer.to_string(), message.to_string())])
+        })?;
+        let mut tx = Tx::new();
+        tx.push(Write::Calendar(spec.clone()));
+        self.store.commit(tx).await?;
+        *self.sla_setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(spec)
+    }
+
+    /// Stores an SLA policy (validated: targets, thresholds, conditions, calendar).
+    pub async fn put_sla_policy(&self, policy: Policy) -> Result<Policy> {
+        let mut errors = policy.check();
+        for (field, cond) in [("/applies_to", &policy.applies_to), ("/pause_when", &policy.pause_when)] {
+            if let Some(c) = cond {
+                errors.extend(
+                    crate::workflow::validate::check_condition(c, field).into_iter().map(|e| (e.pointer, e.message)),
+                );
+            }
+        }
+        if let Some(c) = &policy.calendar {
+            if !self.store.calendars()?.iter().any(|s| &s.id == c) {
+                errors.push(("/calendar".into(), format!("unknown calendar `{c}`")));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let mut tx = Tx::new();
+        tx.push(Write::SlaPolicy(Box::new(policy.clone())));
+        self.store.commit(tx).await?;
+        *self.sla_setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(policy)
+    }
+
+    /// The SLA state written earlier in this transaction, else the stored one.
+    fn pending_sla(&self, tx: &Tx, ticket: &str) -> Result<Option<TicketSla>> {
+        for w in tx.writes.iter().rev() {
+            if let Write::Sla(s) = w {
+                if s.ticket_id == ticket {
+                    return Ok(Some((**s).clone()));
+                }
+            }
+        }
+        Ok(self.store.ticket_sla(ticket)?)
+    }
+
+    /// Updates the ticket's SLA clocks for an event; writes state and timer into `tx`.
+    pub(super) fn observe_sla(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<()> {
+        let setup = self.sla()?;
+        if setup.policies.is_empty() {
+            return Ok(());
+        }
+        let now = event.at;
+        let mut state = match self.pending_sla(tx, &ticket.id)? {
+            Some(s) => s,
+            None => {
+                let Some(policy) =
+                    setup.policies.iter().find(|p| p.applies_to.is_none() || holds(&p.applies_to, ticket, event))
+                else {
+                    return Ok(());
+                };
+                TicketSla {
+                    ticket_id: ticket.id.clone(),
+                    policy: policy.id.clone(),
+                    priority: ticket.priority,
+                    response: Clock::start(now, policy.target(Metric::Response, ticket.priority)),
+                    resolution: Clock::start(now, policy.target(Metric::Resolution, ticket.priority)),
+                }
+            }
+        };
+        let Some(policy) = setup.policy(&state.policy) else { return Ok(()) };
+        let cal = setup.calendar(policy);
+        if ticket.priority != state.priority {
+            state.priority = ticket.priority;
+            state.response.retarget(policy.target(Metric::Response, ticket.priority));
+            state.resolution.retarget(policy.target(Metric::Resolution, ticket.priority));
+        }
+        let status_to = event.changes.iter().find(|c| c.field == "status").and_then(|c| c.to.as_str());
+        let responded = match event.kind {
+            EventKind::CommentAdded => {
+                event.comment.as_ref().is_some_and(|c| !c.internal && c.author != ticket.requester)
+            }
+            _ => matches!(status_to, Some("in_progress" | "resolved" | "closed")),
+        };
+        if responded && state.response.is_active() {
+            state.response.stop(now, &cal);
+        }
+        match ticket.status {
+            Status::Resolved | Status::Closed => {
+                state.resolution.stop(now, &cal);
+                if state.response.is_active() {
+                    state.response.stop(now, &cal);
+                }
+            }
+            _ if status_to == Some("reopened") => state.resolution.reopen(now),
+            _ => {}
+        }
+        let paused = holds(&policy.pause_when, ticket, event);
+        for clock in [&mut state.response, &mut state.resolution] {
+            if !clock.is_active() {
+                continue;
+            }
+            if paused {
+                clock.pause(now, &cal);
+            } else {
+                clock.resume(now);
+            }
+        }
+        tx.push(timer_for(&state, policy, &cal, now));
+        tx.push(Write::Sla(Box::new(state)));
+        Ok(())
+    }
+
+    /// Fires every timer due by the clock's now; returns how many fired.
+    pub async fn fire_due_timers(self: &Arc<Self>) -> Result<usize> {
+        let now = self.now();
+        let mut fired = 0;
+        loop {
+            let due = self.store.due_timers(now, 256)?;
+            if due.is_empty() {
+                return Ok(fired);
+            }
+            for timer in due {
+                match &timer.kind {
+                    TimerKind::SlaCheck { ticket } => self.fire_sla(&timer, ticket, now).await?,
+                }
+                fired += 1;
+            }
+        }
+    }
+
+    async fn fire_sla(
+        self: &Arc<Self>,
+        timer: &Timer,
+        ticket_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let _guard = self.locks.lock(ticket_id).await;
+        let mut tx = Tx::new();
+        let (Some(ticket), Some(mut state)) = (self.store.ticket(ticket_id)?, self.store.ticket_sla(ticket_id)?) else {
+            tx.push(Write::CancelTimer(timer.key.clone()));
+            return Ok(self.store.commit(tx).await?);
+        };
+        let setup = self.sla()?;
+        let Some(policy) = setup.policy(&state.policy).cloned() else {
+            tx.push(Write::CancelTimer(timer.key.clone()));
+            return Ok(self.store.commit(tx).await?);
+        };
+        let cal = setup.calendar(&policy);
+        let mut runs = Vec::new();
+        let actor = format!("sla:{}", policy.id);
+        for metric in [Metric::Response, Metric::Resolution] {
+            for crossed in state.clock_mut(metric).check(now, &cal, &policy.warnings) {
+                let (kind, percent) = match crossed {
+                    Crossed::Warning { percent } => (EventKind::SlaWarning, Some(percent)),
+                    Crossed::Breached => (EventKind::SlaBreached, None),
+                };
+                tracing::info!(ticket = %ticket_id, metric = metric.as_str(), ?percent, "SLA {}", kind.as_str());
+                let signal = SlaSignal { policy: policy.id.clone(), metric, percent };
+                let (_, started) =
+                    self.raise_with(&mut tx, &ticket, kind, Vec::new(), None, &actor, &[], None, Some(signal))?;
+                runs.extend(started);
+            }
+        }
+        tx.push(timer_for(&state, &policy, &cal, now));
+        tx.push(Write::Sla(Box::new(state)));
+        self.store.commit(tx).await?;
+        self.spawn_runs(&runs);
+        Ok(())
+    }
+
+    /// Runs the timer loop until shutdown: fires due timers, then sleeps until the next
+    /// one is due (at most a second, or until woken by a new timer).
+    pub fn spawn_timers(self: &Arc<Self>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            while !engine.stopping.load(Ordering::SeqCst) {
+                if let Err(e) = engine.fire_due_timers().await {
+                    tracing::error!(error = %e, "timer loop");
+                }
+                let wait = match engine.store.next_timer() {
+                    Ok(Some(due)) => {
+                        (due - engine.now()).to_std().unwrap_or_default().min(std::time::Duration::from_secs(1))
+                    }
+                    _ => std::time::Duration::from_secs(1),
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = engine.timer_wakeup.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// Wakes the timer loop (after a commit that may have set an earlier timer).
+    pub(super) fn wake_timers(&self) {
+        self.timer_wakeup.notify_one();
+    }
+}

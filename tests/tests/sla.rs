@@ -1,0 +1,177 @@
+//! SLA clocks, durable timers and escalation, driven by a fake clock (no sleeps): the
+//! engine runs in process over a real sled store; time moves only when the test says.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use switchboard::clock::FakeClock;
+use switchboard::config::Config;
+use switchboard::executor::Engine;
+use switchboard::store::{sled::SledStore, Durability, EventStore, TicketStore, TimeStore};
+use switchboard::team::{Agent, Group};
+use switchboard::ticket::{Level, NewTicket};
+use switchboard_tests::repo;
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn engine(store: Arc<SledStore>, clock: &FakeClock) -> Arc<Engine> {
+    Engine::new(store, Arc::new(clock.clone()), Arc::new(Config::default())).unwrap()
+}
+
+async fn setup(engine: &Arc<Engine>) {
+    let group = Group { id: "service-desk".into(), name: "Desk".into(), description: String::new(), manager: None };
+    engine.put_group(group, "test").await.unwrap();
+    let grace = Agent {
+        id: "grace".into(),
+        name: "Grace".into(),
+        email: None,
+        groups: vec!["service-desk".into()],
+        skills: vec![],
+        capacity: 10,
+        on_shift: true,
+        manager: None,
+    };
+    engine.put_agent(grace, "test").await.unwrap();
+    let sla: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/sla/standard.json")).unwrap()).unwrap();
+    engine.put_calendar(serde_json::from_value(sla["calendars"][0].clone()).unwrap()).await.unwrap();
+    engine.put_sla_policy(serde_json::from_value(sla["policies"][0].clone()).unwrap()).await.unwrap();
+    let wf = std::fs::read_to_string(repo().join("workflows/sla-escalation.json")).unwrap();
+    engine.put_workflow(switchboard::workflow::validate_str(&wf).unwrap(), "test").await.unwrap();
+}
+
+async fn idle(engine: &Arc<Engine>) {
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn p1(engine: &Arc<Engine>) -> String {
+    let new = NewTicket {
+        title: "Core switch down".into(),
+        requester: "ann".into(),
+        impact: Level::High,
+        urgency: Level::High,
+        ..Default::default()
+    };
+    engine.create_ticket(new, "ann").await.unwrap().ticket.id
+}
+
+fn patch(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn sla_events(store: &SledStore, ticket: &str) -> Vec<String> {
+    store
+        .ticket_events(ticket)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let s = e.sla?;
+            Some(format!(
+                "{} {} {}",
+                e.kind.as_str(),
+                s.metric.as_str(),
+                s.percent.map_or("-".into(), |p| p.to_string())
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    // Mon 2 Nov 2026 08:00 in Berlin (CET, UTC+1): the office opens.
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let engine = engine(store.clone(), &clock).await;
+    setup(&engine).await;
+    let id = p1(&engine).await; // P1: respond in 15, resolve in 240 business minutes
+
+    clock.advance(Duration::minutes(10));
+    engine.add_comment(&id, "We are on it.", false, "alice").await.unwrap(); // first response, met
+    clock.advance(Duration::minutes(110)); // 2 h used: 50 %
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing twice");
+    idle(&engine).await;
+    assert_eq!(sla_events(&store, &id), ["sla.warning resolution 50"]);
+    let sla = store.ticket_sla(&id).unwrap().unwrap();
+    assert!(sla.response.stopped_at.is_some() && sla.response.breached_at.is_none(), "response met");
+
+    // Waiting on the customer for three hours: the clock stands still.
+    engine.update_ticket(&id, &patch(json!({"status": "pending"})), "alice").await.unwrap();
+    clock.advance(Duration::hours(3));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "no timer while paused");
+    engine.update_ticket(&id, &patch(json!({"status": "in_progress"})), "alice").await.unwrap();
+    let sla = store.ticket_sla(&id).unwrap().unwrap();
+    assert_eq!(sla.resolution.used_secs, 2 * 3600);
+    assert_eq!(sla.resolution.paused_secs, 3 * 3600);
+
+    // 75 %, 90 %, breach: each level once, in order.
+    for (minutes, expected) in [(60, 1), (36, 1), (24, 1)] {
+        clock.advance(Duration::minutes(minutes));
+        assert_eq!(engine.fire_due_timers().await.unwrap(), expected);
+        idle(&engine).await;
+    }
+    assert_eq!(
+        sla_events(&store, &id),
+        [
+            "sla.warning resolution 50",
+            "sla.warning resolution 75",
+            "sla.warning resolution 90",
+            "sla.breached resolution -"
+        ]
+    );
+    let ticket = store.ticket(&id).unwrap().unwrap();
+    let notes: Vec<&str> = ticket.comments.iter().skip(1).map(|c| c.body.as_str()).collect();
+    assert!(notes[0].starts_with("SLA level 1: 75 %"), "{notes:?}");
+    assert!(notes[1].starts_with("SLA level 2: 90 %"), "{notes:?}");
+    assert!(notes[2].starts_with("SLA level 3"), "{notes:?}");
+    assert_eq!(ticket.assignee.as_deref(), Some("grace"));
+    assert_eq!(ticket.group.as_deref(), Some("service-desk"));
+    assert_eq!(store.next_timer().unwrap(), None, "nothing left to fire");
+}
+
+#[tokio::test]
+async fn after_a_restart_due_timers_fire_exactly_once_and_a_priority_change_keeps_used_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let id;
+    {
+        let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
+        let engine = engine(store.clone(), &clock).await;
+        setup(&engine).await;
+        id = p1(&engine).await;
+        engine.add_comment(&id, "Looking.", false, "alice").await.unwrap();
+        clock.advance(Duration::hours(1));
+        // P1 -> P2 after 1 h: resolution target 4 h -> 8 h, the hour used is kept.
+        engine.update_ticket(&id, &patch(json!({"urgency": "medium"})), "alice").await.unwrap();
+        let sla = store.ticket_sla(&id).unwrap().unwrap();
+        assert_eq!(sla.resolution.target_secs, 8 * 3600);
+        assert_eq!(sla.resolution.running_since, Some(utc("2026-11-02T07:00:00Z")), "the clock was not restarted");
+        engine.shutdown().await;
+        use switchboard::store::Store as _;
+        store.close().unwrap();
+    }
+    // Down for a day (Mon 09:00 -> Tue 09:00 local): Monday's 10 open hours exceed the 8 h target.
+    clock.advance(Duration::hours(24));
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
+    let engine = engine(store.clone(), &clock).await;
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0);
+    idle(&engine).await;
+    assert_eq!(
+        sla_events(&store, &id),
+        [
+            "sla.warning resolution 50",
+            "sla.warning resolution 75",
+            "sla.warning resolution 90",
+            "sla.breached resolution -"
+        ],
+        "everything crossed during the downtime fires once, in order"
+    );
+}
