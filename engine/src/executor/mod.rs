@@ -9,11 +9,13 @@
 //!
 //! - [`step`]: what each step type does;
 //! - [`locks`]: per-ticket serialisation;
-//! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events.
+//! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events;
+//! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer.
 
 mod locks;
 mod sla;
 mod step;
+mod wait;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -453,6 +455,7 @@ impl Engine {
             }
             event.evaluations.push(evaluation);
         }
+        runs.extend(self.wake_waiting(tx, ticket, &event)?);
         tx.push(Write::Event(Box::new(event)));
         Ok((event_id, runs))
     }
@@ -497,6 +500,7 @@ impl Engine {
             actor: event.actor.clone(),
             changes: event.changes.clone(),
             status: RunStatus::Pending,
+            waiting: None,
             cursor: wf.steps.first().map(|s| s.id.clone()),
             vars,
             trace: vec![TraceEntry {

@@ -32,6 +32,16 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A calendar by id.
+    pub fn calendar_by_id(&self, id: &str) -> Option<Calendar> {
+        self.calendars.get(id).cloned()
+    }
+
+    /// The calendar of a policy, by policy id.
+    pub fn policy_calendar(&self, policy: &str) -> Option<Calendar> {
+        self.policy(policy).map(|p| self.calendar(p))
+    }
+
     fn calendar(&self, policy: &Policy) -> Calendar {
         policy.calendar.as_ref().and_then(|c| self.calendars.get(c)).cloned().unwrap_or_else(Calendar::always)
     }
@@ -214,6 +224,7 @@ impl Engine {
             for timer in due {
                 match &timer.kind {
                     TimerKind::SlaCheck { ticket } => self.fire_sla(&timer, ticket, now).await?,
+                    TimerKind::ResumeRun { run } => self.fire_wait(&timer, run, now).await?,
                 }
                 fired += 1;
             }

@@ -23,6 +23,8 @@ struct Effect {
     output: Option<Value>,
     failed: Option<String>,
     writes: Vec<Write>,
+    /// Set by a `wait` step: park the run.
+    wait: Option<crate::run::Waiting>,
 }
 
 impl Effect {
@@ -46,6 +48,7 @@ impl Effect {
             output: None,
             failed: None,
             writes: Vec::new(),
+            wait: None,
         }
     }
 
@@ -134,7 +137,10 @@ impl Engine {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
             None => self.execute(&run, def, index, &ticket)?,
         };
-        if effect.failed.is_none() && effect.next.is_none() && !matches!(step.action, Action::If { .. }) {
+        if effect.failed.is_none()
+            && effect.next.is_none()
+            && !matches!(step.action, Action::If { .. } | Action::Wait { .. })
+        {
             effect.next = def.following(index);
         }
 
@@ -186,7 +192,20 @@ impl Engine {
         run.trace.push(effect.entry);
         run.steps_done += 1;
         run.updated_at = now;
+        let waiting = effect.wait.take();
         let more = match effect.failed {
+            None if waiting.is_some() => {
+                if let Some(deadline) = waiting.as_ref().and_then(|w| w.deadline) {
+                    tx.push(Write::Timer(crate::store::Timer {
+                        key: format!("run:{}", run.id),
+                        due: deadline,
+                        kind: crate::store::TimerKind::ResumeRun { run: run.id.clone() },
+                    }));
+                }
+                run.status = RunStatus::Waiting;
+                run.waiting = waiting;
+                false
+            }
             Some(msg) => {
                 run.status = RunStatus::Failed;
                 run.error = Some(format!("step `{}` failed: {msg}", step.id));
@@ -457,6 +476,30 @@ impl Engine {
                 effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
             }
             // Notify is executed before the ticket lock is taken; see `step`.
+            Action::Wait { minutes, business, calendar, .. } => {
+                let deadline = match minutes {
+                    None => None,
+                    Some(m) if !*business => Some(now + chrono::Duration::minutes(*m as i64)),
+                    Some(m) => {
+                        let setup = self.sla()?;
+                        let cal = match calendar {
+                            Some(id) => setup.calendar_by_id(id),
+                            None => self.store.ticket_sla(&ticket.id)?.and_then(|s| setup.policy_calendar(&s.policy)),
+                        };
+                        let Some(cal) = cal.or_else(|| calendar.is_none().then(crate::calendar::Calendar::always))
+                        else {
+                            return Ok(effect.fail(format!("unknown calendar `{}`", calendar.as_deref().unwrap_or(""))));
+                        };
+                        cal.add(now, chrono::Duration::minutes(*m as i64))
+                    }
+                };
+                effect.entry.outcome = "waiting".into();
+                effect.entry.message = match deadline {
+                    Some(d) => format!("waiting until {}", d.to_rfc3339()),
+                    None => "waiting for its condition".into(),
+                };
+                effect.wait = Some(crate::run::Waiting { step: step.id.clone(), deadline });
+            }
             // Notify and plugin steps are executed before the ticket lock is taken; see `step`.
             Action::Notify { .. } | Action::Plugin { .. } => {
                 return Ok(effect.fail("slow step reached the wrong executor path"))

@@ -127,6 +127,8 @@ pub enum RunStatus {
     Pending,
     /// Steps are executing.
     Running,
+    /// Parked at a `wait` step: no task, no memory; a timer or a ticket event resumes it.
+    Waiting,
     /// All steps done.
     Completed,
     /// A step failed; the trace says which and why.
@@ -140,6 +142,16 @@ impl RunStatus {
     pub fn is_active(self) -> bool {
         matches!(self, RunStatus::Pending | RunStatus::Running)
     }
+}
+
+/// A run parked at a `wait` step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The wait step.
+    pub step: String,
+    /// When the wait ends without its condition (None: only the condition ends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// One entry of a run's trace.
@@ -193,6 +205,9 @@ pub struct Run {
     pub changes: Vec<FieldChange>,
     /// Where it stands.
     pub status: RunStatus,
+    /// What a waiting run waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
     /// The next step to execute (`None` when finished).
     pub cursor: Option<String>,
     /// Run variables: manual input under `input`, step outputs under the step id.

@@ -260,6 +260,8 @@ pub trait RunStore: Send + Sync {
     fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Ids of runs that still have work to do, oldest first.
     fn active_runs(&self) -> Result<Vec<String>>;
+    /// Ids of runs waiting on a ticket, oldest first.
+    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>>;
 }
 
 /// Events.
@@ -302,6 +304,11 @@ pub enum TimerKind {
     SlaCheck {
         /// The ticket.
         ticket: String,
+    },
+    /// End a run's wait (its duration is over).
+    ResumeRun {
+        /// The run.
+        run: String,
     },
 }
 

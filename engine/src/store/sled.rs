@@ -13,6 +13,7 @@
 //! | `r/` | run n | run |
 //! | `ra/` | run n | (active-run index) |
 //! | `rt/` | ticket n, run n | (runs by ticket) |
+//! | `rw/` | ticket n, run n | (runs waiting on a ticket) |
 //! | `e/` | event n | event |
 //! | `et/` | ticket n, event n | (events by ticket) |
 //! | `ag/`, `gr/` | id | agent, group |
@@ -175,6 +176,13 @@ impl SledStore {
                         b.insert(num_key(b"ra/", n), &[][..]);
                     } else {
                         b.remove(num_key(b"ra/", n));
+                    }
+                    let mut waiting = num_key(b"rw/", id_num(&r.ticket_id, 'T')?);
+                    waiting.extend_from_slice(&n.to_be_bytes());
+                    if r.status == RunStatus::Waiting {
+                        b.insert(waiting, &[][..]);
+                    } else {
+                        b.remove(waiting);
                     }
                     b.insert(num_key(b"r/", n), encode(&*r)?);
                 }
@@ -364,6 +372,11 @@ impl RunStore for SledStore {
 
     fn active_runs(&self) -> Result<Vec<String>> {
         Ok(self.keys(b"ra/")?.iter().map(|k| format!("R-{}", be(k))).collect())
+    }
+
+    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
+        let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
+        Ok(self.keys(&num_key(b"rw/", t))?.iter().map(|k| format!("R-{}", be(k))).collect())
     }
 }
 

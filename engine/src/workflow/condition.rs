@@ -38,7 +38,8 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
-    /// `ticket.<field>`, `previous.<field>`, `vars.<name>[.<name>...]` or `event.<type|actor>`.
+    /// `ticket.<field>`, `previous.<field>`, `vars.<name>[.<name>...]` or
+    /// `event.type`, `event.actor`, `event.by_requester`.
     pub field: String,
     /// The test.
     pub op: Op,
@@ -167,7 +168,7 @@ pub fn parse_path(path: &str) -> Option<(Root, &str)> {
     let ok = match root {
         Root::Ticket | Root::Previous => fields::is_known(rest),
         Root::Vars => !rest.is_empty() && rest.split('.').all(|s| !s.is_empty()),
-        Root::Event => matches!(rest, "type" | "actor"),
+        Root::Event => matches!(rest, "type" | "actor" | "by_requester"),
     };
     ok.then_some((root, rest))
 }
@@ -198,7 +199,11 @@ pub fn resolve(scope: &Scope<'_>, path: &str) -> Value {
             }
             cur
         }
-        Root::Event => Value::String(if rest == "type" { scope.event } else { scope.actor }.to_string()),
+        Root::Event => match rest {
+            "type" => Value::String(scope.event.to_string()),
+            "by_requester" => Value::Bool(scope.actor == scope.ticket.requester),
+            _ => Value::String(scope.actor.to_string()),
+        },
     }
 }
 

@@ -201,6 +201,25 @@ pub enum Action {
         #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
         otherwise: Option<String>,
     },
+    /// Park the run until a condition holds on a later event of the ticket, or until a
+    /// duration has passed (wall-clock or business time), whichever comes first.
+    Wait {
+        /// How long (absent: only the condition ends the wait).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u32>,
+        /// Count `minutes` in business time on `calendar` (default: wall-clock time).
+        #[serde(default)]
+        business: bool,
+        /// Calendar for business time (default: the ticket's SLA calendar, else 24x7).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        calendar: Option<String>,
+        /// Resume at `next` as soon as this holds on a ticket event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Condition>,
+        /// Where to go when the duration passes first (default: the next step).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_timeout: Option<String>,
+    },
     /// Call a WebAssembly plugin's action; its output lands in `vars.<step id>`.
     Plugin {
         /// Plugin id.
@@ -241,12 +260,13 @@ impl Action {
             Action::If { .. } => "if",
             Action::Notify { .. } => "notify",
             Action::Plugin { .. } => "plugin",
+            Action::Wait { .. } => "wait",
         }
     }
 
     /// Every step type, for the schema drift test.
-    pub const KINDS: [&'static str; 10] =
-        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify", "plugin"];
+    pub const KINDS: [&'static str; 11] =
+        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify", "plugin", "wait"];
 }
 
 impl Workflow {

@@ -383,6 +383,24 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Action::Plugin { input, .. } => self.templates(&format!("{ptr}/input"), input),
+                Action::Wait { minutes, until, on_timeout, .. } => {
+                    if minutes.is_none() && until.is_none() {
+                        self.push(ptr.clone(), "wait needs `minutes`, `until` or both");
+                    }
+                    if let Some(t) = on_timeout {
+                        if minutes.is_none() {
+                            self.push(format!("{ptr}/on_timeout"), "`on_timeout` needs `minutes`");
+                        }
+                        self.step_ref(format!("{ptr}/on_timeout"), t);
+                    }
+                    if let Some(c) = until {
+                        let mut found = Vec::new();
+                        c.walk(&format!("{ptr}/until"), &mut |cmp, p| found.push((cmp, p.to_string())));
+                        for (cmp, p) in found {
+                            self.comparison(cmp, &p);
+                        }
+                    }
+                }
                 Action::Notify { url, payload, .. } => {
                     match reqwest::Url::parse(url) {
                         Ok(u) if u.host_str().is_some() => {}

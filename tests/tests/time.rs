@@ -1,5 +1,6 @@
-//! SLA clocks, durable timers and escalation, driven by a fake clock (no sleeps): the
-//! engine runs in process over a real sled store; time moves only when the test says.
+//! SLA clocks, durable timers, escalation and `wait` steps, driven by a fake clock (no
+//! sleeps): the engine runs in process over a real sled store; time moves only when the
+//! test says.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -174,4 +175,86 @@ async fn after_a_restart_due_timers_fire_exactly_once_and_a_priority_change_keep
         ],
         "everything crossed during the downtime fires once, in order"
     );
+}
+
+async fn auto_close(dir: &std::path::Path, clock: &FakeClock) -> (Arc<SledStore>, Arc<Engine>) {
+    let store = Arc::new(SledStore::open(dir, 8 << 20, Durability::Group).unwrap());
+    let engine = engine(store.clone(), clock).await;
+    let sla: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/sla/standard.json")).unwrap()).unwrap();
+    engine.put_calendar(serde_json::from_value(sla["calendars"][0].clone()).unwrap()).await.unwrap();
+    let wf = std::fs::read_to_string(repo().join("workflows/auto-close-pending.json")).unwrap();
+    engine.put_workflow(switchboard::workflow::validate_str(&wf).unwrap(), "test").await.unwrap();
+    (store, engine)
+}
+
+/// Stops the engine and releases the data directory (as a process exit would).
+async fn close(store: Arc<SledStore>, engine: Arc<Engine>) {
+    engine.shutdown().await;
+    use switchboard::store::Store as _;
+    store.close().unwrap();
+    drop(engine);
+    drop(store);
+}
+
+#[tokio::test]
+async fn pending_without_reply_is_reminded_then_resolved_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z")); // Mon 08:00 Berlin
+    let (store, engine) = auto_close(dir.path(), &clock).await;
+    let new = NewTicket { title: "Printer".into(), requester: "ann".into(), ..Default::default() };
+    let id = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    engine.update_ticket(&id, &patch(json!({"status": "pending"})), "alice").await.unwrap();
+    idle(&engine).await;
+    use switchboard::store::RunStore as _;
+    let waiting = store.waiting_runs(&id).unwrap();
+    assert_eq!(waiting.len(), 1, "the run is parked");
+    assert!(store.active_runs().unwrap().is_empty(), "a waiting run is not an active run: no task, no memory");
+    close(store, engine).await;
+
+    // 30 business hours later (Thu 08:00 local), after a restart: the reminder.
+    clock.advance(Duration::days(3));
+    let (store, engine) = auto_close(dir.path(), &clock).await;
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    idle(&engine).await;
+    let t = store.ticket(&id).unwrap().unwrap();
+    assert_eq!(t.comments.len(), 1);
+    assert!(t.comments[0].body.starts_with("Hi ann, we are waiting"));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "the reminder is sent once");
+
+    // 20 more business hours (Thu 10 + Fri 8 + Mon 2): due Mon 9 Nov 10:00 local.
+    clock.advance(Duration::days(4));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "Mon 08:00: not yet");
+    clock.advance(Duration::hours(2));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    idle(&engine).await;
+    let t = store.ticket(&id).unwrap().unwrap();
+    assert_eq!(t.status, switchboard::ticket::Status::Resolved);
+    assert!(t.comments[1].body.starts_with("Resolved automatically"));
+    assert!(store.waiting_runs(&id).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_reply_from_the_requester_ends_the_wait_and_cancels_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let (store, engine) = auto_close(dir.path(), &clock).await;
+    let new = NewTicket { title: "VPN".into(), requester: "ann".into(), ..Default::default() };
+    let id = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    engine.update_ticket(&id, &patch(json!({"status": "pending"})), "alice").await.unwrap();
+    idle(&engine).await;
+    clock.advance(Duration::hours(5));
+    // A note by an agent does not end the wait; the requester's reply does.
+    engine.add_comment(&id, "Still waiting for ann", true, "alice").await.unwrap();
+    use switchboard::store::RunStore as _;
+    assert_eq!(store.waiting_runs(&id).unwrap().len(), 1);
+    engine.add_comment(&id, "It works again, thanks", false, "ann").await.unwrap();
+    idle(&engine).await;
+    let t = store.ticket(&id).unwrap().unwrap();
+    assert_eq!(t.status, switchboard::ticket::Status::InProgress, "back in progress");
+    assert!(store.waiting_runs(&id).unwrap().is_empty());
+    assert_eq!(store.next_timer().unwrap(), None, "the wait's timer was cancelled");
+    clock.advance(Duration::days(10));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0);
+    assert_eq!(store.ticket(&id).unwrap().unwrap().comments.len(), 2, "no reminder");
 }

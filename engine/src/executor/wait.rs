@@ -1,0 +1,119 @@
+//! Runs parked at `wait` steps.
+//!
+//! A waiting run is a record in the store (status `waiting`, indexed by ticket) and,
+//! when its wait has a duration, a timer: no task and no memory. Every ticket event
+//! checks the runs waiting on that ticket and resumes those whose `until` condition now
+//! holds; the timer resumes the others at `on_timeout`. Both happen under the ticket's
+//! lock and commit the run's new state with the event or the timer's removal.
+
+use super::{Engine, Result};
+use crate::run::{Event, RunStatus, TraceEntry};
+use crate::store::{Timer, Tx, Write};
+use crate::ticket::Ticket;
+use crate::workflow::condition::Scope;
+use crate::workflow::Action;
+use serde_json::Value;
+use std::sync::Arc;
+
+impl Engine {
+    /// Resumes the runs waiting on `ticket` whose condition holds for `event`. Returns
+    /// their ids (to drive after the commit).
+    pub(super) fn wake_waiting(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<Vec<String>> {
+        let mut woken = Vec::new();
+        for id in self.store.waiting_runs(&ticket.id)? {
+            let Some(mut run) = self.store.run(&id)? else { continue };
+            let Some(waiting) = run.waiting.clone().filter(|_| run.status == RunStatus::Waiting) else { continue };
+            let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+            let Some(index) = def.step_index(&waiting.step) else { continue };
+            let Action::Wait { until: Some(cond), .. } = &def.steps[index].action else { continue };
+            let mut checks = Vec::new();
+            let scope = Scope {
+                ticket,
+                changes: &event.changes,
+                vars: &run.vars,
+                event: event.kind.as_str(),
+                actor: &event.actor,
+            };
+            if !cond.evaluate(&scope, &format!("/steps/{index}/until"), &mut checks) {
+                continue;
+            }
+            run.trace.push(TraceEntry {
+                at: event.at,
+                kind: "step".into(),
+                step: Some(waiting.step.clone()),
+                step_type: Some("wait".into()),
+                outcome: "resumed".into(),
+                message: format!("condition held on {} by {}", event.kind.as_str(), event.actor),
+                checks,
+                changes: Vec::new(),
+                detail: Value::Null,
+            });
+            run.waiting = None;
+            run.cursor = def.following(index);
+            run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
+            run.updated_at = event.at;
+            if run.status == RunStatus::Completed {
+                run.finished_at = Some(event.at);
+            }
+            tx.push(Write::CancelTimer(format!("run:{}", run.id)));
+            if run.status.is_active() {
+                woken.push(run.id.clone());
+            }
+            tx.push(Write::Run(Box::new(run)));
+        }
+        Ok(woken)
+    }
+
+    /// A wait's duration ran out: continue at `on_timeout` (or the next step).
+    pub(super) async fn fire_wait(
+        self: &Arc<Self>,
+        timer: &Timer,
+        run_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let mut tx = Tx::new();
+        tx.push(Write::CancelTimer(timer.key.clone()));
+        let Some(run) = self.store.run(run_id)? else { return Ok(self.store.commit(tx).await?) };
+        let _guard = self.locks.lock(&run.ticket_id).await;
+        // Re-read under the lock: an event may have resumed it meanwhile.
+        let Some(mut run) = self.store.run(run_id)? else { return Ok(self.store.commit(tx).await?) };
+        let Some(waiting) = run.waiting.clone().filter(|_| run.status == RunStatus::Waiting) else {
+            return Ok(self.store.commit(tx).await?);
+        };
+        let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+        let Some(index) = def.step_index(&waiting.step) else { return Ok(self.store.commit(tx).await?) };
+        let on_timeout = match &def.steps[index].action {
+            Action::Wait { on_timeout, .. } => on_timeout.clone(),
+            _ => None,
+        };
+        run.cursor = match on_timeout {
+            Some(t) if t == crate::workflow::END => None,
+            Some(t) => Some(t),
+            None => def.following(index),
+        };
+        run.trace.push(TraceEntry {
+            at: now,
+            kind: "step".into(),
+            step: Some(waiting.step.clone()),
+            step_type: Some("wait".into()),
+            outcome: "timed_out".into(),
+            message: format!("went to {}", run.cursor.as_deref().unwrap_or("end")),
+            checks: Vec::new(),
+            changes: Vec::new(),
+            detail: Value::Null,
+        });
+        run.waiting = None;
+        run.updated_at = now;
+        run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
+        if run.status == RunStatus::Completed {
+            run.finished_at = Some(now);
+        }
+        let resume = run.status.is_active().then(|| run.id.clone());
+        tx.push(Write::Run(Box::new(run)));
+        self.store.commit(tx).await?;
+        if let Some(id) = resume {
+            self.spawn_run(id);
+        }
+        Ok(())
+    }
+}
