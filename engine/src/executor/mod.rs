@@ -8,10 +8,12 @@
 //! after a crash a run resumes at the first step whose commit did not happen.
 //!
 //! - [`step`]: what each step type does;
+//! - [`admin`]: publishing workflows, agents and groups;
 //! - [`locks`]: per-ticket serialisation;
 //! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events;
 //! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer.
 
+mod admin;
 mod locks;
 mod sla;
 mod step;
@@ -22,7 +24,6 @@ use crate::config::Config;
 use crate::notify::Notifier;
 use crate::run::{Cause, Evaluation, Event, EventKind, HistoryEntry, Run, RunStatus, TraceEntry};
 use crate::store::{self, Store, Tx, Write};
-use crate::team::{Agent, Group};
 use crate::ticket::{fields, Comment, FieldChange, NewTicket, Ticket};
 use crate::workflow::condition::{Check, Scope};
 use crate::workflow::{Trigger, Workflow, WorkflowRecord};
@@ -504,15 +505,13 @@ impl Engine {
             cursor: wf.steps.first().map(|s| s.id.clone()),
             vars,
             trace: vec![TraceEntry {
-                at: now,
-                kind: "trigger".into(),
-                step: None,
-                step_type: None,
-                outcome: "matched".into(),
-                message: format!("{} on {} by {}", event.kind.as_str(), ticket.id, event.actor),
-                checks: Vec::new(),
                 changes: event.changes.clone(),
-                detail: Value::Null,
+                ..TraceEntry::new(
+                    now,
+                    "trigger",
+                    "matched",
+                    format!("{} on {} by {}", event.kind.as_str(), ticket.id, event.actor),
+                )
             }],
             causation: event.causation.clone(),
             steps_done: 0,
@@ -546,15 +545,8 @@ impl Engine {
             let chain: Vec<String> =
                 event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
             run.trace.push(TraceEntry {
-                at: now,
-                kind: "refused".into(),
-                step: None,
-                step_type: None,
-                outcome: "refused".into(),
-                message: reason.clone(),
-                checks: Vec::new(),
-                changes: Vec::new(),
                 detail: json!({"chain": chain}),
+                ..TraceEntry::new(now, "refused", "refused", reason.clone())
             });
             tracing::warn!(workflow = %record.id, ticket = %ticket.id, run = %run.id, %reason, "run refused");
             evaluation.outcome = "refused".into();
@@ -583,120 +575,16 @@ impl Engine {
             return Ok((evaluation, None));
         }
         run.id = self.store.next_run_id()?;
-        run.trace.push(TraceEntry {
-            at: now,
-            kind: "conditions".into(),
-            step: None,
-            step_type: None,
-            outcome: "matched".into(),
-            message: if checks.is_empty() {
-                "no conditions".into()
-            } else {
-                format!("{} comparison(s) held", checks.iter().filter(|c| c.result).count())
-            },
-            checks: checks.clone(),
-            changes: Vec::new(),
-            detail: Value::Null,
-        });
+        let message = if checks.is_empty() {
+            "no conditions".into()
+        } else {
+            format!("{} comparison(s) held", checks.iter().filter(|c| c.result).count())
+        };
+        run.trace.push(TraceEntry { checks: checks.clone(), ..TraceEntry::new(now, "conditions", "matched", message) });
         evaluation.outcome = "started".into();
         evaluation.run_id = Some(run.id.clone());
         evaluation.checks = checks;
         Ok((evaluation, Some(run)))
-    }
-
-    // ----- workflows, agents, groups ---------------------------------------------
-
-    /// Stores a validated definition as a new revision (or returns the current record
-    /// unchanged when the definition is identical).
-    pub async fn put_workflow(&self, mut def: Workflow, actor: &str) -> Result<(WorkflowRecord, bool)> {
-        def.schema = None;
-        let now = self.now();
-        let current = self.store.workflow(&def.id)?;
-        if let Some(cur) = &current {
-            if cur.definition == def {
-                return Ok((cur.clone(), false));
-            }
-        }
-        let revision = current.as_ref().map_or(1, |c| c.revision + 1);
-        let record = WorkflowRecord {
-            id: def.id.clone(),
-            revision,
-            enabled: def.enabled,
-            definition: def.clone(),
-            updated_at: now,
-            updated_by: actor.to_string(),
-        };
-        let mut tx = Tx::new();
-        tx.push(Write::WorkflowRevision { revision, definition: Box::new(def) })
-            .push(Write::Workflow(Box::new(record.clone())))
-            .push(Write::Audit(crate::run::AuditEntry {
-                at: now,
-                actor: actor.into(),
-                action: "workflow.publish".into(),
-                target: record.id.clone(),
-                detail: json!({"revision": revision}),
-            }));
-        self.store.commit(tx).await?;
-        self.forget_workflows();
-        Ok((record, true))
-    }
-
-    /// Enables or disables a workflow without a new revision.
-    pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<WorkflowRecord> {
-        let mut record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
-        record.enabled = enabled;
-        record.updated_at = self.now();
-        record.updated_by = actor.into();
-        let mut tx = Tx::new();
-        tx.push(Write::Workflow(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
-            at: record.updated_at,
-            actor: actor.into(),
-            action: if enabled { "workflow.enable" } else { "workflow.disable" }.into(),
-            target: id.into(),
-            detail: Value::Null,
-        }));
-        self.store.commit(tx).await?;
-        self.forget_workflows();
-        Ok(record)
-    }
-
-    /// Creates or replaces an agent.
-    pub async fn put_agent(&self, agent: Agent, actor: &str) -> Result<Agent> {
-        if !crate::team::valid_id(&agent.id) {
-            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
-        }
-        for (i, g) in agent.groups.iter().enumerate() {
-            if self.store.group(g)?.is_none() {
-                return Err(invalid(&format!("/groups/{i}"), format!("unknown group `{g}`")));
-            }
-        }
-        let mut tx = Tx::new();
-        tx.push(Write::Agent(agent.clone())).push(Write::Audit(crate::run::AuditEntry {
-            at: self.now(),
-            actor: actor.into(),
-            action: "agent.put".into(),
-            target: agent.id.clone(),
-            detail: Value::Null,
-        }));
-        self.store.commit(tx).await?;
-        Ok(agent)
-    }
-
-    /// Creates or replaces a group.
-    pub async fn put_group(&self, group: Group, actor: &str) -> Result<Group> {
-        if !crate::team::valid_id(&group.id) {
-            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
-        }
-        let mut tx = Tx::new();
-        tx.push(Write::Group(group.clone())).push(Write::Audit(crate::run::AuditEntry {
-            at: self.now(),
-            actor: actor.into(),
-            action: "group.put".into(),
-            target: group.id.clone(),
-            detail: Value::Null,
-        }));
-        self.store.commit(tx).await?;
-        Ok(group)
     }
 }
 

@@ -34,17 +34,7 @@ impl Effect {
             comment: None,
             children: Vec::new(),
             next: None,
-            entry: TraceEntry {
-                at: now,
-                kind: "step".into(),
-                step: Some(step.id.clone()),
-                step_type: Some(step.action.kind().into()),
-                outcome: "ok".into(),
-                message: String::new(),
-                checks: Vec::new(),
-                changes: Vec::new(),
-                detail: Value::Null,
-            },
+            entry: TraceEntry::step(now, &step.id, step.action.kind(), "ok", ""),
             output: None,
             failed: None,
             writes: Vec::new(),
@@ -510,15 +500,5 @@ impl Engine {
 }
 
 fn finished_entry(at: chrono::DateTime<chrono::Utc>, outcome: &str, message: &str) -> TraceEntry {
-    TraceEntry {
-        at,
-        kind: "finished".into(),
-        step: None,
-        step_type: None,
-        outcome: outcome.into(),
-        message: message.into(),
-        checks: Vec::new(),
-        changes: Vec::new(),
-        detail: Value::Null,
-    }
+    TraceEntry::new(at, "finished", outcome, message)
 }

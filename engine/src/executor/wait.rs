@@ -12,7 +12,6 @@ use crate::store::{Timer, Tx, Write};
 use crate::ticket::Ticket;
 use crate::workflow::condition::Scope;
 use crate::workflow::Action;
-use serde_json::Value;
 use std::sync::Arc;
 
 impl Engine {
@@ -37,17 +36,9 @@ impl Engine {
             if !cond.evaluate(&scope, &format!("/steps/{index}/until"), &mut checks) {
                 continue;
             }
-            run.trace.push(TraceEntry {
-                at: event.at,
-                kind: "step".into(),
-                step: Some(waiting.step.clone()),
-                step_type: Some("wait".into()),
-                outcome: "resumed".into(),
-                message: format!("condition held on {} by {}", event.kind.as_str(), event.actor),
-                checks,
-                changes: Vec::new(),
-                detail: Value::Null,
-            });
+            let message = format!("condition held on {} by {}", event.kind.as_str(), event.actor);
+            run.trace
+                .push(TraceEntry { checks, ..TraceEntry::step(event.at, &waiting.step, "wait", "resumed", message) });
             run.waiting = None;
             run.cursor = def.following(index);
             run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
@@ -91,17 +82,8 @@ impl Engine {
             Some(t) => Some(t),
             None => def.following(index),
         };
-        run.trace.push(TraceEntry {
-            at: now,
-            kind: "step".into(),
-            step: Some(waiting.step.clone()),
-            step_type: Some("wait".into()),
-            outcome: "timed_out".into(),
-            message: format!("went to {}", run.cursor.as_deref().unwrap_or("end")),
-            checks: Vec::new(),
-            changes: Vec::new(),
-            detail: Value::Null,
-        });
+        let message = format!("went to {}", run.cursor.as_deref().unwrap_or("end"));
+        run.trace.push(TraceEntry::step(now, &waiting.step, "wait", "timed_out", message));
         run.waiting = None;
         run.updated_at = now;
         run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };

@@ -183,6 +183,28 @@ pub struct TraceEntry {
     pub detail: Value,
 }
 
+impl TraceEntry {
+    /// An entry with no step, checks, changes or detail (set those with struct update).
+    pub fn new(at: DateTime<Utc>, kind: &str, outcome: &str, message: impl Into<String>) -> Self {
+        Self {
+            at,
+            kind: kind.into(),
+            step: None,
+            step_type: None,
+            outcome: outcome.into(),
+            message: message.into(),
+            checks: Vec::new(),
+            changes: Vec::new(),
+            detail: Value::Null,
+        }
+    }
+
+    /// A `step` entry for a step of the given type.
+    pub fn step(at: DateTime<Utc>, step: &str, step_type: &str, outcome: &str, message: impl Into<String>) -> Self {
+        Self { step: Some(step.into()), step_type: Some(step_type.into()), ..Self::new(at, "step", outcome, message) }
+    }
+}
+
 /// A workflow run: a durable state machine, persisted after every step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {

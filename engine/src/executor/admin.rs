@@ -1,0 +1,103 @@
+//! Admin operations: publishing workflows (each change a new revision), switching them
+//! on and off, and keeping agents and groups. Every one is audited.
+
+use super::{invalid, Engine, Error, Result};
+use crate::store::{Tx, Write};
+use crate::team::{Agent, Group};
+use crate::workflow::{Workflow, WorkflowRecord};
+use serde_json::{json, Value};
+
+impl Engine {
+    /// Stores a validated definition as a new revision (or returns the current record
+    /// unchanged when the definition is identical).
+    pub async fn put_workflow(&self, mut def: Workflow, actor: &str) -> Result<(WorkflowRecord, bool)> {
+        def.schema = None;
+        let now = self.now();
+        let current = self.store.workflow(&def.id)?;
+        if let Some(cur) = &current {
+            if cur.definition == def {
+                return Ok((cur.clone(), false));
+            }
+        }
+        let revision = current.as_ref().map_or(1, |c| c.revision + 1);
+        let record = WorkflowRecord {
+            id: def.id.clone(),
+            revision,
+            enabled: def.enabled,
+            definition: def.clone(),
+            updated_at: now,
+            updated_by: actor.to_string(),
+        };
+        let mut tx = Tx::new();
+        tx.push(Write::WorkflowRevision { revision, definition: Box::new(def) })
+            .push(Write::Workflow(Box::new(record.clone())))
+            .push(Write::Audit(crate::run::AuditEntry {
+                at: now,
+                actor: actor.into(),
+                action: "workflow.publish".into(),
+                target: record.id.clone(),
+                detail: json!({"revision": revision}),
+            }));
+        self.store.commit(tx).await?;
+        self.forget_workflows();
+        Ok((record, true))
+    }
+
+    /// Enables or disables a workflow without a new revision.
+    pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<WorkflowRecord> {
+        let mut record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
+        record.enabled = enabled;
+        record.updated_at = self.now();
+        record.updated_by = actor.into();
+        let mut tx = Tx::new();
+        tx.push(Write::Workflow(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
+            at: record.updated_at,
+            actor: actor.into(),
+            action: if enabled { "workflow.enable" } else { "workflow.disable" }.into(),
+            target: id.into(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        self.forget_workflows();
+        Ok(record)
+    }
+
+    /// Creates or replaces an agent.
+    pub async fn put_agent(&self, agent: Agent, actor: &str) -> Result<Agent> {
+        if !crate::team::valid_id(&agent.id) {
+            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
+        }
+        for (i, g) in agent.groups.iter().enumerate() {
+            if self.store.group(g)?.is_none() {
+                return Err(invalid(&format!("/groups/{i}"), format!("unknown group `{g}`")));
+            }
+        }
+        let mut tx = Tx::new();
+        tx.push(Write::Agent(agent.clone())).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "agent.put".into(),
+            target: agent.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(agent)
+    }
+
+    /// Creates or replaces a group.
+    pub async fn put_group(&self, group: Group, actor: &str) -> Result<Group> {
+        if !crate::team::valid_id(&group.id) {
+            return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
+        }
+        let mut tx = Tx::new();
+        tx.push(Write::Group(group.clone())).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "group.put".into(),
+            target: group.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(group)
+    }
+}
