@@ -359,11 +359,10 @@ impl<'a> Checker<'a> {
                 Action::CreateChild { ticket } => {
                     let mut probe = ticket.clone();
                     probe.entry("requester").or_insert_with(|| Value::String("parent".into()));
-                    for (k, v) in probe.iter_mut() {
+                    for v in probe.values_mut() {
                         if v.as_str().is_some_and(|s| !template::placeholders(s).is_empty()) {
                             *v = Value::String("sample".into());
                         }
-                        let _ = k;
                     }
                     if let Err(e) = serde_path_to_error::deserialize::<_, NewTicket>(Value::Object(probe)) {
                         let inner = path_to_pointer(&e.path().to_string());
