@@ -111,6 +111,16 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
     let sla = store.ticket_sla(&id).unwrap().unwrap();
     assert_eq!(sla.resolution.used_secs, 2 * 3600);
     assert_eq!(sla.resolution.paused_secs, 3 * 3600);
+    let report = engine.sla_report(&id).unwrap().unwrap();
+    assert_eq!(report["response"]["status"], "met");
+    assert_eq!(report["resolution"]["status"], "running");
+    assert_eq!(
+        (report["resolution"]["used_minutes"].as_i64(), report["resolution"]["remaining_minutes"].as_i64()),
+        (Some(120), Some(120))
+    );
+    assert_eq!(report["resolution"]["paused_minutes"], 180);
+    // Mon 12:00Z + 2 business hours = 14:00Z (15:00 Berlin, inside office hours).
+    assert_eq!(report["resolution"]["due_at"], "2026-11-02T14:00:00Z");
 
     // 75 %, 90 %, breach: each level once, in order.
     for (minutes, expected) in [(60, 1), (36, 1), (24, 1)] {

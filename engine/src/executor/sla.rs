@@ -88,6 +88,44 @@ impl Engine {
         Ok(setup)
     }
 
+    /// A ticket's SLA clocks as a person reads them: per metric, its state
+    /// (`running`, `paused`, `met`, `breached`), business minutes used and left, and when
+    /// the target runs out if nothing pauses it. `None` when no policy applies.
+    pub fn sla_report(&self, ticket: &str) -> Result<Option<serde_json::Value>> {
+        let Some(state) = self.store.ticket_sla(ticket)? else { return Ok(None) };
+        let setup = self.sla()?;
+        let cal = setup.policy_calendar(&state.policy).unwrap_or_else(Calendar::always);
+        let now = self.now();
+        let describe = |c: &Clock| {
+            let status = match (c.stopped_at, c.breached_at, c.running_since) {
+                (Some(_), None, _) if c.used_secs <= c.target_secs => "met",
+                (_, Some(_), _) => "breached",
+                (Some(_), None, _) => "breached",
+                (None, None, Some(_)) => "running",
+                (None, None, None) => "paused",
+            };
+            let used = c.used(now, &cal);
+            let due = c.running_since.and_then(|_| cal.add(now, c.remaining(now, &cal).max(chrono::Duration::zero())));
+            serde_json::json!({
+                "status": status,
+                "target_minutes": c.target_secs / 60,
+                "used_minutes": used.num_minutes(),
+                "remaining_minutes": (chrono::Duration::seconds(c.target_secs) - used).num_minutes(),
+                "paused_minutes": c.paused_secs / 60,
+                "due_at": due,
+                "warned": c.warned,
+            })
+        };
+        Ok(Some(serde_json::json!({
+            "ticket": state.ticket_id,
+            "policy": state.policy,
+            "priority": state.priority,
+            "calendar": cal.id,
+            "response": describe(&state.response),
+            "resolution": describe(&state.resolution),
+        })))
+    }
+
     /// Stores a business calendar (validated).
     pub async fn put_calendar(&self, spec: CalendarSpec) -> Result<CalendarSpec> {
         if !crate::team::valid_id(&spec.id) {
