@@ -557,16 +557,7 @@ impl Engine {
         let mut checks = Vec::new();
         let matched = match &wf.conditions {
             None => true,
-            Some(c) => {
-                let scope = Scope {
-                    ticket,
-                    changes: &event.changes,
-                    vars: &run.vars,
-                    event: event.kind.as_str(),
-                    actor: &event.actor,
-                };
-                c.evaluate(&scope, "/conditions", &mut checks)
-            }
+            Some(c) => c.evaluate(&event_scope(ticket, event, &run.vars), "/conditions", &mut checks),
         };
         if !matched {
             evaluation.outcome = "not_matched".into();
@@ -586,6 +577,12 @@ impl Engine {
         evaluation.checks = checks;
         Ok((evaluation, Some(run)))
     }
+}
+
+/// What a condition sees when it is tested against an event: the ticket, the event's
+/// changes, type and actor, and the given run variables.
+pub(crate) fn event_scope<'a>(ticket: &'a Ticket, event: &'a Event, vars: &'a Map<String, Value>) -> Scope<'a> {
+    Scope { ticket, changes: &event.changes, vars, event: event.kind.as_str(), actor: &event.actor }
 }
 
 /// Whether any of the workflow's triggers fires on the event.

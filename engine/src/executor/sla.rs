@@ -19,7 +19,6 @@ use crate::run::{Event, EventKind, SlaSignal};
 use crate::sla::{Clock, Crossed, Metric, Policy, TicketSla};
 use crate::store::{Timer, TimerKind, Tx, Write};
 use crate::ticket::{Status, Ticket};
-use crate::workflow::condition::Scope;
 use serde_json::Map;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -54,8 +53,7 @@ impl Setup {
 fn holds(cond: &Option<crate::workflow::Condition>, ticket: &Ticket, event: &Event) -> bool {
     let Some(c) = cond else { return false };
     let vars = Map::new();
-    let scope = Scope { ticket, changes: &event.changes, vars: &vars, event: event.kind.as_str(), actor: &event.actor };
-    c.evaluate(&scope, "", &mut Vec::new())
+    c.evaluate(&super::event_scope(ticket, event, &vars), "", &mut Vec::new())
 }
 
 fn timer_for(state: &TicketSla, policy: &Policy, cal: &Calendar, now: chrono::DateTime<chrono::Utc>) -> Write {

@@ -10,7 +10,6 @@ use super::{Engine, Result};
 use crate::run::{Event, RunStatus, TraceEntry};
 use crate::store::{Timer, Tx, Write};
 use crate::ticket::Ticket;
-use crate::workflow::condition::Scope;
 use crate::workflow::Action;
 use std::sync::Arc;
 
@@ -26,13 +25,7 @@ impl Engine {
             let Some(index) = def.step_index(&waiting.step) else { continue };
             let Action::Wait { until: Some(cond), .. } = &def.steps[index].action else { continue };
             let mut checks = Vec::new();
-            let scope = Scope {
-                ticket,
-                changes: &event.changes,
-                vars: &run.vars,
-                event: event.kind.as_str(),
-                actor: &event.actor,
-            };
+            let scope = super::event_scope(ticket, event, &run.vars);
             if !cond.evaluate(&scope, &format!("/steps/{index}/until"), &mut checks) {
                 continue;
             }
