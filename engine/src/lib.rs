@@ -31,6 +31,7 @@ pub mod notify;
 pub mod plugin;
 pub mod routing;
 pub mod run;
+pub mod schedule;
 pub mod server;
 pub mod sla;
 pub mod store;

@@ -29,6 +29,9 @@ impl Engine {
             updated_by: actor.to_string(),
         };
         let mut tx = Tx::new();
+        if let Some(w) = self.schedule_timer(&record)? {
+            tx.push(w);
+        }
         tx.push(Write::WorkflowRevision { revision, definition: Box::new(def) })
             .push(Write::Workflow(Box::new(record.clone())))
             .push(Write::Audit(crate::run::AuditEntry {
@@ -40,6 +43,7 @@ impl Engine {
             }));
         self.store.commit(tx).await?;
         self.forget_workflows();
+        self.wake_timers();
         Ok((record, true))
     }
 
@@ -50,6 +54,9 @@ impl Engine {
         record.updated_at = self.now();
         record.updated_by = actor.into();
         let mut tx = Tx::new();
+        if let Some(w) = self.schedule_timer(&record)? {
+            tx.push(w);
+        }
         tx.push(Write::Workflow(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
             at: record.updated_at,
             actor: actor.into(),
@@ -59,6 +66,7 @@ impl Engine {
         }));
         self.store.commit(tx).await?;
         self.forget_workflows();
+        self.wake_timers();
         Ok(record)
     }
 

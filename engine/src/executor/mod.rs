@@ -11,10 +11,12 @@
 //! - [`admin`]: publishing workflows, agents and groups;
 //! - [`locks`]: per-ticket serialisation;
 //! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events;
-//! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer.
+//! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer;
+//! - [`schedule`]: cron-triggered workflows, with catch-up after downtime.
 
 mod admin;
 mod locks;
+mod schedule;
 mod sla;
 mod step;
 mod wait;
@@ -439,15 +441,24 @@ impl Engine {
             self.observe_sla(tx, ticket, &event)?;
         }
         let mut runs = Vec::new();
-        let (only, input) = match manual {
-            Some((w, input)) => (Some(w), input),
-            None => (None, Value::Null),
+        let mut seed = Map::new();
+        let only = match manual {
+            Some((w, input)) => {
+                if !input.is_null() {
+                    seed.insert("input".into(), input);
+                }
+                Some(w)
+            }
+            None => None,
         };
+        if let Some(signal) = &event.sla {
+            seed.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
+        }
         for record in self.current_workflows()?.iter() {
             if only.is_some_and(|w| w != record.id) || !triggered(&record.definition, &event) {
                 continue;
             }
-            let (evaluation, run) = self.evaluate(record, &event, ticket, &input)?;
+            let (evaluation, run) = self.evaluate(record, &event, ticket, seed.clone())?;
             if let Some(run) = run {
                 if run.status.is_active() {
                     runs.push(run.id.clone());
@@ -467,7 +478,7 @@ impl Engine {
         record: &WorkflowRecord,
         event: &Event,
         ticket: &Ticket,
-        input: &Value,
+        vars: Map<String, Value>,
     ) -> Result<(Evaluation, Option<Run>)> {
         let wf = &record.definition;
         let mut evaluation = Evaluation {
@@ -484,13 +495,6 @@ impl Engine {
             return Ok((evaluation, None));
         }
         let now = self.now();
-        let mut vars = Map::new();
-        if !input.is_null() {
-            vars.insert("input".into(), input.clone());
-        }
-        if let Some(signal) = &event.sla {
-            vars.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
-        }
         let mut run = Run {
             id: String::new(),
             workflow_id: record.id.clone(),
@@ -510,7 +514,10 @@ impl Engine {
                     now,
                     "trigger",
                     "matched",
-                    format!("{} on {} by {}", event.kind.as_str(), ticket.id, event.actor),
+                    match ticket.id.as_str() {
+                        "" => format!("{} by {}", event.kind.as_str(), event.actor),
+                        id => format!("{} on {id} by {}", event.kind.as_str(), event.actor),
+                    },
                 )
             }],
             causation: event.causation.clone(),
@@ -582,7 +589,7 @@ impl Engine {
 /// What a condition sees when it is tested against an event: the ticket, the event's
 /// changes, type and actor, and the given run variables.
 pub(crate) fn event_scope<'a>(ticket: &'a Ticket, event: &'a Event, vars: &'a Map<String, Value>) -> Scope<'a> {
-    Scope { ticket, changes: &event.changes, vars, event: event.kind.as_str(), actor: &event.actor }
+    Scope { ticket, changes: &event.changes, vars, event: event.kind.as_str(), actor: &event.actor, now: event.at }
 }
 
 /// Whether any of the workflow's triggers fires on the event.

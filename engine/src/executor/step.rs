@@ -55,8 +55,8 @@ impl Effect {
     }
 }
 
-fn scope<'a>(run: &'a Run, ticket: &'a Ticket) -> Scope<'a> {
-    Scope { ticket, changes: &run.changes, vars: &run.vars, event: &run.event_type, actor: &run.actor }
+fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
+    Scope { ticket, changes: &run.changes, vars: &run.vars, event: &run.event_type, actor: &run.actor, now }
 }
 
 impl Engine {
@@ -99,14 +99,14 @@ impl Engine {
         // Slow outbound calls happen before the ticket is locked.
         let delivery = match &step.action {
             Action::Notify { url, secret, payload } => {
-                let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+                let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(false);
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
             Action::Plugin { plugin, action, input, retries } => {
-                let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+                let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(false);
                 };
@@ -114,12 +114,14 @@ impl Engine {
             }
             _ => None,
         };
-        let _ticket_guard = self.locks.lock(&run.ticket_id).await;
+        // A run with no ticket locks only itself.
+        let lock_key = if run.ticket_id.is_empty() { &run.id } else { &run.ticket_id };
+        let _ticket_guard = self.locks.lock(lock_key).await;
         let _routing_guard = match step.action {
             Action::Route { .. } => Some(self.routing.lock().await),
             _ => None,
         };
-        let Some(ticket) = self.store.ticket(&run.ticket_id)? else {
+        let Some(ticket) = self.run_ticket(&run)? else {
             self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
             return Ok(false);
         };
@@ -127,6 +129,10 @@ impl Engine {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
             None => self.execute(&run, def, index, &ticket)?,
         };
+        if run.ticket_id.is_empty() && (effect.ticket.is_some() || !effect.children.is_empty()) {
+            // Validation refuses such workflows; a stored one from before still fails cleanly.
+            effect = effect.fail(format!("`{}` needs a ticket and this run has none", step.action.kind()));
+        }
         if effect.failed.is_none()
             && effect.next.is_none()
             && !matches!(step.action, Action::If { .. } | Action::Wait { .. })
@@ -222,6 +228,14 @@ impl Engine {
         Ok(more)
     }
 
+    /// The run's ticket: the stored one, or a blank one for a run that has no ticket.
+    fn run_ticket(&self, run: &Run) -> Result<Option<Ticket>> {
+        if run.ticket_id.is_empty() {
+            return Ok(Some(Ticket::placeholder(run.created_at)));
+        }
+        Ok(self.store.ticket(&run.ticket_id)?)
+    }
+
     async fn finish(&self, mut run: Run, status: RunStatus, error: Option<String>) -> Result<()> {
         let now = self.now();
         run.status = status;
@@ -253,7 +267,7 @@ impl Engine {
         let Some(key) = self.config.secrets.get(name) else {
             return Err(effect.fail(format!("signing secret `{name}` is not configured (config `secrets.{name}`)")));
         };
-        let scope = scope(run, ticket);
+        let scope = scope(run, ticket, self.now());
         let body = match payload {
             Some(p) => render_value(p, &scope, &run.id, &run.workflow_id),
             None => json!({"event": run.event_type, "run": run.id, "workflow": run.workflow_id, "ticket": ticket}),
@@ -285,7 +299,7 @@ impl Engine {
         retries: u32,
     ) -> std::result::Result<Effect, Effect> {
         let mut effect = Effect::new(step, self.now());
-        let input = render_value(input, &scope(run, ticket), &run.id, &run.workflow_id);
+        let input = render_value(input, &scope(run, ticket, self.now()), &run.id, &run.workflow_id);
         let ticket_json = serde_json::to_value(ticket).unwrap_or(Value::Null);
         let mut attempts = 0;
         loop {
@@ -320,7 +334,7 @@ impl Engine {
         let now = self.now();
         let matrix = &self.config.priority_matrix;
         let mut effect = Effect::new(step, now);
-        let sc = scope(run, ticket);
+        let sc = scope(run, ticket, self.now());
         let rendered = |s: &str| render(s, &sc, &run.id, &run.workflow_id);
         let mut next = ticket.clone();
         match &step.action {
@@ -466,9 +480,21 @@ impl Engine {
                 effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
             }
             // Notify is executed before the ticket lock is taken; see `step`.
-            Action::Wait { minutes, business, calendar, .. } => {
+            Action::Wait { minutes, business, calendar, at, timezone, .. } => {
                 let deadline = match minutes {
-                    None => None,
+                    None => match at {
+                        None => None,
+                        Some(at) => {
+                            let text = rendered(at);
+                            let tz = timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::UTC);
+                            match crate::workflow::parse_at(&text, tz) {
+                                Some(t) => Some(t),
+                                None => {
+                                    return Ok(effect.fail(format!("`at` rendered to `{text}`, which is not a time")))
+                                }
+                            }
+                        }
+                    },
                     Some(m) if !*business => Some(now + chrono::Duration::minutes(*m as i64)),
                     Some(m) => {
                         let setup = self.sla()?;

@@ -30,6 +30,9 @@ pub enum EventKind {
     /// An SLA clock ran out.
     #[serde(rename = "sla.breached")]
     SlaBreached,
+    /// A cron schedule came due.
+    #[serde(rename = "schedule")]
+    Schedule,
 }
 
 impl EventKind {
@@ -42,6 +45,7 @@ impl EventKind {
             EventKind::Manual => "manual",
             EventKind::SlaWarning => "sla.warning",
             EventKind::SlaBreached => "sla.breached",
+            EventKind::Schedule => "schedule",
         }
     }
 }

@@ -310,6 +310,16 @@ pub enum TimerKind {
         /// The run.
         run: String,
     },
+    /// A workflow's cron schedule is due. The expression and zone are kept so that
+    /// republishing an unchanged schedule keeps the timer (and its catch-up) as it is.
+    Cron {
+        /// The workflow.
+        workflow: String,
+        /// Its expression when the timer was set.
+        cron: String,
+        /// Its zone when the timer was set.
+        timezone: String,
+    },
 }
 
 /// A durable timer. Timers live in the store, indexed by due time, so any number of
@@ -330,6 +340,8 @@ pub trait TimeStore: Send + Sync {
     fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>>;
     /// The earliest timer's due time.
     fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    /// The timer with this key.
+    fn timer(&self, key: &str) -> Result<Option<Timer>>;
     /// A ticket's SLA clocks.
     fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>>;
     /// All calendars.

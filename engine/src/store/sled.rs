@@ -169,20 +169,24 @@ impl SledStore {
                 }
                 Write::Run(r) => {
                     let n = id_num(&r.id, 'R')?;
-                    let mut by_ticket = num_key(b"rt/", id_num(&r.ticket_id, 'T')?);
-                    by_ticket.extend_from_slice(&n.to_be_bytes());
-                    b.insert(by_ticket, &[][..]);
                     if r.status.is_active() {
                         b.insert(num_key(b"ra/", n), &[][..]);
                     } else {
                         b.remove(num_key(b"ra/", n));
                     }
-                    let mut waiting = num_key(b"rw/", id_num(&r.ticket_id, 'T')?);
-                    waiting.extend_from_slice(&n.to_be_bytes());
-                    if r.status == RunStatus::Waiting {
-                        b.insert(waiting, &[][..]);
-                    } else {
-                        b.remove(waiting);
+                    // Runs without a ticket (schedule summaries) have no ticket indexes.
+                    if !r.ticket_id.is_empty() {
+                        let t = id_num(&r.ticket_id, 'T')?;
+                        let mut by_ticket = num_key(b"rt/", t);
+                        by_ticket.extend_from_slice(&n.to_be_bytes());
+                        b.insert(by_ticket, &[][..]);
+                        let mut waiting = num_key(b"rw/", t);
+                        waiting.extend_from_slice(&n.to_be_bytes());
+                        if r.status == RunStatus::Waiting {
+                            b.insert(waiting, &[][..]);
+                        } else {
+                            b.remove(waiting);
+                        }
                     }
                     b.insert(num_key(b"r/", n), encode(&*r)?);
                 }
@@ -470,6 +474,13 @@ impl TimeStore for SledStore {
     fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         match self.db.scan_prefix(b"tm/").next().transpose().map_err(backend)? {
             Some((k, v)) => Ok(Some(decode::<Timer>(&k, &v)?.due)),
+            None => Ok(None),
+        }
+    }
+
+    fn timer(&self, key: &str) -> Result<Option<Timer>> {
+        match self.db.get(format!("tk/{key}").as_bytes()).map_err(backend)? {
+            Some(k) => self.get(&k),
             None => Ok(None),
         }
     }

@@ -146,6 +146,14 @@ pub struct Ticket {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
+impl Ticket {
+    /// The blank ticket that runs without a ticket (schedules without `tickets`) see:
+    /// empty id and text, default levels. Validation keeps such runs from writing to it.
+    pub fn placeholder(now: DateTime<Utc>) -> Ticket {
+        NewTicket::default().into_ticket(String::new(), &PriorityMatrix::default(), now)
+    }
+}
+
 /// What a caller submits to log a ticket. Only `title` and `requester` are required.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

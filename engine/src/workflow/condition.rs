@@ -80,6 +80,22 @@ pub enum Op {
     ChangedFrom,
     /// The event changed the field to `value`.
     ChangedTo,
+    /// The field is a time more than `value` (`15m`, `4h`, `3d`) before now.
+    OlderThan,
+    /// The field is a time at most `value` before now.
+    NewerThan,
+}
+
+/// Parses `15m`, `4h` or `3d` (minutes, hours, days).
+pub fn parse_age(s: &str) -> Option<chrono::Duration> {
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n >= 0 && *n <= 100 * 365 * 24 * 60)?;
+    match unit {
+        "m" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        _ => None,
+    }
 }
 
 impl Op {
@@ -105,6 +121,8 @@ impl Op {
             Op::Changed => "changed",
             Op::ChangedFrom => "changed_from",
             Op::ChangedTo => "changed_to",
+            Op::OlderThan => "older_than",
+            Op::NewerThan => "newer_than",
         }
     }
 }
@@ -122,6 +140,8 @@ pub struct Scope<'a> {
     pub event: &'a str,
     /// Who caused the event.
     pub actor: &'a str,
+    /// The engine clock's now, for `older_than` / `newer_than`.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// One comparison made during evaluation.
@@ -284,6 +304,14 @@ fn compare(c: &Comparison, scope: &Scope<'_>) -> (Value, bool) {
                     let want = expected.as_bool().unwrap_or(true);
                     actual.is_null() != want
                 }
+                Op::OlderThan | Op::NewerThan => {
+                    let at = actual.as_str().and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok());
+                    match (at, expected.as_str().and_then(parse_age)) {
+                        (Some(at), Some(age)) if c.op == Op::OlderThan => scope.now - at > age,
+                        (Some(at), Some(age)) => scope.now - at <= age,
+                        _ => false,
+                    }
+                }
                 Op::Changed | Op::ChangedFrom | Op::ChangedTo => false,
             };
             (actual, result)
@@ -356,7 +384,8 @@ mod tests {
     fn eval(cond: Value, changes: &[FieldChange]) -> (bool, Vec<Check>) {
         let t = ticket();
         let vars = Map::new();
-        let scope = Scope { ticket: &t, changes, vars: &vars, event: "ticket.updated", actor: "bob" };
+        let now = t.created_at + chrono::Duration::minutes(90);
+        let scope = Scope { ticket: &t, changes, vars: &vars, event: "ticket.updated", actor: "bob", now };
         let c: Condition = serde_json::from_value(cond).unwrap();
         let mut trace = Vec::new();
         (c.evaluate(&scope, "/conditions", &mut trace), trace)
@@ -397,5 +426,17 @@ mod tests {
         assert!(eval(json!({"field": "ticket.assignee", "op": "exists", "value": false}), &[]).0);
         assert!(!eval(json!({"field": "ticket.custom.vip", "op": "exists"}), &[]).0);
         assert!(eval(json!({"field": "event.actor", "op": "eq", "value": "bob"}), &[]).0);
+    }
+
+    #[test]
+    fn age_against_the_scope_clock() {
+        // The ticket was updated 90 minutes before the scope's now.
+        assert!(eval(json!({"field": "ticket.updated_at", "op": "older_than", "value": "1h"}), &[]).0);
+        assert!(!eval(json!({"field": "ticket.updated_at", "op": "older_than", "value": "2h"}), &[]).0);
+        assert!(eval(json!({"field": "ticket.created_at", "op": "newer_than", "value": "90m"}), &[]).0);
+        assert!(!eval(json!({"field": "ticket.resolved_at", "op": "newer_than", "value": "1d"}), &[]).0);
+        assert_eq!(parse_age("3d"), Some(chrono::Duration::days(3)));
+        assert_eq!(parse_age("3w"), None);
+        assert_eq!(parse_age(""), None);
     }
 }

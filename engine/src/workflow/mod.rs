@@ -110,6 +110,47 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         metric: Option<crate::sla::Metric>,
     },
+    /// A cron schedule in a time zone. Without `tickets` each occurrence starts one run
+    /// with no ticket (for summaries and reports: `vars.backlog` holds the open-ticket
+    /// counts); with `tickets` it starts one run per open ticket the condition holds for.
+    #[serde(rename = "schedule")]
+    Schedule(Schedule),
+}
+
+/// When and for what a `schedule` trigger fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Cron expression: 5 fields `min hour day month weekday`, or 6-7 with seconds/years.
+    pub cron: String,
+    /// IANA zone the expression's times are local to (default `UTC`).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// What to do about occurrences missed while the server was down (default `once`).
+    #[serde(default)]
+    pub catch_up: crate::schedule::CatchUp,
+    /// Fan out: one run per open (not resolved or closed) ticket this holds for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<Condition>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl Workflow {
+    /// The workflow's schedule trigger, if it has one (validation allows at most one).
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.triggers.iter().find_map(|t| match t {
+            Trigger::Schedule(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Whether runs of this workflow may have no ticket (a schedule without `tickets`).
+    pub fn ticketless(&self) -> bool {
+        self.schedule().is_some_and(|s| s.tickets.is_none())
+    }
 }
 
 /// "Field F changed (from X) (to Y)".
@@ -216,6 +257,14 @@ pub enum Action {
         /// Resume at `next` as soon as this holds on a ticket event.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Condition>,
+        /// Wait until this time instead of for `minutes`: RFC 3339 (`2026-12-01T09:00:00Z`),
+        /// or a local `2026-12-01T09:00` / `2026-12-01` in `timezone`; may hold templates
+        /// such as `{{ticket.custom.start_date}}`. A time already past ends the wait at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        /// IANA zone for a local `at` (default UTC).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timezone: Option<String>,
         /// Where to go when the duration passes first (default: the next step).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         on_timeout: Option<String>,
@@ -302,6 +351,24 @@ impl Workflow {
         out.dedup();
         out
     }
+}
+
+/// Reads a wait's `at`: RFC 3339, or a local date-time / date in `tz` (a local time
+/// that does not exist because of DST is taken as the first instant after the gap).
+pub fn parse_at(s: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))?;
+    // Walk forward minute by minute out of a DST gap (at most a few hours).
+    (0..=240)
+        .find_map(|m| tz.from_local_datetime(&(local + chrono::Duration::minutes(m))).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// A stored workflow: the current definition and its revision.

@@ -52,9 +52,27 @@ pub fn render(s: &str, scope: &Scope<'_>, run_id: &str, workflow_id: &str) -> St
 }
 
 /// Renders every string inside a JSON value.
+///
+/// A string that is exactly one placeholder (`"{{vars.backlog.by_group}}"`) takes the
+/// value itself, keeping its type (object, number, boolean), unless the value is null.
 pub fn render_value(v: &Value, scope: &Scope<'_>, run_id: &str, workflow_id: &str) -> Value {
     match v {
-        Value::String(s) => Value::String(render(s, scope, run_id, workflow_id)),
+        Value::String(s) => {
+            let t = s.trim();
+            if let [path] = placeholders(t)[..] {
+                if t.starts_with("{{")
+                    && t.ends_with("}}")
+                    && t[2..t.len() - 2].trim() == path
+                    && parse_path(path).is_some()
+                {
+                    let value = resolve(scope, path);
+                    if !value.is_null() {
+                        return value;
+                    }
+                }
+            }
+            Value::String(render(s, scope, run_id, workflow_id))
+        }
         Value::Array(a) => Value::Array(a.iter().map(|x| render_value(x, scope, run_id, workflow_id)).collect()),
         Value::Object(m) => {
             Value::Object(m.iter().map(|(k, x)| (k.clone(), render_value(x, scope, run_id, workflow_id))).collect())

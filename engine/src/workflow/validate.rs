@@ -248,6 +248,17 @@ impl<'a> Checker<'a> {
         }
         let Some(value) = &c.value else { return };
         match c.op {
+            Op::OlderThan | Op::NewerThan => {
+                if value.as_str().and_then(super::condition::parse_age).is_none() {
+                    self.push(value_ptr.clone(), format!("`{}` takes an age like `15m`, `4h` or `3d`", c.op.as_str()));
+                }
+                let timed = name.starts_with("custom.")
+                    || root == Root::Vars
+                    || matches!(name, "created_at" | "updated_at" | "resolved_at" | "closed_at");
+                if !timed {
+                    self.push(format!("{pointer}/field"), format!("`{}` is not a time field", c.field));
+                }
+            }
             Op::Regex => {
                 if let Some(p) = value.as_str() {
                     if let Err(e) = regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
@@ -285,12 +296,69 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn condition(&mut self, c: &super::Condition, pointer: &str) {
+        let mut found = Vec::new();
+        c.walk(pointer, &mut |cmp, p| found.push((cmp, p.to_string())));
+        for (cmp, p) in found {
+            self.comparison(cmp, &p);
+        }
+    }
+
+    /// A schedule without `tickets` starts runs with no ticket: only steps that need none
+    /// may follow, and conditions cannot test ticket fields.
+    fn ticketless(&mut self, trigger: usize) {
+        let parts = self.parts;
+        let why = format!("the schedule at /triggers/{trigger} has no `tickets`, so its runs have no ticket");
+        let mut conditions: Vec<(String, &super::Condition)> = Vec::new();
+        if let Some(c) = &parts.conditions {
+            conditions.push(("/conditions".into(), c));
+        }
+        for (i, step) in parts.steps.iter() {
+            match &step.action {
+                Action::If { condition, .. } => conditions.push((format!("/steps/{i}/condition"), condition)),
+                Action::Wait { until: Some(_), .. } => {
+                    self.push(format!("/steps/{i}/until"), format!("`until` waits for ticket events; {why}"))
+                }
+                Action::Notify { .. } | Action::Plugin { .. } | Action::Wait { .. } => {}
+                other => self.push(
+                    format!("/steps/{i}/type"),
+                    format!("`{}` needs a ticket; {why} (add `tickets` to fan out over tickets)", other.kind()),
+                ),
+            }
+        }
+        for (ptr, c) in conditions {
+            let mut found = Vec::new();
+            c.walk(&ptr, &mut |cmp, p| found.push((cmp.field.clone(), p.to_string())));
+            for (field, p) in found {
+                if matches!(parse_path(&field), Some((Root::Ticket | Root::Previous, _))) {
+                    self.push(format!("{p}/field"), format!("`{field}` tests a ticket; {why}"));
+                }
+            }
+        }
+    }
+
     fn run(mut self) -> Vec<ValidationError> {
         let parts = self.parts;
         if parts.id.as_deref().is_some_and(|id| !crate::team::valid_id(id)) {
             self.push("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`");
         }
+        let schedules: Vec<usize> =
+            parts.triggers.iter().filter(|(_, t)| matches!(t, Trigger::Schedule(_))).map(|(i, _)| *i).collect();
+        for extra in schedules.iter().skip(1) {
+            self.push(format!("/triggers/{extra}"), "a workflow has at most one `schedule` trigger");
+        }
         for (i, trigger) in parts.triggers.iter() {
+            if let Trigger::Schedule(schedule) = trigger {
+                if let Err(e) = crate::schedule::Compiled::new(&schedule.cron, &schedule.timezone) {
+                    self.push(format!("/triggers/{i}/{}", e.field), e.message);
+                }
+                if let Some(c) = &schedule.tickets {
+                    self.condition(c, &format!("/triggers/{i}/tickets"));
+                }
+                if schedule.tickets.is_none() && schedules.first() == Some(i) {
+                    self.ticketless(*i);
+                }
+            }
             if let Trigger::TicketUpdated { changed } = trigger {
                 for (j, f) in changed.iter().enumerate() {
                     let ptr = format!("/triggers/{i}/changed/{j}");
@@ -311,11 +379,7 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(c) = &parts.conditions {
-            let mut found = Vec::new();
-            c.walk("/conditions", &mut |cmp, p| found.push((cmp, p.to_string())));
-            for (cmp, p) in found {
-                self.comparison(cmp, &p);
-            }
+            self.condition(c, "/conditions");
         }
         let mut seen = HashSet::new();
         for (i, id) in parts.step_ids.iter() {
@@ -375,29 +439,43 @@ impl<'a> Checker<'a> {
                     if let Some(o) = otherwise {
                         self.step_ref(format!("{ptr}/else"), o);
                     }
-                    let mut found = Vec::new();
-                    condition.walk(&format!("{ptr}/condition"), &mut |cmp, p| found.push((cmp, p.to_string())));
-                    for (cmp, p) in found {
-                        self.comparison(cmp, &p);
-                    }
+                    self.condition(condition, &format!("{ptr}/condition"));
                 }
                 Action::Plugin { input, .. } => self.templates(&format!("{ptr}/input"), input),
-                Action::Wait { minutes, until, on_timeout, .. } => {
-                    if minutes.is_none() && until.is_none() {
-                        self.push(ptr.clone(), "wait needs `minutes`, `until` or both");
+                Action::Wait { minutes, until, on_timeout, at, timezone, .. } => {
+                    if minutes.is_none() && until.is_none() && at.is_none() {
+                        self.push(ptr.clone(), "wait needs `minutes` or `at`, `until`, or a time and `until`");
+                    }
+                    if minutes.is_some() && at.is_some() {
+                        self.push(format!("{ptr}/at"), "give `minutes` or `at`, not both");
+                    }
+                    if let Some(tz) = timezone {
+                        if at.is_none() {
+                            self.push(format!("{ptr}/timezone"), "`timezone` applies to `at` only");
+                        } else if tz.parse::<chrono_tz::Tz>().is_err() {
+                            self.push(format!("{ptr}/timezone"), format!("`{tz}` is not an IANA time zone name"));
+                        }
+                    }
+                    if let Some(at) = at {
+                        self.templates(&format!("{ptr}/at"), &Value::String(at.clone()));
+                        let tz = timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::UTC);
+                        if template::placeholders(at).is_empty() && super::parse_at(at, tz).is_none() {
+                            self.push(
+                                format!("{ptr}/at"),
+                                format!(
+                                    "`{at}` is not a time; use 2026-12-01T09:00:00Z, 2026-12-01T09:00 or 2026-12-01"
+                                ),
+                            );
+                        }
                     }
                     if let Some(t) = on_timeout {
-                        if minutes.is_none() {
-                            self.push(format!("{ptr}/on_timeout"), "`on_timeout` needs `minutes`");
+                        if minutes.is_none() && at.is_none() {
+                            self.push(format!("{ptr}/on_timeout"), "`on_timeout` needs `minutes` or `at`");
                         }
                         self.step_ref(format!("{ptr}/on_timeout"), t);
                     }
                     if let Some(c) = until {
-                        let mut found = Vec::new();
-                        c.walk(&format!("{ptr}/until"), &mut |cmp, p| found.push((cmp, p.to_string())));
-                        for (cmp, p) in found {
-                            self.comparison(cmp, &p);
-                        }
+                        self.condition(c, &format!("{ptr}/until"));
                     }
                 }
                 Action::Notify { url, payload, .. } => {

@@ -1,0 +1,219 @@
+//! Workflows with a `schedule` trigger.
+//!
+//! Each enabled scheduled workflow has one durable timer (`cron:<workflow>`) due at its
+//! next occurrence. Publishing keeps the timer when the expression and zone are
+//! unchanged (so a restart that re-applies the same workflows does not lose catch-up)
+//! and sets a fresh one otherwise; disabling or removing the schedule cancels it.
+//!
+//! When the timer fires, [`crate::schedule::Compiled::plan`] turns "due at X, now is Y"
+//! into firings under the trigger's catch-up policy, and the runs of every firing are
+//! written in the same commit that moves the timer to the next occurrence: after a crash
+//! either both happened or neither, so an occurrence fires exactly once.
+
+use super::{Engine, Result};
+use crate::run::{Event, EventKind, RunStatus};
+use crate::schedule::{Compiled, Firing};
+use crate::store::{TicketFilter, Timer, TimerKind, Tx, Write};
+use crate::ticket::Ticket;
+use crate::workflow::{Schedule, WorkflowRecord};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The timer key of a workflow's schedule.
+pub(super) fn timer_key(workflow: &str) -> String {
+    format!("cron:{workflow}")
+}
+
+/// Reads every ticket, a page at a time.
+fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+    let mut out: Vec<Ticket> = Vec::new();
+    loop {
+        let filter = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..Default::default() };
+        let page = engine.store.tickets(&filter)?;
+        let done = page.len() < 1000;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// The JSON name of a unit enum (`P1`, `in_progress`).
+fn name_of(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Counts of open tickets, for summary runs (`vars.backlog`).
+fn backlog(tickets: &[Ticket], now: DateTime<Utc>) -> Value {
+    let mut by_priority = Map::new();
+    let mut by_status = Map::new();
+    let mut by_group = Map::new();
+    let (mut open, mut unassigned, mut older_than_7d) = (0u64, 0u64, 0u64);
+    let mut oldest: Option<&Ticket> = None;
+    let bump = |m: &mut Map<String, Value>, k: String| {
+        let n = m.get(&k).and_then(Value::as_u64).unwrap_or(0);
+        m.insert(k, json!(n + 1));
+    };
+    for t in tickets.iter().filter(|t| t.status.is_open()) {
+        open += 1;
+        bump(&mut by_priority, name_of(t.priority));
+        bump(&mut by_status, t.status.to_string());
+        bump(&mut by_group, t.group.clone().unwrap_or_else(|| "(none)".into()));
+        unassigned += u64::from(t.assignee.is_none());
+        older_than_7d += u64::from(now - t.created_at > chrono::Duration::days(7));
+        if oldest.is_none_or(|o| t.created_at < o.created_at) {
+            oldest = Some(t);
+        }
+    }
+    json!({
+        "open": open,
+        "unassigned": unassigned,
+        "older_than_7d": older_than_7d,
+        "by_priority": by_priority,
+        "by_status": by_status,
+        "by_group": by_group,
+        "oldest": oldest.map(|t| json!({"id": t.id, "created_at": t.created_at, "title": t.title})),
+    })
+}
+
+impl Engine {
+    /// The write that keeps `record`'s schedule timer right after a publish or an
+    /// enable/disable; `None` when the current timer is already right.
+    pub(super) fn schedule_timer(&self, record: &WorkflowRecord) -> Result<Option<Write>> {
+        let key = timer_key(&record.id);
+        let current = self.store.timer(&key)?;
+        let Some(schedule) = record.definition.schedule().filter(|_| record.enabled) else {
+            return Ok(current.map(|_| Write::CancelTimer(key)));
+        };
+        if let Some(Timer { kind: TimerKind::Cron { cron, timezone, .. }, .. }) = &current {
+            if *cron == schedule.cron && *timezone == schedule.timezone {
+                return Ok(None);
+            }
+        }
+        let Ok(compiled) = Compiled::new(&schedule.cron, &schedule.timezone) else {
+            return Ok(Some(Write::CancelTimer(key))); // validation prevents this
+        };
+        Ok(Some(match compiled.next_after(self.now()) {
+            Some(due) => Write::Timer(Timer { key, due, kind: cron_kind(&record.id, schedule) }),
+            None => Write::CancelTimer(key),
+        }))
+    }
+
+    /// Fires due schedule timers together: their runs and their next timers go into
+    /// one commit. Returns how many runs started.
+    pub(super) async fn fire_schedules(self: &Arc<Self>, timers: &[Timer], now: DateTime<Utc>) -> Result<usize> {
+        let mut tx = Tx::new();
+        let mut started = Vec::new();
+        let mut tickets: Option<Vec<Ticket>> = None;
+        for timer in timers {
+            let TimerKind::Cron { workflow, .. } = &timer.kind else { continue };
+            let record = self.store.workflow(workflow)?;
+            let Some((record, schedule)) =
+                record.as_ref().filter(|r| r.enabled).and_then(|r| r.definition.schedule().cloned().map(|s| (r, s)))
+            else {
+                tx.push(Write::CancelTimer(timer.key.clone()));
+                continue;
+            };
+            let compiled = match Compiled::new(&schedule.cron, &schedule.timezone) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(workflow = %workflow, error = %e, "stored schedule does not compile; timer dropped");
+                    tx.push(Write::CancelTimer(timer.key.clone()));
+                    continue;
+                }
+            };
+            let plan = compiled.plan(timer.due, now, schedule.catch_up);
+            if plan.skipped > 0 {
+                tracing::info!(workflow = %workflow, skipped = plan.skipped, policy = ?schedule.catch_up,
+                    "missed schedule occurrences not fired");
+            }
+            if !plan.firings.is_empty() && tickets.is_none() {
+                tickets = Some(all_tickets(self)?);
+            }
+            for firing in &plan.firings {
+                let tickets = tickets.as_deref().unwrap_or_default();
+                started.extend(self.start_scheduled(&mut tx, record, &schedule, &compiled, firing, tickets, now)?);
+            }
+            tx.push(match plan.next {
+                Some(due) => Write::Timer(Timer { key: timer.key.clone(), due, kind: cron_kind(workflow, &schedule) }),
+                None => Write::CancelTimer(timer.key.clone()),
+            });
+        }
+        self.store.commit(tx).await?;
+        self.spawn_runs(&started);
+        Ok(started.len())
+    }
+
+    /// Writes the runs of one firing: one with no ticket, or one per open ticket that
+    /// `tickets` holds for.
+    #[allow(clippy::too_many_arguments)]
+    fn start_scheduled(
+        &self,
+        tx: &mut Tx,
+        record: &WorkflowRecord,
+        schedule: &Schedule,
+        compiled: &Compiled,
+        firing: &Firing,
+        tickets: &[Ticket],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let local = firing.scheduled_for.with_timezone(&compiled.tz());
+        let info = json!({
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "scheduled_for": firing.scheduled_for,
+            "local": local.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            "weekday": local.format("%A").to_string(),
+            "occurrences": firing.occurrences,
+            "missed": firing.missed,
+            "late_ms": (now - firing.scheduled_for).num_milliseconds(),
+        });
+        let event = |ticket: &str| Event {
+            id: format!("S-{}-{}", record.id, firing.scheduled_for.timestamp()),
+            ticket_id: ticket.to_string(),
+            kind: EventKind::Schedule,
+            changes: Vec::new(),
+            comment: None,
+            actor: "schedule".into(),
+            causation: Vec::new(),
+            at: now,
+            sla: None,
+            evaluations: Vec::new(),
+        };
+        let mut seed = Map::new();
+        seed.insert("schedule".into(), info);
+        let mut started = Vec::new();
+        let mut start = |tx: &mut Tx, ticket: &Ticket, seed: Map<String, Value>| -> Result<()> {
+            let (_, run) = self.evaluate(record, &event(&ticket.id), ticket, seed)?;
+            if let Some(run) = run {
+                if run.status == RunStatus::Pending {
+                    started.push(run.id.clone());
+                }
+                tx.push(Write::Run(Box::new(run)));
+            }
+            Ok(())
+        };
+        match &schedule.tickets {
+            None => {
+                let mut seed = seed;
+                seed.insert("backlog".into(), backlog(tickets, now));
+                start(tx, &Ticket::placeholder(now), seed)?;
+            }
+            Some(cond) => {
+                for ticket in tickets.iter().filter(|t| t.status.is_open()) {
+                    let ev = event(&ticket.id);
+                    let scope = super::event_scope(ticket, &ev, &seed);
+                    if cond.evaluate(&scope, "/triggers/tickets", &mut Vec::new()) {
+                        start(tx, ticket, seed.clone())?;
+                    }
+                }
+            }
+        }
+        Ok(started)
+    }
+}
+
+fn cron_kind(workflow: &str, schedule: &Schedule) -> TimerKind {
+    TimerKind::Cron { workflow: workflow.into(), cron: schedule.cron.clone(), timezone: schedule.timezone.clone() }
+}

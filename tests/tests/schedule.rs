@@ -1,0 +1,263 @@
+//! Cron-triggered workflows and `wait ... at`, driven by a fake clock over a real sled
+//! store: time zones, catch-up after downtime, fan-out over tickets with relative-time
+//! conditions, and waits until a time taken from the ticket.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use switchboard::clock::FakeClock;
+use switchboard::config::Config;
+use switchboard::executor::Engine;
+use switchboard::run::{Run, RunStatus};
+use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore, Store, TicketStore, TimeStore};
+use switchboard::team::{Agent, Group};
+use switchboard::ticket::{Level, NewTicket};
+use switchboard_tests::repo;
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn open(dir: &std::path::Path, clock: &FakeClock) -> (Arc<SledStore>, Arc<Engine>) {
+    let store = Arc::new(SledStore::open(dir, 8 << 20, Durability::Group).unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+    (store, engine)
+}
+
+async fn close(store: Arc<SledStore>, engine: Arc<Engine>) {
+    engine.shutdown().await;
+    store.close().unwrap();
+}
+
+async fn idle(engine: &Arc<Engine>) {
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn publish(engine: &Arc<Engine>, wf: Value) {
+    let def = switchboard::workflow::validate_value(&wf).unwrap();
+    engine.put_workflow(def, "test").await.unwrap();
+}
+
+/// A schedule-only workflow whose runs wait a minute (no side effects to set up).
+fn summary(id: &str, cron: &str, timezone: &str, catch_up: &str) -> Value {
+    json!({
+        "id": id, "name": id,
+        "triggers": [{"on": "schedule", "cron": cron, "timezone": timezone, "catch_up": catch_up}],
+        "steps": [{"id": "pause", "type": "wait", "minutes": 1}]
+    })
+}
+
+fn runs(store: &SledStore, workflow: &str) -> Vec<Run> {
+    let mut runs =
+        store.runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(1000), ..Default::default() }).unwrap();
+    runs.sort_by_key(|r| r.id.trim_start_matches("R-").parse::<u64>().unwrap());
+    runs
+}
+
+fn fired_for(store: &SledStore, workflow: &str) -> Vec<String> {
+    runs(store, workflow).iter().map(|r| r.vars["schedule"]["scheduled_for"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn cron_in_two_time_zones_fires_at_each_zones_local_time_across_dst() {
+    let dir = tempfile::tempdir().unwrap();
+    // Thu 2026-03-26: New York is on EDT (since 8 March), Berlin still on CET until the 29th.
+    let clock = FakeClock::new(utc("2026-03-26T00:00:00Z"));
+    let (store, engine) = open(dir.path(), &clock).await;
+    publish(&engine, summary("berlin", "0 8 * * Mon-Fri", "Europe/Berlin", "once")).await;
+    publish(&engine, summary("new-york", "0 8 * * Mon-Fri", "America/New_York", "once")).await;
+    assert_eq!(store.next_timer().unwrap(), Some(utc("2026-03-26T07:00:00Z")));
+
+    // Walk the clock in 30-minute steps over five days, firing what is due each time.
+    for _ in 0..(5 * 48) {
+        clock.advance(Duration::minutes(30));
+        engine.fire_due_timers().await.unwrap();
+    }
+    idle(&engine).await;
+    assert_eq!(
+        fired_for(&store, "berlin"),
+        ["2026-03-26T07:00:00Z", "2026-03-27T07:00:00Z", "2026-03-30T06:00:00Z"],
+        "08:00 CET, then 08:00 CEST after the weekend's change"
+    );
+    assert_eq!(fired_for(&store, "new-york"), ["2026-03-26T12:00:00Z", "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z"]);
+    let first = &runs(&store, "berlin")[0];
+    assert_eq!(first.vars["schedule"]["local"], "2026-03-26T08:00:00");
+    assert_eq!(first.vars["schedule"]["missed"], false);
+    assert_eq!(first.ticket_id, "", "a schedule without `tickets` runs with no ticket");
+    assert!(first.vars["backlog"]["open"].is_number());
+    close(store, engine).await;
+}
+
+#[tokio::test]
+async fn downtime_catch_up_follows_each_schedules_policy_and_fires_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-06-01T09:30:00Z"));
+    let workflows = [
+        summary("hourly-once", "0 * * * *", "UTC", "once"),
+        summary("hourly-all", "0 * * * *", "UTC", "all"),
+        summary("hourly-skip", "0 * * * *", "UTC", "skip"),
+    ];
+    let (store, engine) = open(dir.path(), &clock).await;
+    for wf in &workflows {
+        publish(&engine, wf.clone()).await;
+    }
+    close(store, engine).await;
+
+    // Down from 09:30 to 14:00:20: 10:00 .. 13:00 were missed, 14:00 is on time.
+    clock.advance(Duration::minutes(270) + Duration::seconds(20));
+    let (store, engine) = open(dir.path(), &clock).await;
+    // The server re-applies the same definitions at start (as `serve --demo` does):
+    // unchanged schedules keep their timers, so the downtime is still caught up.
+    for wf in &workflows {
+        publish(&engine, wf.clone()).await;
+    }
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 3, "one timer per workflow");
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing fires twice");
+    idle(&engine).await;
+
+    let once = runs(&store, "hourly-once");
+    assert_eq!(once.len(), 2, "one run for the four missed hours, one for 14:00");
+    assert_eq!(once[0].vars["schedule"]["occurrences"], 4);
+    assert_eq!(once[0].vars["schedule"]["missed"], true);
+    assert_eq!(once[0].vars["schedule"]["scheduled_for"], "2026-06-01T13:00:00Z");
+    assert_eq!(fired_for(&store, "hourly-all").len(), 5);
+    assert_eq!(fired_for(&store, "hourly-skip"), ["2026-06-01T14:00:00Z"]);
+    assert_eq!(store.timer("cron:hourly-all").unwrap().unwrap().due, utc("2026-06-01T15:00:00Z"));
+
+    // Disabling cancels the timer; re-enabling starts from the next occurrence, with
+    // no catch-up for the time it was off.
+    engine.set_enabled("hourly-all", false, "test").await.unwrap();
+    assert!(store.timer("cron:hourly-all").unwrap().is_none());
+    clock.advance(Duration::hours(3));
+    engine.set_enabled("hourly-all", true, "test").await.unwrap();
+    assert_eq!(store.timer("cron:hourly-all").unwrap().unwrap().due, utc("2026-06-01T18:00:00Z"));
+    close(store, engine).await;
+}
+
+#[tokio::test]
+async fn stale_p1_reminders_fan_out_over_matching_tickets_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let (store, engine) = open(dir.path(), &clock).await;
+    let group = Group { id: "desk".into(), name: "Desk".into(), description: String::new(), manager: None };
+    engine.put_group(group, "test").await.unwrap();
+    let grace = Agent {
+        id: "grace".into(),
+        name: "Grace".into(),
+        email: None,
+        groups: vec!["desk".into()],
+        skills: vec![],
+        capacity: 10,
+        on_shift: true,
+        manager: None,
+    };
+    engine.put_agent(grace, "test").await.unwrap();
+    let wf = std::fs::read_to_string(repo().join("workflows/p1-stale-reminder.json")).unwrap();
+    engine.put_workflow(switchboard::workflow::validate_str(&wf).unwrap(), "test").await.unwrap();
+    let new = |title: &str, level| NewTicket {
+        title: title.into(),
+        requester: "ann".into(),
+        impact: level,
+        urgency: level,
+        assignee: Some("grace".into()),
+        ..Default::default()
+    };
+    let p1 = engine.create_ticket(new("Core switch down", Level::High), "ann").await.unwrap().ticket.id;
+    let p3 = engine.create_ticket(new("Mouse", Level::Medium), "ann").await.unwrap().ticket.id;
+    let comments = |id: &str| store.ticket(id).unwrap().unwrap().comments.len();
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(15));
+        engine.fire_due_timers().await.unwrap();
+        idle(&engine).await;
+        seen.push(comments(&p1));
+    }
+    // 07:15 (15 min, not more) no; 07:30 yes; 07:45 (15 min after the reminder) no;
+    // 08:00 yes; 08:15 no.
+    assert_eq!(seen, [0, 1, 1, 2, 2]);
+    assert_eq!(comments(&p3), 0, "the P3 ticket is not reminded");
+    let body = &store.ticket(&p1).unwrap().unwrap().comments[0].body;
+    assert!(body.starts_with("Reminder for grace:"), "{body}");
+
+    // A resolved P1 is no longer open: no more reminders.
+    engine.update_ticket(&p1, json!({"status": "resolved"}).as_object().unwrap(), "grace").await.unwrap();
+    clock.advance(Duration::hours(2));
+    engine.fire_due_timers().await.unwrap();
+    idle(&engine).await;
+    assert_eq!(comments(&p1), 2);
+    close(store, engine).await;
+}
+
+#[tokio::test]
+async fn wait_until_a_local_time_taken_from_the_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let (store, engine) = open(dir.path(), &clock).await;
+    publish(
+        &engine,
+        json!({
+            "id": "first-day", "name": "first day",
+            "triggers": [{"on": "ticket.created"}],
+            "conditions": {"field": "ticket.custom.start_date", "op": "exists"},
+            "steps": [
+                {"id": "until-start", "type": "wait", "at": "{{ticket.custom.start_date}}T09:00",
+                 "timezone": "Europe/Berlin"},
+                {"id": "welcome", "type": "comment", "body": "First day: account handed over."}
+            ]
+        }),
+    )
+    .await;
+    let mut new = NewTicket { title: "New hire".into(), requester: "hr".into(), ..Default::default() };
+    new.custom.insert("start_date".into(), json!("2026-11-05"));
+    let id = engine.create_ticket(new, "hr").await.unwrap().ticket.id;
+    idle(&engine).await;
+    let run = &runs(&store, "first-day")[0];
+    assert_eq!(run.status, RunStatus::Waiting);
+    assert_eq!(run.waiting.as_ref().unwrap().deadline, Some(utc("2026-11-05T08:00:00Z")), "09:00 CET");
+
+    clock.advance(Duration::days(3));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "Thu 07:00 UTC: not yet");
+    clock.advance(Duration::hours(1));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    idle(&engine).await;
+    assert_eq!(store.ticket(&id).unwrap().unwrap().comments[0].body, "First day: account handed over.");
+
+    // A date that does not parse fails the run with the rendered text, not a panic.
+    let mut bad = NewTicket { title: "New hire 2".into(), requester: "hr".into(), ..Default::default() };
+    bad.custom.insert("start_date".into(), json!("next monday"));
+    engine.create_ticket(bad, "hr").await.unwrap();
+    idle(&engine).await;
+    let failed = runs(&store, "first-day").pop().unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(failed.error.unwrap().contains("`next mondayT09:00`, which is not a time"));
+    close(store, engine).await;
+}
+
+#[test]
+fn ticketless_schedules_refuse_steps_that_need_a_ticket() {
+    let wf = json!({
+        "id": "bad", "name": "bad",
+        "triggers": [{"on": "schedule", "cron": "0 8 * * *", "timezone": "Europe/Berlin"}],
+        "conditions": {"field": "ticket.priority", "op": "eq", "value": "P1"},
+        "steps": [
+            {"id": "note", "type": "comment", "body": "hi"},
+            {"id": "w", "type": "wait", "minutes": 5, "until": {"field": "event.type", "op": "eq", "value": "comment.added"}}
+        ]
+    });
+    let errors = switchboard::workflow::validate_value(&wf).unwrap_err();
+    let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+    assert_eq!(pointers, ["/conditions/field", "/steps/0/type", "/steps/1/until"], "{errors:?}");
+    let bad_tz = json!({
+        "id": "tz", "name": "tz",
+        "triggers": [{"on": "schedule", "cron": "0 8 * *", "timezone": "Europe/Berlinn"}],
+        "steps": [{"id": "w", "type": "wait", "minutes": 1}]
+    });
+    let errors = switchboard::workflow::validate_value(&bad_tz).unwrap_err();
+    let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+    assert_eq!(pointers, ["/triggers/0/timezone"], "the zone is checked first: {errors:?}");
+}
