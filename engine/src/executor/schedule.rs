@@ -39,6 +39,11 @@ fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
     }
 }
 
+/// Whether a workflow reads `vars.backlog` (anywhere in its definition).
+fn mentions_backlog(record: &WorkflowRecord) -> bool {
+    serde_json::to_string(&record.definition).is_ok_and(|s| s.contains("vars.backlog"))
+}
+
 /// The JSON name of a unit enum (`P1`, `in_progress`).
 fn name_of(v: impl serde::Serialize) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
@@ -128,11 +133,14 @@ impl Engine {
                 tracing::info!(workflow = %workflow, skipped = plan.skipped, policy = ?schedule.catch_up,
                     "missed schedule occurrences not fired");
             }
-            if !plan.firings.is_empty() && tickets.is_none() {
+            // Reading every ticket is the expensive part: only for fan-out, or for summaries
+            // that use the backlog, and once per batch of due schedules.
+            let needs_tickets = schedule.tickets.is_some() || mentions_backlog(record);
+            if !plan.firings.is_empty() && needs_tickets && tickets.is_none() {
                 tickets = Some(all_tickets(self)?);
             }
             for firing in &plan.firings {
-                let tickets = tickets.as_deref().unwrap_or_default();
+                let tickets = if needs_tickets { tickets.as_deref() } else { None };
                 started.extend(self.start_scheduled(&mut tx, record, &schedule, &compiled, firing, tickets, now)?);
             }
             tx.push(match plan.next {
@@ -155,7 +163,7 @@ impl Engine {
         schedule: &Schedule,
         compiled: &Compiled,
         firing: &Firing,
-        tickets: &[Ticket],
+        tickets: Option<&[Ticket]>,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>> {
         let local = firing.scheduled_for.with_timezone(&compiled.tz());
@@ -197,11 +205,13 @@ impl Engine {
         match &schedule.tickets {
             None => {
                 let mut seed = seed;
-                seed.insert("backlog".into(), backlog(tickets, now));
+                if let Some(tickets) = tickets {
+                    seed.insert("backlog".into(), backlog(tickets, now));
+                }
                 start(tx, &Ticket::placeholder(now), seed)?;
             }
             Some(cond) => {
-                for ticket in tickets.iter().filter(|t| t.status.is_open()) {
+                for ticket in tickets.unwrap_or_default().iter().filter(|t| t.status.is_open()) {
                     let ev = event(&ticket.id);
                     let scope = super::event_scope(ticket, &ev, &seed);
                     if cond.evaluate(&scope, "/triggers/tickets", &mut Vec::new()) {
