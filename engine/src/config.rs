@@ -51,6 +51,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Concurrent run workers.
     pub workers: usize,
+    /// Runs held in memory as tasks (running or queued for a worker). Beyond this, new
+    /// runs stay only in the store (status `pending`) and are picked up as the queue
+    /// drains, so a burst of events costs disk, not memory.
+    pub run_queue: usize,
     /// How many times one workflow may appear in a causation chain before the loop
     /// guard refuses to start it again.
     pub loop_depth: usize,
@@ -85,6 +89,7 @@ impl Default for Config {
             cache_mb: 64,
             max_body_bytes: 1 << 20,
             workers: 8,
+            run_queue: 4096,
             loop_depth: 3,
             max_chain: 10,
             max_steps_per_run: 1000,
@@ -138,6 +143,9 @@ impl Config {
             if t.token.len() < 16 {
                 return Err(Error::Invalid(format!("token `{}` is shorter than 16 characters", t.name)));
             }
+        }
+        if self.run_queue < self.workers {
+            return Err(Error::Invalid("run_queue must be at least `workers`".into()));
         }
         if self.workers == 0 {
             return Err(Error::Invalid("workers must be at least 1".into()));

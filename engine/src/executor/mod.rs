@@ -81,6 +81,10 @@ pub struct Engine {
     /// Wakes the timer loop when a timer may have become due sooner.
     timer_wakeup: tokio::sync::Notify,
     tasks: TaskTracker,
+    /// Ids of the runs held as tasks; at most `config.run_queue`.
+    in_flight: Mutex<std::collections::HashSet<String>>,
+    /// Set when a run was left in the store because the queue was full.
+    overflow: AtomicBool,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
     plugins: Arc<crate::plugin::PluginHost>,
@@ -123,6 +127,8 @@ impl Engine {
             sla_setup: Mutex::new(None),
             timer_wakeup: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
+            in_flight: Mutex::new(Default::default()),
+            overflow: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         }))
     }
@@ -164,14 +170,54 @@ impl Engine {
         self.tasks.len()
     }
 
+    /// Drives a run in a task, unless it is already in flight or the queue is full (then
+    /// it stays `pending` in the store and [`Engine::refill`] picks it up later).
     fn spawn_run(self: &Arc<Self>, id: String) {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.contains(&id) {
+                return;
+            }
+            if in_flight.len() >= self.config.run_queue {
+                self.overflow.store(true, Ordering::SeqCst);
+                return;
+            }
+            in_flight.insert(id.clone());
+        }
         let engine = self.clone();
         self.tasks.spawn(async move {
-            let Ok(_permit) = engine.workers.clone().acquire_owned().await else { return };
-            if let Err(e) = engine.drive(&id).await {
-                tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
+            if let Ok(_permit) = engine.workers.clone().acquire_owned().await {
+                if let Err(e) = engine.drive(&id).await {
+                    tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
+                }
+            }
+            let left = {
+                let mut in_flight = engine.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                in_flight.remove(&id);
+                in_flight.len()
+            };
+            // Refill at half capacity, so each scan of the store queues many runs.
+            if left <= engine.config.run_queue / 2 && engine.overflow.swap(false, Ordering::SeqCst) {
+                engine.refill();
             }
         });
+    }
+
+    /// Queues active runs that were left in the store while the queue was full.
+    fn refill(self: &Arc<Self>) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match self.store.active_runs() {
+            Ok(ids) => {
+                for id in ids {
+                    self.spawn_run(id);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading pending runs; they resume on restart");
+            }
+        }
     }
 
     /// After a commit: start the runs it created and let the timer loop see new timers.

@@ -18,6 +18,7 @@ use crate::ticket::Ticket;
 use crate::workflow::{Schedule, WorkflowRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The timer key of a workflow's schedule.
@@ -111,22 +112,32 @@ impl Engine {
         let mut tx = Tx::new();
         let mut started = Vec::new();
         let mut tickets: Option<Vec<Ticket>> = None;
+        // The engine's cached current definitions, indexed once for the batch, and each
+        // distinct expression parsed once: 10k schedules due together cost no store reads.
+        let current = self.current_workflows()?;
+        let by_id: HashMap<&str, &WorkflowRecord> = current.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut parsed: HashMap<(String, String), Compiled> = HashMap::new();
         for timer in timers {
             let TimerKind::Cron { workflow, .. } = &timer.kind else { continue };
-            let record = self.store.workflow(workflow)?;
-            let Some((record, schedule)) =
-                record.as_ref().filter(|r| r.enabled).and_then(|r| r.definition.schedule().cloned().map(|s| (r, s)))
+            let Some((record, schedule)) = by_id
+                .get(workflow.as_str())
+                .filter(|r| r.enabled)
+                .and_then(|r| r.definition.schedule().cloned().map(|s| (*r, s)))
             else {
                 tx.push(Write::CancelTimer(timer.key.clone()));
                 continue;
             };
-            let compiled = match Compiled::new(&schedule.cron, &schedule.timezone) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(workflow = %workflow, error = %e, "stored schedule does not compile; timer dropped");
-                    tx.push(Write::CancelTimer(timer.key.clone()));
-                    continue;
-                }
+            let key = (schedule.cron.clone(), schedule.timezone.clone());
+            let compiled = match parsed.get(&key) {
+                Some(c) => c.clone(),
+                None => match Compiled::new(&schedule.cron, &schedule.timezone) {
+                    Ok(c) => parsed.entry(key).or_insert(c).clone(),
+                    Err(e) => {
+                        tracing::error!(workflow = %workflow, error = %e, "stored schedule does not compile; timer dropped");
+                        tx.push(Write::CancelTimer(timer.key.clone()));
+                        continue;
+                    }
+                },
             };
             let plan = compiled.plan(timer.due, now, schedule.catch_up);
             if plan.skipped > 0 {

@@ -253,7 +253,7 @@ impl Engine {
         let now = self.now();
         let mut fired = 0;
         loop {
-            let due = self.store.due_timers(now, 256)?;
+            let due = self.store.due_timers(now, 1024)?;
             if due.is_empty() {
                 return Ok(fired);
             }

@@ -68,6 +68,18 @@ fn backend(e: ::sled::Error) -> Error {
 }
 
 impl SledStore {
+    /// Entries and the bytes of their keys and values: the payload that the files on
+    /// disk hold (for the disk-overhead benchmark; a full scan).
+    pub fn payload(&self) -> Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for kv in self.db.iter() {
+            let (k, v) = kv.map_err(backend)?;
+            n += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        Ok((n, bytes))
+    }
+
     /// Opens (or creates) the store in `dir`.
     ///
     /// `cache_bytes` sizes sled's page cache (sled's own default is 1 GiB).

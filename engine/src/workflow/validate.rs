@@ -39,6 +39,11 @@ impl fmt::Display for ValidationError {
     }
 }
 
+/// The compiled schema. The committed schema declares draft 7: compiled as draft 2020-12,
+/// `jsonschema` 0.33's check of the schema against the 2020-12 meta-schema kept ~90 MiB
+/// of heap for the life of the process (measured with /proc/self/status); as draft 7,
+/// about 7 MiB. The schema uses no 2019-09/2020-12 keywords (`$defs` is reached by JSON
+/// pointer, which draft 7 resolves like any other location).
 fn schema_validator() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     VALIDATOR.get_or_init(|| {

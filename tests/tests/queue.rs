@@ -1,0 +1,43 @@
+//! The in-memory run queue is bounded: beyond `run_queue`, runs wait in the store as
+//! `pending` and are picked up as the queue drains, so a burst costs disk, not memory.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use serde_json::json;
+use std::sync::Arc;
+use switchboard::clock::FakeClock;
+use switchboard::config::Config;
+use switchboard::executor::Engine;
+use switchboard::run::RunStatus;
+use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore, TicketStore};
+use switchboard::ticket::NewTicket;
+
+#[tokio::test]
+async fn a_burst_beyond_the_run_queue_completes_every_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
+    let config = Config { workers: 1, run_queue: 2, ..Config::default() };
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(config)).unwrap();
+    let wf = json!({"id": "tag", "name": "tag", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "note", "type": "comment", "body": "seen"}, {"id": "tag", "type": "set", "fields": {"tags": ["seen"]}}]});
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let new = NewTicket { title: format!("Ticket {i}"), requester: "ann".into(), ..Default::default() };
+        ids.push(engine.create_ticket(new, "ann").await.unwrap().ticket.id);
+        assert!(engine.runs_in_flight() <= 2, "never more than run_queue tasks");
+    }
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let runs =
+        store.runs(&RunFilter { workflow: Some("tag".into()), limit: Some(1000), ..Default::default() }).unwrap();
+    assert_eq!(runs.len(), 40);
+    assert!(runs.iter().all(|r| r.status == RunStatus::Completed), "every run finished");
+    for id in ids {
+        let t = store.ticket(&id).unwrap().unwrap();
+        assert_eq!(t.comments.len(), 1, "each step ran once on {id}");
+        assert_eq!(t.tags, ["seen"]);
+    }
+}
