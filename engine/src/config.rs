@@ -49,6 +49,8 @@ pub struct Config {
     pub cache_mb: u64,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// The address people reach this server at, for signed approval links in e-mails.
+    pub public_url: String,
     /// Concurrent run workers.
     pub workers: usize,
     /// Runs held in memory as tasks (running or queued for a worker). Beyond this, new
@@ -88,6 +90,7 @@ impl Default for Config {
             durability: Durability::Group,
             cache_mb: 64,
             max_body_bytes: 1 << 20,
+            public_url: "http://127.0.0.1:8080".into(),
             workers: 8,
             run_queue: 4096,
             loop_depth: 3,

@@ -36,6 +36,7 @@ fn agent(id: &str, name: &str, groups: &[&str], skills: &[&str], capacity: u32, 
         capacity,
         on_shift,
         manager: Some("grace".into()),
+        out_of_office: None,
     }
 }
 

@@ -21,6 +21,7 @@
 //! | [`config`], [`cli`], [`demo`] | configuration, the command line, demo data |
 
 pub mod api;
+pub mod approval;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
@@ -37,4 +38,5 @@ pub mod sla;
 pub mod store;
 pub mod team;
 pub mod ticket;
+pub mod webhook;
 pub mod workflow;

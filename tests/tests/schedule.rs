@@ -154,6 +154,7 @@ async fn stale_p1_reminders_fan_out_over_matching_tickets_only() {
         capacity: 10,
         on_shift: true,
         manager: None,
+        out_of_office: None,
     };
     engine.put_agent(grace, "test").await.unwrap();
     let wf = std::fs::read_to_string(repo().join("workflows/p1-stale-reminder.json")).unwrap();

@@ -35,6 +35,7 @@ async fn setup(engine: &Arc<Engine>) {
         capacity: 10,
         on_shift: true,
         manager: None,
+        out_of_office: None,
     };
     engine.put_agent(grace, "test").await.unwrap();
     let sla: Value =
@@ -219,7 +220,7 @@ async fn pending_without_reply_is_reminded_then_resolved_across_a_restart() {
     use switchboard::store::RunStore as _;
     let waiting = store.waiting_runs(&id).unwrap();
     assert_eq!(waiting.len(), 1, "the run is parked");
-    assert!(store.active_runs().unwrap().is_empty(), "a waiting run is not an active run: no task, no memory");
+    assert!(store.active_runs(10).unwrap().is_empty(), "a waiting run is not an active run: no task, no memory");
     close(store, engine).await;
 
     // 30 business hours later (Thu 08:00 local), after a restart: the reminder.

@@ -74,6 +74,7 @@ impl From<executor::Error> for ApiError {
             executor::Error::NotFound { kind, id } => Self::not_found(kind, &id),
             executor::Error::Invalid(errors) => Self::invalid_all(errors),
             executor::Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            executor::Error::Forbidden(m) => Self::forbidden(m),
             executor::Error::Store(e) => e.into(),
         }
     }

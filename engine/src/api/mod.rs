@@ -5,6 +5,7 @@
 //! - [`error`]: the JSON error body; [`extract`]: extractors that locate bad input;
 //! - one file per resource: [`tickets`], [`workflows`], [`runs`], [`team`], [`plugins`].
 
+pub mod approvals;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod runs;
 pub mod sla;
 pub mod team;
 pub mod tickets;
+pub mod webhooks;
 pub mod workflows;
 
 use crate::executor::Engine;
@@ -61,6 +63,13 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{id}/enable", post(workflows::enable))
         .route("/workflows/{id}/disable", post(workflows::disable))
         .route("/workflows/{id}/runs", post(workflows::start))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::get))
+        .route("/approvals/{id}/decisions", post(approvals::decide))
+        .route("/approvals/{id}/delegate", post(approvals::delegate))
+        .route("/approvals/{id}/links", post(approvals::links))
+        .route("/webhooks", get(webhooks::list).post(webhooks::put))
+        .route("/webhooks/{id}", get(webhooks::get))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))
@@ -80,6 +89,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/demo/inbox", post(inbox::receive))
+        // Signed links carry their own credential (no bearer token).
+        .route("/approvals/{id}/decide", get(approvals::confirm_page).post(approvals::decide_by_link))
+        // Senders authenticate by signature; each endpoint sets its own body limit.
+        .route("/hooks/{id}", post(webhooks::receive).layer(DefaultBodyLimit::disable()))
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -15,11 +15,13 @@
 //! - [`schedule`]: cron-triggered workflows, with catch-up after downtime.
 
 mod admin;
+mod approval;
 mod locks;
 mod schedule;
 mod sla;
 mod step;
 mod wait;
+mod webhook;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -52,6 +54,9 @@ pub enum Error {
     /// The request conflicts with the object's state.
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (not an approver, a link that does not verify).
+    #[error("{0}")]
+    Forbidden(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -85,6 +90,10 @@ pub struct Engine {
     in_flight: Mutex<std::collections::HashSet<String>>,
     /// Set when a run was left in the store because the queue was full.
     overflow: AtomicBool,
+    /// Inbound webhook endpoints, read once each.
+    endpoints: Mutex<HashMap<String, Arc<crate::webhook::Endpoint>>>,
+    /// Inbound webhook rate limits.
+    limiter: crate::webhook::Limiter,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
     plugins: Arc<crate::plugin::PluginHost>,
@@ -129,6 +138,8 @@ impl Engine {
             tasks: TaskTracker::new(),
             in_flight: Mutex::new(Default::default()),
             overflow: AtomicBool::new(false),
+            endpoints: Mutex::new(HashMap::new()),
+            limiter: Default::default(),
             stopping: AtomicBool::new(false),
         }))
     }
@@ -148,10 +159,12 @@ impl Engine {
         &self.config
     }
 
-    /// Re-queues every run that was pending or running when the process stopped.
+    /// Re-queues the runs that were pending or running when the process stopped (up to
+    /// `run_queue` at once; the rest follow as the queue drains). Returns how many were
+    /// queued now.
     pub fn recover(self: &Arc<Self>) -> Result<usize> {
-        let active = self.store.active_runs()?;
-        let n = active.len();
+        let active = self.store.active_runs(self.config.run_queue + 1)?;
+        let n = active.len().min(self.config.run_queue);
         for id in active {
             self.spawn_run(id);
         }
@@ -208,7 +221,9 @@ impl Engine {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
-        match self.store.active_runs() {
+        // The oldest active runs are the ones in flight and the next to queue.
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
+        match self.store.active_runs(in_flight + self.config.run_queue) {
             Ok(ids) => {
                 for id in ids {
                     self.spawn_run(id);
@@ -233,6 +248,11 @@ impl Engine {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The engine's clock (real, or the tests' fake).
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
 
@@ -287,6 +307,17 @@ impl Engine {
 
     /// Logs a ticket and starts the workflows it triggers.
     pub async fn create_ticket(self: &Arc<Self>, new: NewTicket, actor: &str) -> Result<Outcome> {
+        self.create_ticket_with(new, actor, |_| Vec::new()).await
+    }
+
+    /// [`Engine::create_ticket`], committing `extra(outcome)` in the same transaction
+    /// (e.g. an inbound webhook's delivery record, for idempotency).
+    pub async fn create_ticket_with(
+        self: &Arc<Self>,
+        new: NewTicket,
+        actor: &str,
+        extra: impl FnOnce(&Outcome) -> Vec<Write>,
+    ) -> Result<Outcome> {
         new.check().map_err(|(p, m)| invalid(&p, m))?;
         self.check_people(new.group.as_deref(), new.assignee.as_deref())?;
         for (i, link) in new.links.iter().enumerate() {
@@ -299,20 +330,40 @@ impl Engine {
         let mut tx = Tx::new();
         tx.ticket(None, &ticket);
         let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None)?;
+        let outcome = Outcome { ticket, event: Some(event.0), runs: event.1 };
+        tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
-        self.after_commit(&event.1);
-        Ok(Outcome { ticket, event: Some(event.0), runs: event.1 })
+        self.after_commit(&outcome.runs);
+        Ok(outcome)
     }
 
     /// Applies a JSON object of field changes.
     pub async fn update_ticket(self: &Arc<Self>, id: &str, patch: &Map<String, Value>, actor: &str) -> Result<Outcome> {
+        self.update_ticket_with(id, patch, actor, |_| Vec::new()).await
+    }
+
+    /// [`Engine::update_ticket`], committing `extra(outcome)` in the same transaction.
+    pub async fn update_ticket_with(
+        self: &Arc<Self>,
+        id: &str,
+        patch: &Map<String, Value>,
+        actor: &str,
+        extra: impl FnOnce(&Outcome) -> Vec<Write>,
+    ) -> Result<Outcome> {
         let _guard = self.locks.lock(id).await;
         let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
         let after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
             .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
         let changes = fields::diff(&before, &after);
         if changes.is_empty() {
-            return Ok(Outcome { ticket: before, event: None, runs: Vec::new() });
+            let outcome = Outcome { ticket: before, event: None, runs: Vec::new() };
+            let writes = extra(&outcome);
+            if !writes.is_empty() {
+                let mut tx = Tx::new();
+                tx.writes.extend(writes);
+                self.store.commit(tx).await?;
+            }
+            return Ok(outcome);
         }
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
         self.check_people(
@@ -322,9 +373,11 @@ impl Engine {
         let mut tx = Tx::new();
         tx.ticket(Some(&before), &after);
         let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
+        let outcome = Outcome { ticket: after, event: Some(event), runs };
+        tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
-        self.after_commit(&runs);
-        Ok(Outcome { ticket: after, event: Some(event), runs })
+        self.after_commit(&outcome.runs);
+        Ok(outcome)
     }
 
     /// Adds a comment.
@@ -405,6 +458,18 @@ impl Engine {
         input: Value,
         actor: &str,
     ) -> Result<Outcome> {
+        self.start_manual_with(workflow, ticket, input, actor, |_| Vec::new()).await
+    }
+
+    /// [`Engine::start_manual`], committing `extra(outcome)` in the same transaction.
+    pub async fn start_manual_with(
+        self: &Arc<Self>,
+        workflow: &str,
+        ticket: &str,
+        input: Value,
+        actor: &str,
+        extra: impl FnOnce(&Outcome) -> Vec<Write>,
+    ) -> Result<Outcome> {
         let record =
             self.store.workflow(workflow)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
         if !record.definition.triggers.contains(&Trigger::Manual) {
@@ -415,9 +480,11 @@ impl Engine {
         let mut tx = Tx::new();
         let (event, runs) =
             self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
+        let outcome = Outcome { ticket: t, event: Some(event), runs };
+        tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
-        self.after_commit(&runs);
-        Ok(Outcome { ticket: t, event: Some(event), runs })
+        self.after_commit(&outcome.runs);
+        Ok(outcome)
     }
 
     /// Records an event in `tx` and the runs it starts; returns the event id and run ids.

@@ -269,6 +269,9 @@ impl Engine {
                 match &timer.kind {
                     TimerKind::SlaCheck { ticket } => self.fire_sla(&timer, ticket, now).await?,
                     TimerKind::ResumeRun { run } => self.fire_wait(&timer, run, now).await?,
+                    TimerKind::ApprovalDue { approval, stage } => {
+                        self.fire_approval_due(&timer, approval, *stage).await?
+                    }
                     TimerKind::Cron { .. } => {}
                 }
                 fired += 1;

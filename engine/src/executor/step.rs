@@ -135,7 +135,7 @@ impl Engine {
         }
         if effect.failed.is_none()
             && effect.next.is_none()
-            && !matches!(step.action, Action::If { .. } | Action::Wait { .. })
+            && !matches!(step.action, Action::If { .. } | Action::Wait { .. } | Action::Approval { .. })
         {
             effect.next = def.following(index);
         }
@@ -185,6 +185,7 @@ impl Engine {
         if let Some(output) = effect.output.take() {
             run.vars.insert(step.id.clone(), output);
         }
+        let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
         run.trace.push(effect.entry);
         run.steps_done += 1;
         run.updated_at = now;
@@ -222,9 +223,16 @@ impl Engine {
                 true
             }
         };
+        let request = match (&step.action, approval_id) {
+            (Action::Approval { notify_url: Some(url), .. }, Some(id)) => Some((id, url.clone())),
+            _ => None,
+        };
         tx.push(Write::Run(Box::new(run)));
         self.store.commit(tx).await?;
         self.after_commit(&new_runs);
+        if let Some((id, url)) = request {
+            self.spawn_approval_request(id, url);
+        }
         Ok(more)
     }
 
@@ -480,6 +488,26 @@ impl Engine {
                 effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
             }
             // Notify is executed before the ticket lock is taken; see `step`.
+            Action::Approval { stages, .. } => match self.begin_approval(run, &step.id, stages, ticket, now)? {
+                Err(why) => return Ok(effect.fail(why)),
+                Ok((tx, approval)) => {
+                    effect.writes.extend(tx.writes);
+                    let stage = approval.stage();
+                    let asked: Vec<String> = stage
+                        .slots
+                        .iter()
+                        .map(|s| match &s.delegation {
+                            Some(why) => format!("{} (for {}: {why})", s.acting, s.approver),
+                            None => s.acting.clone(),
+                        })
+                        .collect();
+                    effect.entry.outcome = "waiting".into();
+                    effect.entry.message =
+                        format!("approval {}: stage 1 ({}) asked {}", approval.id, stage.name, asked.join(", "));
+                    effect.entry.detail = json!({"approval": approval.id, "due": stage.due});
+                    effect.wait = Some(crate::run::Waiting { step: step.id.clone(), deadline: None });
+                }
+            },
             Action::Wait { minutes, business, calendar, at, timezone, .. } => {
                 let deadline = match minutes {
                     None => match at {

@@ -112,6 +112,7 @@ mod tests {
             capacity,
             on_shift,
             manager: None,
+            out_of_office: None,
         }
     }
 

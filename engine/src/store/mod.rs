@@ -123,6 +123,15 @@ pub enum Write {
     Timer(Timer),
     /// Remove the timer with this key, if any.
     CancelTimer(String),
+    /// Set (or with `None`, delete) a document (see [`DocStore`]).
+    Doc {
+        /// Its kind.
+        kind: DocKind,
+        /// Its id, unique within the kind.
+        id: String,
+        /// JSON, or `None` to delete.
+        value: Option<Vec<u8>>,
+    },
     /// Set (or with `None`, delete) a key of a plugin's key-value store.
     PluginKv {
         /// Plugin id.
@@ -145,6 +154,12 @@ impl Tx {
     /// An empty transaction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a write.
+    pub fn doc<T: serde::Serialize>(&mut self, kind: DocKind, id: &str, value: &T) -> &mut Self {
+        let value = serde_json::to_vec(value).ok();
+        self.push(Write::Doc { kind, id: id.to_string(), value })
     }
 
     /// Adds a write.
@@ -258,8 +273,8 @@ pub trait RunStore: Send + Sync {
     fn run(&self, id: &str) -> Result<Option<Run>>;
     /// Runs, newest first, filtered.
     fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
-    /// Ids of runs that still have work to do, oldest first.
-    fn active_runs(&self) -> Result<Vec<String>>;
+    /// Ids of runs that still have work to do, oldest first, at most `limit`.
+    fn active_runs(&self, limit: usize) -> Result<Vec<String>>;
     /// Ids of runs waiting on a ticket, oldest first.
     fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>>;
 }
@@ -309,6 +324,13 @@ pub enum TimerKind {
     ResumeRun {
         /// The run.
         run: String,
+    },
+    /// An approval stage's due time.
+    ApprovalDue {
+        /// The approval.
+        approval: String,
+        /// The stage it was set for.
+        stage: usize,
     },
     /// A workflow's cron schedule is due. The expression and zone are kept so that
     /// republishing an unchanged schedule keeps the timer (and its catch-up) as it is.
@@ -362,12 +384,74 @@ pub trait PluginStore: Send + Sync {
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>>;
 }
 
+/// Kinds of small JSON documents kept by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// [`crate::approval::Approval`] by id.
+    Approval,
+    /// Inbound webhook endpoints by id.
+    Webhook,
+    /// Inbound deliveries by `<endpoint>/<delivery id>`: the first answer, for idempotency.
+    Delivery,
+    /// Outbound webhooks that ran out of attempts, by id.
+    DeadLetter,
+}
+
+impl DocKind {
+    /// The key prefix.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DocKind::Approval => "d/approval/",
+            DocKind::Webhook => "d/webhook/",
+            DocKind::Delivery => "d/delivery/",
+            DocKind::DeadLetter => "d/dead/",
+        }
+    }
+}
+
+/// Small JSON documents by kind and id: approvals, webhook endpoints, delivery records,
+/// dead letters. Typed access goes through [`get_doc`], [`list_docs`] and [`Tx::doc`].
+pub trait DocStore: Send + Sync {
+    /// A unique, increasing number (survives restarts), for document ids.
+    fn next_number(&self) -> Result<u64>;
+    /// A document's JSON.
+    fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Documents of a kind in id order, after `after`, at most `limit`.
+    fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
+}
+
+/// Reads a typed document.
+pub fn get_doc<T: serde::de::DeserializeOwned>(store: &dyn DocStore, kind: DocKind, id: &str) -> Result<Option<T>> {
+    match store.doc(kind, id)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt { key: format!("{}{id}", kind.prefix()), detail: e.to_string() }),
+        None => Ok(None),
+    }
+}
+
+/// Lists typed documents (skipping none: a document that does not decode is an error).
+pub fn list_docs<T: serde::de::DeserializeOwned>(
+    store: &dyn DocStore,
+    kind: DocKind,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<T>> {
+    store
+        .docs(kind, after, limit)?
+        .iter()
+        .map(|b| {
+            serde_json::from_slice(b).map_err(|e| Error::Corrupt { key: kind.prefix().into(), detail: e.to_string() })
+        })
+        .collect()
+}
+
 /// A future returned by [`Store::commit`].
 pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A complete backend.
 pub trait Store:
-    TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore + TimeStore
+    TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore + TimeStore + DocStore
 {
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.

@@ -250,6 +250,13 @@ impl SledStore {
                 Write::PluginModule { id, version, bytes } => {
                     b.insert(format!("pm/{id}/{version}").into_bytes(), bytes);
                 }
+                Write::Doc { kind, id, value } => {
+                    let k = format!("{}{id}", kind.prefix()).into_bytes();
+                    match value {
+                        Some(v) => b.insert(k, v),
+                        None => b.remove(k),
+                    }
+                }
                 Write::PluginKv { plugin, key, value } => {
                     let k = format!("pk/{plugin}\0{key}").into_bytes();
                     match value {
@@ -386,8 +393,12 @@ impl RunStore for SledStore {
         Ok(out)
     }
 
-    fn active_runs(&self) -> Result<Vec<String>> {
-        Ok(self.keys(b"ra/")?.iter().map(|k| format!("R-{}", be(k))).collect())
+    fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for k in self.db.scan_prefix(b"ra/").keys().take(limit) {
+            out.push(format!("R-{}", be(&k.map_err(backend)?)));
+        }
+        Ok(out)
     }
 
     fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
@@ -542,6 +553,37 @@ impl Store for SledStore {
 
     fn close(&self) -> Result<()> {
         self.flusher.stop()
+    }
+}
+
+impl DocStore for SledStore {
+    fn next_number(&self) -> Result<u64> {
+        self.db.generate_id().map_err(backend)
+    }
+
+    fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(format!("{}{id}", kind.prefix()).as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let prefix = kind.prefix().as_bytes();
+        let start = match after {
+            Some(a) => {
+                let mut k = format!("{}{a}", kind.prefix()).into_bytes();
+                k.push(0);
+                k
+            }
+            None => prefix.to_vec(),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.range(start..).take(limit) {
+            let (k, v) = kv.map_err(backend)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push(v.to_vec());
+        }
+        Ok(out)
     }
 }
 

@@ -29,6 +29,28 @@ pub struct Agent {
     /// The agent's manager (an agent id), for hierarchical escalation.
     #[serde(default)]
     pub manager: Option<String>,
+    /// An absence during which approvals go to a delegate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_office: Option<OutOfOffice>,
+}
+
+/// An absence: approval requests made between `from` and `until` go to `delegate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfOffice {
+    /// Start.
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// End.
+    pub until: chrono::DateTime<chrono::Utc>,
+    /// The agent who decides meanwhile.
+    pub delegate: String,
+}
+
+impl Agent {
+    /// The delegate acting for this agent at `now`, if they are out of office.
+    pub fn delegate_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&OutOfOffice> {
+        self.out_of_office.as_ref().filter(|o| o.from <= now && now < o.until && o.delegate != self.id)
+    }
 }
 
 fn default_capacity() -> u32 {

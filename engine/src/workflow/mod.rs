@@ -282,6 +282,20 @@ pub enum Action {
         #[serde(default = "two")]
         retries: u32,
     },
+    /// Ask people to approve; the run waits (no task held) until the stages decide. On
+    /// approval the run goes on at `next`; on rejection at `on_reject` (default: it ends).
+    /// `vars.<step id>` holds the outcome and every decision.
+    Approval {
+        /// Stage 2 starts when stage 1 is approved, and so on.
+        stages: Vec<crate::approval::StageSpec>,
+        /// Where to go when rejected (default: end the run).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_reject: Option<String>,
+        /// POSTs each stage's request, with single-use signed approve/reject links per
+        /// approver (for e-mail), to this URL (signed like `notify`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notify_url: Option<String>,
+    },
     /// POST a JSON body, signed with HMAC-SHA256, to an outbound webhook.
     Notify {
         /// http(s) URL.
@@ -310,12 +324,25 @@ impl Action {
             Action::Notify { .. } => "notify",
             Action::Plugin { .. } => "plugin",
             Action::Wait { .. } => "wait",
+            Action::Approval { .. } => "approval",
         }
     }
 
     /// Every step type, for the schema drift test.
-    pub const KINDS: [&'static str; 11] =
-        ["set", "assign", "route", "comment", "resolve", "close", "create_child", "if", "notify", "plugin", "wait"];
+    pub const KINDS: [&'static str; 12] = [
+        "set",
+        "assign",
+        "route",
+        "comment",
+        "resolve",
+        "close",
+        "create_child",
+        "if",
+        "notify",
+        "plugin",
+        "wait",
+        "approval",
+    ];
 }
 
 impl Workflow {

@@ -483,6 +483,38 @@ impl<'a> Checker<'a> {
                         self.condition(c, &format!("{ptr}/until"));
                     }
                 }
+                Action::Approval { stages, on_reject, notify_url } => {
+                    if let Some(t) = on_reject {
+                        self.step_ref(format!("{ptr}/on_reject"), t);
+                    }
+                    if let Some(url) = notify_url {
+                        if !reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some()) {
+                            self.push(format!("{ptr}/notify_url"), format!("`{url}` is not an absolute http(s) URL"));
+                        }
+                    }
+                    for (j, stage) in stages.iter().enumerate() {
+                        let sptr = format!("{ptr}/stages/{j}");
+                        use crate::approval::{ApproverSource, Policy};
+                        match (stage.policy, stage.quorum) {
+                            (Policy::Quorum, None) => self
+                                .push(format!("{sptr}/quorum"), "policy `quorum` needs `quorum` (approvals required)"),
+                            (Policy::Quorum, Some(_)) | (_, None) => {}
+                            (_, Some(_)) => {
+                                self.push(format!("{sptr}/quorum"), "`quorum` applies to policy `quorum` only")
+                            }
+                        }
+                        for (k, source) in stage.approvers.iter().enumerate() {
+                            if let ApproverSource::Field { field } = source {
+                                if !fields::is_known(field) {
+                                    self.push(
+                                        format!("{sptr}/approvers/{k}/field"),
+                                        format!("unknown ticket field `{field}`"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
                 Action::Notify { url, payload, .. } => {
                     match reqwest::Url::parse(url) {
                         Ok(u) if u.host_str().is_some() => {}

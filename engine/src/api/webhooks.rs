@@ -1,0 +1,110 @@
+//! `/webhooks` (admin: register endpoints) and `POST /hooks/{id}` (senders).
+
+use super::auth::Principal;
+use super::extract::JsonBody;
+use super::{ApiError, AppState};
+use crate::notify::{verify, DELIVERY_HEADER, SIGNATURE_HEADER};
+use crate::webhook::Endpoint;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+/// `POST /webhooks` (admin): create or replace an endpoint. Without `secret` one is
+/// generated and returned in this answer only.
+pub async fn put(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(endpoint): JsonBody<Endpoint>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    who.admin()?;
+    let (endpoint, generated) = s.engine.put_endpoint(endpoint, &who.name).await?;
+    let mut body = json!({"endpoint": endpoint.redacted(), "url": format!("/hooks/{}", endpoint.id)});
+    if generated {
+        body["secret"] = Value::String(endpoint.secret.clone());
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /webhooks` (admin), secrets redacted.
+pub async fn list(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let all: Vec<Value> = s.engine.endpoints()?.iter().map(Endpoint::redacted).collect();
+    Ok(Json(json!({"webhooks": all})))
+}
+
+/// `GET /webhooks/{id}` (admin), secret redacted.
+pub async fn get(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let e = s.engine.endpoint(&id)?.ok_or_else(|| ApiError::not_found("webhook", &id))?;
+    Ok(Json(e.redacted()))
+}
+
+fn unauthorized(endpoint: &str, reason: &str) -> ApiError {
+    // Logged without the body: it is unauthenticated input.
+    tracing::warn!(endpoint, reason, "webhook delivery refused");
+    ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", reason.to_string())
+}
+
+/// `POST /hooks/{id}`: a delivery. 202 with the ticket / run ids once it is durable.
+pub async fn receive(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(endpoint) = s.engine.endpoint(&id)?.filter(|e| e.enabled) else {
+        return Err(ApiError::not_found("webhook", &id));
+    };
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body is larger than this endpoint's limit of {} bytes", endpoint.max_body_bytes),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n: usize| n > endpoint.max_body_bytes) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, endpoint.max_body_bytes).await.map_err(|_| too_large())?;
+    let Some(signature) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(unauthorized(&id, "missing X-Switchboard-Signature header (t=<unix>,v1=<hex hmac>)"));
+    };
+    let Some(t) = verify(endpoint.secret.as_bytes(), signature, &bytes) else {
+        return Err(unauthorized(&id, "signature does not match the body"));
+    };
+    let now = s.engine.clock_now().timestamp();
+    if (now - t).abs() > endpoint.tolerance_seconds {
+        return Err(unauthorized(&id, "signature timestamp is outside the replay window"));
+    }
+    if let Err(wait) = s.engine.rate_limit(&endpoint) {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "endpoint `{id}` allows {}/s (burst {}); retry in {wait} s",
+                endpoint.rate_limit.per_second, endpoint.rate_limit.burst
+            ),
+        )
+        .into_response();
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok(resp);
+    }
+    let payload = super::extract::parse_object(&bytes)?;
+    let delivery = ["idempotency-key", DELIVERY_HEADER]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(String::from));
+    let (answer, replay) = s.engine.deliver(&endpoint, &payload, delivery).await?;
+    let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if replay {
+        resp.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}

@@ -1,0 +1,593 @@
+//! `approval` steps: starting stages, taking decisions, delegation, expiry.
+//!
+//! The approval is a document in the store; its run waits (status `waiting`, no task).
+//! Every change happens under the ticket's lock and commits together with its effects:
+//! the decision, the internal note on the ticket (so it is in the ticket's history), the
+//! run's trace entry, the next stage's due timer, and — when the approval closes — the
+//! run's resumption at `next` or `on_reject`.
+
+use super::{invalid, Engine, Error, Result};
+use crate::approval::{
+    self, Approval, ApproverSource, Channel, Decision, ExpiryOutcome, OnExpiry, Refusal, Stage, StageSpec, Status,
+};
+use crate::run::{EventKind, Run, RunStatus, TraceEntry};
+use crate::store::{get_doc, DocKind, Timer, TimerKind, Tx, Write};
+use crate::ticket::{fields, Comment, Ticket};
+use crate::workflow::{Action, Workflow};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn refused(r: Refusal) -> Error {
+    if r.is_forbidden() {
+        Error::Forbidden(r.to_string())
+    } else {
+        Error::Conflict(r.to_string())
+    }
+}
+
+/// The timer key of an approval's current stage.
+fn due_key(approval: &str) -> String {
+    format!("approval:{approval}")
+}
+
+/// Names found in a JSON value: a string, or strings in an array.
+fn names(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => vec![s.trim().to_string()],
+        Value::Array(items) => items.iter().flat_map(names).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Engine {
+    /// Resolves a stage's approvers: `(approver, acting, why someone else acts)`.
+    fn resolve_approvers(
+        &self,
+        spec: &StageSpec,
+        ticket: &Ticket,
+        run: &Run,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Vec<(String, String, Option<String>)>, String> {
+        let mut ids: Vec<String> = Vec::new();
+        for source in &spec.approvers {
+            let found = match source {
+                ApproverSource::User { user } => vec![user.clone()],
+                ApproverSource::Group { group } => {
+                    if self.store.group(group).map_err(|e| e.to_string())?.is_none() {
+                        return Err(format!("group `{group}` does not exist"));
+                    }
+                    let agents = self.store.agents().map_err(|e| e.to_string())?;
+                    agents.into_iter().filter(|a| a.groups.contains(group)).map(|a| a.id).collect()
+                }
+                ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
+                ApproverSource::Var { var } => {
+                    let path = format!("vars.{var}");
+                    let scope = crate::workflow::condition::Scope {
+                        ticket,
+                        changes: &run.changes,
+                        vars: &run.vars,
+                        event: &run.event_type,
+                        actor: &run.actor,
+                        now,
+                    };
+                    names(&crate::workflow::condition::resolve(&scope, &path))
+                }
+            };
+            for id in found {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Err(format!("stage `{}` has no approvers (its sources named nobody)", spec.name));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let agent = self.store.agent(&id).map_err(|e| e.to_string())?;
+            match agent.as_ref().and_then(|a| a.delegate_at(now)) {
+                Some(ooo) => {
+                    let why = format!("{id} is out of office until {}", ooo.until.to_rfc3339());
+                    out.push((id.clone(), ooo.delegate.clone(), Some(why)));
+                }
+                None => out.push((id.clone(), id, None)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts stage `index` from `spec`: resolves approvers, sets the due time and its timer.
+    #[allow(clippy::too_many_arguments)]
+    fn start_stage(
+        &self,
+        approval: &mut Approval,
+        spec: &StageSpec,
+        index: usize,
+        ticket: &Ticket,
+        run: &Run,
+        tx: &mut Tx,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), String> {
+        let mut stage = Stage::new(spec, self.resolve_approvers(spec, ticket, run, now)?);
+        stage.status = Status::Pending;
+        stage.started_at = Some(now);
+        stage.due = self.due_after(spec, ticket, now)?;
+        if let Some(due) = stage.due {
+            let kind = TimerKind::ApprovalDue { approval: approval.id.clone(), stage: index };
+            tx.push(Write::Timer(Timer { key: due_key(&approval.id), due, kind }));
+        }
+        if index < approval.stages.len() {
+            approval.stages[index] = stage;
+        } else {
+            approval.stages.push(stage);
+        }
+        approval.current = index;
+        Ok(())
+    }
+
+    fn due_after(
+        &self,
+        spec: &StageSpec,
+        ticket: &Ticket,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Option<DateTime<Utc>>, String> {
+        let Some(minutes) = spec.due_minutes else { return Ok(None) };
+        let duration = chrono::Duration::minutes(minutes.into());
+        if !spec.business {
+            return Ok(Some(now + duration));
+        }
+        let setup = self.sla().map_err(|e| e.to_string())?;
+        let cal = self
+            .store
+            .ticket_sla(&ticket.id)
+            .map_err(|e| e.to_string())?
+            .and_then(|s| setup.policy_calendar(&s.policy))
+            .unwrap_or_else(crate::calendar::Calendar::always);
+        Ok(cal.add(now, duration))
+    }
+
+    /// The `approval` step: creates the approval and parks the run. Returns the writes,
+    /// the approval (for the trace) or why it could not start.
+    pub(super) fn begin_approval(
+        &self,
+        run: &Run,
+        step: &str,
+        specs: &[StageSpec],
+        ticket: &Ticket,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<(Tx, Approval), String>> {
+        let id = format!("A-{}", self.store.next_number()?);
+        let mut approval = Approval {
+            id,
+            run_id: run.id.clone(),
+            ticket_id: ticket.id.clone(),
+            workflow_id: run.workflow_id.clone(),
+            step: step.to_string(),
+            stages: Vec::new(),
+            current: 0,
+            status: Status::Pending,
+            created_at: now,
+            closed_at: None,
+        };
+        let mut tx = Tx::new();
+        if let Err(why) = self.start_stage(&mut approval, &specs[0], 0, ticket, run, &mut tx, now) {
+            return Ok(Err(why));
+        }
+        // Later stages are listed (waiting) so the record shows the whole chain.
+        for spec in &specs[1..] {
+            approval.stages.push(Stage::new(spec, Vec::new()));
+        }
+        tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
+        Ok(Ok((tx, approval)))
+    }
+
+    /// An approval by id.
+    pub fn approval(&self, id: &str) -> Result<Approval> {
+        get_doc::<Approval>(&*self.store, DocKind::Approval, id)?
+            .ok_or_else(|| Error::NotFound { kind: "approval", id: id.into() })
+    }
+
+    /// Approvals, optionally only pending ones where `acting` may decide.
+    pub fn approvals(&self, pending_for: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
+        let all: Vec<Approval> = crate::store::list_docs(&*self.store, DocKind::Approval, None, 100_000)?;
+        Ok(all
+            .into_iter()
+            .filter(|a| {
+                pending_for.is_none_or(|who| {
+                    a.status == Status::Pending
+                        && a.stage().slots.iter().any(|s| s.acting == who && s.decision.is_none())
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    fn approval_step(&self, approval: &Approval, run: &Run) -> Result<(Arc<Workflow>, Vec<StageSpec>, Option<String>)> {
+        let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+        let index = def.step_index(&approval.step).ok_or_else(|| invalid("/step", "approval step no longer exists"))?;
+        match &def.steps[index].action {
+            Action::Approval { stages, on_reject, .. } => {
+                let (stages, on_reject) = (stages.clone(), on_reject.clone());
+                Ok((def, stages, on_reject))
+            }
+            _ => Err(invalid("/step", "step is not an approval")),
+        }
+    }
+
+    /// Records a decision by `who` (API or link) and moves the approval on.
+    ///
+    /// `link_stage` is the stage a signed link was issued for; a link for an earlier
+    /// stage is refused.
+    pub async fn decide(
+        self: &Arc<Self>,
+        id: &str,
+        who: &str,
+        approve: bool,
+        comment: &str,
+        via: Channel,
+        link_stage: Option<usize>,
+    ) -> Result<Approval> {
+        let first = self.approval(id)?;
+        let _guard = self.locks.lock(&first.ticket_id).await;
+        let mut approval = self.approval(id)?;
+        if link_stage.is_some_and(|s| s != approval.current) && approval.status == Status::Pending {
+            return Err(refused(Refusal::BadLink("link is for another stage".into())));
+        }
+        let slot = approval.slot_for(who).map_err(refused)?;
+        let now = self.now();
+        let stage = approval.current;
+        let entry = &mut approval.stages[stage].slots[slot];
+        entry.decision = Some(Decision { approve, by: who.to_string(), at: now, comment: comment.to_string(), via });
+        let on_behalf = (entry.approver != who).then(|| format!(" for {}", entry.approver));
+        let verb = if approve { "Approved" } else { "Rejected" };
+        let via_name = if via == Channel::Link { "signed link" } else { "API" };
+        let note = format!(
+            "{verb} by {who}{} ({}, stage {}: {}){}",
+            on_behalf.unwrap_or_default(),
+            via_name,
+            stage + 1,
+            approval.stages[stage].name,
+            if comment.is_empty() { String::new() } else { format!(": {comment}") }
+        );
+        self.advance(approval, who, note, now).await
+    }
+
+    /// Hands `who`'s slot in the current stage to `to`.
+    pub async fn delegate(self: &Arc<Self>, id: &str, who: &str, to: &str, comment: &str) -> Result<Approval> {
+        let first = self.approval(id)?;
+        let _guard = self.locks.lock(&first.ticket_id).await;
+        let mut approval = self.approval(id)?;
+        if to.trim().is_empty() || to == who {
+            return Err(invalid("/to", "delegate to someone else"));
+        }
+        let slot = approval.slot_for(who).map_err(refused)?;
+        let now = self.now();
+        let stage = approval.current;
+        let s = &mut approval.stages[stage].slots[slot];
+        s.acting = to.to_string();
+        s.delegation =
+            Some(format!("delegated by {who}{}", if comment.is_empty() { "".into() } else { format!(": {comment}") }));
+        let note =
+            format!("{who} delegated their approval (stage {}: {}) to {to}", stage + 1, approval.stages[stage].name);
+        self.advance(approval, who, note, now).await
+    }
+
+    /// A stage's due time passed: apply its `on_expiry`.
+    pub(super) async fn fire_approval_due(self: &Arc<Self>, timer: &Timer, id: &str, stage: usize) -> Result<()> {
+        let Ok(first) = self.approval(id) else {
+            let mut tx = Tx::new();
+            tx.push(Write::CancelTimer(timer.key.clone()));
+            return Ok(self.store.commit(tx).await?);
+        };
+        let _guard = self.locks.lock(&first.ticket_id).await;
+        let mut approval = self.approval(id)?;
+        if approval.status != Status::Pending || approval.current != stage {
+            let mut tx = Tx::new();
+            tx.push(Write::CancelTimer(timer.key.clone()));
+            return Ok(self.store.commit(tx).await?);
+        }
+        let now = self.now();
+        let Some(run) = self.store.run(&approval.run_id)? else { return Ok(()) };
+        let (_, specs, _) = self.approval_step(&approval, &run)?;
+        let spec = &specs[stage];
+        let name = approval.stages[stage].name.clone();
+        let action =
+            if approval.stages[stage].escalated { &OnExpiry::Outcome(ExpiryOutcome::Reject) } else { &spec.on_expiry };
+        let note = match action {
+            OnExpiry::Escalate { escalate_to } => {
+                let mut tx = Tx::new();
+                let ticket = self.store.ticket(&approval.ticket_id)?.unwrap_or_else(|| Ticket::placeholder(now));
+                let escalated = StageSpec {
+                    approvers: vec![ApproverSource::User { user: escalate_to.clone() }],
+                    policy: approval::Policy::Any,
+                    quorum: None,
+                    ..spec.clone()
+                };
+                // The escalation target replaces the stage's approvers (the trace and the
+                // ticket's notes keep who was asked before), with a fresh due time.
+                if let Err(why) = self.start_stage(&mut approval, &escalated, stage, &ticket, &run, &mut tx, now) {
+                    tracing::warn!(approval = %id, %why, "escalation failed; rejecting");
+                    approval.stages[stage].status = Status::Rejected;
+                    let note = format!("Approval stage {} ({name}) was due; escalation failed: {why}", stage + 1);
+                    return self.advance(approval, "expiry", note, now).await.map(|_| ());
+                }
+                approval.stages[stage].escalated = true;
+                let note = format!("Approval stage {} ({name}) was due; escalated to {escalate_to}", stage + 1);
+                return self.commit_progress(approval, "expiry", note, now, tx, true).await.map(|_| ());
+            }
+            OnExpiry::Outcome(outcome) => {
+                let approve = *outcome == ExpiryOutcome::Approve;
+                approval.stages[stage].status = if approve { Status::Approved } else { Status::Rejected };
+                format!(
+                    "Approval stage {} ({name}) was due with no outcome; {} by its expiry rule",
+                    stage + 1,
+                    if approve { "approved" } else { "rejected" }
+                )
+            }
+        };
+        self.advance(approval, "expiry", note, now).await.map(|_| ())
+    }
+
+    /// After a change: decides the stage if its decisions determine it, starts the next
+    /// stage or closes the approval, and commits with the note and the run's trace.
+    async fn advance(
+        self: &Arc<Self>,
+        mut approval: Approval,
+        actor: &str,
+        note: String,
+        now: DateTime<Utc>,
+    ) -> Result<Approval> {
+        let mut tx = Tx::new();
+        let stage = approval.current;
+        let mut started = false;
+        let outcome = match approval.stages[stage].status {
+            Status::Approved => Some(true),
+            Status::Rejected => Some(false),
+            _ => approval.stages[stage].outcome(),
+        };
+        if let Some(approved) = outcome {
+            approval.stages[stage].status = if approved { Status::Approved } else { Status::Rejected };
+            tx.push(Write::CancelTimer(due_key(&approval.id)));
+            let run = self.store.run(&approval.run_id)?;
+            let more = approved && stage + 1 < approval.stages.len();
+            if more {
+                if let Some(run) = &run {
+                    let (_, specs, _) = self.approval_step(&approval, run)?;
+                    let ticket = self.store.ticket(&approval.ticket_id)?.unwrap_or_else(|| Ticket::placeholder(now));
+                    if let Err(why) =
+                        self.start_stage(&mut approval, &specs[stage + 1], stage + 1, &ticket, run, &mut tx, now)
+                    {
+                        approval.status = Status::Rejected;
+                        approval.closed_at = Some(now);
+                        tracing::warn!(approval = %approval.id, %why, "next stage could not start; rejected");
+                    } else {
+                        started = true;
+                    }
+                }
+            } else {
+                approval.status = if approved { Status::Approved } else { Status::Rejected };
+                approval.closed_at = Some(now);
+            }
+        }
+        self.commit_progress(approval, actor, note, now, tx, started).await
+    }
+
+    /// Commits an approval change: the document, an internal note on the ticket, the
+    /// run's trace entry, and the run's resumption when the approval closed.
+    /// `started_stage`: a stage (the next, or an escalated one) started in this change.
+    async fn commit_progress(
+        self: &Arc<Self>,
+        approval: Approval,
+        actor: &str,
+        note: String,
+        now: DateTime<Utc>,
+        mut tx: Tx,
+        started_stage: bool,
+    ) -> Result<Approval> {
+        let mut resume = None;
+        let mut request = None;
+        if let Some(mut run) = self.store.run(&approval.run_id)? {
+            let started_next = started_stage && approval.status == Status::Pending;
+            run.trace.push(TraceEntry {
+                detail: json!({"approval": approval.id, "stage": approval.current, "status": approval::status_name(approval.status)}),
+                ..TraceEntry::step(now, &approval.step, "approval", "progress", note.clone())
+            });
+            if started_next {
+                let s = approval.stage();
+                let who: Vec<&str> = s.slots.iter().map(|s| s.acting.as_str()).collect();
+                run.trace.push(TraceEntry::step(
+                    now,
+                    &approval.step,
+                    "approval",
+                    "requested",
+                    format!("stage {} ({}) asked {}", approval.current + 1, s.name, who.join(", ")),
+                ));
+                let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+                if let Some(Action::Approval { notify_url: Some(url), .. }) =
+                    def.step_index(&approval.step).map(|i| &def.steps[i].action)
+                {
+                    request = Some(url.clone());
+                }
+            }
+            if approval.status != Status::Pending && run.status == RunStatus::Waiting {
+                let (def, _, on_reject) = self.approval_step(&approval, &run)?;
+                let index = def.step_index(&approval.step).unwrap_or_default();
+                let approved = approval.status == Status::Approved;
+                run.cursor = if approved {
+                    def.following(index)
+                } else {
+                    match on_reject {
+                        Some(t) if t == crate::workflow::END => None,
+                        Some(t) => Some(t),
+                        None => None,
+                    }
+                };
+                run.vars.insert(approval.step.clone(), summary(&approval));
+                run.waiting = None;
+                run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
+                if run.status == RunStatus::Completed {
+                    run.finished_at = Some(now);
+                }
+                let outcome = approval::status_name(approval.status);
+                run.trace.push(TraceEntry::step(
+                    now,
+                    &approval.step,
+                    "approval",
+                    outcome,
+                    format!("approval {} {outcome}; went to {}", approval.id, run.cursor.as_deref().unwrap_or("end")),
+                ));
+                resume = run.status.is_active().then(|| run.id.clone());
+            }
+            run.updated_at = now;
+            tx.push(Write::Run(Box::new(run)));
+        }
+        let mut started = Vec::new();
+        if let Some(ticket) = self.store.ticket(&approval.ticket_id)? {
+            let comment = Comment {
+                id: ticket.comments.len() as u32 + 1,
+                author: actor.to_string(),
+                body: note,
+                internal: true,
+                at: now,
+            };
+            let mut after = ticket.clone();
+            after.comments.push(comment.clone());
+            after.updated_at = now;
+            tx.ticket(Some(&ticket), &after);
+            let (_, runs) =
+                self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
+            started.extend(runs);
+        }
+        tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
+        tx.push(Write::Audit(crate::run::AuditEntry {
+            at: now,
+            actor: actor.to_string(),
+            action: "approval.progress".into(),
+            target: approval.id.clone(),
+            detail: json!({"status": approval::status_name(approval.status), "stage": approval.current}),
+        }));
+        self.store.commit(tx).await?;
+        started.extend(resume);
+        self.after_commit(&started);
+        if let Some(url) = request {
+            self.spawn_approval_request(approval.id.clone(), url);
+        }
+        Ok(approval)
+    }
+}
+
+impl Engine {
+    /// The key that signs approval links: secret `approval_links`, else `default`.
+    fn link_key(&self) -> Option<&[u8]> {
+        let s = &self.config.secrets;
+        s.get("approval_links").or_else(|| s.get("default")).map(|k| k.as_bytes())
+    }
+
+    /// Signed approve and reject links for every undecided slot of the current stage,
+    /// valid until the stage is due (or 7 days).
+    pub fn approval_links(&self, approval: &Approval) -> Result<Vec<Value>> {
+        let key = self.link_key().ok_or_else(|| {
+            Error::Conflict("no signing secret for links: set `secrets.approval_links` (or `secrets.default`)".into())
+        })?;
+        let stage = approval.stage();
+        let expires = stage.due.unwrap_or(self.now() + chrono::Duration::days(7)).timestamp();
+        let base = self.config.public_url.trim_end_matches('/');
+        Ok(stage
+            .slots
+            .iter()
+            .filter(|s| s.decision.is_none())
+            .map(|s| {
+                let link = |approve: bool| {
+                    let link = approval::Link {
+                        approval: &approval.id,
+                        stage: approval.current,
+                        approver: &s.acting,
+                        approve,
+                        expires,
+                    };
+                    let sig = link.sign(key);
+                    format!(
+                        "{base}/approvals/{}/decide?stage={}&approver={}&decision={}&expires={expires}&sig={sig}",
+                        approval.id,
+                        approval.current,
+                        s.acting,
+                        if approve { "approve" } else { "reject" }
+                    )
+                };
+                json!({"approver": s.approver, "acting": s.acting, "approve": link(true), "reject": link(false)})
+            })
+            .collect())
+    }
+
+    /// Checks a link and records its decision.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide_by_link(
+        self: &Arc<Self>,
+        id: &str,
+        stage: usize,
+        approver: &str,
+        approve: bool,
+        expires: i64,
+        sig: &str,
+        comment: &str,
+    ) -> Result<Approval> {
+        let key = self.link_key().ok_or_else(|| Error::Conflict("links are not configured".into()))?;
+        let link = approval::Link { approval: id, stage, approver, approve, expires };
+        link.verify(key, sig, self.now()).map_err(refused)?;
+        self.decide(id, approver, approve, comment, Channel::Link, Some(stage)).await
+    }
+
+    /// Posts the current stage's request (with links) to `url`, then notes the delivery
+    /// in the run's trace.
+    pub(super) fn spawn_approval_request(self: &Arc<Self>, id: String, url: String) {
+        let engine = self.clone();
+        self.tasks.spawn(async move {
+            let Ok(approval) = engine.approval(&id) else { return };
+            let links = engine.approval_links(&approval).unwrap_or_default();
+            let ticket = engine.store.ticket(&approval.ticket_id).ok().flatten();
+            let body = json!({
+                "type": "approval.requested",
+                "approval": approval.id,
+                "stage": approval.current,
+                "stage_name": approval.stage().name,
+                "due": approval.stage().due,
+                "ticket": ticket.as_ref().map(|t| json!({"id": t.id, "title": t.title, "requester": t.requester})),
+                "approvers": links,
+            });
+            let key = engine.config.secrets.get("default").map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+            let delivery_id = format!("{}/{}", approval.id, approval.current);
+            let d = engine.notifier.send(&url, &key, &delivery_id, &body, engine.now().timestamp()).await;
+            let _guard = engine.locks.lock(&approval.ticket_id).await;
+            let Ok(Some(mut run)) = engine.store.run(&approval.run_id) else { return };
+            let outcome = if d.ok { "sent" } else { "not_sent" };
+            let message = format!(
+                "request for stage {} posted to {url}: status {} after {} attempt(s)",
+                approval.current + 1,
+                d.status,
+                d.attempts
+            );
+            run.trace.push(TraceEntry::step(engine.now(), &approval.step, "approval", outcome, message));
+            let mut tx = Tx::new();
+            tx.push(Write::Run(Box::new(run)));
+            if let Err(e) = engine.store.commit(tx).await {
+                tracing::error!(approval = %id, error = %e, "recording the approval request");
+            }
+        });
+    }
+}
+
+/// What the run sees in `vars.<step id>` once the approval closed.
+fn summary(a: &Approval) -> Value {
+    json!({
+        "approval": a.id,
+        "outcome": approval::status_name(a.status),
+        "stages": a.stages.iter().map(|s| json!({
+            "name": s.name,
+            "status": approval::status_name(s.status),
+            "decisions": s.slots.iter().filter_map(|slot| slot.decision.as_ref().map(|d| json!({
+                "approver": slot.approver, "by": d.by, "approve": d.approve, "comment": d.comment, "at": d.at,
+            }))).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

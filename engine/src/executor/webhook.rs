@@ -1,0 +1,201 @@
+//! Inbound webhook deliveries: mapping a payload into a ticket change or a workflow
+//! start, once per delivery id.
+
+use super::{invalid, Engine, Error, Result};
+use crate::store::{get_doc, DocKind, TicketFilter, Write};
+use crate::ticket::NewTicket;
+use crate::webhook::{self, Action, Endpoint};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The first answer to a delivery, kept for idempotency.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryRecord {
+    /// `<endpoint>/<delivery id>`.
+    pub id: String,
+    /// When it was first processed.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The answer given then.
+    pub response: Value,
+}
+
+impl Engine {
+    /// Stores an endpoint (admin). A missing secret is generated and returned once.
+    pub async fn put_endpoint(&self, mut endpoint: Endpoint, actor: &str) -> Result<(Endpoint, bool)> {
+        let generated = endpoint.secret.is_empty();
+        if generated {
+            let mut bytes = [0u8; 24];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            endpoint.secret = hex::encode(bytes);
+        }
+        let errors = endpoint.check();
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        if let Action::StartWorkflow { workflow } = &endpoint.action {
+            if self.store.workflow(workflow)?.is_none() {
+                return Err(invalid("/action/workflow", format!("unknown workflow `{workflow}`")));
+            }
+        }
+        let mut tx = crate::store::Tx::new();
+        tx.doc(DocKind::Webhook, &endpoint.id, &endpoint).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "webhook.put".into(),
+            target: endpoint.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).remove(&endpoint.id);
+        Ok((endpoint, generated))
+    }
+
+    /// An endpoint (cached; replaced on every `put_endpoint`).
+    pub fn endpoint(&self, id: &str) -> Result<Option<Arc<Endpoint>>> {
+        if let Some(e) = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(Some(e.clone()));
+        }
+        let Some(e) = get_doc::<Endpoint>(&*self.store, DocKind::Webhook, id)? else { return Ok(None) };
+        let e = Arc::new(e);
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), e.clone());
+        Ok(Some(e))
+    }
+
+    /// All endpoints.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        Ok(crate::store::list_docs(&*self.store, DocKind::Webhook, None, 10_000)?)
+    }
+
+    /// Takes a token from the endpoint's bucket, or the seconds to wait.
+    pub fn rate_limit(&self, endpoint: &Endpoint) -> std::result::Result<(), u64> {
+        self.limiter.take(&endpoint.id, endpoint.rate_limit)
+    }
+
+    /// Processes a verified delivery. Returns the answer and whether it is a replay of
+    /// an earlier delivery with the same id.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        endpoint: &Endpoint,
+        payload: &Value,
+        delivery: Option<String>,
+    ) -> Result<(Value, bool)> {
+        let delivery = delivery.or_else(|| {
+            let p = endpoint.mapping.delivery_id.as_deref()?;
+            match payload.pointer(p)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        });
+        let Some(delivery) = delivery.filter(|d| !d.is_empty() && d.len() <= 200) else {
+            return self.apply(endpoint, payload, None).await.map(|v| (v, false));
+        };
+        let key = format!("{}/{delivery}", endpoint.id);
+        // Same delivery id at once: the second waits for the first, then replays it.
+        let _guard = self.locks.lock(&format!("hook:{key}")).await;
+        if let Some(seen) = get_doc::<DeliveryRecord>(&*self.store, DocKind::Delivery, &key)? {
+            return Ok((seen.response, true));
+        }
+        self.apply(endpoint, payload, Some(key)).await.map(|v| (v, false))
+    }
+
+    async fn apply(self: &Arc<Self>, endpoint: &Endpoint, payload: &Value, key: Option<String>) -> Result<Value> {
+        let actor = format!("webhook:{}", endpoint.id);
+        let now = self.now();
+        let record = |response: Value| -> Vec<Write> {
+            match &key {
+                Some(id) => {
+                    let rec = DeliveryRecord { id: id.clone(), at: now, response };
+                    vec![Write::Doc { kind: DocKind::Delivery, id: id.clone(), value: serde_json::to_vec(&rec).ok() }]
+                }
+                None => Vec::new(),
+            }
+        };
+        let mapped = webhook::map_fields(&endpoint.mapping.fields, payload);
+        let external =
+            endpoint.mapping.external_id.as_ref().map(|s| webhook::extract(s, payload)).filter(|v| !v.is_null());
+        let create = |mut fields: serde_json::Map<String, Value>| -> Result<NewTicket> {
+            if let Some(x) = &external {
+                fields.insert("external_id".into(), Value::String(value_text(x)));
+            }
+            fields.entry("channel").or_insert_with(|| Value::String("webhook".into()));
+            serde_path_to_error::deserialize::<_, NewTicket>(webhook::new_ticket_object(fields)).map_err(|e| {
+                let pointer = crate::api::extract::pointer(e.path());
+                invalid(&format!("/mapping/fields{pointer}"), format!("mapped value: {}", e.inner()))
+            })
+        };
+        match &endpoint.action {
+            Action::CreateTicket => {
+                let new = create(mapped)?;
+                let out = self
+                    .create_ticket_with(new, &actor, |o| {
+                        record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
+                    })
+                    .await?;
+                Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+            }
+            Action::UpdateTicket { create_if_missing } => {
+                let x = external.as_ref().map(value_text).ok_or_else(|| {
+                    invalid("/mapping/external_id", "the payload has no value at the external_id mapping")
+                })?;
+                let filter = TicketFilter { external_id: Some(x.clone()), limit: Some(1), ..Default::default() };
+                match self.store.tickets(&filter)?.into_iter().next() {
+                    Some(t) => {
+                        let mut patch = mapped;
+                        patch.remove("requester");
+                        let out = self
+                            .update_ticket_with(&t.id, &patch, &actor, |o| {
+                                record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
+                            })
+                            .await?;
+                        Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+                    }
+                    None if *create_if_missing => {
+                        let new = create(mapped)?;
+                        let out = self
+                            .create_ticket_with(new, &actor, |o| {
+                                record(
+                                    json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs, "created": true}),
+                                )
+                            })
+                            .await?;
+                        Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs, "created": true}))
+                    }
+                    None => Err(Error::NotFound { kind: "ticket with external_id", id: x }),
+                }
+            }
+            Action::StartWorkflow { workflow } => {
+                let reference = endpoint
+                    .mapping
+                    .ticket
+                    .as_ref()
+                    .map(|s| value_text(&webhook::extract(s, payload)))
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| invalid("/mapping/ticket", "the payload has no value at the ticket mapping"))?;
+                let ticket = match self.store.ticket(&reference)? {
+                    Some(t) => t.id,
+                    None => {
+                        let filter =
+                            TicketFilter { external_id: Some(reference.clone()), limit: Some(1), ..Default::default() };
+                        let t = self.store.tickets(&filter)?.into_iter().next();
+                        t.map(|t| t.id).ok_or(Error::NotFound { kind: "ticket", id: reference })?
+                    }
+                };
+                let input = Value::Object(webhook::map_fields(&endpoint.mapping.input, payload));
+                let out = self
+                    .start_manual_with(workflow, &ticket, input, &actor, |o| {
+                        record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
+                    })
+                    .await?;
+                Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+            }
+        }
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
