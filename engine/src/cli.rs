@@ -270,6 +270,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
         install_dir(&engine, &args.plugins).await?;
         load_sla(&engine, &args.workflows.join("sla")).await?;
+        load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
         for (_, wf) in demo_workflows {
             engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
         }
@@ -400,6 +401,33 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
     }
 }
 
+/// An engine error about a file: input errors name the file and the JSON pointer.
+fn engine_failure(file: &Path, e: crate::executor::Error) -> Failure {
+    match e {
+        crate::executor::Error::Invalid(errs) => Failure::input(
+            errs.iter().map(|(p, m)| format!("{}:{p}: {m}", file.display())).collect::<Vec<_>>().join("\n"),
+        ),
+        other => Failure::runtime(other.to_string()),
+    }
+}
+
+/// Registers the inbound webhook endpoints in a directory (the demo's), signed with
+/// [`crate::demo::WEBHOOK_SECRET`] unless a file sets its own secret.
+async fn load_webhooks(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
+    let Ok(files) = workflow_files(dir) else { return Ok(()) };
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        let mut endpoint: crate::webhook::Endpoint = serde_json::from_str(&text).map_err(|e| {
+            Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
+        })?;
+        if endpoint.secret.is_empty() {
+            endpoint.secret = crate::demo::WEBHOOK_SECRET.into();
+        }
+        engine.put_endpoint(endpoint, "demo").await.map_err(|e| engine_failure(&file, e))?;
+    }
+    Ok(())
+}
+
 /// Loads SLA files (`{"calendars": [...], "policies": [...]}`) from a directory (the demo's).
 async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
     #[derive(serde::Deserialize)]
@@ -416,12 +444,7 @@ async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
         let sla: SlaFile = serde_json::from_str(&text).map_err(|e| {
             Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
         })?;
-        let invalid = |e: crate::executor::Error| match e {
-            crate::executor::Error::Invalid(errs) => Failure::input(
-                errs.iter().map(|(p, m)| format!("{}:{p}: {m}", file.display())).collect::<Vec<_>>().join("\n"),
-            ),
-            other => Failure::runtime(other.to_string()),
-        };
+        let invalid = |e| engine_failure(&file, e);
         for c in sla.calendars {
             engine.put_calendar(c).await.map_err(invalid)?;
         }

@@ -68,6 +68,10 @@ pub struct Config {
     pub notify_timeout_ms: u64,
     /// Outbound webhook attempts per notify step.
     pub notify_attempts: u32,
+    /// First retry delay of outbound webhooks (ms); doubles per attempt, with jitter.
+    pub notify_retry_base_ms: u64,
+    /// Longest wait between attempts (ms), also the cap on a receiver's `Retry-After`.
+    pub notify_retry_max_ms: u64,
     /// API tokens.
     pub tokens: Vec<Token>,
     /// Named secrets for signing outbound webhooks (`default` is used when a step names none).
@@ -98,6 +102,8 @@ impl Default for Config {
             max_steps_per_run: 1000,
             notify_timeout_ms: 5000,
             notify_attempts: 3,
+            notify_retry_base_ms: 200,
+            notify_retry_max_ms: 30_000,
             tokens: Vec::new(),
             secrets: BTreeMap::new(),
             priority_matrix: PriorityMatrix::default(),

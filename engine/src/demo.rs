@@ -11,6 +11,10 @@ pub const ADMIN_TOKEN: &str = "demo-admin-token";
 pub const AGENT_TOKEN: &str = "demo-agent-token";
 /// The demo integrator token.
 pub const INTEGRATOR_TOKEN: &str = "demo-integrator-token";
+/// Tokens of two approvers (agents `grace` and `dave`), to decide approvals as them.
+pub const APPROVER_TOKENS: [(&str, &str); 2] = [("grace", "demo-grace-token"), ("dave", "demo-dave-token")];
+/// The signing secret of the demo's inbound webhook endpoints (`workflows/webhooks/`).
+pub const WEBHOOK_SECRET: &str = "demo-webhook-secret-0123456789";
 
 /// Adds the demo tokens and signing secret where the configuration has none.
 pub fn configure(config: &mut Config) {
@@ -21,6 +25,9 @@ pub fn configure(config: &mut Config) {
             ("demo-integrator", INTEGRATOR_TOKEN, Role::Integrator),
         ] {
             config.tokens.push(Token { name: name.into(), token: token.into(), role });
+        }
+        for (name, token) in APPROVER_TOKENS {
+            config.tokens.push(Token { name: name.into(), token: token.into(), role: Role::Agent });
         }
     }
     config.secrets.entry("default".into()).or_insert_with(|| "demo-signing-secret".into());

@@ -70,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals/{id}/links", post(approvals::links))
         .route("/webhooks", get(webhooks::list).post(webhooks::put))
         .route("/webhooks/{id}", get(webhooks::get))
+        .route("/dead-letters", get(webhooks::dead_letters))
+        .route("/dead-letters/{id}/resend", post(webhooks::resend))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))

@@ -108,3 +108,23 @@ pub async fn receive(
     }
     Ok(resp)
 }
+
+/// `GET /dead-letters` (admin): outbound webhooks that ran out of attempts.
+pub async fn dead_letters(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    Ok(Json(json!({"dead_letters": s.engine.dead_letters()?})))
+}
+
+/// `POST /dead-letters/{id}/resend` (admin).
+pub async fn resend(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let (letter, delivery) = s.engine.resend(&id, &who.name).await?;
+    Ok(Json(json!({"dead_letter": letter, "delivery": delivery})))
+}

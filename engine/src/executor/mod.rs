@@ -115,7 +115,11 @@ impl Engine {
     /// An engine over `store`. Call [`Engine::recover`] before serving.
     pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: Arc<Config>) -> anyhow::Result<Arc<Self>> {
         let notifier =
-            Notifier::new(std::time::Duration::from_millis(config.notify_timeout_ms), config.notify_attempts);
+            Notifier::new(std::time::Duration::from_millis(config.notify_timeout_ms), config.notify_attempts)
+                .with_delays(
+                    std::time::Duration::from_millis(config.notify_retry_base_ms),
+                    std::time::Duration::from_millis(config.notify_retry_max_ms),
+                );
         let plugins = crate::plugin::PluginHost::new(
             config.plugins.clone(),
             store.clone(),

@@ -283,15 +283,40 @@ impl Engine {
         let delivery_id = format!("{}/{}", run.id, step.id);
         let delivery = self.notifier.send(url, key.as_bytes(), &delivery_id, &body, self.now().timestamp()).await;
         let mut effect = effect;
-        effect.entry.detail =
-            json!({"url": url, "delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts});
+        let detail = json!({"url": url, "delivery": delivery_id, "status": delivery.status,
+            "attempts": delivery.attempts, "log": delivery.log});
+        effect.entry.detail = detail.clone();
         effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
         if delivery.ok {
-            effect.entry.message = format!("delivered to {url} ({})", delivery.status);
+            effect.entry.message = format!("delivered to {url} ({}, attempt {})", delivery.status, delivery.attempts);
             Ok(effect)
         } else {
-            let err = delivery.error.unwrap_or_else(|| "not delivered".into());
-            Err(effect.fail(format!("webhook to {url} failed after {} attempt(s): {err}", delivery.attempts)))
+            let err = delivery.error.clone().unwrap_or_else(|| "not delivered".into());
+            let letter = crate::notify::DeadLetter {
+                id: delivery_id.replace('/', "-"),
+                url: url.to_string(),
+                secret: name.to_string(),
+                delivery: delivery_id.clone(),
+                body,
+                run: run.id.clone(),
+                step: step.id.clone(),
+                ticket: run.ticket_id.clone(),
+                at: self.now(),
+                attempts: delivery.log,
+                error: err.clone(),
+                resent: None,
+            };
+            let mut failed = effect.fail(format!(
+                "webhook to {url} failed after {} attempt(s): {err}; dead-lettered as {}",
+                delivery.attempts, letter.id
+            ));
+            failed.entry.detail = detail;
+            failed.writes.push(crate::store::Write::Doc {
+                kind: crate::store::DocKind::DeadLetter,
+                id: letter.id.clone(),
+                value: serde_json::to_vec(&letter).ok(),
+            });
+            Err(failed)
         }
     }
 

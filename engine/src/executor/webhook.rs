@@ -199,3 +199,43 @@ fn value_text(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+impl Engine {
+    /// Outbound webhooks that ran out of attempts, oldest id first.
+    pub fn dead_letters(&self) -> Result<Vec<crate::notify::DeadLetter>> {
+        Ok(crate::store::list_docs(&*self.store, DocKind::DeadLetter, None, 10_000)?)
+    }
+
+    /// Sends a dead letter again (same delivery id, fresh signature and attempts). On
+    /// success it is marked `resent`; either way the attempt is returned.
+    pub async fn resend(&self, id: &str, actor: &str) -> Result<(crate::notify::DeadLetter, crate::notify::Delivery)> {
+        let mut letter: crate::notify::DeadLetter = get_doc(&*self.store, DocKind::DeadLetter, id)?
+            .ok_or_else(|| Error::NotFound { kind: "dead letter", id: id.into() })?;
+        let key = self.config.secrets.get(&letter.secret).ok_or_else(|| {
+            Error::Conflict(format!(
+                "signing secret `{}` is not configured (config `secrets.{}`)",
+                letter.secret, letter.secret
+            ))
+        })?;
+        let delivery = self
+            .notifier
+            .send(&letter.url, key.as_bytes(), &letter.delivery, &letter.body, self.now().timestamp())
+            .await;
+        letter.attempts.extend(delivery.log.iter().cloned());
+        if delivery.ok {
+            letter.resent = Some(self.now());
+        } else {
+            letter.error = delivery.error.clone().unwrap_or_default();
+        }
+        let mut tx = crate::store::Tx::new();
+        tx.doc(DocKind::DeadLetter, id, &letter).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "dead_letter.resend".into(),
+            target: id.into(),
+            detail: json!({"status": delivery.status, "ok": delivery.ok}),
+        }));
+        self.store.commit(tx).await?;
+        Ok((letter, delivery))
+    }
+}

@@ -41,6 +41,51 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8]) -> Option<i64> {
     mac.verify_slice(&v1).ok().map(|_| t)
 }
 
+/// An outbound webhook that ran out of attempts, kept to be listed and re-sent.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// `<run>-<step>`.
+    pub id: String,
+    /// Where it was going.
+    pub url: String,
+    /// The name of the signing secret.
+    pub secret: String,
+    /// The delivery id (the same on re-send, so receivers can drop duplicates).
+    pub delivery: String,
+    /// The body.
+    pub body: serde_json::Value,
+    /// The run and step that sent it.
+    pub run: String,
+    /// The step.
+    pub step: String,
+    /// The ticket.
+    pub ticket: String,
+    /// When it was given up.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The attempts made.
+    pub attempts: Vec<Attempt>,
+    /// The last error.
+    pub error: String,
+    /// Set once a re-send was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resent: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    /// When it was sent.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// HTTP status (0 when no response).
+    pub status: u16,
+    /// What went wrong, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the sender waited before the next attempt (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then_waited_ms: Option<u64>,
+}
+
 /// The result of delivering one notification.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Delivery {
@@ -53,6 +98,8 @@ pub struct Delivery {
     /// The last error, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Every attempt, in order.
+    pub log: Vec<Attempt>,
 }
 
 /// Sends signed webhooks.
@@ -60,6 +107,8 @@ pub struct Delivery {
 pub struct Notifier {
     client: reqwest::Client,
     attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
 }
 
 impl Notifier {
@@ -70,10 +119,34 @@ impl Notifier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("TLS backend initialises");
-        Self { client, attempts: attempts.max(1) }
+        Self {
+            client,
+            attempts: attempts.max(1),
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
     }
 
-    /// POSTs `body`, retrying on connection errors, 429 and 5xx with exponential backoff.
+    /// Sets the first retry delay and the cap on any delay (also on `Retry-After`).
+    pub fn with_delays(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max.max(base);
+        self
+    }
+
+    /// The wait before retry `attempt` (1-based): exponential from the base delay with
+    /// "full jitter" (a random point in [delay/2, delay]), or the receiver's
+    /// `Retry-After`, both capped.
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(d) = retry_after {
+            return d.min(self.max_delay);
+        }
+        let exp = self.base_delay.saturating_mul(1u32 << (attempt - 1).min(16)).min(self.max_delay);
+        let half = exp / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    /// POSTs `body`, retrying on connection errors, timeouts, 429 and 5xx.
     pub async fn send(
         &self,
         url: &str,
@@ -84,7 +157,7 @@ impl Notifier {
     ) -> Delivery {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let signature = sign(secret, now, &bytes);
-        let mut last = Delivery { status: 0, attempts: 0, ok: false, error: None };
+        let mut last = Delivery { status: 0, attempts: 0, ok: false, error: None, log: Vec::new() };
         for attempt in 1..=self.attempts {
             last.attempts = attempt;
             let sent = self
@@ -96,28 +169,40 @@ impl Notifier {
                 .body(bytes.clone())
                 .send()
                 .await;
-            match sent {
+            let mut retry_after = None;
+            let retry = match sent {
                 Ok(resp) => {
                     last.status = resp.status().as_u16();
                     last.ok = resp.status().is_success();
-                    last.error = None;
-                    let retry = resp.status().is_server_error() || resp.status().as_u16() == 429;
-                    if last.ok || !retry {
-                        if !last.ok {
-                            last.error = Some(format!("receiver answered {}", last.status));
-                        }
-                        return last;
-                    }
-                    last.error = Some(format!("receiver answered {}", last.status));
+                    last.error = (!last.ok).then(|| format!("receiver answered {}", last.status));
+                    retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    resp.status().is_server_error() || last.status == 429
                 }
                 Err(e) => {
                     last.status = 0;
-                    last.error = Some(e.to_string());
+                    last.error = Some(if e.is_timeout() { "timed out".to_string() } else { e.to_string() });
+                    true
                 }
+            };
+            last.log.push(Attempt {
+                at: chrono::Utc::now(),
+                status: last.status,
+                error: last.error.clone(),
+                then_waited_ms: None,
+            });
+            if last.ok || !retry || attempt == self.attempts {
+                return last;
             }
-            if attempt < self.attempts {
-                tokio::time::sleep(Duration::from_millis(100u64 << (attempt - 1).min(6))).await;
+            let wait = self.delay(attempt, retry_after);
+            if let Some(entry) = last.log.last_mut() {
+                entry.then_waited_ms = Some(wait.as_millis() as u64);
             }
+            tokio::time::sleep(wait).await;
         }
         last
     }
@@ -134,5 +219,19 @@ mod tests {
         assert_eq!(verify(b"k", &header, b"{\"a\":2}"), None);
         assert_eq!(verify(b"other", &header, b"{\"a\":1}"), None);
         assert_eq!(verify(b"k", "garbage", b""), None);
+    }
+
+    #[test]
+    fn delays_grow_with_jitter_and_honour_retry_after_up_to_the_cap() {
+        let n =
+            Notifier::new(Duration::from_secs(1), 5).with_delays(Duration::from_millis(100), Duration::from_secs(2));
+        for attempt in 1..=4u32 {
+            let full = Duration::from_millis(100 * (1 << (attempt - 1)));
+            let d = n.delay(attempt, None);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(n.delay(12, None) <= Duration::from_secs(2), "capped");
+        assert_eq!(n.delay(1, Some(Duration::from_secs(1))), Duration::from_secs(1), "Retry-After wins");
+        assert_eq!(n.delay(1, Some(Duration::from_secs(600))), Duration::from_secs(2), "but is capped");
     }
 }
