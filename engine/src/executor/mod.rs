@@ -12,7 +12,13 @@
 //! - [`locks`]: per-ticket serialisation;
 //! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events;
 //! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer;
-//! - [`schedule`]: cron-triggered workflows, with catch-up after downtime.
+//! - [`schedule`]: cron-triggered workflows, with catch-up after downtime;
+//! - [`approval`]: `approval` steps: stages, decisions, delegation, expiry, signed links;
+//! - [`webhook`]: inbound deliveries (once per delivery id) and outbound dead letters.
+//!
+//! Runs are held in memory only up to `run_queue` at once (tasks waiting for one of the
+//! `workers`); beyond that they wait in the store as `pending` and are queued as the
+//! queue drains, so a burst of events costs disk, not memory.
 
 mod admin;
 mod approval;

@@ -339,6 +339,9 @@ async fn crons(workflows: usize, minutes: usize, ticket_rate: u64) -> Value {
     row
 }
 
+#[global_allocator]
+static ALLOCATOR: switchboard::Allocator = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
