@@ -12,7 +12,7 @@ pub const AGENT_TOKEN: &str = "demo-agent-token";
 /// The demo integrator token.
 pub const INTEGRATOR_TOKEN: &str = "demo-integrator-token";
 /// Tokens of two approvers (agents `grace` and `dave`), to decide approvals as them.
-pub const APPROVER_TOKENS: [(&str, &str); 2] = [("grace", "demo-grace-token"), ("dave", "demo-dave-token")];
+pub const APPROVER_TOKENS: [(&str, &str); 2] = [("grace", "demo-approver-grace"), ("dave", "demo-approver-dave")];
 /// The signing secret of the demo's inbound webhook endpoints (`workflows/webhooks/`).
 pub const WEBHOOK_SECRET: &str = "demo-webhook-secret-0123456789";
 
