@@ -200,6 +200,30 @@ async fn expiry_approves_rejects_or_escalates() {
 }
 
 #[tokio::test]
+async fn undecided_approvers_are_reminded_once() {
+    let d = desk().await;
+    d.workflow(json!([{"name": "cab", "approvers": [{"user": "ann"}, {"user": "ben"}], "policy": "all",
+        "remind_minutes": 30, "due_minutes": 120}]))
+        .await;
+    let (t, a) = d.ticket(json!({})).await;
+    d.decide(&a, "ann", true).await.unwrap();
+    d.clock.advance(Duration::minutes(29));
+    assert_eq!(d.engine.fire_due_timers().await.unwrap(), 0);
+    d.clock.advance(Duration::minutes(1));
+    assert_eq!(d.engine.fire_due_timers().await.unwrap(), 1);
+    d.idle().await;
+    assert_eq!(d.last_note(&t), "Reminder: approval stage 1 (cab) is waiting for ben");
+    d.clock.advance(Duration::minutes(60));
+    assert_eq!(d.engine.fire_due_timers().await.unwrap(), 0, "one reminder");
+    d.decide(&a, "ben", true).await.unwrap();
+    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Approved);
+    d.clock.advance(Duration::minutes(60));
+    assert_eq!(d.engine.fire_due_timers().await.unwrap(), 0, "the due timer went with the decision");
+    let run = d.store.runs(&RunFilter { ticket: Some(t), ..Default::default() }).unwrap().remove(0);
+    assert!(run.trace.iter().any(|e| e.message.starts_with("Reminder:")));
+}
+
+#[tokio::test]
 async fn delegation_explicit_and_out_of_office_records_who_decided_for_whom() {
     let d = desk().await;
     let mut grace = d.engine.store().agent("grace").unwrap().unwrap();

@@ -109,6 +109,11 @@ pub struct StageSpec {
     /// Minutes until the stage is due (absent: no due time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_minutes: Option<u32>,
+    /// Remind the undecided approvers once, this many minutes after the stage started
+    /// (same clock as `due_minutes`): a note on the ticket, a trace entry, and the request
+    /// posted again to `notify_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_minutes: Option<u32>,
     /// Count `due_minutes` in business time on the ticket's SLA calendar.
     #[serde(default)]
     pub business: bool,
@@ -403,6 +408,7 @@ mod tests {
             policy,
             quorum,
             due_minutes: None,
+            remind_minutes: None,
             business: false,
             on_expiry: reject(),
         };

@@ -31,6 +31,11 @@ fn due_key(approval: &str) -> String {
     format!("approval:{approval}")
 }
 
+/// The timer key of an approval's reminder.
+fn remind_key(approval: &str) -> String {
+    format!("approval-remind:{approval}")
+}
+
 /// Names found in a JSON value: a string, or strings in an array.
 fn names(v: &Value) -> Vec<String> {
     match v {
@@ -112,10 +117,19 @@ impl Engine {
         let mut stage = Stage::new(spec, self.resolve_approvers(spec, ticket, run, now)?);
         stage.status = Status::Pending;
         stage.started_at = Some(now);
-        stage.due = self.due_after(spec, ticket, now)?;
+        stage.due = self.due_after(spec.due_minutes, spec.business, ticket, now)?;
         if let Some(due) = stage.due {
             let kind = TimerKind::ApprovalDue { approval: approval.id.clone(), stage: index };
             tx.push(Write::Timer(Timer { key: due_key(&approval.id), due, kind }));
+        }
+        match self.due_after(spec.remind_minutes, spec.business, ticket, now)? {
+            Some(due) if !stage.escalated => {
+                let kind = TimerKind::ApprovalRemind { approval: approval.id.clone(), stage: index };
+                tx.push(Write::Timer(Timer { key: remind_key(&approval.id), due, kind }));
+            }
+            _ => {
+                tx.push(Write::CancelTimer(remind_key(&approval.id)));
+            }
         }
         if index < approval.stages.len() {
             approval.stages[index] = stage;
@@ -128,13 +142,14 @@ impl Engine {
 
     fn due_after(
         &self,
-        spec: &StageSpec,
+        minutes: Option<u32>,
+        business: bool,
         ticket: &Ticket,
         now: DateTime<Utc>,
     ) -> std::result::Result<Option<DateTime<Utc>>, String> {
-        let Some(minutes) = spec.due_minutes else { return Ok(None) };
+        let Some(minutes) = minutes else { return Ok(None) };
         let duration = chrono::Duration::minutes(minutes.into());
-        if !spec.business {
+        if !business {
             return Ok(Some(now + duration));
         }
         let setup = self.sla().map_err(|e| e.to_string())?;
@@ -329,6 +344,42 @@ impl Engine {
         self.advance(approval, "expiry", note, now).await.map(|_| ())
     }
 
+    /// Reminds the current stage's undecided approvers (once per stage).
+    pub(super) async fn fire_approval_reminder(self: &Arc<Self>, timer: &Timer, id: &str, stage: usize) -> Result<()> {
+        let mut tx = Tx::new();
+        tx.push(Write::CancelTimer(timer.key.clone()));
+        let Ok(first) = self.approval(id) else { return Ok(self.store.commit(tx).await?) };
+        let _guard = self.locks.lock(&first.ticket_id).await;
+        let approval = self.approval(id)?;
+        if approval.status != Status::Pending || approval.current != stage {
+            return Ok(self.store.commit(tx).await?);
+        }
+        let waiting: Vec<&str> =
+            approval.stage().slots.iter().filter(|s| s.decision.is_none()).map(|s| s.acting.as_str()).collect();
+        let note = format!(
+            "Reminder: approval stage {} ({}) is waiting for {}",
+            stage + 1,
+            approval.stage().name,
+            waiting.join(", ")
+        );
+        let now = self.now();
+        let url = match self.store.run(&approval.run_id)? {
+            Some(run) => {
+                let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+                match def.step_index(&approval.step).map(|i| &def.steps[i].action) {
+                    Some(Action::Approval { notify_url: Some(url), .. }) => Some(url.clone()),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let approval = self.commit_progress(approval, "reminder", note, now, tx, false).await?;
+        if let Some(url) = url {
+            self.spawn_approval_request(approval.id.clone(), url, true);
+        }
+        Ok(())
+    }
+
     /// After a change: decides the stage if its decisions determine it, starts the next
     /// stage or closes the approval, and commits with the note and the run's trace.
     async fn advance(
@@ -349,6 +400,7 @@ impl Engine {
         if let Some(approved) = outcome {
             approval.stages[stage].status = if approved { Status::Approved } else { Status::Rejected };
             tx.push(Write::CancelTimer(due_key(&approval.id)));
+            tx.push(Write::CancelTimer(remind_key(&approval.id)));
             let run = self.store.run(&approval.run_id)?;
             let more = approved && stage + 1 < approval.stages.len();
             if more {
@@ -471,7 +523,7 @@ impl Engine {
         started.extend(resume);
         self.after_commit(&started);
         if let Some(url) = request {
-            self.spawn_approval_request(approval.id.clone(), url);
+            self.spawn_approval_request(approval.id.clone(), url, false);
         }
         Ok(approval)
     }
@@ -538,16 +590,16 @@ impl Engine {
         self.decide(id, approver, approve, comment, Channel::Link, Some(stage)).await
     }
 
-    /// Posts the current stage's request (with links) to `url`, then notes the delivery
-    /// in the run's trace.
-    pub(super) fn spawn_approval_request(self: &Arc<Self>, id: String, url: String) {
+    /// Posts the current stage's request — or its reminder — with links to `url`, then
+    /// notes the delivery in the run's trace.
+    pub(super) fn spawn_approval_request(self: &Arc<Self>, id: String, url: String, reminder: bool) {
         let engine = self.clone();
         self.tasks.spawn(async move {
             let Ok(approval) = engine.approval(&id) else { return };
             let links = engine.approval_links(&approval).unwrap_or_default();
             let ticket = engine.store.ticket(&approval.ticket_id).ok().flatten();
             let body = json!({
-                "type": "approval.requested",
+                "type": if reminder { "approval.reminder" } else { "approval.requested" },
                 "approval": approval.id,
                 "stage": approval.current,
                 "stage_name": approval.stage().name,
@@ -556,7 +608,8 @@ impl Engine {
                 "approvers": links,
             });
             let key = engine.config.secrets.get("default").map(|k| k.as_bytes().to_vec()).unwrap_or_default();
-            let delivery_id = format!("{}/{}", approval.id, approval.current);
+            let delivery_id =
+                format!("{}/{}{}", approval.id, approval.current, if reminder { "/reminder" } else { "" });
             let d = engine.notifier.send(&url, &key, &delivery_id, &body, engine.now().timestamp()).await;
             let _guard = engine.locks.lock(&approval.ticket_id).await;
             let Ok(Some(mut run)) = engine.store.run(&approval.run_id) else { return };

@@ -272,6 +272,9 @@ impl Engine {
                     TimerKind::ApprovalDue { approval, stage } => {
                         self.fire_approval_due(&timer, approval, *stage).await?
                     }
+                    TimerKind::ApprovalRemind { approval, stage } => {
+                        self.fire_approval_reminder(&timer, approval, *stage).await?
+                    }
                     TimerKind::Cron { .. } => {}
                 }
                 fired += 1;

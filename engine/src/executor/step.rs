@@ -231,7 +231,7 @@ impl Engine {
         self.store.commit(tx).await?;
         self.after_commit(&new_runs);
         if let Some((id, url)) = request {
-            self.spawn_approval_request(id, url);
+            self.spawn_approval_request(id, url, false);
         }
         Ok(more)
     }

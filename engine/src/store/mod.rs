@@ -325,6 +325,13 @@ pub enum TimerKind {
         /// The run.
         run: String,
     },
+    /// Time to remind an approval stage's undecided approvers.
+    ApprovalRemind {
+        /// The approval.
+        approval: String,
+        /// The stage it was set for.
+        stage: usize,
+    },
     /// An approval stage's due time.
     ApprovalDue {
         /// The approval.
