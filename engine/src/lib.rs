@@ -18,6 +18,7 @@
 //! | [`store`] | storage traits and the sled backend with group commit |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
+//! | [`metrics`] | Prometheus counters and histograms |
 //! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
@@ -35,6 +36,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod metrics;
 pub mod notify;
 pub mod plugin;
 pub mod routing;

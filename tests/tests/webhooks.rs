@@ -194,6 +194,38 @@ async fn inbound_webhooks_are_verified_idempotent_limited_and_mapped() {
         assert_eq!(status, 202);
     }
     assert!(limited.is_some_and(|s| s >= 1), "rate limited with Retry-After");
+
+    // Every outcome is counted for Prometheus.
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", api.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, at_least) in [
+        ("bad_signature", 2),
+        ("stale", 1),
+        ("replayed", 1),
+        ("too_large", 1),
+        ("rate_limited", 1),
+        ("rejected", 1),
+        ("malformed", 1),
+    ] {
+        let line =
+            format!("switchboard_webhook_deliveries_total{{endpoint=\"monitoring-alert\",outcome=\"{outcome}\"}} ");
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{line}\n{metrics}"))
+            .parse()
+            .unwrap();
+        assert!(n >= at_least, "{outcome}: {n}");
+    }
+    assert!(metrics.contains("# TYPE switchboard_step_seconds histogram"));
+    assert!(metrics.contains("switchboard_runs_in_flight "));
 }
 
 #[tokio::test]

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{id}", get(webhooks::get))
         .route("/dead-letters", get(webhooks::dead_letters))
         .route("/dead-letters/{id}/resend", post(webhooks::resend))
+        .route("/metrics", get(metrics))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))
@@ -107,6 +108,30 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "runs_in_flight": state.engine.runs_in_flight(),
         "durability": state.engine.config().durability,
     }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let e = &state.engine;
+    let next_timer_in = match e.store().next_timer() {
+        Ok(Some(due)) => (due - e.clock_now()).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let body = e.metrics().render(&[
+        (
+            "switchboard_runs_in_flight",
+            "Runs held in memory (running or queued for a worker).",
+            e.runs_in_flight() as f64,
+        ),
+        ("switchboard_run_queue_capacity", "The run_queue setting.", e.config().run_queue as f64),
+        ("switchboard_workers", "The workers setting.", e.config().workers as f64),
+        (
+            "switchboard_next_timer_seconds",
+            "Seconds until the earliest durable timer (negative: overdue).",
+            next_timer_in,
+        ),
+    ]);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 async fn not_found() -> ApiError {

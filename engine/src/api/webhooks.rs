@@ -70,21 +70,30 @@ pub async fn receive(
         )
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let metrics = s.engine.metrics();
     if declared.is_some_and(|n: usize| n > endpoint.max_body_bytes) {
+        metrics.inbound(&id, "too_large");
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, endpoint.max_body_bytes).await.map_err(|_| too_large())?;
+    let Ok(bytes) = axum::body::to_bytes(body, endpoint.max_body_bytes).await else {
+        metrics.inbound(&id, "too_large");
+        return Err(too_large());
+    };
     let Some(signature) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        metrics.inbound(&id, "bad_signature");
         return Err(unauthorized(&id, "missing X-Switchboard-Signature header (t=<unix>,v1=<hex hmac>)"));
     };
     let Some(t) = verify(endpoint.secret.as_bytes(), signature, &bytes) else {
+        metrics.inbound(&id, "bad_signature");
         return Err(unauthorized(&id, "signature does not match the body"));
     };
     let now = s.engine.clock_now().timestamp();
     if (now - t).abs() > endpoint.tolerance_seconds {
+        metrics.inbound(&id, "stale");
         return Err(unauthorized(&id, "signature timestamp is outside the replay window"));
     }
     if let Err(wait) = s.engine.rate_limit(&endpoint) {
+        metrics.inbound(&id, "rate_limited");
         let mut resp = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -97,11 +106,13 @@ pub async fn receive(
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Ok(resp);
     }
-    let payload = super::extract::parse_object(&bytes)?;
+    let payload = super::extract::parse_object(&bytes).inspect_err(|_| metrics.inbound(&id, "malformed"))?;
     let delivery = ["idempotency-key", DELIVERY_HEADER]
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(String::from));
-    let (answer, replay) = s.engine.deliver(&endpoint, &payload, delivery).await?;
+    let (answer, replay) =
+        s.engine.deliver(&endpoint, &payload, delivery).await.inspect_err(|_| metrics.inbound(&id, "rejected"))?;
+    metrics.inbound(&id, if replay { "replayed" } else { "accepted" });
     let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if replay {
         resp.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));

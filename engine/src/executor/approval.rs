@@ -480,6 +480,7 @@ impl Engine {
                 run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
                 if run.status == RunStatus::Completed {
                     run.finished_at = Some(now);
+                    self.metrics.run(&run.workflow_id, "completed");
                 }
                 let outcome = approval::status_name(approval.status);
                 run.trace.push(TraceEntry::step(

@@ -100,6 +100,8 @@ pub struct Engine {
     endpoints: Mutex<HashMap<String, Arc<crate::webhook::Endpoint>>>,
     /// Inbound webhook rate limits.
     limiter: crate::webhook::Limiter,
+    /// Counters and histograms for `GET /metrics`.
+    metrics: crate::metrics::Metrics,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
     plugins: Arc<crate::plugin::PluginHost>,
@@ -150,6 +152,7 @@ impl Engine {
             overflow: AtomicBool::new(false),
             endpoints: Mutex::new(HashMap::new()),
             limiter: Default::default(),
+            metrics: Default::default(),
             stopping: AtomicBool::new(false),
         }))
     }
@@ -157,6 +160,11 @@ impl Engine {
     /// The plugin host.
     pub fn plugins(&self) -> &Arc<crate::plugin::PluginHost> {
         &self.plugins
+    }
+
+    /// Counters and histograms.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The store, for reads.
@@ -669,6 +677,7 @@ impl Engine {
         if let Some(reason) = refusal {
             run.id = self.store.next_run_id()?;
             run.status = RunStatus::Refused;
+            self.metrics.run(&record.id, "refused");
             run.cursor = None;
             run.finished_at = Some(now);
             run.error = Some(reason.clone());
@@ -703,6 +712,7 @@ impl Engine {
         };
         run.trace.push(TraceEntry { checks: checks.clone(), ..TraceEntry::new(now, "conditions", "matched", message) });
         evaluation.outcome = "started".into();
+        self.metrics.run(&record.id, "started");
         evaluation.run_id = Some(run.id.clone());
         evaluation.checks = checks;
         Ok((evaluation, Some(run)))

@@ -263,9 +263,16 @@ impl Engine {
                 due.into_iter().partition(|t| matches!(t.kind, TimerKind::Cron { .. }));
             if !crons.is_empty() {
                 self.fire_schedules(&crons, now).await?;
+                self.metrics.timer("schedule", crons.len() as u64);
                 fired += crons.len();
             }
             for timer in others {
+                let kind = match &timer.kind {
+                    TimerKind::SlaCheck { .. } => "sla",
+                    TimerKind::ResumeRun { .. } => "wait",
+                    _ => "approval",
+                };
+                self.metrics.timer(kind, 1);
                 match &timer.kind {
                     TimerKind::SlaCheck { ticket } => self.fire_sla(&timer, ticket, now).await?,
                     TimerKind::ResumeRun { run } => self.fire_wait(&timer, run, now).await?,
@@ -304,6 +311,8 @@ impl Engine {
         let actor = format!("sla:{}", policy.id);
         for metric in [Metric::Response, Metric::Resolution] {
             for crossed in state.clock_mut(metric).check(now, &cal, &policy.warnings) {
+                self.metrics
+                    .sla(if matches!(crossed, Crossed::Breached) { "breached" } else { "warning" }, metric.as_str());
                 let (kind, percent) = match crossed {
                     Crossed::Warning { percent } => (EventKind::SlaWarning, Some(percent)),
                     Crossed::Breached => (EventKind::SlaBreached, None),

@@ -81,6 +81,7 @@ impl Engine {
 
     /// Executes the run's next step and commits it. Returns whether more steps follow.
     async fn step(self: &Arc<Self>, mut run: Run, def: &Workflow) -> Result<bool> {
+        let timing = std::time::Instant::now();
         let now = self.now();
         let Some(step_id) = run.cursor.clone() else {
             self.finish(run, RunStatus::Completed, None).await?;
@@ -205,6 +206,7 @@ impl Engine {
             }
             Some(msg) => {
                 run.status = RunStatus::Failed;
+                self.metrics.run(&run.workflow_id, "failed");
                 run.error = Some(format!("step `{}` failed: {msg}", step.id));
                 run.cursor = None;
                 run.finished_at = Some(now);
@@ -212,6 +214,7 @@ impl Engine {
             }
             None if effect.next.is_none() => {
                 run.status = RunStatus::Completed;
+                self.metrics.run(&run.workflow_id, "completed");
                 run.cursor = None;
                 run.finished_at = Some(now);
                 run.trace.push(finished_entry(now, "completed", ""));
@@ -229,6 +232,7 @@ impl Engine {
         };
         tx.push(Write::Run(Box::new(run)));
         self.store.commit(tx).await?;
+        self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
         self.after_commit(&new_runs);
         if let Some((id, url)) = request {
             self.spawn_approval_request(id, url, false);
@@ -246,6 +250,7 @@ impl Engine {
 
     async fn finish(&self, mut run: Run, status: RunStatus, error: Option<String>) -> Result<()> {
         let now = self.now();
+        self.metrics.run(&run.workflow_id, if status == RunStatus::Completed { "completed" } else { "failed" });
         run.status = status;
         run.cursor = None;
         run.finished_at = Some(now);
@@ -287,6 +292,7 @@ impl Engine {
             "attempts": delivery.attempts, "log": delivery.log});
         effect.entry.detail = detail.clone();
         effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
+        self.metrics.outbound(if delivery.ok { "delivered" } else { "dead_lettered" });
         if delivery.ok {
             effect.entry.message = format!("delivered to {url} ({}, attempt {})", delivery.status, delivery.attempts);
             Ok(effect)
@@ -338,7 +344,11 @@ impl Engine {
         loop {
             attempts += 1;
             let ctx = crate::plugin::CallContext { ticket: ticket_json.clone() };
-            match self.plugins.call(plugin, action, input.clone(), ctx).await {
+            let timing = std::time::Instant::now();
+            let result = self.plugins.call(plugin, action, input.clone(), ctx).await;
+            let code = result.as_ref().err().map(|e| e.code.clone());
+            self.metrics.plugin_call(plugin, timing.elapsed().as_secs_f64(), code.as_deref());
+            match result {
                 Ok(out) => {
                     effect.entry.message = format!("{plugin}.{action} answered in {} µs", out.micros);
                     effect.entry.detail = json!({"plugin": plugin, "version": out.version, "action": action,

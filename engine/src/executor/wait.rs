@@ -38,6 +38,7 @@ impl Engine {
             run.updated_at = event.at;
             if run.status == RunStatus::Completed {
                 run.finished_at = Some(event.at);
+                self.metrics.run(&run.workflow_id, "completed");
             }
             tx.push(Write::CancelTimer(format!("run:{}", run.id)));
             if run.status.is_active() {
@@ -82,6 +83,7 @@ impl Engine {
         run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
         if run.status == RunStatus::Completed {
             run.finished_at = Some(now);
+            self.metrics.run(&run.workflow_id, "completed");
         }
         let resume = run.status.is_active().then(|| run.id.clone());
         tx.push(Write::Run(Box::new(run)));
