@@ -36,6 +36,19 @@ enum Command {
     Apply(ApplyArgs),
     /// Install a plugin (.wasm) into a running server or a data directory.
     Install(InstallArgs),
+    /// Why each workflow and SLA policy did or did not apply to a ticket.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The ticket id, e.g. T-1.
+    ticket: String,
+    /// Print the JSON the API returns instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +154,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
         Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
+        Command::Explain(args) => runtime().and_then(|rt| rt.block_on(explain(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -335,6 +349,73 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
         }
         (None, None) => Err(Failure::input("apply needs --server URL or --data-dir DIR")),
     }
+}
+
+async fn explain(args: ExplainArgs) -> Result<(), Failure> {
+    let report = match (args.target.server, args.target.data_dir) {
+        (Some(url), _) => {
+            let token =
+                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let resp = reqwest::Client::new()
+                .get(format!("{}/tickets/{}/explain", url.trim_end_matches('/'), args.ticket))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if !status.is_success() {
+                let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
+                return Err(Failure::input(format!("{}: {status}: {msg}", args.ticket)));
+            }
+            body
+        }
+        (None, Some(dir)) => {
+            let (store, engine) = offline_engine(dir)?;
+            let report = engine.explain(&args.ticket).map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
+            store.close()?;
+            report
+        }
+        (None, None) => return Err(Failure::input("explain needs --server URL or --data-dir DIR")),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", render_explanation(&report));
+    }
+    Ok(())
+}
+
+/// The explanation as text: one line per workflow and policy, then the events.
+fn render_explanation(r: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let empty = Vec::new();
+    let list = |v: &serde_json::Value| v.as_array().unwrap_or(&empty).clone();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let mut out = format!("ticket {}\n\nworkflows\n", text(&r["ticket"]));
+    for w in list(&r["workflows"]) {
+        let _ = writeln!(out, "  {} (revision {}): {}", text(&w["workflow"]), w["revision"], text(&w["summary"]));
+        for e in list(&w["events"]) {
+            let what = match e["outcome"].as_str() {
+                Some("started") => format!("started {}", text(&e["run"])),
+                Some(other) => format!("{other}: {}", text(&e["reason"])),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "    {} {} by {}: {what}", text(&e["event"]), text(&e["type"]), text(&e["actor"]));
+        }
+    }
+    out.push_str("\nSLA policies\n");
+    for p in list(&r["sla_policies"]) {
+        let _ = writeln!(out, "  {}: {}", text(&p["policy"]), text(&p["why"]));
+    }
+    let waiting = list(&r["waiting_runs"]);
+    if !waiting.is_empty() {
+        out.push_str("\nwaiting runs\n");
+        for w in waiting {
+            let _ = writeln!(out, "  {} ({}) at step {}", text(&w["run"]), text(&w["workflow"]), text(&w["step"]));
+        }
+    }
+    out
 }
 
 /// Installs every `*.wasm` in `dir` (the demo's plugins).

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/comments", post(tickets::comment))
         .route("/tickets/{id}/links", post(tickets::link))
         .route("/tickets/{id}/sla", get(sla::ticket))
+        .route("/tickets/{id}/explain", get(tickets::explain))
         .route("/sla", get(sla::list))
         .route("/sla/calendars", post(sla::put_calendar))
         .route("/sla/policies", post(sla::put_policy))

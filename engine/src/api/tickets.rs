@@ -100,3 +100,11 @@ pub async fn events(State(s): State<AppState>, Path(id): Path<String>) -> Result
     load(&s, &id)?;
     Ok(Json(json!({"events": s.engine.store().ticket_events(&id)?})))
 }
+
+/// `GET /tickets/{id}/explain`: why each workflow and SLA policy did or did not apply.
+pub async fn explain(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
+    Ok(axum::Json(s.engine.explain(&id)?))
+}
