@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod inbox;
+pub mod openapi;
 pub mod plugins;
 pub mod runs;
 pub mod sla;
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/schema/workflow.v1.json", get(workflow_schema))
         .route("/demo/inbox", post(inbox::receive))
         // Signed links carry their own credential (no bearer token).
         .route("/approvals/{id}/decide", get(approvals::confirm_page).post(approvals::decide_by_link))
@@ -133,6 +136,10 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         ),
     ]);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+async fn workflow_schema() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/schema+json")], crate::workflow::SCHEMA)
 }
 
 async fn not_found() -> ApiError {

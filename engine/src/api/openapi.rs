@@ -1,0 +1,166 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
+//!
+//! Built from one table ([`OPERATIONS`]) so that a test can compare it with the routes
+//! the router registers (`tests/tests/openapi.rs` reads `api/mod.rs`): a route without
+//! an entry here, or an entry without a route, fails the build's tests.
+
+use serde_json::{json, Map, Value};
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential.
+    Public,
+    /// Any bearer token.
+    Token,
+    /// An admin token.
+    Admin,
+    /// Authenticated by an HMAC signature (webhooks, approval links).
+    Signed,
+}
+
+/// One operation: method, path, summary, access, request body (schema name or `json`,
+/// `wasm`, `form`), and the success status.
+pub type Operation = (&'static str, &'static str, &'static str, Access, Option<&'static str>, u16);
+
+/// Every operation of the API.
+pub const OPERATIONS: &[Operation] = &[
+    ("get", "/health", "Liveness, runs in flight and durability mode", Access::Public, None, 200),
+    ("get", "/openapi.json", "This document", Access::Public, None, 200),
+    ("get", "/schema/workflow.v1.json", "The workflow JSON Schema (draft 7)", Access::Public, None, 200),
+    ("get", "/metrics", "Prometheus metrics (text format)", Access::Token, None, 200),
+    ("post", "/tickets", "Log a ticket", Access::Token, Some("NewTicket"), 201),
+    ("get", "/tickets", "List tickets (filters: status, group, assignee, category, priority, kind, requester, external_id; paged by after, limit)", Access::Token, None, 200),
+    ("get", "/tickets/{id}", "Read a ticket", Access::Token, None, 200),
+    ("patch", "/tickets/{id}", "Change fields, all or nothing", Access::Token, Some("json"), 200),
+    ("post", "/tickets/{id}/comments", "Add a reply or internal note", Access::Token, Some("json"), 201),
+    ("post", "/tickets/{id}/links", "Link two tickets (both sides recorded)", Access::Token, Some("json"), 201),
+    ("get", "/tickets/{id}/sla", "SLA clocks: status, business minutes used and left, breach time", Access::Token, None, 200),
+    ("get", "/tickets/{id}/explain", "Why each workflow and SLA policy applied or not", Access::Token, None, 200),
+    ("get", "/tickets/{id}/history", "Field-change history", Access::Token, None, 200),
+    ("get", "/tickets/{id}/events", "Events with each workflow's evaluation", Access::Token, None, 200),
+    ("get", "/sla", "Calendars and SLA policies", Access::Token, None, 200),
+    ("post", "/sla/calendars", "Store a business calendar", Access::Admin, Some("json"), 201),
+    ("post", "/sla/policies", "Store an SLA policy", Access::Admin, Some("json"), 201),
+    ("get", "/agents", "List agents", Access::Token, None, 200),
+    ("post", "/agents", "Create or replace an agent", Access::Admin, Some("json"), 201),
+    ("get", "/agents/{id}", "Read an agent", Access::Token, None, 200),
+    ("put", "/agents/{id}", "Replace an agent", Access::Admin, Some("json"), 200),
+    ("get", "/groups", "List groups", Access::Token, None, 200),
+    ("post", "/groups", "Create or replace a group", Access::Admin, Some("json"), 201),
+    ("get", "/groups/{id}", "Read a group", Access::Token, None, 200),
+    ("get", "/workflows", "List workflows", Access::Token, None, 200),
+    ("post", "/workflows", "Publish a workflow (validated; a change is a new revision)", Access::Admin, Some("Workflow"), 201),
+    ("post", "/workflows/validate", "Validate a workflow without publishing", Access::Token, Some("Workflow"), 200),
+    ("get", "/workflows/{id}", "Read a workflow", Access::Token, None, 200),
+    ("put", "/workflows/{id}", "Publish a workflow under this id", Access::Admin, Some("Workflow"), 200),
+    ("get", "/workflows/{id}/revisions/{revision}", "Read a past revision", Access::Token, None, 200),
+    ("post", "/workflows/{id}/enable", "Enable", Access::Admin, None, 200),
+    ("post", "/workflows/{id}/disable", "Disable", Access::Admin, None, 200),
+    ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket", Access::Token, Some("json"), 201),
+    ("get", "/runs", "List runs (ticket, workflow, status, limit)", Access::Token, None, 200),
+    ("get", "/runs/{id}", "A run with its trace", Access::Token, None, 200),
+    ("get", "/audit", "Admin changes, newest first", Access::Admin, None, 200),
+    ("get", "/approvals", "Approvals (pending_for=me: waiting for the caller)", Access::Token, None, 200),
+    ("get", "/approvals/{id}", "Read an approval", Access::Token, None, 200),
+    ("post", "/approvals/{id}/decisions", "Approve or reject as the caller", Access::Token, Some("json"), 200),
+    ("post", "/approvals/{id}/delegate", "Hand the caller's decision to someone", Access::Token, Some("json"), 200),
+    ("post", "/approvals/{id}/links", "Signed approve/reject links for the current stage", Access::Admin, None, 200),
+    ("get", "/approvals/{id}/decide", "Signed link: a confirmation page (decides nothing)", Access::Signed, None, 200),
+    ("post", "/approvals/{id}/decide", "Signed link: record the decision once", Access::Signed, Some("form"), 200),
+    ("get", "/webhooks", "Inbound webhook endpoints (secrets redacted)", Access::Admin, None, 200),
+    ("post", "/webhooks", "Create or replace an endpoint", Access::Admin, Some("json"), 201),
+    ("get", "/webhooks/{id}", "Read an endpoint (secret redacted)", Access::Admin, None, 200),
+    ("post", "/hooks/{id}", "Deliver a signed webhook", Access::Signed, Some("json"), 202),
+    ("get", "/dead-letters", "Outbound webhooks that ran out of attempts", Access::Admin, None, 200),
+    ("post", "/dead-letters/{id}/resend", "Send a dead letter again", Access::Admin, None, 200),
+    ("get", "/plugins", "Installed plugins", Access::Token, None, 200),
+    ("post", "/plugins", "Install a plugin (body: the .wasm module)", Access::Token, Some("wasm"), 201),
+    ("get", "/plugins/{id}", "Read a plugin", Access::Token, None, 200),
+    ("put", "/plugins/{id}/grants", "Connections, directories and config a plugin gets", Access::Admin, Some("json"), 200),
+    ("post", "/plugins/{id}/enable", "Enable a plugin", Access::Admin, None, 200),
+    ("post", "/plugins/{id}/disable", "Disable a plugin", Access::Admin, None, 200),
+    ("post", "/plugins/{id}/actions/{action}", "Call a plugin action directly", Access::Token, Some("json"), 200),
+    ("get", "/demo/inbox", "Demo: webhooks the demo inbox received", Access::Token, None, 200),
+    ("post", "/demo/inbox", "Demo: receive a signed webhook", Access::Signed, Some("json"), 200),
+];
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, access, body, status) in OPERATIONS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{method}{}", path.replace(['/', '{', '}', '-', '.'], "_")),
+            "parameters": params,
+            "responses": {
+                status.to_string(): {"description": "success"},
+                "400": error_response("malformed JSON"),
+                "404": error_response("not found"),
+                "422": error_response("invalid input; details.errors[] = {pointer, message}"),
+            },
+        });
+        match access {
+            Access::Public | Access::Signed => op["security"] = json!([]),
+            Access::Token => op["security"] = json!([{"bearer": []}]),
+            Access::Admin => {
+                op["security"] = json!([{"bearer": []}]);
+                op["description"] = json!("Admin token required.");
+            }
+        }
+        if *access == Access::Signed && path.starts_with("/hooks") {
+            op["parameters"].as_array_mut().map(|p| {
+                p.push(json!({"name": "X-Switchboard-Signature", "in": "header", "required": true,
+                    "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">", "schema": {"type": "string"}}));
+                p.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}}));
+            });
+            op["responses"]["401"] = error_response("signature missing, wrong or outside the replay window");
+            op["responses"]["413"] = error_response("body over the endpoint's limit");
+            op["responses"]["429"] = error_response("rate limited; see Retry-After");
+        }
+        if let Some(kind) = body {
+            let content = match *kind {
+                "wasm" => json!({"application/wasm": {"schema": {"type": "string", "format": "binary"}}}),
+                "form" => {
+                    json!({"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"comment": {"type": "string"}}}}})
+                }
+                "json" => json!({"application/json": {"schema": {"type": "object"}}}),
+                name => json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}),
+            };
+            op["requestBody"] = json!({"required": true, "content": content});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Switchboard", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Workflow automation for IT service desks. Errors are {\"error\": {\"code\", \"message\", \"details\"}}."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                    "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}},
+                "NewTicket": {"type": "object", "required": ["title", "requester"], "properties": {
+                    "title": {"type": "string", "maxLength": 500}, "requester": {"type": "string"},
+                    "kind": {"enum": ["incident", "service_request", "problem", "task"]},
+                    "description": {"type": "string"}, "impact": {"enum": ["low", "medium", "high"]},
+                    "urgency": {"enum": ["low", "medium", "high"]}, "priority": {"enum": ["P1", "P2", "P3", "P4"]},
+                    "category": {"type": "string"}, "group": {"type": "string"}, "assignee": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}}, "channel": {"type": "string"},
+                    "external_id": {"type": "string"}, "custom": {"type": "object"}, "links": {"type": "array"}}},
+                "Workflow": {"$ref": "/schema/workflow.v1.json"},
+            },
+        },
+    })
+}
