@@ -118,11 +118,13 @@ pub fn document() -> Value {
             }
         }
         if *access == Access::Signed && path.starts_with("/hooks") {
-            op["parameters"].as_array_mut().map(|p| {
+            if let Some(p) = op["parameters"].as_array_mut() {
                 p.push(json!({"name": "X-Switchboard-Signature", "in": "header", "required": true,
                     "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">", "schema": {"type": "string"}}));
-                p.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}}));
-            });
+                p.push(
+                    json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}}),
+                );
+            }
             op["responses"]["401"] = error_response("signature missing, wrong or outside the replay window");
             op["responses"]["413"] = error_response("body over the endpoint's limit");
             op["responses"]["429"] = error_response("rate limited; see Retry-After");
