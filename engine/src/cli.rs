@@ -38,6 +38,29 @@ enum Command {
     Install(InstallArgs),
     /// Why each workflow and SLA policy did or did not apply to a ticket.
     Explain(ExplainArgs),
+    /// The manager's report over a period, as CSV or JSON.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Start: RFC 3339 or YYYY-MM-DD (default: `to` minus `--period`).
+    #[arg(long)]
+    from: Option<String>,
+    /// End, exclusive (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// day, week or month (when --from is absent).
+    #[arg(long, default_value = "week")]
+    period: String,
+    /// group, agent, category or channel.
+    #[arg(long)]
+    by: Option<String>,
+    /// csv or json.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
         Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
         Command::Explain(args) => runtime().and_then(|rt| rt.block_on(explain(args))),
+        Command::Report(args) => runtime().and_then(|rt| rt.block_on(report(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -384,6 +408,52 @@ async fn explain(args: ExplainArgs) -> Result<(), Failure> {
         print!("{}", render_explanation(&report));
     }
     Ok(())
+}
+
+async fn report(args: ReportArgs) -> Result<(), Failure> {
+    let mut query = vec![("period", args.period.clone()), ("format", args.format.clone())];
+    for (k, v) in [("from", &args.from), ("to", &args.to), ("by", &args.by)] {
+        if let Some(v) = v {
+            query.push((k, v.clone()));
+        }
+    }
+    match (args.target.server, args.target.data_dir) {
+        (Some(url), _) => {
+            let token =
+                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            let resp = reqwest::Client::new()
+                .get(format!("{}/reports", url.trim_end_matches('/')))
+                .query(&query)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if !status.is_success() {
+                return Err(Failure::input(format!("report: {status}: {text}")));
+            }
+            print!("{text}");
+            Ok(())
+        }
+        (None, Some(dir)) => {
+            let q: crate::api::reports::ReportQuery = serde_json::from_value(serde_json::Value::Object(
+                query.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect(),
+            ))
+            .map_err(|e| Failure::input(format!("report: {e}")))?;
+            let (from, to) = crate::api::reports::period(&q, chrono::Utc::now())
+                .map_err(|e| Failure::input(format!("report: {}", e.message)))?;
+            let (store, engine) = offline_engine(dir)?;
+            let report = engine.report(from, to, q.by, 15.0).map_err(|e| Failure::input(format!("report: {e}")))?;
+            store.close()?;
+            match args.format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+                _ => print!("{}", crate::report::csv(&report)),
+            }
+            Ok(())
+        }
+        (None, None) => Err(Failure::input("report needs --server URL or --data-dir DIR")),
+    }
 }
 
 /// The explanation as text: one line per workflow and policy, then the events.

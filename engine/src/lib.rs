@@ -19,6 +19,7 @@
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
 //! | [`metrics`] | Prometheus counters and histograms |
+//! | [`report`] | the manager's reports: SLA %, FCR, MTTR, backlog, CSAT, deflection (pure) |
 //! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
@@ -39,6 +40,7 @@ pub mod executor;
 pub mod metrics;
 pub mod notify;
 pub mod plugin;
+pub mod report;
 pub mod routing;
 pub mod run;
 pub mod schedule;

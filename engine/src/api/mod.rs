@@ -12,6 +12,7 @@ pub mod extract;
 pub mod inbox;
 pub mod openapi;
 pub mod plugins;
+pub mod reports;
 pub mod runs;
 pub mod sla;
 pub mod team;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dead-letters", get(webhooks::dead_letters))
         .route("/dead-letters/{id}/resend", post(webhooks::resend))
         .route("/metrics", get(metrics))
+        .route("/reports", get(reports::get))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/audit", get(runs::audit))

@@ -14,6 +14,7 @@
 //! - [`wait`]: runs parked at `wait` steps, resumed by a ticket event or a timer;
 //! - [`schedule`]: cron-triggered workflows, with catch-up after downtime;
 //! - [`approval`]: `approval` steps: stages, decisions, delegation, expiry, signed links;
+//! - [`report`]: the manager's reports over a period;
 //! - [`explain`]: why each workflow and SLA policy did or did not apply to a ticket;
 //! - [`webhook`]: inbound deliveries (once per delivery id) and outbound dead letters.
 //!
@@ -25,6 +26,7 @@ mod admin;
 mod approval;
 mod explain;
 mod locks;
+mod report;
 mod schedule;
 mod sla;
 mod step;

@@ -27,7 +27,7 @@ pub(super) fn timer_key(workflow: &str) -> String {
 }
 
 /// Reads every ticket, a page at a time.
-fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+pub(super) fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
     let mut out: Vec<Ticket> = Vec::new();
     loop {
         let filter = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..Default::default() };

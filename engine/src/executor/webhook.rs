@@ -135,11 +135,23 @@ impl Engine {
                 Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
             }
             Action::UpdateTicket { create_if_missing } => {
-                let x = external.as_ref().map(value_text).ok_or_else(|| {
-                    invalid("/mapping/external_id", "the payload has no value at the external_id mapping")
-                })?;
-                let filter = TicketFilter { external_id: Some(x.clone()), limit: Some(1), ..Default::default() };
-                match self.store.tickets(&filter)?.into_iter().next() {
+                let by_id = endpoint.mapping.ticket.as_ref().map(|s| value_text(&webhook::extract(s, payload)));
+                let found = match by_id.filter(|s| !s.is_empty()) {
+                    Some(id) => Some(self.store.ticket(&id)?.ok_or(Error::NotFound { kind: "ticket", id })?),
+                    None => {
+                        let x = external.as_ref().map(value_text).ok_or_else(|| {
+                            invalid("/mapping/external_id", "the payload has no value at the external_id mapping")
+                        })?;
+                        let filter =
+                            TicketFilter { external_id: Some(x.clone()), limit: Some(1), ..Default::default() };
+                        let t = self.store.tickets(&filter)?.into_iter().next();
+                        if t.is_none() && !*create_if_missing {
+                            return Err(Error::NotFound { kind: "ticket with external_id", id: x });
+                        }
+                        t
+                    }
+                };
+                match found {
                     Some(t) => {
                         let mut patch = mapped;
                         patch.remove("requester");
@@ -161,7 +173,7 @@ impl Engine {
                             .await?;
                         Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs, "created": true}))
                     }
-                    None => Err(Error::NotFound { kind: "ticket with external_id", id: x }),
+                    None => Err(Error::NotFound { kind: "ticket", id: String::new() }),
                 }
             }
             Action::StartWorkflow { workflow } => {

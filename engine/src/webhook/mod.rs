@@ -26,7 +26,8 @@ use std::time::Instant;
 pub enum Action {
     /// Log a ticket from `mapping.fields`.
     CreateTicket,
-    /// Update the ticket whose `external_id` is `mapping.external_id` with `mapping.fields`.
+    /// Update the ticket `mapping.ticket` (a ticket id), or the one whose `external_id` is
+    /// `mapping.external_id`, with `mapping.fields`.
     UpdateTicket {
         /// Log a ticket instead when none has that external id.
         #[serde(default)]
@@ -190,8 +191,11 @@ impl Endpoint {
                     }
                 }
             }
-            Action::UpdateTicket { .. } if self.mapping.external_id.is_none() => {
-                errors.push(("/mapping/external_id".into(), "update_ticket finds the ticket by external_id".into()))
+            Action::UpdateTicket { .. } if self.mapping.external_id.is_none() && self.mapping.ticket.is_none() => {
+                errors.push((
+                    "/mapping/external_id".into(),
+                    "update_ticket finds the ticket by `external_id` (or `ticket`: a ticket id)".into(),
+                ))
             }
             Action::StartWorkflow { .. } if self.mapping.ticket.is_none() => {
                 errors.push(("/mapping/ticket".into(), "start_workflow needs the ticket (an id or external id)".into()))
