@@ -295,3 +295,26 @@ async fn summary_runs_see_the_open_backlog() {
     assert_eq!(run.status, RunStatus::Completed);
     close(store, engine).await;
 }
+
+#[tokio::test]
+async fn the_weekly_report_workflow_gets_last_weeks_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-11-08T12:00:00Z")); // Sunday
+    let (store, engine) = open(dir.path(), &clock).await;
+    let text = std::fs::read_to_string(repo().join("workflows/weekly-report.json")).unwrap();
+    let mut wf: Value = serde_json::from_str(&text).unwrap();
+    // Post nowhere: replace the notify step by a check of what it would send.
+    wf["steps"] = json!([{"id": "check", "type": "if", "then": "end",
+        "condition": {"field": "vars.report.total.volume", "op": "gte", "value": 0}}]);
+    publish(&engine, wf).await;
+    let new = NewTicket { title: "Mouse".into(), requester: "ann".into(), ..Default::default() };
+    engine.create_ticket(new, "ann").await.unwrap();
+    clock.advance(Duration::hours(18)); // Monday 06:00 UTC = 07:00 Berlin
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    idle(&engine).await;
+    let run = &runs(&store, "weekly-report")[0];
+    assert_eq!(run.vars["report"]["total"]["volume"], 1);
+    assert_eq!(run.vars["report"]["group_by"], "group");
+    assert_eq!(run.vars["schedule"]["local"], "2026-11-09T07:00:00");
+    close(store, engine).await;
+}

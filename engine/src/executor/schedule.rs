@@ -40,9 +40,13 @@ pub(super) fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
     }
 }
 
-/// Whether a workflow reads `vars.backlog` (anywhere in its definition).
+/// Whether a workflow reads `vars.<name>` (anywhere in its definition).
+fn mentions(record: &WorkflowRecord, name: &str) -> bool {
+    serde_json::to_string(&record.definition).is_ok_and(|s| s.contains(&format!("vars.{name}")))
+}
+
 fn mentions_backlog(record: &WorkflowRecord) -> bool {
-    serde_json::to_string(&record.definition).is_ok_and(|s| s.contains("vars.backlog"))
+    mentions(record, "backlog")
 }
 
 /// The JSON name of a unit enum (`P1`, `in_progress`).
@@ -218,6 +222,11 @@ impl Engine {
                 let mut seed = seed;
                 if let Some(tickets) = tickets {
                     seed.insert("backlog".into(), backlog(tickets, now));
+                }
+                // The last week's report, for workflows that post it (`vars.report`).
+                if mentions(record, "report") {
+                    let by = Some(crate::report::GroupBy::Group);
+                    seed.insert("report".into(), self.report(now - chrono::Duration::days(7), now, by, 15.0)?);
                 }
                 start(tx, &Ticket::placeholder(now), seed)?;
             }
