@@ -23,6 +23,16 @@ pub enum Role {
     Integrator,
 }
 
+/// What publishing a workflow that closes a cycle does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCycle {
+    /// Publish and report the cycle.
+    Warn,
+    /// Refuse with 422.
+    Refuse,
+}
+
 /// A bearer token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +70,9 @@ pub struct Config {
     /// How many times one workflow may appear in a causation chain before the loop
     /// guard refuses to start it again.
     pub loop_depth: usize,
+    /// At publish, a workflow that closes a cycle (it writes what another watches, and so
+    /// on back to it): `warn` (publish, and say so) or `refuse` (422).
+    pub on_cycle: OnCycle,
     /// Longest causation chain of any workflows (stops A -> B -> C -> A cycles too).
     pub max_chain: usize,
     /// Most steps one run may execute (guards against jump loops).
@@ -98,6 +111,7 @@ impl Default for Config {
             workers: 8,
             run_queue: 4096,
             loop_depth: 3,
+            on_cycle: OnCycle::Warn,
             max_chain: 10,
             max_steps_per_run: 1000,
             notify_timeout_ms: 5000,

@@ -32,9 +32,78 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     who.admin()?;
     let def = validated(&body)?;
+    let warnings = cycle_warnings(&s, &def)?;
     let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
     let status = if record.revision == 1 && changed { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({"workflow": record, "changed": changed}))))
+    Ok((status, Json(json!({"workflow": record, "changed": changed, "warnings": warnings}))))
+}
+
+/// Cycles the definition closes, as messages (publishing refuses them instead when
+/// `on_cycle = "refuse"`).
+fn cycle_warnings(s: &AppState, def: &Workflow) -> Result<Vec<String>, ApiError> {
+    Ok(s.engine
+        .cycles(def)?
+        .into_iter()
+        .map(|c| {
+            format!(
+                "cycle: {} (each writes what the next one's trigger watches; the loop guard will stop it at run time)",
+                c.join(" -> ")
+            )
+        })
+        .collect())
+}
+
+/// `GET /workflows/{id}/revisions`: the revision numbers kept.
+pub async fn revisions(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let revisions = s.engine.store().workflow_revisions(&id)?;
+    if revisions.is_empty() {
+        return Err(ApiError::not_found("workflow", &id));
+    }
+    Ok(Json(json!({"workflow": id, "revisions": revisions})))
+}
+
+/// Query of `GET /workflows/{id}/diff`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    /// The older revision.
+    pub from: u32,
+    /// The newer revision (default: the current one).
+    pub to: Option<u32>,
+}
+
+/// `GET /workflows/{id}/diff?from=1&to=3`: differences by JSON pointer.
+pub async fn diff(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    super::extract::QueryArgs(q): super::extract::QueryArgs<DiffQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let to = match q.to {
+        Some(t) => t,
+        None => s.engine.store().workflow(&id)?.ok_or_else(|| ApiError::not_found("workflow", &id))?.revision,
+    };
+    Ok(Json(json!({"workflow": id, "from": q.from, "to": to, "changes": s.engine.diff(&id, q.from, to)?})))
+}
+
+/// Body of `POST /workflows/{id}/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// The revision to publish again.
+    pub revision: u32,
+}
+
+/// `POST /workflows/{id}/rollback` (admin): publishes an old revision as a new one;
+/// runs already started stay on the revision they started with.
+pub async fn rollback(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RollbackBody>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let (record, changed) = s.engine.rollback(&id, body.revision, &who.name).await?;
+    Ok(Json(json!({"workflow": record, "changed": changed})))
 }
 
 /// `PUT /workflows/{id}` (admin): like POST, but the body's id must match the URL.
@@ -49,8 +118,9 @@ pub async fn replace(
     if def.id != id {
         return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
     }
+    let warnings = cycle_warnings(&s, &def)?;
     let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
-    Ok(Json(json!({"workflow": record, "changed": changed})))
+    Ok(Json(json!({"workflow": record, "changed": changed, "warnings": warnings})))
 }
 
 /// `POST /workflows/validate`: `{valid, errors}` without storing anything.

@@ -13,6 +13,15 @@ impl Engine {
     pub async fn put_workflow(&self, mut def: Workflow, actor: &str) -> Result<(WorkflowRecord, bool)> {
         def.schema = None;
         let now = self.now();
+        if self.config.on_cycle == crate::config::OnCycle::Refuse {
+            let cycles = self.cycles(&def)?;
+            if let Some(c) = cycles.first() {
+                return Err(invalid(
+                    "/triggers",
+                    format!("publishing would close a cycle: {} (config on_cycle = \"refuse\")", c.join(" -> ")),
+                ));
+            }
+        }
         let current = self.store.workflow(&def.id)?;
         if let Some(cur) = &current {
             if cur.definition == def {
@@ -45,6 +54,47 @@ impl Engine {
         self.forget_workflows();
         self.wake_timers();
         Ok((record, true))
+    }
+
+    /// The cycles `def` would close among the current workflows (see
+    /// [`crate::workflow::analysis::cycles`]).
+    pub fn cycles(&self, def: &Workflow) -> Result<Vec<Vec<String>>> {
+        let current = self.current_workflows()?;
+        let mut all: Vec<&Workflow> =
+            current.iter().filter(|r| r.id != def.id && r.enabled).map(|r| &r.definition).collect();
+        all.push(def);
+        Ok(crate::workflow::analysis::cycles(&all, &def.id))
+    }
+
+    /// Publishes revision `revision` of a workflow again, as a new revision.
+    pub async fn rollback(&self, id: &str, revision: u32, actor: &str) -> Result<(WorkflowRecord, bool)> {
+        let def = self
+            .store
+            .workflow_revision(id, revision)?
+            .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{revision}") })?;
+        let (record, changed) = self.put_workflow(def, actor).await?;
+        let mut tx = Tx::new();
+        tx.push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "workflow.rollback".into(),
+            target: id.into(),
+            detail: json!({"to_revision": revision, "new_revision": record.revision}),
+        }));
+        self.store.commit(tx).await?;
+        Ok((record, changed))
+    }
+
+    /// The semantic differences between two revisions (JSON pointers).
+    pub fn diff(&self, id: &str, from: u32, to: u32) -> Result<Vec<crate::workflow::analysis::Change>> {
+        let get = |rev: u32| -> Result<Value> {
+            let def = self
+                .store
+                .workflow_revision(id, rev)?
+                .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{rev}") })?;
+            Ok(serde_json::to_value(def).unwrap_or(Value::Null))
+        };
+        Ok(crate::workflow::analysis::diff(&get(from)?, &get(to)?))
     }
 
     /// Enables or disables a workflow without a new revision.

@@ -263,6 +263,8 @@ pub trait WorkflowStore: Send + Sync {
     fn workflows(&self) -> Result<Vec<WorkflowRecord>>;
     /// A past or current revision's definition.
     fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>>;
+    /// The revision numbers kept for a workflow, oldest first.
+    fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>>;
 }
 
 /// Runs.

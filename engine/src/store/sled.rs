@@ -346,6 +346,18 @@ impl WorkflowStore for SledStore {
         k.extend_from_slice(&revision.to_be_bytes());
         self.get(&k)
     }
+
+    fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
+        let prefix = format!("wv/{id}/").into_bytes();
+        let mut out = Vec::new();
+        for k in self.db.scan_prefix(&prefix).keys() {
+            let k = k.map_err(backend)?;
+            if let Ok(bytes) = <[u8; 4]>::try_from(&k[prefix.len()..]) {
+                out.push(u32::from_be_bytes(bytes));
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl RunStore for SledStore {

@@ -7,6 +7,7 @@
 //!
 //! The language is pure: nothing here touches storage or clocks.
 
+pub mod analysis;
 pub mod condition;
 pub mod template;
 pub mod validate;

@@ -1,0 +1,100 @@
+//! Workflow versions: a waiting run stays on the revision it started with across a
+//! publish; diffs by path; rollback; cycles found at publish (warned over HTTP, refused
+//! when configured).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use chrono::Duration;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use switchboard::clock::FakeClock;
+use switchboard::config::{Config, OnCycle};
+use switchboard::executor::{Engine, Error};
+use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore, TicketStore};
+use switchboard::ticket::NewTicket;
+use switchboard_tests::{write_config, Api, Server, ADMIN};
+
+fn def(v: &Value) -> switchboard::workflow::Workflow {
+    switchboard::workflow::validate_value(v).unwrap()
+}
+
+fn greeter(body: &str) -> Value {
+    json!({"id": "greet", "name": "greet", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "pause", "type": "wait", "minutes": 60}, {"id": "say", "type": "comment", "body": body}]})
+}
+
+#[tokio::test]
+async fn a_waiting_run_keeps_its_revision_and_rollback_publishes_an_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T08:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+    engine.put_workflow(def(&greeter("hello from revision 1")), "t").await.unwrap();
+    let new = NewTicket { title: "A".into(), requester: "ann".into(), ..Default::default() };
+    let t = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let (record, _) = engine.put_workflow(def(&greeter("hello from revision 2")), "t").await.unwrap();
+    assert_eq!(record.revision, 2);
+    clock.advance(Duration::minutes(60));
+    engine.fire_due_timers().await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.ticket(&t).unwrap().unwrap().comments[0].body, "hello from revision 1", "pinned to its revision");
+
+    let changes = engine.diff("greet", 1, 2).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].path.as_str(), changes[0].op), ("/steps/1/body", "changed"));
+    let (rolled, changed) = engine.rollback("greet", 1, "t").await.unwrap();
+    assert!(changed);
+    assert_eq!(rolled.revision, 3);
+    assert!(engine.diff("greet", 1, 3).unwrap().is_empty(), "revision 3 is revision 1 again");
+    assert!(matches!(engine.rollback("greet", 9, "t").await, Err(Error::NotFound { .. })));
+    let runs = store.runs(&RunFilter { workflow: Some("greet".into()), ..Default::default() }).unwrap();
+    assert_eq!(runs[0].workflow_revision, 1);
+}
+
+#[tokio::test]
+async fn cycles_are_refused_at_publish_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T08:00:00Z".parse().unwrap());
+    let config = Config { on_cycle: OnCycle::Refuse, ..Config::default() };
+    let engine = Engine::new(store, Arc::new(clock), Arc::new(config)).unwrap();
+    let a = json!({"id": "a", "name": "a", "triggers": [{"on": "ticket.updated", "changed": [{"field": "category"}]}],
+        "steps": [{"id": "s", "type": "set", "fields": {"custom.flag": true}}]});
+    let b = json!({"id": "b", "name": "b", "triggers": [{"on": "ticket.updated", "changed": [{"field": "custom.flag"}]}],
+        "steps": [{"id": "s", "type": "set", "fields": {"category": "network"}}]});
+    engine.put_workflow(def(&a), "t").await.unwrap();
+    match engine.put_workflow(def(&b), "t").await {
+        Err(Error::Invalid(errors)) => {
+            assert_eq!(errors[0].0, "/triggers");
+            assert!(errors[0].1.contains("b -> a -> b"), "{}", errors[0].1);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn over_http_publish_warns_about_cycles_and_diff_lists_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let api = Api::new(&server.url, ADMIN);
+    let selfish = json!({"id": "tagger", "name": "t", "triggers": [{"on": "ticket.updated"}],
+        "steps": [{"id": "s", "type": "set", "fields": {"tags": ["seen"]}}]});
+    let out = api.post("/workflows", &selfish).await.unwrap();
+    assert!(out["warnings"][0].as_str().unwrap().starts_with("cycle: tagger -> tagger"), "{out}");
+    let mut v2 = selfish.clone();
+    v2["steps"][0]["fields"]["tags"] = json!(["seen", "twice"]);
+    api.post("/workflows", &v2).await.unwrap();
+    let diff = api.get("/workflows/tagger/diff?from=1").await.unwrap();
+    assert_eq!(diff["to"], 2);
+    assert_eq!(diff["changes"][0]["path"], "/steps/0/fields/tags/1");
+    assert_eq!(diff["changes"][0]["op"], "added");
+    assert_eq!(api.get("/workflows/tagger/revisions").await.unwrap()["revisions"], json!([1, 2]));
+    let rolled = api.post("/workflows/tagger/rollback", &json!({"revision": 1})).await.unwrap();
+    assert_eq!(rolled["workflow"]["revision"], 3);
+}
