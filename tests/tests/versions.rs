@@ -98,3 +98,44 @@ async fn over_http_publish_warns_about_cycles_and_diff_lists_changes() {
     let rolled = api.post("/workflows/tagger/rollback", &json!({"revision": 1})).await.unwrap();
     assert_eq!(rolled["workflow"]["revision"], 3);
 }
+
+#[tokio::test]
+async fn a_failed_run_is_retried_from_its_failed_step_after_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T08:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    let group =
+        switchboard::team::Group { id: "desk".into(), name: "Desk".into(), description: String::new(), manager: None };
+    engine.put_group(group, "t").await.unwrap();
+    let broken = json!({"id": "triage", "name": "t", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "note", "type": "comment", "body": "triaging"},
+                  {"id": "assign", "type": "assign", "group": "dsek"},
+                  {"id": "done", "type": "comment", "body": "assigned"}]});
+    engine.put_workflow(def(&broken), "t").await.unwrap();
+    let new = NewTicket { title: "A".into(), requester: "ann".into(), ..Default::default() };
+    let t = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let failed = store.runs(&RunFilter { workflow: Some("triage".into()), ..Default::default() }).unwrap().remove(0);
+    assert_eq!(failed.status, switchboard::run::RunStatus::Failed, "{:?}", failed.trace);
+    let mut fixed = broken.clone();
+    fixed["steps"][1]["group"] = json!("desk");
+    engine.put_workflow(def(&fixed), "t").await.unwrap();
+    let retry = engine.retry_run(&failed.id, "admin").await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let retry = store.run(&retry.id).unwrap().unwrap();
+    assert_eq!(retry.status, switchboard::run::RunStatus::Completed, "{:?}", retry.trace);
+    assert_eq!(retry.workflow_revision, 2);
+    assert_eq!(retry.trace[0].detail["retry_of"], failed.id.as_str());
+    let ticket = store.ticket(&t).unwrap().unwrap();
+    assert_eq!(ticket.group.as_deref(), Some("desk"));
+    let notes: Vec<&str> = ticket.comments.iter().map(|c| c.body.as_str()).collect();
+    assert_eq!(notes, ["triaging", "assigned"], "the step before the failure is not repeated");
+    let old = store.run(&failed.id).unwrap().unwrap();
+    assert_eq!(old.trace.last().unwrap().detail["retried_as"], retry.id.as_str());
+    assert!(matches!(engine.retry_run(&retry.id, "admin").await, Err(Error::Conflict(_))), "only failed runs");
+}

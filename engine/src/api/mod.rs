@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", get(reports::get))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/retry", post(runs::retry))
         .route("/audit", get(runs::audit))
         .route("/demo/inbox", get(inbox::list))
         .route(

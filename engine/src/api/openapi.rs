@@ -64,6 +64,7 @@ pub const OPERATIONS: &[Operation] = &[
     ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket", Access::Token, Some("json"), 201),
     ("get", "/runs", "List runs (ticket, workflow, status, limit)", Access::Token, None, 200),
     ("get", "/runs/{id}", "A run with its trace", Access::Token, None, 200),
+    ("post", "/runs/{id}/retry", "Start a failed run again from its failed step on the current revision", Access::Admin, None, 201),
     ("get", "/audit", "Admin changes, newest first", Access::Admin, None, 200),
     ("get", "/approvals", "Approvals (pending_for=me: waiting for the caller)", Access::Token, None, 200),
     ("get", "/approvals/{id}", "Read an approval", Access::Token, None, 200),

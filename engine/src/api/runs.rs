@@ -38,3 +38,14 @@ pub async fn audit(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(json!({"audit": s.engine.store().audit(limit)?})))
 }
+
+/// `POST /runs/{id}/retry` (admin): start a failed run again from its failed step on the
+/// workflow's current revision.
+pub async fn retry(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<Run>), ApiError> {
+    who.admin()?;
+    Ok((axum::http::StatusCode::CREATED, Json(s.engine.retry_run(&id, &who.name).await?)))
+}

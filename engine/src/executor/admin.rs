@@ -159,3 +159,78 @@ impl Engine {
         Ok(group)
     }
 }
+
+impl Engine {
+    /// Starts a failed run again from the step that failed, on the workflow's current
+    /// revision (after a fix), with the failed run's variables. Both traces link the
+    /// other.
+    pub async fn retry_run(self: &std::sync::Arc<Self>, id: &str, actor: &str) -> Result<crate::run::Run> {
+        use crate::run::{RunStatus, TraceEntry};
+        let _guard;
+        let mut old = self.store.run(id)?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
+        if !old.ticket_id.is_empty() {
+            _guard = self.locks.lock(&old.ticket_id).await;
+            old = self.store.run(id)?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
+        }
+        if old.status != RunStatus::Failed {
+            return Err(Error::Conflict(format!("run {id} is {:?}, not failed", old.status).to_lowercase()));
+        }
+        let step = old
+            .trace
+            .iter()
+            .rev()
+            .find(|e| e.outcome == "failed" && e.step.is_some())
+            .and_then(|e| e.step.clone())
+            .ok_or_else(|| Error::Conflict(format!("run {id} did not fail at a step")))?;
+        let record = self
+            .store
+            .workflow(&old.workflow_id)?
+            .ok_or_else(|| Error::NotFound { kind: "workflow", id: old.workflow_id.clone() })?;
+        if record.definition.step_index(&step).is_none() {
+            return Err(Error::Conflict(format!(
+                "step `{step}` no longer exists in revision {} of `{}`",
+                record.revision, record.id
+            )));
+        }
+        let now = self.now();
+        let new_id = self.store.next_run_id()?;
+        let mut run = old.clone();
+        run.id = new_id.clone();
+        run.workflow_revision = record.revision;
+        run.status = RunStatus::Pending;
+        run.cursor = Some(step.clone());
+        run.error = None;
+        run.finished_at = None;
+        run.waiting = None;
+        run.created_at = now;
+        run.updated_at = now;
+        run.steps_done = 0;
+        run.trace = vec![TraceEntry {
+            detail: json!({"retry_of": id, "from_revision": old.workflow_revision}),
+            ..TraceEntry::new(
+                now,
+                "retry",
+                "started",
+                format!("retry of {id} from step `{step}` on revision {} by {actor}", record.revision),
+            )
+        }];
+        old.trace.push(TraceEntry {
+            detail: json!({"retried_as": new_id}),
+            ..TraceEntry::new(now, "retry", "retried", format!("retried as {new_id} by {actor}"))
+        });
+        let mut tx = Tx::new();
+        tx.push(Write::Run(Box::new(old))).push(Write::Run(Box::new(run.clone()))).push(Write::Audit(
+            crate::run::AuditEntry {
+                at: now,
+                actor: actor.into(),
+                action: "run.retry".into(),
+                target: id.into(),
+                detail: json!({"new_run": new_id, "step": step}),
+            },
+        ));
+        self.store.commit(tx).await?;
+        self.metrics.run(&run.workflow_id, "started");
+        self.after_commit(std::slice::from_ref(&new_id));
+        Ok(run)
+    }
+}
