@@ -139,3 +139,85 @@ async fn a_failed_run_is_retried_from_its_failed_step_after_a_fix() {
     assert_eq!(old.trace.last().unwrap().detail["retried_as"], retry.id.as_str());
     assert!(matches!(engine.retry_run(&retry.id, "admin").await, Err(Error::Conflict(_))), "only failed runs");
 }
+
+#[tokio::test]
+async fn dry_run_reports_what_a_draft_would_do_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let api = Api::new(&server.url, ADMIN);
+    api.post("/groups", &json!({"id": "network", "name": "Network"})).await.unwrap();
+    let t = api
+        .post("/tickets", &json!({"title": "Switch down", "requester": "ann", "category": "network"}))
+        .await
+        .unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let draft = json!({"id": "draft", "name": "draft", "triggers": [{"on": "ticket.created"}],
+    "conditions": {"field": "ticket.category", "op": "eq", "value": "network"},
+    "steps": [
+        {"id": "kb", "type": "plugin", "plugin": "kb-suggest", "action": "suggest", "input": {"title": "{{ticket.title}}"}},
+        {"id": "tag", "type": "set", "fields": {"tags": ["network"], "group": "network"}},
+        {"id": "tell", "type": "notify", "url": hook, "payload": {"article": "{{vars.kb.title}}"}},
+        {"id": "big", "type": "if", "condition": {"field": "vars.kb.score", "op": "gt", "value": 0.5}, "then": "child", "else": "note"},
+        {"id": "note", "type": "comment", "body": "low score", "next": "end"},
+        {"id": "child", "type": "create_child", "ticket": {"title": "Check {{ticket.title}}", "kind": "task"}},
+        {"id": "hold", "type": "wait", "minutes": 60}
+    ]});
+    let before = (
+        api.get("/tickets").await.unwrap(),
+        api.get("/runs").await.unwrap(),
+        api.get(&format!("/tickets/{id}/history")).await.unwrap(),
+    );
+    let out = api
+        .post(
+            "/workflows/dry-run",
+            &json!({"workflow": draft, "ticket": id,
+            "plugin_outputs": {"kb": {"title": "Switch runbook", "score": 0.9}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["matched"], true);
+    assert_eq!(out["status"], "waiting", "stops at the wait");
+    let fields: Vec<&str> = out["changes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["group", "tags"]);
+    assert_eq!(out["notifications"][0]["body"]["article"], "Switch runbook");
+    assert_eq!(out["plugin_calls"][0]["output_from"], "given");
+    assert_eq!(out["children"][0]["title"], "Check Switch down");
+    let after = (
+        api.get("/tickets").await.unwrap(),
+        api.get("/runs").await.unwrap(),
+        api.get(&format!("/tickets/{id}/history")).await.unwrap(),
+    );
+    assert_eq!(before, after, "tickets, runs and history unchanged");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "no webhook sent");
+
+    let other = api
+        .post(
+            "/workflows/dry-run",
+            &json!({"workflow": draft, "ticket": {"title": "Printer", "requester": "bob", "category": "hardware"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other["matched"], false);
+    assert!(other["reason"].as_str().unwrap().contains("saw \"hardware\""), "{other}");
+    let (status, bad) =
+        api.call("POST", "/workflows/dry-run", Some(&json!({"workflow": {"id": "x"}, "ticket": id}))).await.unwrap();
+    assert_eq!(status, 422);
+    assert!(bad["error"]["details"]["errors"][0]["pointer"].as_str().unwrap().starts_with("/workflow/"));
+}

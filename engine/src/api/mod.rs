@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/groups/{id}", get(team::get_group))
         .route("/workflows", get(workflows::list).post(workflows::create))
         .route("/workflows/validate", post(workflows::validate))
+        .route("/workflows/dry-run", post(workflows::dry_run))
         .route("/workflows/{id}", get(workflows::get).put(workflows::replace))
         .route("/workflows/{id}/revisions", get(workflows::revisions))
         .route("/workflows/{id}/revisions/{revision}", get(workflows::revision))

@@ -191,3 +191,55 @@ pub async fn start(
     let out = s.engine.start_manual(&id, &body.ticket, body.input, &who.name).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"event": out.event, "runs": out.runs}))))
 }
+
+/// Body of `POST /workflows/dry-run`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// A definition (e.g. a draft), validated like a publish.
+    #[serde(default)]
+    pub workflow: Option<Value>,
+    /// Or the id of a published workflow.
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    /// A ticket id, or a ticket given inline (the fields of `POST /tickets`).
+    pub ticket: Value,
+    /// The event to simulate (default `ticket.created`).
+    #[serde(default)]
+    pub event: Option<crate::run::EventKind>,
+    /// Plugin outputs by step id (default: the last recorded output of that step).
+    #[serde(default)]
+    pub plugin_outputs: serde_json::Map<String, Value>,
+}
+
+/// `POST /workflows/dry-run` (admin, integrator): what a definition would do to a
+/// ticket, with no side effects (nothing stored, no plugin or webhook called).
+pub async fn dry_run(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody<DryRunBody>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Admin, Role::Integrator])?;
+    let def = match (&body.workflow, &body.workflow_id) {
+        (Some(v), None) => validate_value(v).map_err(|errs| {
+            ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
+        })?,
+        (None, Some(id)) => {
+            s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition
+        }
+        _ => return Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
+    };
+    let ticket = match &body.ticket {
+        Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
+        Value::Object(_) => {
+            let new: crate::ticket::NewTicket = serde_path_to_error::deserialize(body.ticket.clone()).map_err(|e| {
+                ApiError::invalid(&format!("/ticket{}", super::extract::pointer(e.path())), e.inner().to_string())
+            })?;
+            new.check().map_err(|(p, m)| ApiError::invalid(&format!("/ticket{p}"), m))?;
+            new.into_ticket("T-dry-run".into(), &s.engine.config().priority_matrix, s.engine.clock_now())
+        }
+        _ => return Err(ApiError::invalid("/ticket", "a ticket id or a ticket object")),
+    };
+    let event = body.event.unwrap_or(crate::run::EventKind::Created);
+    Ok(Json(s.engine.dry_run(&def, ticket, event, &body.plugin_outputs)?))
+}

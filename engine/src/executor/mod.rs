@@ -15,6 +15,7 @@
 //! - [`schedule`]: cron-triggered workflows, with catch-up after downtime;
 //! - [`approval`]: `approval` steps: stages, decisions, delegation, expiry, signed links;
 //! - [`report`]: the manager's reports over a period;
+//! - [`dryrun`]: a definition run against a ticket in memory, with no side effects;
 //! - [`explain`]: why each workflow and SLA policy did or did not apply to a ticket;
 //! - [`webhook`]: inbound deliveries (once per delivery id) and outbound dead letters.
 //!
@@ -24,6 +25,7 @@
 
 mod admin;
 mod approval;
+mod dryrun;
 mod explain;
 mod locks;
 mod report;

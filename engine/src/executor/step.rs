@@ -14,17 +14,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What one step did, before it is committed.
-struct Effect {
-    ticket: Option<Ticket>,
-    comment: Option<Comment>,
-    children: Vec<Ticket>,
-    next: Option<String>,
-    entry: TraceEntry,
-    output: Option<Value>,
-    failed: Option<String>,
-    writes: Vec<Write>,
+pub(super) struct Effect {
+    pub(super) ticket: Option<Ticket>,
+    pub(super) comment: Option<Comment>,
+    pub(super) children: Vec<Ticket>,
+    pub(super) next: Option<String>,
+    pub(super) entry: TraceEntry,
+    pub(super) output: Option<Value>,
+    pub(super) failed: Option<String>,
+    pub(super) writes: Vec<Write>,
     /// Set by a `wait` step: park the run.
-    wait: Option<crate::run::Waiting>,
+    pub(super) wait: Option<crate::run::Waiting>,
 }
 
 impl Effect {
@@ -372,7 +372,7 @@ impl Engine {
     }
 
     /// Computes a step's effect on the ticket (no I/O but store reads).
-    fn execute(&self, run: &Run, def: &Workflow, index: usize, ticket: &Ticket) -> Result<Effect> {
+    pub(super) fn execute(&self, run: &Run, def: &Workflow, index: usize, ticket: &Ticket) -> Result<Effect> {
         let step = &def.steps[index];
         let now = self.now();
         let matrix = &self.config.priority_matrix;

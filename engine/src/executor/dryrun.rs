@@ -1,0 +1,202 @@
+//! Dry runs: a definition (a draft, or a published workflow) run against a ticket in
+//! memory. Nothing is written: ticket changes are computed, plugin calls are answered
+//! from recorded outputs, notifications are rendered but not sent, and the run stops at
+//! the first `wait` or `approval` (reporting what it would wait for).
+
+use super::{describe_failure, event_scope, Engine, Result};
+use crate::run::{Event, EventKind, Run, RunStatus, TraceEntry};
+use crate::store::RunFilter;
+use crate::ticket::{fields, Ticket};
+use crate::workflow::template::render_value;
+use crate::workflow::{Action, Workflow};
+use serde_json::{json, Map, Value};
+
+impl Engine {
+    /// The most recent output a real run of `workflow` recorded for `step`.
+    fn recorded_output(&self, workflow: &str, step: &str) -> Result<Option<Value>> {
+        let runs =
+            self.store.runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(200), ..Default::default() })?;
+        Ok(runs.into_iter().find_map(|r| r.vars.get(step).cloned()))
+    }
+
+    /// Runs `def` against `ticket` as if `event_type` had happened, with no side effects.
+    /// `outputs` answers plugin steps by step id (else the last recorded output, else `{}`).
+    pub fn dry_run(
+        &self,
+        def: &Workflow,
+        ticket: Ticket,
+        event_type: EventKind,
+        outputs: &Map<String, Value>,
+    ) -> Result<Value> {
+        let now = self.now();
+        let event = Event {
+            id: "dry-run".into(),
+            ticket_id: ticket.id.clone(),
+            kind: event_type,
+            changes: Vec::new(),
+            comment: None,
+            actor: "dry-run".into(),
+            causation: Vec::new(),
+            at: now,
+            sla: None,
+            evaluations: Vec::new(),
+        };
+        let triggered = super::triggered(def, &event);
+        let vars = Map::new();
+        let mut checks = Vec::new();
+        let matched = match &def.conditions {
+            Some(c) => c.evaluate(&event_scope(&ticket, &event, &vars), "/conditions", &mut checks),
+            None => true,
+        };
+        if !triggered || !matched {
+            let reason = if triggered {
+                checks.iter().find(|c| !c.result).map(describe_failure).unwrap_or_default()
+            } else {
+                format!("no trigger of the workflow fires on {}", event_type.as_str())
+            };
+            return Ok(json!({"matched": false, "reason": reason, "checks": checks}));
+        }
+        let original = ticket.clone();
+        let mut ticket = ticket;
+        let mut run = Run {
+            id: "dry-run".into(),
+            workflow_id: def.id.clone(),
+            workflow_revision: 0,
+            ticket_id: ticket.id.clone(),
+            event_id: event.id.clone(),
+            event_type: event_type.as_str().into(),
+            actor: event.actor.clone(),
+            changes: Vec::new(),
+            status: RunStatus::Running,
+            waiting: None,
+            cursor: def.steps.first().map(|s| s.id.clone()),
+            vars: Map::new(),
+            trace: Vec::new(),
+            causation: Vec::new(),
+            steps_done: 0,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            error: None,
+        };
+        let (mut comments, mut children, mut notifications, mut plugin_calls) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut status = "completed";
+        let mut steps = 0;
+        while let Some(id) = run.cursor.clone() {
+            steps += 1;
+            if steps > self.config.max_steps_per_run.min(1000) {
+                status = "failed";
+                run.trace.push(TraceEntry::new(now, "finished", "failed", "step limit reached"));
+                break;
+            }
+            let Some(index) = def.step_index(&id) else {
+                status = "failed";
+                run.trace.push(TraceEntry::new(now, "finished", "failed", format!("step `{id}` does not exist")));
+                break;
+            };
+            let step = &def.steps[index];
+            let scope = crate::workflow::condition::Scope {
+                ticket: &ticket,
+                changes: &run.changes,
+                vars: &run.vars,
+                event: &run.event_type,
+                actor: &run.actor,
+                now,
+            };
+            match &step.action {
+                Action::Notify { url, payload, .. } => {
+                    let body = match payload {
+                        Some(p) => render_value(p, &scope, &run.id, &run.workflow_id),
+                        None => json!({"ticket": ticket.id}),
+                    };
+                    notifications.push(json!({"step": step.id, "url": url, "body": body}));
+                    run.trace.push(TraceEntry::step(
+                        now,
+                        &step.id,
+                        "notify",
+                        "not_sent",
+                        format!("would POST to {url}"),
+                    ));
+                    run.vars.insert(step.id.clone(), json!({"status": 0, "dry_run": true}));
+                    run.cursor = def.following(index);
+                }
+                Action::Plugin { plugin, action, input, .. } => {
+                    let input = render_value(input, &scope, &run.id, &run.workflow_id);
+                    let (output, source) = match outputs.get(&step.id) {
+                        Some(v) => (v.clone(), "given"),
+                        None => match self.recorded_output(&def.id, &step.id)? {
+                            Some(v) => (v, "recorded"),
+                            None => (json!({}), "none recorded: {}"),
+                        },
+                    };
+                    plugin_calls.push(json!({"step": step.id, "plugin": plugin, "action": action, "input": input, "output": output, "output_from": source}));
+                    run.trace.push(TraceEntry::step(
+                        now,
+                        &step.id,
+                        "plugin",
+                        "stubbed",
+                        format!("{plugin}.{action} not called; output {source}"),
+                    ));
+                    run.vars.insert(step.id.clone(), output);
+                    run.cursor = def.following(index);
+                }
+                Action::Wait { .. } | Action::Approval { .. } => {
+                    status = "waiting";
+                    let what = if matches!(step.action, Action::Wait { .. }) { "wait" } else { "approval" };
+                    run.trace.push(TraceEntry::step(
+                        now,
+                        &step.id,
+                        what,
+                        "waiting",
+                        format!("the run would {what} here; the dry run stops"),
+                    ));
+                    break;
+                }
+                _ => {
+                    let effect = self.execute(&run, def, index, &ticket)?;
+                    let entry = effect.entry.clone();
+                    run.trace.push(entry);
+                    if let Some(msg) = &effect.failed {
+                        status = "failed";
+                        run.error = Some(format!("step `{}` failed: {msg}", step.id));
+                        break;
+                    }
+                    if let Some(c) = &effect.comment {
+                        comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));
+                    }
+                    for child in &effect.children {
+                        children.push(
+                            json!({"step": step.id, "title": child.title, "kind": child.kind, "group": child.group}),
+                        );
+                    }
+                    if let Some(after) = effect.ticket {
+                        ticket = after;
+                    }
+                    if let Some(out) = effect.output {
+                        run.vars.insert(step.id.clone(), out);
+                    }
+                    run.cursor = match effect.next {
+                        Some(n) if n == crate::workflow::END => None,
+                        Some(n) => Some(n),
+                        None if matches!(step.action, Action::If { .. }) => None,
+                        None => def.following(index),
+                    };
+                }
+            }
+        }
+        Ok(json!({
+            "matched": true,
+            "checks": checks,
+            "status": status,
+            "error": run.error,
+            "trace": run.trace,
+            "changes": fields::diff(&original, &ticket),
+            "comments": comments,
+            "children": children,
+            "notifications": notifications,
+            "plugin_calls": plugin_calls,
+            "vars": run.vars,
+        }))
+    }
+}
