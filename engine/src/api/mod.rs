@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows", get(workflows::list).post(workflows::create))
         .route("/workflows/validate", post(workflows::validate))
         .route("/workflows/dry-run", post(workflows::dry_run))
+        .route("/workflows/replay", post(workflows::replay))
         .route("/workflows/{id}", get(workflows::get).put(workflows::replace))
         .route("/workflows/{id}/revisions", get(workflows::revisions))
         .route("/workflows/{id}/revisions/{revision}", get(workflows::revision))

@@ -54,6 +54,7 @@ pub const OPERATIONS: &[Operation] = &[
     ("post", "/workflows", "Publish a workflow (validated; a change is a new revision)", Access::Admin, Some("Workflow"), 201),
     ("post", "/workflows/validate", "Validate a workflow without publishing", Access::Token, Some("Workflow"), 200),
     ("post", "/workflows/dry-run", "What a definition would do to a ticket, with no side effects", Access::Token, Some("json"), 200),
+    ("post", "/workflows/replay", "A definition run dry against the last N days' tickets, beside what happened", Access::Token, Some("json"), 200),
     ("get", "/workflows/{id}", "Read a workflow", Access::Token, None, 200),
     ("put", "/workflows/{id}", "Publish a workflow under this id", Access::Admin, Some("Workflow"), 200),
     ("get", "/workflows/{id}/revisions", "The revision numbers kept", Access::Token, None, 200),

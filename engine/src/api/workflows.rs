@@ -243,3 +243,42 @@ pub async fn dry_run(
     let event = body.event.unwrap_or(crate::run::EventKind::Created);
     Ok(Json(s.engine.dry_run(&def, ticket, event, &body.plugin_outputs)?))
 }
+
+/// Body of `POST /workflows/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    /// A definition (e.g. a draft of a published workflow, same id).
+    #[serde(default)]
+    pub workflow: Option<Value>,
+    /// Or the id of a published workflow.
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    /// Tickets logged in the last this many days (default 7, at most 90).
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// `POST /workflows/replay` (admin, integrator): a definition run dry against each
+/// ticket of the last N days as it was when logged, beside what happened.
+pub async fn replay(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody<ReplayBody>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Admin, Role::Integrator])?;
+    let def = match (&body.workflow, &body.workflow_id) {
+        (Some(v), None) => validate_value(v).map_err(|errs| {
+            ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
+        })?,
+        (None, Some(id)) => {
+            s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition
+        }
+        _ => return Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
+    };
+    let days = body.days.unwrap_or(7);
+    if !(1..=90).contains(&days) {
+        return Err(ApiError::invalid("/days", "between 1 and 90"));
+    }
+    Ok(Json(s.engine.replay(&def, days)?))
+}

@@ -200,3 +200,99 @@ impl Engine {
         }))
     }
 }
+
+impl Engine {
+    /// A ticket as it was when it was logged: its current state with every recorded
+    /// change undone, newest first (comments and later links dropped).
+    pub fn ticket_at_creation(&self, id: &str) -> Result<Option<Ticket>> {
+        let Some(ticket) = self.store.ticket(id)? else { return Ok(None) };
+        let created = ticket.created_at;
+        let mut value = serde_json::to_value(&ticket).unwrap_or(Value::Null);
+        for entry in self.store.history(id)?.iter().rev() {
+            for change in entry.changes.iter().rev() {
+                let pointer = match change.field.split_once('.') {
+                    Some(("custom", name)) => format!("/custom/{}", fields::escape(name)),
+                    _ => format!("/{}", fields::escape(&change.field)),
+                };
+                if change.field == "comments" {
+                    continue;
+                }
+                match value.pointer_mut(&pointer) {
+                    Some(slot) => *slot = change.from.clone(),
+                    None => {
+                        if let (Some(("custom", name)), Some(map)) =
+                            (change.field.split_once('.'), value["custom"].as_object_mut())
+                        {
+                            map.insert(name.to_string(), change.from.clone());
+                        }
+                    }
+                }
+            }
+        }
+        value["comments"] = json!([]);
+        value["updated_at"] = json!(created);
+        value["resolved_at"] = Value::Null;
+        value["closed_at"] = Value::Null;
+        if let Some(custom) = value["custom"].as_object_mut() {
+            custom.retain(|_, v| !v.is_null());
+        }
+        Ok(serde_json::from_value(value).ok())
+    }
+
+    /// Runs `def` (dry) against every ticket logged in the last `days` days as it was
+    /// when logged, and sets what it would have done beside what actually happened
+    /// (the runs of the workflow with the same id on that ticket).
+    pub fn replay(&self, def: &Workflow, days: u32) -> Result<Value> {
+        let since = self.now() - chrono::Duration::days(days.into());
+        let tickets: Vec<Ticket> =
+            super::schedule::all_tickets(self)?.into_iter().filter(|t| t.created_at >= since).collect();
+        let mut rows = Vec::new();
+        let (mut differ, mut same) = (0, 0);
+        for t in &tickets {
+            let Some(initial) = self.ticket_at_creation(&t.id)? else { continue };
+            let would = self.dry_run(def, initial, EventKind::Created, &Map::new())?;
+            let runs = self.store.runs(&RunFilter {
+                ticket: Some(t.id.clone()),
+                workflow: Some(def.id.clone()),
+                ..Default::default()
+            })?;
+            let happened: Vec<Value> = runs
+                .iter()
+                .map(|r| {
+                    let changed: Vec<&str> =
+                        r.trace.iter().flat_map(|e| e.changes.iter().map(|c| c.field.as_str())).collect();
+                    json!({"run": r.id, "revision": r.workflow_revision, "status": r.status, "changed": changed})
+                })
+                .collect();
+            let mut would_fields: Vec<String> = would["changes"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c["field"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            would_fields.sort();
+            let mut did_fields: Vec<String> = happened
+                .iter()
+                .flat_map(|r| r["changed"].as_array().cloned().unwrap_or_default())
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            did_fields.sort();
+            did_fields.dedup();
+            let ran = !runs.is_empty();
+            let same_outcome = would["matched"].as_bool() == Some(ran) && would_fields == did_fields;
+            if same_outcome {
+                same += 1;
+            } else {
+                differ += 1;
+            }
+            rows.push(json!({
+                "ticket": t.id,
+                "title": t.title,
+                "would": {"matched": would["matched"], "status": would["status"], "reason": would["reason"], "changed": would_fields},
+                "happened": {"ran": ran, "runs": happened, "changed": did_fields},
+                "differs": !same_outcome,
+            }));
+        }
+        Ok(
+            json!({"workflow": def.id, "since": since, "tickets": rows.len(), "same": same, "differ": differ, "rows": rows}),
+        )
+    }
+}
