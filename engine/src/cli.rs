@@ -375,24 +375,41 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
     }
 }
 
+/// Sends a request to a running server (built from its base URL) with the token.
+/// Returns the status and the body's text.
+async fn send(
+    url: &str,
+    token: Option<String>,
+    build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, String), Failure> {
+    let token = token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+    let resp = build(&reqwest::Client::new(), url.trim_end_matches('/'))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+    let status = resp.status();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
+/// The `error.message` of an API error body (or the whole text).
+fn error_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(String::from))
+        .unwrap_or_else(|| text.to_string())
+}
+
 async fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let report = match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
-            let token =
-                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
-            let resp = reqwest::Client::new()
-                .get(format!("{}/tickets/{}/explain", url.trim_end_matches('/'), args.ticket))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let ticket = args.ticket.clone();
+            let (status, text) =
+                send(&url, args.target.token, |c, base| c.get(format!("{base}/tickets/{ticket}/explain"))).await?;
             if !status.is_success() {
-                let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
-                return Err(Failure::input(format!("{}: {status}: {msg}", args.ticket)));
+                return Err(Failure::input(format!("{}: {status}: {}", args.ticket, error_message(&text))));
             }
-            body
+            serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
         }
         (None, Some(dir)) => {
             let (store, engine) = offline_engine(dir)?;
@@ -419,19 +436,10 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
     }
     match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
-            let token =
-                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
-            let resp = reqwest::Client::new()
-                .get(format!("{}/reports", url.trim_end_matches('/')))
-                .query(&query)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
+            let (status, text) =
+                send(&url, args.target.token, |c, base| c.get(format!("{base}/reports")).query(&query)).await?;
             if !status.is_success() {
-                return Err(Failure::input(format!("report: {status}: {text}")));
+                return Err(Failure::input(format!("report: {status}: {}", error_message(&text))));
             }
             print!("{text}");
             Ok(())
@@ -515,25 +523,18 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
     let bytes = std::fs::read(&args.file).map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
     match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
-            let token =
-                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
-            let resp = reqwest::Client::new()
-                .post(format!("{}/plugins", url.trim_end_matches('/')))
-                .bearer_auth(token)
-                .header("content-type", "application/wasm")
-                .body(bytes)
-                .send()
-                .await
-                .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let (status, text) = send(&url, args.target.token, |c, base| {
+                c.post(format!("{base}/plugins")).header("content-type", "application/wasm").body(bytes)
+            })
+            .await?;
             if !status.is_success() {
-                let msg = body["error"]["message"].as_str().unwrap_or("").to_string();
+                let msg = error_message(&text);
                 return Err(Failure::input(format!(
                     "{}: server refused the plugin ({status}): {msg}",
                     args.file.display()
                 )));
             }
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             println!("{}: installed {} {}", args.file.display(), body["id"], body["version"]);
             Ok(())
         }

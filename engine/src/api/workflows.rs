@@ -192,6 +192,20 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(json!({"event": out.event, "runs": out.runs}))))
 }
 
+/// The definition a dry run or replay uses: given inline (validated, errors under
+/// `/workflow`) or a published workflow's.
+fn definition_from(s: &AppState, workflow: Option<&Value>, id: Option<&str>) -> Result<Workflow, ApiError> {
+    match (workflow, id) {
+        (Some(v), None) => validate_value(v).map_err(|errs| {
+            ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
+        }),
+        (None, Some(id)) => {
+            Ok(s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition)
+        }
+        _ => Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
+    }
+}
+
 /// Body of `POST /workflows/dry-run`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,15 +234,7 @@ pub async fn dry_run(
     JsonBody(body): JsonBody<DryRunBody>,
 ) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
-    let def = match (&body.workflow, &body.workflow_id) {
-        (Some(v), None) => validate_value(v).map_err(|errs| {
-            ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
-        })?,
-        (None, Some(id)) => {
-            s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition
-        }
-        _ => return Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
-    };
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref())?;
     let ticket = match &body.ticket {
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
@@ -267,15 +273,7 @@ pub async fn replay(
     JsonBody(body): JsonBody<ReplayBody>,
 ) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
-    let def = match (&body.workflow, &body.workflow_id) {
-        (Some(v), None) => validate_value(v).map_err(|errs| {
-            ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
-        })?,
-        (None, Some(id)) => {
-            s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition
-        }
-        _ => return Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
-    };
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref())?;
     let days = body.days.unwrap_or(7);
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid("/days", "between 1 and 90"));
