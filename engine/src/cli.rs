@@ -40,6 +40,19 @@ enum Command {
     Explain(ExplainArgs),
     /// The manager's report over a period, as CSV or JSON.
     Report(ReportArgs),
+    /// A run as a timeline: trigger, conditions with the values seen, each step.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The run id, e.g. R-1.
+    run: String,
+    /// Print the JSON the API returns instead of the timeline.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
         Command::Explain(args) => runtime().and_then(|rt| rt.block_on(explain(args))),
         Command::Report(args) => runtime().and_then(|rt| rt.block_on(report(args))),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(show_run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -462,6 +476,73 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
         }
         (None, None) => Err(Failure::input("report needs --server URL or --data-dir DIR")),
     }
+}
+
+async fn show_run(args: RunArgs) -> Result<(), Failure> {
+    let run: serde_json::Value = match (args.target.server, args.target.data_dir) {
+        (Some(url), _) => {
+            let id = args.run.clone();
+            let (status, text) = send(&url, args.target.token, |c, base| c.get(format!("{base}/runs/{id}"))).await?;
+            if !status.is_success() {
+                return Err(Failure::input(format!("{}: {status}: {}", args.run, error_message(&text))));
+            }
+            serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
+        }
+        (None, Some(dir)) => {
+            let (store, _engine) = offline_engine(dir)?;
+            use crate::store::RunStore as _;
+            let run = store.run(&args.run)?.ok_or_else(|| Failure::input(format!("{}: no such run", args.run)))?;
+            store.close()?;
+            serde_json::to_value(run).unwrap_or_default()
+        }
+        (None, None) => return Err(Failure::input("run needs --server URL or --data-dir DIR")),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+    } else {
+        print!("{}", render_timeline(&run));
+    }
+    Ok(())
+}
+
+/// A run as a timeline, one line per trace entry, the comparisons of conditions below.
+fn render_timeline(run: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let mut out = format!(
+        "{}  workflow {} (revision {})  ticket {}  {}{}\n",
+        text(&run["id"]),
+        text(&run["workflow_id"]),
+        run["workflow_revision"],
+        if text(&run["ticket_id"]).is_empty() { "-".into() } else { text(&run["ticket_id"]) },
+        text(&run["status"]),
+        run["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+    );
+    for e in run["trace"].as_array().into_iter().flatten() {
+        let at = text(&e["at"]);
+        let time = at.get(11..23).unwrap_or(&at);
+        let what = match (e["step"].as_str(), e["step_type"].as_str()) {
+            (Some(step), Some(kind)) => format!("{step} ({kind})"),
+            _ => text(&e["kind"]),
+        };
+        let _ = writeln!(out, "  {time}  {what:<24} {:<10} {}", text(&e["outcome"]), text(&e["message"]));
+        for c in e["checks"].as_array().into_iter().flatten() {
+            let mark = if c["result"].as_bool() == Some(true) { "yes" } else { "no " };
+            let expected = if c["expected"].is_null() { String::new() } else { format!(" {}", c["expected"]) };
+            let _ = writeln!(
+                out,
+                "                {mark} {} {}{expected} (saw {}) at {}",
+                text(&c["field"]),
+                text(&c["op"]),
+                c["actual"],
+                text(&c["pointer"])
+            );
+        }
+        for c in e["changes"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "                {}: {} -> {}", text(&c["field"]), c["from"], c["to"]);
+        }
+    }
+    out
 }
 
 /// The explanation as text: one line per workflow and policy, then the events.

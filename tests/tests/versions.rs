@@ -276,3 +276,26 @@ async fn replay_compares_a_draft_with_what_happened_on_seeded_history() {
     let _ = engine.replay(&def(&draft), 7).unwrap();
     assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), runs_before, "replay stores nothing");
 }
+
+#[tokio::test]
+async fn drafts_are_tried_then_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let api = Api::new(&server.url, ADMIN);
+    api.post("/workflows", &greeter("v1")).await.unwrap();
+    let (status, saved) = api.call("PUT", "/workflows/greet/draft", Some(&greeter("v2 draft"))).await.unwrap();
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["changes_from_published"][0]["path"], "/steps/1/body");
+    assert_eq!(api.get("/workflows/greet").await.unwrap()["revision"], 1, "a draft is not active");
+    let tried = api
+        .post("/workflows/dry-run", &json!({"draft": "greet", "ticket": {"title": "t", "requester": "ann"}}))
+        .await
+        .unwrap();
+    assert_eq!(tried["status"], "waiting");
+    let published = api.post("/workflows/greet/publish", &json!({})).await.unwrap();
+    assert_eq!(published["workflow"]["revision"], 2);
+    assert_eq!(published["workflow"]["definition"]["steps"][1]["body"], "v2 draft");
+    let (status, _) = api.call("GET", "/workflows/greet/draft", None).await.unwrap();
+    assert_eq!(status, 404, "the draft is gone once published");
+}

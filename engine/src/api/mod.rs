@@ -68,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{id}/revisions/{revision}", get(workflows::revision))
         .route("/workflows/{id}/diff", get(workflows::diff))
         .route("/workflows/{id}/rollback", post(workflows::rollback))
+        .route("/workflows/{id}/draft", get(workflows::get_draft).put(workflows::put_draft))
+        .route("/workflows/{id}/publish", post(workflows::publish))
         .route("/workflows/{id}/enable", post(workflows::enable))
         .route("/workflows/{id}/disable", post(workflows::disable))
         .route("/workflows/{id}/runs", post(workflows::start))

@@ -193,8 +193,19 @@ pub async fn start(
 }
 
 /// The definition a dry run or replay uses: given inline (validated, errors under
-/// `/workflow`) or a published workflow's.
-fn definition_from(s: &AppState, workflow: Option<&Value>, id: Option<&str>) -> Result<Workflow, ApiError> {
+/// `/workflow`), a saved draft's, or a published workflow's.
+fn definition_from(
+    s: &AppState,
+    workflow: Option<&Value>,
+    id: Option<&str>,
+    draft: Option<&str>,
+) -> Result<Workflow, ApiError> {
+    if let Some(id) = draft {
+        if workflow.is_some() || id.is_empty() {
+            return Err(ApiError::invalid("/draft", "give one of `workflow`, `workflow_id` or `draft`"));
+        }
+        return Ok(s.engine.draft(id)?);
+    }
     match (workflow, id) {
         (Some(v), None) => validate_value(v).map_err(|errs| {
             ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
@@ -216,6 +227,9 @@ pub struct DryRunBody {
     /// Or the id of a published workflow.
     #[serde(default)]
     pub workflow_id: Option<String>,
+    /// Or the id of a workflow whose saved draft to use.
+    #[serde(default)]
+    pub draft: Option<String>,
     /// A ticket id, or a ticket given inline (the fields of `POST /tickets`).
     pub ticket: Value,
     /// The event to simulate (default `ticket.created`).
@@ -234,7 +248,7 @@ pub async fn dry_run(
     JsonBody(body): JsonBody<DryRunBody>,
 ) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
-    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref())?;
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
     let ticket = match &body.ticket {
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
@@ -260,6 +274,9 @@ pub struct ReplayBody {
     /// Or the id of a published workflow.
     #[serde(default)]
     pub workflow_id: Option<String>,
+    /// Or the id of a workflow whose saved draft to use.
+    #[serde(default)]
+    pub draft: Option<String>,
     /// Tickets logged in the last this many days (default 7, at most 90).
     #[serde(default)]
     pub days: Option<u32>,
@@ -273,10 +290,50 @@ pub async fn replay(
     JsonBody(body): JsonBody<ReplayBody>,
 ) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin, Role::Integrator])?;
-    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref())?;
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
     let days = body.days.unwrap_or(7);
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid("/days", "between 1 and 90"));
     }
     Ok(Json(s.engine.replay(&def, days)?))
+}
+
+/// `PUT /workflows/{id}/draft` (admin): save a draft (validated; not active).
+pub async fn put_draft(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let def = validated(&body)?;
+    if def.id != id {
+        return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
+    }
+    let warnings = cycle_warnings(&s, &def)?;
+    let draft = s.engine.put_draft(def, &who.name).await?;
+    let changes = match s.engine.store().workflow(&id)? {
+        Some(current) => crate::workflow::analysis::diff(
+            &serde_json::to_value(&current.definition).unwrap_or(Value::Null),
+            &serde_json::to_value(&draft).unwrap_or(Value::Null),
+        ),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({"draft": draft, "changes_from_published": changes, "warnings": warnings})))
+}
+
+/// `GET /workflows/{id}/draft`.
+pub async fn get_draft(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Workflow>, ApiError> {
+    Ok(Json(s.engine.draft(&id)?))
+}
+
+/// `POST /workflows/{id}/publish` (admin): the draft becomes a new revision.
+pub async fn publish(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let (record, changed) = s.engine.publish_draft(&id, &who.name).await?;
+    Ok(Json(json!({"workflow": record, "changed": changed})))
 }

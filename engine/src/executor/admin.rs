@@ -66,6 +66,38 @@ impl Engine {
         Ok(crate::workflow::analysis::cycles(&all, &def.id))
     }
 
+    /// Saves a draft: validated like a publish, stored beside the published workflow,
+    /// not active. Dry-run and replay can use it; `publish_draft` makes it a revision.
+    pub async fn put_draft(&self, mut def: Workflow, actor: &str) -> Result<Workflow> {
+        def.schema = None;
+        let mut tx = Tx::new();
+        tx.doc(crate::store::DocKind::Draft, &def.id.clone(), &def).push(Write::Audit(crate::run::AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: "workflow.draft".into(),
+            target: def.id.clone(),
+            detail: Value::Null,
+        }));
+        self.store.commit(tx).await?;
+        Ok(def)
+    }
+
+    /// A workflow's draft.
+    pub fn draft(&self, id: &str) -> Result<Workflow> {
+        crate::store::get_doc::<Workflow>(&*self.store, crate::store::DocKind::Draft, id)?
+            .ok_or_else(|| Error::NotFound { kind: "draft", id: id.into() })
+    }
+
+    /// Publishes the draft as a new revision and removes it.
+    pub async fn publish_draft(&self, id: &str, actor: &str) -> Result<(WorkflowRecord, bool)> {
+        let def = self.draft(id)?;
+        let published = self.put_workflow(def, actor).await?;
+        let mut tx = Tx::new();
+        tx.push(Write::Doc { kind: crate::store::DocKind::Draft, id: id.into(), value: None });
+        self.store.commit(tx).await?;
+        Ok(published)
+    }
+
     /// Publishes revision `revision` of a workflow again, as a new revision.
     pub async fn rollback(&self, id: &str, revision: u32, actor: &str) -> Result<(WorkflowRecord, bool)> {
         let def = self

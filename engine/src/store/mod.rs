@@ -404,6 +404,8 @@ pub enum DocKind {
     Delivery,
     /// Outbound webhooks that ran out of attempts, by id.
     DeadLetter,
+    /// Unpublished workflow drafts by workflow id.
+    Draft,
 }
 
 impl DocKind {
@@ -414,6 +416,7 @@ impl DocKind {
             DocKind::Webhook => "d/webhook/",
             DocKind::Delivery => "d/delivery/",
             DocKind::DeadLetter => "d/dead/",
+            DocKind::Draft => "d/draft/",
         }
     }
 }
