@@ -11,7 +11,66 @@ use crate::workflow::template::render_value;
 use crate::workflow::{Action, Workflow};
 use serde_json::{json, Map, Value};
 
+/// A value that satisfies a (simple) JSON Schema: `const`, `default`, the first of
+/// `examples` or `enum`, else the type's zero with every required property filled.
+fn example(schema: &Value, depth: usize) -> Value {
+    if depth > 8 {
+        return Value::Null;
+    }
+    for key in ["const", "default"] {
+        if let Some(v) = schema.get(key) {
+            return v.clone();
+        }
+    }
+    for key in ["examples", "enum"] {
+        if let Some(v) = schema.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
+            return v.clone();
+        }
+    }
+    let ty = match schema.get("type") {
+        Some(Value::Array(types)) => types.iter().find(|t| *t != "null").and_then(Value::as_str).unwrap_or("null"),
+        Some(Value::String(t)) => t.as_str(),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "object",
+    };
+    match ty {
+        "object" => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut out = Map::new();
+            for (name, sub) in props.into_iter().flatten() {
+                if required.contains(&name.as_str()) {
+                    out.insert(name.clone(), example(sub, depth + 1));
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => match schema.get("minItems").and_then(Value::as_u64) {
+            Some(n) if n > 0 => {
+                Value::Array((0..n).map(|_| example(schema.get("items").unwrap_or(&Value::Null), depth + 1)).collect())
+            }
+            _ => json!([]),
+        },
+        "string" => json!(""),
+        "integer" | "number" => schema.get("minimum").cloned().unwrap_or(json!(0)),
+        "boolean" => json!(false),
+        _ => Value::Null,
+    }
+}
+
 impl Engine {
+    /// A plugin action's output schema, if the plugin is installed and has the action.
+    fn output_schema(&self, plugin: &str, action: &str) -> Result<Option<Value>> {
+        Ok(self
+            .store
+            .plugin(plugin)?
+            .and_then(|r| r.manifest.actions.into_iter().find(|a| a.name == action).map(|a| a.output_schema)))
+    }
+
     /// The most recent output a real run of `workflow` recorded for `step`.
     fn recorded_output(&self, workflow: &str, step: &str) -> Result<Option<Value>> {
         let runs =
@@ -127,7 +186,10 @@ impl Engine {
                         Some(v) => (v.clone(), "given"),
                         None => match self.recorded_output(&def.id, &step.id)? {
                             Some(v) => (v, "recorded"),
-                            None => (json!({}), "none recorded: {}"),
+                            None => match self.output_schema(plugin, action)? {
+                                Some(schema) => (example(&schema, 0), "stubbed from the output schema"),
+                                None => (json!({}), "plugin not installed: {}"),
+                            },
                         },
                     };
                     plugin_calls.push(json!({"step": step.id, "plugin": plugin, "action": action, "input": input, "output": output, "output_from": source}));
@@ -294,5 +356,21 @@ impl Engine {
         Ok(
             json!({"workflow": def.id, "since": since, "tickets": rows.len(), "same": same, "differ": differ, "rows": rows}),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::example;
+    use serde_json::json;
+
+    #[test]
+    fn examples_satisfy_simple_schemas() {
+        let schema = json!({"type": "object", "required": ["title", "score", "tags", "kind"], "properties": {
+            "title": {"type": "string"}, "score": {"type": "number", "minimum": 0.5},
+            "tags": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "kind": {"enum": ["kb", "faq"]}, "optional": {"type": "string"}}});
+        assert_eq!(example(&schema, 0), json!({"title": "", "score": 0.5, "tags": [""], "kind": "kb"}));
+        assert_eq!(example(&json!({"type": ["null", "integer"]}), 0), json!(0));
     }
 }
