@@ -1,5 +1,6 @@
 //! `kill -9` in the middle of runs, then restart: every acknowledged ticket is there,
-//! and interrupted runs finish without repeating completed steps.
+//! and interrupted runs finish without repeating completed steps. 20 rounds by default
+//! (about 40 s); `CRASH_ROUNDS=200` for a long run.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -36,7 +37,7 @@ fn probe(port: u16) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step() {
-    let rounds: usize = std::env::var("CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seen: Deliveries = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
