@@ -169,7 +169,8 @@ impl From<crate::store::Error> for Failure {
         let code = match e {
             crate::store::Error::Locked { .. }
             | crate::store::Error::Io { .. }
-            | crate::store::Error::Corrupt { .. } => 3,
+            | crate::store::Error::Corrupt { .. }
+            | crate::store::Error::Damaged { .. } => 3,
             _ => 1,
         };
         Self { code, message: e.to_string() }

@@ -158,3 +158,64 @@ fn a_broken_config_file_is_exit_2_with_file_and_line() {
     assert_eq!(none.status.code(), Some(2), "no tokens configured");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no API tokens configured"));
 }
+
+/// Starts `serve` and expects it to refuse: returns the exit code and stderr. A server
+/// that starts after all is killed and the test fails.
+fn serve_must_refuse(data: &std::path::Path, config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on a damaged data directory");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_data_file_that_lost_committed_tickets_is_refused_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchboard_tests::write_config(dir.path(), "").unwrap();
+    let data = dir.path().join("data");
+    let mut server = switchboard_tests::Server::start(&data, &config, &[]).unwrap();
+    let api = switchboard_tests::Api::new(&server.url, switchboard_tests::ADMIN);
+    for i in 0..300 {
+        api.post("/tickets", &serde_json::json!({"title": format!("t{i}"), "requester": "ann"})).await.unwrap();
+    }
+    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(std::fs::read_to_string(data.join("committed")).unwrap().split_whitespace().next(), Some("300"));
+    // Lose the end of sled's log, as a damaged disk or a bad copy would.
+    let db = data.join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&db).unwrap().set_len(len / 3).unwrap();
+    let (code, err) = serve_must_refuse(&data, &config);
+    assert_eq!(code, Some(3), "{err}");
+    // Either sled notices (its own corruption error) or it recovers a prefix and the
+    // watermark shows what is missing; it must never start on the remains.
+    if err.contains("is damaged") {
+        assert!(err.contains("but T-300 had been committed"), "{err}");
+    } else {
+        assert!(err.contains("corrupt"), "{err}");
+    }
+
+    // A regular file where the data directory should be is named as such.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let (code, err) = serve_must_refuse(&file, &config);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+}

@@ -45,6 +45,51 @@ pub struct Stats {
     pub commits: AtomicU64,
 }
 
+/// The highest ticket, run and event numbers applied to sled, and the file that records
+/// those known durable (`<data dir>/committed`, rewritten after each flush).
+///
+/// sled recovers a damaged data file by keeping the longest intact prefix of its log and
+/// says nothing; a store that silently lost committed tickets must not start. On open,
+/// fewer tickets, runs or events than the file names means exactly that.
+pub struct Watermark {
+    path: std::path::PathBuf,
+    applied: [AtomicU64; 3],
+}
+
+impl Watermark {
+    /// For the data directory `dir`.
+    pub fn new(dir: &std::path::Path) -> Self {
+        Self { path: dir.join("committed"), applied: Default::default() }
+    }
+
+    /// The numbers recorded as durable by an earlier process, if any.
+    pub fn read(dir: &std::path::Path) -> Option<[u64; 3]> {
+        let text = std::fs::read_to_string(dir.join("committed")).ok()?;
+        let n: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        (n.len() == 3).then(|| [n[0], n[1], n[2]])
+    }
+
+    /// Records that ticket / run / event numbers up to these are applied (not yet durable).
+    pub fn applied(&self, max: [u64; 3]) {
+        for (slot, n) in self.applied.iter().zip(max) {
+            slot.fetch_max(n, Ordering::SeqCst);
+        }
+    }
+
+    fn snapshot(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.applied[i].load(Ordering::SeqCst))
+    }
+
+    /// Writes `snap` (taken before a flush that succeeded) atomically.
+    fn write(&self, snap: [u64; 3]) {
+        let tmp = self.path.with_extension("tmp");
+        let text = format!("{} {} {}\n", snap[0], snap[1], snap[2]);
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.path)) {
+            tracing::warn!(error = %e, "could not record the commit watermark");
+        }
+    }
+}
+
 /// The flusher and the queue in front of it.
 pub struct Flusher {
     mode: Durability,
@@ -54,6 +99,8 @@ pub struct Flusher {
     serial: Arc<Mutex<()>>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// What is applied and what is known durable.
+    pub watermark: Arc<Watermark>,
 }
 
 fn flush(db: &sled::Db, data_file: Option<&File>) -> Result<(), String> {
@@ -67,12 +114,14 @@ fn flush(db: &sled::Db, data_file: Option<&File>) -> Result<(), String> {
 impl Flusher {
     /// Starts the flusher thread. `data_file` is sled's data file, synced in
     /// [`Durability::GroupSync`] mode.
-    pub fn start(db: sled::Db, data_file: Option<File>, mode: Durability) -> Self {
+    pub fn start(db: sled::Db, data_file: Option<File>, mode: Durability, watermark: Watermark) -> Self {
         let stats = Arc::new(Stats::default());
+        let watermark = Arc::new(watermark);
         let (tx, rx) = mpsc::channel::<Waiter>();
         let thread = matches!(mode, Durability::Group | Durability::GroupSync).then(|| {
             let db = db.clone();
             let stats = stats.clone();
+            let watermark = watermark.clone();
             let data_file = if mode == Durability::GroupSync { data_file } else { None };
             std::thread::Builder::new()
                 .name("sled-group-commit".into())
@@ -80,7 +129,11 @@ impl Flusher {
                     while let Ok(first) = rx.recv() {
                         let mut batch = vec![first];
                         batch.extend(rx.try_iter());
+                        let snap = watermark.snapshot();
                         let result = flush(&db, data_file.as_ref());
+                        if result.is_ok() {
+                            watermark.write(snap);
+                        }
                         stats.flushes.fetch_add(1, Ordering::Relaxed);
                         stats.commits.fetch_add(batch.len() as u64, Ordering::Relaxed);
                         for waiter in batch {
@@ -97,6 +150,7 @@ impl Flusher {
             thread: Mutex::new(thread),
             serial: Arc::new(Mutex::new(())),
             stats,
+            watermark,
         }
     }
 
@@ -111,11 +165,17 @@ impl Flusher {
             Durability::None => Ok(()),
             Durability::PerRequest => {
                 let (db, serial, stats) = (self.db.clone(), self.serial.clone(), self.stats.clone());
+                let watermark = self.watermark.clone();
                 tokio::task::spawn_blocking(move || {
                     let _one_at_a_time = serial.lock().unwrap_or_else(|p| p.into_inner());
                     stats.flushes.fetch_add(1, Ordering::Relaxed);
                     stats.commits.fetch_add(1, Ordering::Relaxed);
-                    flush(&db, None)
+                    let snap = watermark.snapshot();
+                    let result = flush(&db, None);
+                    if result.is_ok() {
+                        watermark.write(snap);
+                    }
+                    result
                 })
                 .await
                 .map_err(|e| super::Error::Backend(e.to_string()))?
@@ -139,6 +199,11 @@ impl Flusher {
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
-        self.db.flush().map(|_| ()).map_err(|e| super::Error::Backend(e.to_string()))
+        let snap = self.watermark.snapshot();
+        self.db.flush().map_err(|e| super::Error::Backend(e.to_string()))?;
+        if self.mode != Durability::None {
+            self.watermark.write(snap);
+        }
+        Ok(())
     }
 }

@@ -41,6 +41,14 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The data directory lost committed data (see [`commit::Watermark`]).
+    #[error("data directory {path}: {detail}")]
+    Damaged {
+        /// The directory.
+        path: String,
+        /// What is missing and what to do.
+        detail: String,
+    },
     /// Stored bytes do not decode: the data directory is damaged.
     #[error("stored record `{key}` is corrupt: {detail}")]
     Corrupt {

@@ -85,6 +85,10 @@ impl SledStore {
     /// `cache_bytes` sizes sled's page cache (sled's own default is 1 GiB).
     pub fn open(dir: &Path, cache_bytes: u64, durability: Durability) -> Result<Self> {
         let path = dir.display().to_string();
+        if dir.exists() && !dir.is_dir() {
+            let source = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory");
+            return Err(Error::Io { path, source });
+        }
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: path.clone(), source })?;
         let db = ::sled::Config::new()
             .path(dir)
@@ -106,8 +110,27 @@ impl SledStore {
         let last = |prefix: &[u8]| -> Result<u64> {
             Ok(db.scan_prefix(prefix).keys().next_back().transpose().map_err(backend)?.map_or(0, |k| be(&k)))
         };
-        let counters = [last(b"t/")?.into(), last(b"r/")?.into(), last(b"e/")?.into()];
-        let flusher = Flusher::start(db.clone(), data_file, durability);
+        let last = [last(b"t/")?, last(b"r/")?, last(b"e/")?];
+        if let Some(durable) = super::commit::Watermark::read(dir) {
+            for ((have, had), (letter, what)) in
+                last.iter().zip(durable).zip([('T', "tickets"), ('R', "runs"), ('E', "events")])
+            {
+                if *have < had {
+                    return Err(Error::Damaged {
+                        path: path.clone(),
+                        detail: format!(
+                            "the data file is damaged: it holds {what} up to {letter}-{have}, but {letter}-{had} had been \
+                             committed (sled kept only the intact start of its log). Restore the directory from a backup; \
+                             to start on what is left, delete {path}/committed"
+                        ),
+                    });
+                }
+            }
+        }
+        let counters = last.map(Into::into);
+        let watermark = super::commit::Watermark::new(dir);
+        watermark.applied(last);
+        let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
         Ok(Self { db, counters, flusher, path: dir.to_path_buf() })
     }
 
@@ -557,8 +580,21 @@ impl PluginStore for SledStore {
 impl Store for SledStore {
     fn commit(&self, tx: Tx) -> CommitFuture<'_> {
         Box::pin(async move {
+            let mut max = [0u64; 3];
+            for w in &tx.writes {
+                let (slot, id, letter) = match w {
+                    Write::Ticket(t) => (0, &t.id, 'T'),
+                    Write::Run(r) => (1, &r.id, 'R'),
+                    Write::Event(e) => (2, &e.id, 'E'),
+                    _ => continue,
+                };
+                if let Some(n) = parse_id(id, letter) {
+                    max[slot] = max[slot].max(n);
+                }
+            }
             let batch = self.batch(tx)?;
             self.db.apply_batch(batch).map_err(backend)?;
+            self.flusher.watermark.applied(max);
             self.flusher.durable().await
         })
     }
