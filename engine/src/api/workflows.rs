@@ -38,6 +38,17 @@ pub async fn create(
     Ok((status, Json(json!({"workflow": record, "changed": changed, "warnings": warnings}))))
 }
 
+/// A body validated for the workflow `id` (its id must match the URL), with the
+/// cycles it would close.
+fn validated_for(s: &AppState, id: &str, body: &Bytes) -> Result<(Workflow, Vec<String>), ApiError> {
+    let def = validated(body)?;
+    if def.id != id {
+        return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
+    }
+    let warnings = cycle_warnings(s, &def)?;
+    Ok((def, warnings))
+}
+
 /// Cycles the definition closes, as messages (publishing refuses them instead when
 /// `on_cycle = "refuse"`).
 fn cycle_warnings(s: &AppState, def: &Workflow) -> Result<Vec<String>, ApiError> {
@@ -114,11 +125,7 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     who.admin()?;
-    let def = validated(&body)?;
-    if def.id != id {
-        return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
-    }
-    let warnings = cycle_warnings(&s, &def)?;
+    let (def, warnings) = validated_for(&s, &id, &body)?;
     let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
     Ok(Json(json!({"workflow": record, "changed": changed, "warnings": warnings})))
 }
@@ -306,11 +313,7 @@ pub async fn put_draft(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     who.admin()?;
-    let def = validated(&body)?;
-    if def.id != id {
-        return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
-    }
-    let warnings = cycle_warnings(&s, &def)?;
+    let (def, warnings) = validated_for(&s, &id, &body)?;
     let draft = s.engine.put_draft(def, &who.name).await?;
     let changes = match s.engine.store().workflow(&id)? {
         Some(current) => crate::workflow::analysis::diff(
