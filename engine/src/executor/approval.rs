@@ -68,14 +68,7 @@ impl Engine {
                 ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
                 ApproverSource::Var { var } => {
                     let path = format!("vars.{var}");
-                    let scope = crate::workflow::condition::Scope {
-                        ticket,
-                        changes: &run.changes,
-                        vars: &run.vars,
-                        event: &run.event_type,
-                        actor: &run.actor,
-                        now,
-                    };
+                    let scope = super::step::scope(run, ticket, now);
                     names(&crate::workflow::condition::resolve(&scope, &path))
                 }
             };
@@ -203,6 +196,14 @@ impl Engine {
             .ok_or_else(|| Error::NotFound { kind: "approval", id: id.into() })
     }
 
+    /// An approval read under its ticket's lock, held while the guard lives (every change
+    /// to an approval happens under it, with the ticket note and run it commits with).
+    async fn locked_approval(&self, id: &str) -> Result<(tokio::sync::MutexGuard<'_, ()>, Approval)> {
+        let ticket = self.approval(id)?.ticket_id;
+        let guard = self.locks.lock(&ticket).await;
+        Ok((guard, self.approval(id)?))
+    }
+
     /// Approvals, optionally only pending ones where `acting` may decide.
     pub fn approvals(&self, pending_for: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
         let all: Vec<Approval> = crate::store::list_docs(&*self.store, DocKind::Approval, None, 100_000)?;
@@ -243,9 +244,7 @@ impl Engine {
         via: Channel,
         link_stage: Option<usize>,
     ) -> Result<Approval> {
-        let first = self.approval(id)?;
-        let _guard = self.locks.lock(&first.ticket_id).await;
-        let mut approval = self.approval(id)?;
+        let (_guard, mut approval) = self.locked_approval(id).await?;
         if link_stage.is_some_and(|s| s != approval.current) && approval.status == Status::Pending {
             return Err(refused(Refusal::BadLink("link is for another stage".into())));
         }
@@ -270,9 +269,7 @@ impl Engine {
 
     /// Hands `who`'s slot in the current stage to `to`.
     pub async fn delegate(self: &Arc<Self>, id: &str, who: &str, to: &str, comment: &str) -> Result<Approval> {
-        let first = self.approval(id)?;
-        let _guard = self.locks.lock(&first.ticket_id).await;
-        let mut approval = self.approval(id)?;
+        let (_guard, mut approval) = self.locked_approval(id).await?;
         if to.trim().is_empty() || to == who {
             return Err(invalid("/to", "delegate to someone else"));
         }
@@ -290,17 +287,13 @@ impl Engine {
 
     /// A stage's due time passed: apply its `on_expiry`.
     pub(super) async fn fire_approval_due(self: &Arc<Self>, timer: &Timer, id: &str, stage: usize) -> Result<()> {
-        let Ok(first) = self.approval(id) else {
-            let mut tx = Tx::new();
-            tx.push(Write::CancelTimer(timer.key.clone()));
-            return Ok(self.store.commit(tx).await?);
+        let (_guard, mut approval) = match self.locked_approval(id).await {
+            Ok(found) => found,
+            Err(Error::NotFound { .. }) => return self.drop_timer(timer).await,
+            Err(e) => return Err(e),
         };
-        let _guard = self.locks.lock(&first.ticket_id).await;
-        let mut approval = self.approval(id)?;
         if approval.status != Status::Pending || approval.current != stage {
-            let mut tx = Tx::new();
-            tx.push(Write::CancelTimer(timer.key.clone()));
-            return Ok(self.store.commit(tx).await?);
+            return self.drop_timer(timer).await;
         }
         let now = self.now();
         let Some(run) = self.store.run(&approval.run_id)? else { return Ok(()) };
@@ -346,14 +339,17 @@ impl Engine {
 
     /// Reminds the current stage's undecided approvers (once per stage).
     pub(super) async fn fire_approval_reminder(self: &Arc<Self>, timer: &Timer, id: &str, stage: usize) -> Result<()> {
+        let (_guard, approval) = match self.locked_approval(id).await {
+            Ok(found) => found,
+            Err(Error::NotFound { .. }) => return self.drop_timer(timer).await,
+            Err(e) => return Err(e),
+        };
+        if approval.status != Status::Pending || approval.current != stage {
+            return self.drop_timer(timer).await;
+        }
+        // The reminder's timer goes with the note it leaves.
         let mut tx = Tx::new();
         tx.push(Write::CancelTimer(timer.key.clone()));
-        let Ok(first) = self.approval(id) else { return Ok(self.store.commit(tx).await?) };
-        let _guard = self.locks.lock(&first.ticket_id).await;
-        let approval = self.approval(id)?;
-        if approval.status != Status::Pending || approval.current != stage {
-            return Ok(self.store.commit(tx).await?);
-        }
         let waiting: Vec<&str> =
             approval.stage().slots.iter().filter(|s| s.decision.is_none()).map(|s| s.acting.as_str()).collect();
         let note = format!(

@@ -155,14 +155,7 @@ impl Engine {
                 break;
             };
             let step = &def.steps[index];
-            let scope = crate::workflow::condition::Scope {
-                ticket: &ticket,
-                changes: &run.changes,
-                vars: &run.vars,
-                event: &run.event_type,
-                actor: &run.actor,
-                now,
-            };
+            let scope = super::step::scope(&run, &ticket, now);
             match &step.action {
                 Action::Notify { url, payload, .. } => {
                     let body = match payload {

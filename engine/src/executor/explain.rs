@@ -80,21 +80,22 @@ impl Engine {
             }));
         }
         let state = self.store.ticket_sla(id)?;
+        // Policies are tested against the ticket as it is now, as an update would.
+        let probe = Event {
+            id: String::new(),
+            ticket_id: id.into(),
+            kind: EventKind::Updated,
+            changes: Vec::new(),
+            comment: None,
+            actor: String::new(),
+            causation: Vec::new(),
+            at: self.now(),
+            sla: None,
+            evaluations: Vec::new(),
+        };
+        let vars = Map::new();
         let mut policies = Vec::new();
         for policy in self.store.sla_policies()? {
-            let probe = Event {
-                id: String::new(),
-                ticket_id: id.into(),
-                kind: EventKind::Updated,
-                changes: Vec::new(),
-                comment: None,
-                actor: String::new(),
-                causation: Vec::new(),
-                at: self.now(),
-                sla: None,
-                evaluations: Vec::new(),
-            };
-            let vars = Map::new();
             let mut checks = Vec::new();
             let holds = match &policy.applies_to {
                 Some(c) => c.evaluate(&event_scope(&ticket, &probe, &vars), "/applies_to", &mut checks),

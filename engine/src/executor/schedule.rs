@@ -45,10 +45,6 @@ fn mentions(record: &WorkflowRecord, name: &str) -> bool {
     serde_json::to_string(&record.definition).is_ok_and(|s| s.contains(&format!("vars.{name}")))
 }
 
-fn mentions_backlog(record: &WorkflowRecord) -> bool {
-    mentions(record, "backlog")
-}
-
 /// The JSON name of a unit enum (`P1`, `in_progress`).
 fn name_of(v: impl serde::Serialize) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
@@ -150,7 +146,7 @@ impl Engine {
             }
             // Reading every ticket is the expensive part: only for fan-out, or for summaries
             // that use the backlog, and once per batch of due schedules.
-            let needs_tickets = schedule.tickets.is_some() || mentions_backlog(record);
+            let needs_tickets = schedule.tickets.is_some() || mentions(record, "backlog");
             if !plan.firings.is_empty() && needs_tickets && tickets.is_none() {
                 tickets = Some(all_tickets(self)?);
             }

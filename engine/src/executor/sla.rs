@@ -298,13 +298,11 @@ impl Engine {
         let _guard = self.locks.lock(ticket_id).await;
         let mut tx = Tx::new();
         let (Some(ticket), Some(mut state)) = (self.store.ticket(ticket_id)?, self.store.ticket_sla(ticket_id)?) else {
-            tx.push(Write::CancelTimer(timer.key.clone()));
-            return Ok(self.store.commit(tx).await?);
+            return self.drop_timer(timer).await;
         };
         let setup = self.sla()?;
         let Some(policy) = setup.policy(&state.policy).cloned() else {
-            tx.push(Write::CancelTimer(timer.key.clone()));
-            return Ok(self.store.commit(tx).await?);
+            return self.drop_timer(timer).await;
         };
         let cal = setup.calendar(&policy);
         let mut runs = Vec::new();
@@ -352,6 +350,14 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// Removes a timer that has nothing left to do (its ticket, run or approval is gone
+    /// or has moved on).
+    pub(super) async fn drop_timer(&self, timer: &Timer) -> Result<()> {
+        let mut tx = Tx::new();
+        tx.push(Write::CancelTimer(timer.key.clone()));
+        Ok(self.store.commit(tx).await?)
     }
 
     /// Wakes the timer loop (after a commit that may have set an earlier timer).

@@ -55,7 +55,8 @@ impl Effect {
     }
 }
 
-fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
+/// What a run's conditions and templates see: its ticket, triggering changes and vars.
+pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
     Scope { ticket, changes: &run.changes, vars: &run.vars, event: &run.event_type, actor: &run.actor, now }
 }
 

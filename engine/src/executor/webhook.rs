@@ -1,7 +1,7 @@
 //! Inbound webhook deliveries: mapping a payload into a ticket change or a workflow
 //! start, once per delivery id.
 
-use super::{invalid, Engine, Error, Result};
+use super::{invalid, Engine, Error, Outcome, Result};
 use crate::store::{get_doc, DocKind, TicketFilter, Write};
 use crate::ticket::NewTicket;
 use crate::webhook::{self, Action, Endpoint};
@@ -102,10 +102,11 @@ impl Engine {
     async fn apply(self: &Arc<Self>, endpoint: &Endpoint, payload: &Value, key: Option<String>) -> Result<Value> {
         let actor = format!("webhook:{}", endpoint.id);
         let now = self.now();
-        let record = |response: Value| -> Vec<Write> {
+        // The delivery record (for idempotency) commits with the change it answers.
+        let record = |o: &Outcome, created: bool| -> Vec<Write> {
             match &key {
                 Some(id) => {
-                    let rec = DeliveryRecord { id: id.clone(), at: now, response };
+                    let rec = DeliveryRecord { id: id.clone(), at: now, response: answer(o, created) };
                     vec![Write::Doc { kind: DocKind::Delivery, id: id.clone(), value: serde_json::to_vec(&rec).ok() }]
                 }
                 None => Vec::new(),
@@ -126,13 +127,8 @@ impl Engine {
         };
         match &endpoint.action {
             Action::CreateTicket => {
-                let new = create(mapped)?;
-                let out = self
-                    .create_ticket_with(new, &actor, |o| {
-                        record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
-                    })
-                    .await?;
-                Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+                let out = self.create_ticket_with(create(mapped)?, &actor, |o| record(o, false)).await?;
+                Ok(answer(&out, false))
             }
             Action::UpdateTicket { create_if_missing } => {
                 let by_id = endpoint.mapping.ticket.as_ref().map(|s| value_text(&webhook::extract(s, payload)));
@@ -142,9 +138,7 @@ impl Engine {
                         let x = external.as_ref().map(value_text).ok_or_else(|| {
                             invalid("/mapping/external_id", "the payload has no value at the external_id mapping")
                         })?;
-                        let filter =
-                            TicketFilter { external_id: Some(x.clone()), limit: Some(1), ..Default::default() };
-                        let t = self.store.tickets(&filter)?.into_iter().next();
+                        let t = self.ticket_by_external_id(&x)?;
                         if t.is_none() && !*create_if_missing {
                             return Err(Error::NotFound { kind: "ticket with external_id", id: x });
                         }
@@ -155,25 +149,14 @@ impl Engine {
                     Some(t) => {
                         let mut patch = mapped;
                         patch.remove("requester");
-                        let out = self
-                            .update_ticket_with(&t.id, &patch, &actor, |o| {
-                                record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
-                            })
-                            .await?;
-                        Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+                        let out = self.update_ticket_with(&t.id, &patch, &actor, |o| record(o, false)).await?;
+                        Ok(answer(&out, false))
                     }
-                    None if *create_if_missing => {
-                        let new = create(mapped)?;
-                        let out = self
-                            .create_ticket_with(new, &actor, |o| {
-                                record(
-                                    json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs, "created": true}),
-                                )
-                            })
-                            .await?;
-                        Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs, "created": true}))
+                    // Only reached with `create_if_missing`.
+                    None => {
+                        let out = self.create_ticket_with(create(mapped)?, &actor, |o| record(o, true)).await?;
+                        Ok(answer(&out, true))
                     }
-                    None => Err(Error::NotFound { kind: "ticket", id: String::new() }),
                 }
             }
             Action::StartWorkflow { workflow } => {
@@ -187,22 +170,31 @@ impl Engine {
                 let ticket = match self.store.ticket(&reference)? {
                     Some(t) => t.id,
                     None => {
-                        let filter =
-                            TicketFilter { external_id: Some(reference.clone()), limit: Some(1), ..Default::default() };
-                        let t = self.store.tickets(&filter)?.into_iter().next();
+                        let t = self.ticket_by_external_id(&reference)?;
                         t.map(|t| t.id).ok_or(Error::NotFound { kind: "ticket", id: reference })?
                     }
                 };
                 let input = Value::Object(webhook::map_fields(&endpoint.mapping.input, payload));
-                let out = self
-                    .start_manual_with(workflow, &ticket, input, &actor, |o| {
-                        record(json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs}))
-                    })
-                    .await?;
-                Ok(json!({"ticket": out.ticket.id, "event": out.event, "runs": out.runs}))
+                let out = self.start_manual_with(workflow, &ticket, input, &actor, |o| record(o, false)).await?;
+                Ok(answer(&out, false))
             }
         }
     }
+
+    /// The ticket another system knows by `external_id`.
+    fn ticket_by_external_id(&self, external_id: &str) -> Result<Option<crate::ticket::Ticket>> {
+        let filter = TicketFilter { external_id: Some(external_id.into()), limit: Some(1), ..Default::default() };
+        Ok(self.store.tickets(&filter)?.into_iter().next())
+    }
+}
+
+/// The 202 answer to a delivery (and what a replay of it returns).
+fn answer(o: &Outcome, created: bool) -> Value {
+    let mut v = json!({"ticket": o.ticket.id, "event": o.event, "runs": o.runs});
+    if created {
+        v["created"] = Value::Bool(true);
+    }
+    v
 }
 
 fn value_text(v: &Value) -> String {
