@@ -190,6 +190,21 @@ impl Api {
     }
 }
 
+/// An on-shift agent with capacity 10 in `groups`, for in-process tests.
+pub fn agent(id: &str, groups: &[&str]) -> switchboard::team::Agent {
+    switchboard::team::Agent {
+        id: id.into(),
+        name: id.into(),
+        email: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        skills: vec![],
+        capacity: 10,
+        on_shift: true,
+        manager: None,
+        out_of_office: None,
+    }
+}
+
 /// Seeds two groups and some agents through the API.
 pub async fn seed_team(api: &Api) -> Result<()> {
     for g in ["network", "service-desk"] {

@@ -13,7 +13,7 @@ use switchboard::config::Config;
 use switchboard::executor::{Engine, Error};
 use switchboard::run::RunStatus;
 use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore, TicketStore};
-use switchboard::team::{Agent, Group, OutOfOffice};
+use switchboard::team::{Group, OutOfOffice};
 use switchboard::ticket::NewTicket;
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -40,18 +40,8 @@ async fn desk() -> Desk {
         .unwrap();
     for id in ["ann", "ben", "cat", "dan", "eve", "grace", "hal"] {
         let cab = ["ann", "ben", "cat", "dan", "eve"].contains(&id);
-        let agent = Agent {
-            id: id.into(),
-            name: id.into(),
-            email: None,
-            groups: if cab { vec!["cab".into()] } else { vec![] },
-            skills: vec![],
-            capacity: 10,
-            on_shift: true,
-            manager: None,
-            out_of_office: None,
-        };
-        engine.put_agent(agent, "test").await.unwrap();
+        let groups: &[&str] = if cab { &["cab"] } else { &[] };
+        engine.put_agent(switchboard_tests::agent(id, groups), "test").await.unwrap();
     }
     Desk { _dir: dir, store, engine, clock }
 }

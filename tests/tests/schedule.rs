@@ -12,7 +12,7 @@ use switchboard::config::Config;
 use switchboard::executor::Engine;
 use switchboard::run::{Run, RunStatus};
 use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore, Store, TicketStore, TimeStore};
-use switchboard::team::{Agent, Group};
+use switchboard::team::Group;
 use switchboard::ticket::{Level, NewTicket};
 use switchboard_tests::repo;
 
@@ -145,18 +145,7 @@ async fn stale_p1_reminders_fan_out_over_matching_tickets_only() {
     let (store, engine) = open(dir.path(), &clock).await;
     let group = Group { id: "desk".into(), name: "Desk".into(), description: String::new(), manager: None };
     engine.put_group(group, "test").await.unwrap();
-    let grace = Agent {
-        id: "grace".into(),
-        name: "Grace".into(),
-        email: None,
-        groups: vec!["desk".into()],
-        skills: vec![],
-        capacity: 10,
-        on_shift: true,
-        manager: None,
-        out_of_office: None,
-    };
-    engine.put_agent(grace, "test").await.unwrap();
+    engine.put_agent(switchboard_tests::agent("grace", &["desk"]), "test").await.unwrap();
     let wf = std::fs::read_to_string(repo().join("workflows/p1-stale-reminder.json")).unwrap();
     engine.put_workflow(switchboard::workflow::validate_str(&wf).unwrap(), "test").await.unwrap();
     let new = |title: &str, level| NewTicket {

@@ -11,7 +11,7 @@ use switchboard::clock::FakeClock;
 use switchboard::config::Config;
 use switchboard::executor::Engine;
 use switchboard::store::{sled::SledStore, Durability, EventStore, TicketStore, TimeStore};
-use switchboard::team::{Agent, Group};
+use switchboard::team::Group;
 use switchboard::ticket::{Level, NewTicket};
 use switchboard_tests::repo;
 
@@ -26,18 +26,7 @@ async fn engine(store: Arc<SledStore>, clock: &FakeClock) -> Arc<Engine> {
 async fn setup(engine: &Arc<Engine>) {
     let group = Group { id: "service-desk".into(), name: "Desk".into(), description: String::new(), manager: None };
     engine.put_group(group, "test").await.unwrap();
-    let grace = Agent {
-        id: "grace".into(),
-        name: "Grace".into(),
-        email: None,
-        groups: vec!["service-desk".into()],
-        skills: vec![],
-        capacity: 10,
-        on_shift: true,
-        manager: None,
-        out_of_office: None,
-    };
-    engine.put_agent(grace, "test").await.unwrap();
+    engine.put_agent(switchboard_tests::agent("grace", &["service-desk"]), "test").await.unwrap();
     let sla: Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/sla/standard.json")).unwrap()).unwrap();
     engine.put_calendar(serde_json::from_value(sla["calendars"][0].clone()).unwrap()).await.unwrap();
