@@ -322,6 +322,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.demo {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
         install_dir(&engine, &args.plugins).await?;
+        grant_dir(&engine, &args.workflows.join("plugins")).await?;
         load_sla(&engine, &args.workflows.join("sla")).await?;
         load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
         for (_, wf) in demo_workflows {
@@ -597,6 +598,39 @@ async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
         tracing::info!(plugin = %record.id, version = %record.version, "installed demo plugin");
+    }
+    Ok(())
+}
+
+/// Applies `<plugin id>.json` grants (the body of `PUT /plugins/{id}/grants`) from a
+/// directory (the demo's `workflows/plugins/`) to installed plugins.
+async fn grant_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Grants {
+        #[serde(default)]
+        connections: Vec<String>,
+        #[serde(default)]
+        config: std::collections::BTreeMap<String, String>,
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for file in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json"))
+    {
+        let id = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        let grants: Grants = serde_json::from_str(&text)
+            .map_err(|e| Failure::input(format!("{}:{}:{}: {e}", file.display(), e.line(), e.column())))?;
+        let Some(mut record) = engine.store().plugin(&id).map_err(|e| Failure::runtime(e.to_string()))? else {
+            tracing::warn!(file = %file.display(), "grants for a plugin that is not installed");
+            continue;
+        };
+        record.connections = grants.connections;
+        record.config = grants.config;
+        engine
+            .plugins()
+            .update(record, "demo")
+            .await
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
     }
     Ok(())
 }

@@ -61,7 +61,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The address people reach this server at, for signed approval links in e-mails.
     pub public_url: String,
-    /// Concurrent run workers.
+    /// Runs computing or committing a step at the same time. A step's commit waits for
+    /// its group flush while holding a worker, so this bounds step throughput to about
+    /// `workers / flush time`; plugin and webhook steps give the worker up while they wait.
     pub workers: usize,
     /// Runs held in memory as tasks (running or queued for a worker). Beyond this, new
     /// runs stay only in the store (status `pending`) and are picked up as the queue
@@ -108,7 +110,7 @@ impl Default for Config {
             cache_mb: 64,
             max_body_bytes: 1 << 20,
             public_url: "http://127.0.0.1:8080".into(),
-            workers: 8,
+            workers: 32,
             run_queue: 4096,
             loop_depth: 3,
             on_cycle: OnCycle::Warn,
@@ -175,6 +177,9 @@ impl Config {
         }
         if self.loop_depth == 0 || self.max_chain == 0 {
             return Err(Error::Invalid("loop_depth and max_chain must be at least 1".into()));
+        }
+        for (name, d) in &self.directories {
+            d.tls(name).map_err(Error::Invalid)?;
         }
         Ok(())
     }

@@ -31,6 +31,49 @@ pub fn configure(config: &mut Config) {
         }
     }
     config.secrets.entry("default".into()).or_insert_with(|| "demo-signing-secret".into());
+    configure_directories(config);
+}
+
+/// Where `demo-backends` (tests/src/bin/demo-backends.rs) serves the Graph fake.
+pub const GRAPH_FAKE: &str = "http://127.0.0.1:8089";
+/// Where it serves OpenLDAP with the AD schema.
+pub const LDAP_FAKE: &str = "ldap://127.0.0.1:3389";
+
+/// Connections for the identity workflows, pointing at `demo-backends` (a Graph fake,
+/// its stand-in password vault, and a local OpenLDAP), unless the configuration names
+/// its own `graph`, `password-channel` or `ad`. The credentials are the fakes' own.
+fn configure_directories(config: &mut Config) {
+    use crate::plugin::directory::Directory;
+    use crate::plugin::net::{Auth, Connection};
+    config.connections.entry("graph".into()).or_insert_with(|| Connection {
+        base_url: format!("{GRAPH_FAKE}/v1.0"),
+        allow_private: true,
+        allow_link_local: false,
+        auth: Some(Auth::Oauth2 {
+            token_url: format!("{GRAPH_FAKE}/demo-tenant/oauth2/v2.0/token"),
+            client_id: "switchboard-graph-client".into(),
+            client_secret: "graph-client-secret-never-in-plugins".into(),
+            scope: "https://graph.microsoft.com/.default".into(),
+        }),
+        timeout_ms: 5000,
+    });
+    config.connections.entry("password-channel".into()).or_insert_with(|| Connection {
+        base_url: format!("{GRAPH_FAKE}/_vault"),
+        allow_private: true,
+        allow_link_local: false,
+        auth: Some(Auth::Bearer { token: "demo-vault-token".into() }),
+        timeout_ms: 5000,
+    });
+    config.directories.entry("ad".into()).or_insert_with(|| Directory {
+        url: LDAP_FAKE.into(),
+        starttls: false,
+        ca_file: None,
+        bind_dn: "cn=admin,dc=example,dc=com".into(),
+        bind_password: "ldap-admin-secret".into(),
+        base_dn: "dc=example,dc=com".into(),
+        allow_private: true,
+        timeout_ms: 5000,
+    });
 }
 
 fn agent(id: &str, name: &str, groups: &[&str], skills: &[&str], capacity: u32, on_shift: bool) -> Agent {
@@ -54,6 +97,8 @@ pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
         ("network", "Network", "Switches, Wi-Fi, VPN, firewalls"),
         ("hardware", "Hardware", "Laptops, printers, phones"),
         ("access", "Identity & Access", "Accounts, passwords, groups, licences"),
+        ("licensing", "Licensing", "Buys and assigns Microsoft 365 seats"),
+        ("messaging", "Messaging", "Mailboxes, shared mailboxes, Exchange"),
         ("major-incident", "Major Incident", "P1 coordination"),
     ];
     for (id, name, description) in groups {

@@ -95,6 +95,45 @@ pub fn ldap(req: &LdapRequest) -> Result<LdapResponse, Error> {
     call(abi::ops::LDAP, req)
 }
 
+/// `len` random bytes from the host's cryptographic generator (WASI `random_get`), e.g.
+/// for generated passwords. Natively (unit tests) they come from std's hasher seeds,
+/// which are random per process but not meant for secrets.
+pub fn random_bytes(len: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = vec![0u8; len];
+    fill_random(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        fn random_get(buf: i32, len: i32) -> i32;
+    }
+    for chunk in buf.chunks_mut(4096) {
+        // SAFETY: the host writes exactly `chunk.len()` bytes into our memory.
+        let errno = unsafe { random_get(chunk.as_mut_ptr() as i32, chunk.len() as i32) };
+        if errno != 0 {
+            return Err(Error::new("host_call_failed", format!("random_get failed (errno {})", errno)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    for (i, chunk) in buf.chunks_mut(8).enumerate() {
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(i);
+        let bytes = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    Ok(())
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imports {
     #[link(wasm_import_module = "switchboard")]

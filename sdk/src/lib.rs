@@ -49,17 +49,26 @@ pub struct Error {
     /// Whether a retry may succeed.
     #[serde(default)]
     pub retryable: bool,
+    /// How long to wait before that retry, in milliseconds (e.g. a service's
+    /// `Retry-After`); the host waits at least this long, up to its configured cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Error {
     /// A permanent error.
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Error { code: code.to_string(), message: message.into(), retryable: false }
+        Error { code: code.to_string(), message: message.into(), retryable: false, retry_after_ms: None }
     }
 
     /// An error worth retrying (throttling, timeouts, 5xx).
     pub fn retryable(code: &str, message: impl Into<String>) -> Self {
-        Error { code: code.to_string(), message: message.into(), retryable: true }
+        Error { code: code.to_string(), message: message.into(), retryable: true, retry_after_ms: None }
+    }
+
+    /// A retryable error that asks the host to wait `ms` milliseconds before trying again.
+    pub fn retry_after(code: &str, message: impl Into<String>, ms: u64) -> Self {
+        Error { code: code.to_string(), message: message.into(), retryable: true, retry_after_ms: Some(ms) }
     }
 }
 

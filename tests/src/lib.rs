@@ -1,6 +1,9 @@
 //! Helpers for end-to-end tests: start real `switchboard` processes on loopback, talk
 //! to them over HTTP, and run small local receivers.
 
+pub mod graph;
+pub mod load;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -53,16 +56,41 @@ impl Server {
     /// Starts `switchboard serve` on a free loopback port with the given data dir and
     /// config, and waits until it prints its address.
     pub fn start(data_dir: &Path, config: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_on("127.0.0.1:0", data_dir, config, extra)
+    }
+
+    /// Like [`Server::start`], listening on `listen`.
+    pub fn start_on(listen: &str, data_dir: &Path, config: &Path, extra: &[&str]) -> Result<Self> {
+        Self::spawn(listen, data_dir, config, extra, None)
+    }
+
+    /// Like [`Server::start_on`], logging at `level` (`RUST_LOG`) into `log`.
+    pub fn start_logged(
+        listen: &str,
+        data_dir: &Path,
+        config: &Path,
+        extra: &[&str],
+        log: &Path,
+        level: &str,
+    ) -> Result<Self> {
+        Self::spawn(listen, data_dir, config, extra, Some((log, level)))
+    }
+
+    fn spawn(listen: &str, data_dir: &Path, config: &Path, extra: &[&str], log: Option<(&Path, &str)>) -> Result<Self> {
+        let (level, stderr) = match log {
+            Some((path, level)) => (level, Stdio::from(std::fs::File::create(path)?)),
+            None => ("warn", Stdio::inherit()),
+        };
         let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .arg("--config")
             .arg(config)
             .args(extra)
             .current_dir(repo())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .context("spawn switchboard")?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -103,6 +131,28 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Posts `payload` to the inbound webhook endpoint `/hooks/{endpoint}` of the server at
+/// `base`, signed now with `secret` (and with an `Idempotency-Key` when given).
+pub async fn post_hook(
+    http: &reqwest::Client,
+    base: &str,
+    endpoint: &str,
+    secret: &str,
+    payload: &Value,
+    delivery: Option<&str>,
+) -> reqwest::Result<reqwest::Response> {
+    let body = serde_json::to_vec(payload).unwrap_or_default();
+    let signature = switchboard::notify::sign(secret.as_bytes(), chrono::Utc::now().timestamp(), &body);
+    let mut req = http
+        .post(format!("{base}/hooks/{endpoint}"))
+        .header("content-type", "application/json")
+        .header("x-switchboard-signature", signature);
+    if let Some(d) = delivery {
+        req = req.header("idempotency-key", d);
+    }
+    req.body(body).send().await
 }
 
 /// A thin JSON client.
@@ -251,6 +301,8 @@ pub struct Slapd {
     child: Child,
     /// `ldap://127.0.0.1:<port>`.
     pub url: String,
+    /// With TLS: the PEM of the CA that signed the server's certificate (StartTLS on `url`).
+    pub ca_file: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -260,19 +312,75 @@ pub const LDAP_ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
 pub const LDAP_ADMIN_PW: &str = "ldap-admin-secret";
 
 impl Slapd {
-    /// Starts slapd and waits until it answers.
+    /// Starts slapd with the standard schemas and a tiny seed (one person, one group).
     pub fn start() -> Result<Self> {
+        let seed = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+                    dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
+                    dn: uid=jdoe,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: jdoe\ncn: Jane Doe\nsn: Doe\nmail: jdoe@example.com\n\n\
+                    dn: cn=vpn,dc=example,dc=com\nobjectClass: groupOfNames\ncn: vpn\nmember: cn=admin,dc=example,dc=com\n";
+        Self::launch(None, false, seed, false)
+    }
+
+    /// Starts slapd as a stand-in for Active Directory: the AD attribute schema
+    /// (`tests/ldap/ad.schema`), the memberof overlay keeping `memberOf` on users, and
+    /// the seed users and groups of `tests/ldap/corp.ldif`. `port` None picks a free one.
+    pub fn start_corp(port: Option<u16>) -> Result<Self> {
+        let seed = std::fs::read_to_string(repo().join("tests/ldap/corp.ldif")).context("tests/ldap/corp.ldif")?;
+        Self::launch(port, true, &seed, false)
+    }
+
+    /// Like [`Slapd::start_corp`], with StartTLS: a throw-away CA (made with `openssl`)
+    /// signs the server's certificate for 127.0.0.1; [`Slapd::ca_file`] holds the CA.
+    pub fn start_corp_tls() -> Result<Self> {
+        let seed = std::fs::read_to_string(repo().join("tests/ldap/corp.ldif")).context("tests/ldap/corp.ldif")?;
+        Self::launch(None, true, &seed, true)
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 in `dir`; the slapd.conf lines using them.
+    fn certificates(dir: &Path) -> Result<String> {
+        let d = dir.display();
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )?;
+        for args in [
+            format!("req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem -days 2 -subj /CN=switchboard-test-ca"),
+            format!("req -newkey rsa:2048 -nodes -keyout {d}/server.key -out {d}/server.csr -subj /CN=127.0.0.1"),
+            format!("x509 -req -in {d}/server.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial -out {d}/server.pem -days 2 -extfile {d}/server.ext"),
+        ] {
+            let out = Command::new("openssl").args(args.split(' ')).output().context("openssl (apt-get install openssl)")?;
+            if !out.status.success() {
+                bail!("openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        Ok(format!("TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n"))
+    }
+
+    fn launch(port: Option<u16>, ad: bool, seed: &str, tls: bool) -> Result<Self> {
         if !Path::new("/usr/sbin/slapd").exists() {
             bail!("slapd is not installed: apt-get install slapd ldap-utils (.ci/run does)");
         }
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = match port {
+            Some(p) => p,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("db"))?;
+        let (schema, modules, overlay) = if ad {
+            (
+                format!("include {}\n", repo().join("tests/ldap/ad.schema").display()),
+                "moduleload memberof\n",
+                "overlay memberof\nmemberof-group-oc group\nmemberof-member-ad member\nmemberof-memberof-ad memberOf\nmemberof-refint true\n",
+            )
+        } else {
+            (String::new(), "", "")
+        };
+        let tls_conf = if tls { Self::certificates(dir.path())? } else { String::new() };
         let conf = format!(
-            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {d}/slapd.pid\n\
-             database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=com\"\nrootdn \"{LDAP_ADMIN_DN}\"\nrootpw {LDAP_ADMIN_PW}\ndirectory {d}/db\n"
+            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n{schema}\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\n{modules}pidfile {d}/slapd.pid\n{tls_conf}\
+             database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=com\"\nrootdn \"{LDAP_ADMIN_DN}\"\nrootpw {LDAP_ADMIN_PW}\ndirectory {d}/db\n{overlay}"
         );
         std::fs::write(dir.path().join("slapd.conf"), conf)?;
         let url = format!("ldap://127.0.0.1:{port}");
@@ -282,7 +390,8 @@ impl Slapd {
             .stderr(Stdio::null())
             .spawn()
             .context("start slapd")?;
-        let server = Self { child, url, _dir: dir };
+        let ca_file = tls.then(|| dir.path().join("ca.pem"));
+        let server = Self { child, url, ca_file, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let ok = Command::new("ldapwhoami")
@@ -296,25 +405,40 @@ impl Slapd {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("slapd did not answer within 10 s");
+                bail!("slapd did not answer on {} within 10 s (port taken?)", server.url);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let ldif = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
-                    dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
-                    dn: uid=jdoe,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: jdoe\ncn: Jane Doe\nsn: Doe\nmail: jdoe@example.com\n\n\
-                    dn: cn=vpn,dc=example,dc=com\nobjectClass: groupOfNames\ncn: vpn\nmember: cn=admin,dc=example,dc=com\n";
-        let mut add = Command::new("ldapadd")
-            .args(["-x", "-H", &server.url, "-D", LDAP_ADMIN_DN, "-w", LDAP_ADMIN_PW])
+        server.ldap("ldapadd", seed).context("ldapadd of the seed entries")?;
+        Ok(server)
+    }
+
+    /// Runs an ldap-utils command (`ldapadd`, `ldapmodify`) as the directory manager with `ldif` on stdin.
+    pub fn ldap(&self, tool: &str, ldif: &str) -> Result<()> {
+        let mut cmd = Command::new(tool)
+            .args(["-x", "-H", &self.url, "-D", LDAP_ADMIN_DN, "-w", LDAP_ADMIN_PW])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()?;
         use std::io::Write as _;
-        add.stdin.take().context("stdin")?.write_all(ldif.as_bytes())?;
-        if !add.wait()?.success() {
-            bail!("ldapadd of the seed entries failed");
+        cmd.stdin.take().context("stdin")?.write_all(ldif.as_bytes())?;
+        if !cmd.wait()?.success() {
+            bail!("{tool} failed");
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// Subtree search as the directory manager; the entries as LDIF text (`ldapsearch -LLL`).
+    pub fn search(&self, filter: &str, attrs: &[&str]) -> Result<String> {
+        let out = Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url, "-D", LDAP_ADMIN_DN, "-w", LDAP_ADMIN_PW])
+            .args(["-b", "dc=example,dc=com", filter])
+            .args(attrs)
+            .output()?;
+        if !out.status.success() {
+            bail!("ldapsearch {filter}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 

@@ -41,3 +41,48 @@ async fn a_burst_beyond_the_run_queue_completes_every_run_once() {
         assert_eq!(t.tags, ["seen"]);
     }
 }
+
+/// Recovery with more interrupted runs than `run_queue`: the ones left in the store must
+/// be picked up as the queue drains, even when the first ones finish while the rest are
+/// still being queued (found by the recovery benchmark: 16k of 20k runs stayed pending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_beyond_the_run_queue_resumes_every_run() {
+    use switchboard::store::{Store, Tx, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = Arc::new(FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap()));
+    let config = Arc::new(Config { workers: 4, run_queue: 4, ..Config::default() });
+    let engine = Engine::new(store.clone(), clock, config).unwrap();
+    let wf = json!({"id": "tag", "name": "tag", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "note", "type": "comment", "body": "seen"}]});
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    let new = NewTicket { title: "Printer".into(), requester: "ann".into(), ..Default::default() };
+    engine.create_ticket(new, "ann").await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let filter = RunFilter { workflow: Some("tag".into()), limit: Some(1000), ..Default::default() };
+    let done = store.runs(&filter).unwrap().remove(0);
+    assert_eq!(done.status, RunStatus::Completed);
+    // The store as a crash leaves it: 300 runs interrupted before their first step.
+    let mut tx = Tx::new();
+    for i in 0..300 {
+        let mut run = done.clone();
+        run.id = format!("R-{}", 1000 + i);
+        run.status = RunStatus::Pending;
+        run.cursor = Some("note".into());
+        run.steps_done = 0;
+        run.finished_at = None;
+        run.trace.clear();
+        tx.push(Write::Run(Box::new(run)));
+    }
+    store.commit(tx).await.unwrap();
+
+    engine.recover().unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let left: Vec<String> =
+        store.runs(&filter).unwrap().into_iter().filter(|r| r.status != RunStatus::Completed).map(|r| r.id).collect();
+    assert!(left.is_empty(), "{} interrupted runs never resumed: {:?}", left.len(), &left[..left.len().min(5)]);
+}

@@ -87,6 +87,12 @@ impl From<crate::store::Error> for ApiError {
             crate::store::Error::Closed => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server is shutting down")
             }
+            e @ crate::store::Error::Full { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", e.to_string())
+            }
+            e @ crate::store::Error::WriteFailed { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string())
+            }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),
         }
     }

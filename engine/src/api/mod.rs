@@ -116,12 +116,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// `GET /health`: 200 while the store takes writes; 503 with the reason once it does
+/// not (disk full, I/O error), so a load balancer or supervisor can act on it.
+async fn health(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Value>) {
+    let failure = state.engine.store().failure();
+    let status =
+        if failure.is_some() { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let body = json!({
+        "status": if failure.is_some() { "failing" } else { "ok" },
+        "reason": failure.map(|e| e.to_string()),
         "runs_in_flight": state.engine.runs_in_flight(),
         "durability": state.engine.config().durability,
-    }))
+    });
+    (status, Json(body))
 }
 
 /// `GET /metrics`: Prometheus text format.

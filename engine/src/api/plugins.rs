@@ -124,6 +124,6 @@ pub async fn call(
             .unwrap_or_default(),
         None => Value::Null,
     };
-    let out = s.engine.plugins().call(&id, &action, input, CallContext { ticket }).await?;
+    let out = s.engine.plugins().call(&id, &action, input, CallContext { ticket, idempotency_key: None }).await?;
     Ok(Json(json!({"output": out.output, "logs": out.logs, "version": out.version, "micros": out.micros})))
 }

@@ -187,12 +187,30 @@ impl Engine {
     /// `run_queue` at once; the rest follow as the queue drains). Returns how many were
     /// queued now.
     pub fn recover(self: &Arc<Self>) -> Result<usize> {
-        let active = self.store.active_runs(self.config.run_queue + 1)?;
+        let limit = self.config.run_queue + 1;
+        let active = self.store.active_runs(limit)?;
         let n = active.len().min(self.config.run_queue);
-        for id in active {
+        self.queue(active, limit);
+        Ok(n)
+    }
+
+    /// Spawns `ids` (read from the store with `limit`). When the store may hold more,
+    /// marks the queue as overflowing so that it refills as it drains. That must not
+    /// depend on `spawn_run` finding the queue full: runs spawned first may already have
+    /// finished by the time the last is spawned.
+    fn queue(self: &Arc<Self>, ids: Vec<String>, limit: usize) {
+        let more = ids.len() >= limit;
+        for id in ids {
             self.spawn_run(id);
         }
-        Ok(n)
+        if more {
+            self.overflow.store(true, Ordering::SeqCst);
+            let left = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
+            // Everything spawned may be done already; then no finishing run will refill.
+            if left <= self.config.run_queue / 2 && self.overflow.swap(false, Ordering::SeqCst) {
+                self.refill();
+            }
+        }
     }
 
     /// Stops starting new steps and waits for the ones under way to commit.
@@ -223,10 +241,8 @@ impl Engine {
         }
         let engine = self.clone();
         self.tasks.spawn(async move {
-            if let Ok(_permit) = engine.workers.clone().acquire_owned().await {
-                if let Err(e) = engine.drive(&id).await {
-                    tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
-                }
+            if let Err(e) = engine.drive(&id).await {
+                tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
             }
             let left = {
                 let mut in_flight = engine.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,12 +263,9 @@ impl Engine {
         }
         // The oldest active runs are the ones in flight and the next to queue.
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
-        match self.store.active_runs(in_flight + self.config.run_queue) {
-            Ok(ids) => {
-                for id in ids {
-                    self.spawn_run(id);
-                }
-            }
+        let limit = in_flight + self.config.run_queue;
+        match self.store.active_runs(limit) {
+            Ok(ids) => self.queue(ids, limit),
             Err(e) => {
                 tracing::error!(error = %e, "reading pending runs; they resume on restart");
             }

@@ -61,8 +61,12 @@ pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<
 }
 
 impl Engine {
-    /// Drives a run until it finishes, fails, or the engine stops.
+    /// Drives a run until it finishes, fails, or the engine stops. The run holds one of
+    /// the `workers` while it computes and commits, but not while a plugin or webhook
+    /// step waits on the outside world: a hanging endpoint or plugin then stalls only
+    /// its own runs, not every worker.
     pub(super) async fn drive(self: &Arc<Self>, run_id: &str) -> Result<()> {
+        let mut worker = Some(self.worker().await?);
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
@@ -74,14 +78,23 @@ impl Engine {
             let def = self.definition(&run.workflow_id, run.workflow_revision)?;
             let span = tracing::debug_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
             let _enter = span.enter();
-            if !self.step(run, &def).await? {
+            if !self.step(run, &def, &mut worker).await? {
                 return Ok(());
             }
         }
     }
 
+    async fn worker(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.workers.clone().acquire_owned().await.map_err(|_| Error::Conflict("the engine is stopping".into()))
+    }
+
     /// Executes the run's next step and commits it. Returns whether more steps follow.
-    async fn step(self: &Arc<Self>, mut run: Run, def: &Workflow) -> Result<bool> {
+    async fn step(
+        self: &Arc<Self>,
+        mut run: Run,
+        def: &Workflow,
+        worker: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<bool> {
         let timing = std::time::Instant::now();
         let now = self.now();
         let Some(step_id) = run.cursor.clone() else {
@@ -98,7 +111,10 @@ impl Engine {
             return Ok(false);
         }
         let step = &def.steps[index];
-        // Slow outbound calls happen before the ticket is locked.
+        // Slow outbound calls happen before the ticket is locked, and without a worker.
+        if matches!(step.action, Action::Notify { .. } | Action::Plugin { .. }) {
+            worker.take();
+        }
         let delivery = match &step.action {
             Action::Notify { url, secret, payload } => {
                 let Some(ticket) = self.run_ticket(&run)? else {
@@ -107,7 +123,7 @@ impl Engine {
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
-            Action::Plugin { plugin, action, input, retries } => {
+            Action::Plugin { plugin, action, input, retries, .. } => {
                 let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(false);
@@ -116,6 +132,9 @@ impl Engine {
             }
             _ => None,
         };
+        if worker.is_none() {
+            *worker = Some(self.worker().await?);
+        }
         // A run with no ticket locks only itself.
         let lock_key = if run.ticket_id.is_empty() { &run.id } else { &run.ticket_id };
         let _ticket_guard = self.locks.lock(lock_key).await;
@@ -135,7 +154,14 @@ impl Engine {
             // Validation refuses such workflows; a stored one from before still fails cleanly.
             effect = effect.fail(format!("`{}` needs a ticket and this run has none", step.action.kind()));
         }
-        if effect.failed.is_none()
+        if let (Some(message), Action::Plugin { on_error: Some(target), .. }) = (&effect.failed, &step.action) {
+            // The step failed for good, and the workflow says where to go: continue there.
+            let code = effect.output.as_ref().map_or(Value::Null, |o| o["error"]["code"].clone());
+            run.vars.insert("error".into(), json!({"step": step.id, "code": code, "message": message}));
+            effect.entry.message = format!("{message}; continuing at `{target}`");
+            effect.failed = None;
+            effect.next = (target != crate::workflow::END).then(|| target.clone());
+        } else if effect.failed.is_none()
             && effect.next.is_none()
             && !matches!(step.action, Action::If { .. } | Action::Wait { .. } | Action::Approval { .. })
         {
@@ -342,9 +368,13 @@ impl Engine {
         let input = render_value(input, &scope(run, ticket, self.now()), &run.id, &run.workflow_id);
         let ticket_json = serde_json::to_value(ticket).unwrap_or(Value::Null);
         let mut attempts = 0;
+        let mut waits_ms: Vec<u64> = Vec::new();
         loop {
             attempts += 1;
-            let ctx = crate::plugin::CallContext { ticket: ticket_json.clone() };
+            let ctx = crate::plugin::CallContext {
+                ticket: ticket_json.clone(),
+                idempotency_key: Some(format!("{}/{}/{}", run.id, step.id, run.steps_done)),
+            };
             let timing = std::time::Instant::now();
             let result = self.plugins.call(plugin, action, input.clone(), ctx).await;
             let code = result.as_ref().err().map(|e| e.code.clone());
@@ -353,19 +383,26 @@ impl Engine {
                 Ok(out) => {
                     effect.entry.message = format!("{plugin}.{action} answered in {} µs", out.micros);
                     effect.entry.detail = json!({"plugin": plugin, "version": out.version, "action": action,
-                        "attempts": attempts, "micros": out.micros, "logs": out.logs});
+                        "attempts": attempts, "waits_ms": waits_ms, "micros": out.micros, "logs": out.logs});
                     effect.output = Some(out.output);
                     return Ok(effect);
                 }
                 Err(e) if e.retryable && attempts <= retries => {
-                    tracing::info!(run = %run.id, plugin, action, code = %e.code, attempts, "retryable plugin error; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(100u64 << attempts.min(6))).await;
+                    // Exponential backoff, or longer if the plugin passed on a Retry-After.
+                    let backoff = 100u64 << attempts.min(6);
+                    let cap = self.config.plugins.max_retry_after_ms;
+                    let wait = e.retry_after_ms.map_or(backoff, |asked| asked.min(cap).max(backoff));
+                    tracing::info!(run = %run.id, plugin, action, code = %e.code, attempts, wait_ms = wait, "retryable plugin error; retrying");
+                    waits_ms.push(wait);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 Err(e) => {
-                    let detail = json!({"plugin": plugin, "action": action, "attempts": attempts,
+                    let detail = json!({"plugin": plugin, "action": action, "attempts": attempts, "waits_ms": waits_ms,
                         "code": e.code, "retryable": e.retryable, "logs": e.logs});
                     let mut failed = effect.fail(format!("{plugin}.{action}: {}: {}", e.code, e.message));
                     failed.entry.detail = detail;
+                    failed.output =
+                        Some(json!({"error": {"code": e.code, "message": e.message, "retryable": e.retryable}}));
                     return Err(failed);
                 }
             }
@@ -477,6 +514,7 @@ impl Engine {
                 }
                 effect.ticket = Some(next);
             }
+            Action::Fail { reason } => return Ok(effect.fail(rendered(reason))),
             Action::Close {} => {
                 if next.status == Status::Closed {
                     effect.entry.outcome = "skipped".into();

@@ -5,14 +5,18 @@
 //! private addresses only when the connection allows them. `unicodePwd` values are
 //! encoded the way Active Directory wants them: the password in double quotes, UTF-16LE.
 //!
-//! This version speaks plain LDAP (`ldap://`); StartTLS/LDAPS, which Active Directory
-//! requires for password changes, is not implemented yet.
+//! Transport: plain `ldap://`, `ldaps://`, or `ldap://` upgraded with StartTLS
+//! (`starttls = true`). Active Directory accepts `unicodePwd` only over TLS. Server
+//! certificates are checked against the system roots, or only against the CAs in
+//! `ca_file` (PEM) for a private PKI; there is no switch to skip verification.
 
 use super::net::restricted;
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::LdapRequest as Request;
 
@@ -20,8 +24,15 @@ use switchboard_sdk::LdapRequest as Request;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Directory {
-    /// `ldap://host:port`.
+    /// `ldap://host[:389]` or `ldaps://host[:636]`.
     pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA certificates to trust for this directory's TLS (default: the
+    /// system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// DN the host binds as.
     pub bind_dn: String,
     /// Its password.
@@ -63,8 +74,45 @@ fn value_bytes(attr: &str, v: &str) -> Vec<u8> {
     }
 }
 
-/// Directory connections.
-pub struct Directories(BTreeMap<String, Directory>);
+impl Directory {
+    /// Checks the URL scheme and TLS settings; builds the TLS configuration when a
+    /// `ca_file` is given (None: ldap3's default, the system roots).
+    pub fn tls(&self, name: &str) -> Tls {
+        let scheme = self.url.split("://").next().unwrap_or("");
+        match (scheme, self.starttls) {
+            ("ldap", _) | ("ldaps", false) => {}
+            ("ldaps", true) => {
+                return Err(format!("directory `{name}`: `starttls` applies to ldap:// URLs, not ldaps://"))
+            }
+            _ => return Err(format!("directory `{name}`: url must start with ldap:// or ldaps://")),
+        }
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read(path).map_err(|e| format!("directory `{name}`: ca_file {}: {e}", path.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("directory `{name}`: ca_file {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("directory `{name}`: ca_file {}: {e}", path.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("directory `{name}`: ca_file {} holds no PEM certificate", path.display()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("directory `{name}`: TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// A directory's TLS configuration: none (plain, or ldap3's default roots), a custom
+/// one, or why it could not be built.
+type Tls = Result<Option<Arc<rustls::ClientConfig>>, String>;
+
+/// Directory connections, with their TLS configuration.
+pub struct Directories(BTreeMap<String, (Directory, Tls)>);
 
 fn error(code: &str, message: impl Into<String>, retryable: bool) -> Value {
     json!({"error": {"code": code, "message": message.into(), "retryable": retryable}})
@@ -73,7 +121,14 @@ fn error(code: &str, message: impl Into<String>, retryable: bool) -> Value {
 impl Directories {
     /// Over the configured directories.
     pub fn new(dirs: BTreeMap<String, Directory>) -> Self {
-        Self(dirs)
+        Self(
+            dirs.into_iter()
+                .map(|(name, d)| {
+                    let tls = d.tls(&name);
+                    (name, (d, tls))
+                })
+                .collect(),
+        )
     }
 
     /// Whether a directory exists.
@@ -86,13 +141,17 @@ impl Directories {
     /// or `{"error": ...}` when the host refused or could not reach the directory.
     pub async fn run(&self, granted: &[String], req: Request) -> Value {
         let name = connection(&req).to_string();
-        let Some(dir) = self.0.get(&name).filter(|_| granted.contains(&name)) else {
+        let Some((dir, tls)) = self.0.get(&name).filter(|_| granted.contains(&name)) else {
             return error("denied", format!("directory connection `{name}` is not granted to this plugin"), false);
+        };
+        let tls = match tls {
+            Ok(t) => t.clone(),
+            Err(e) => return error("not_configured", e.clone(), false),
         };
         if let Err(e) = check_address(&name, dir).await {
             return error("denied", e, false);
         }
-        match tokio::time::timeout(Duration::from_millis(dir.timeout_ms), run(dir, req)).await {
+        match tokio::time::timeout(Duration::from_millis(dir.timeout_ms), run(dir, tls, req)).await {
             Ok(Ok(v)) => json!({ "ok": v }),
             Ok(Err(e)) => error("unavailable", format!("directory `{name}`: {e}"), true),
             Err(_) => error("unavailable", format!("directory `{name}` did not answer in {} ms", dir.timeout_ms), true),
@@ -102,11 +161,8 @@ impl Directories {
 
 async fn check_address(name: &str, dir: &Directory) -> Result<(), String> {
     let url = reqwest::Url::parse(&dir.url).map_err(|e| format!("directory `{name}` url: {e}"))?;
-    if url.scheme() != "ldap" {
-        return Err(format!("directory `{name}`: only ldap:// is supported in this version"));
-    }
     let host = url.host_str().unwrap_or("");
-    let port = url.port().unwrap_or(389);
+    let port = url.port().unwrap_or(if url.scheme() == "ldaps" { 636 } else { 389 });
     let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
     for a in addrs {
         if let Some(kind) = restricted(a.ip()) {
@@ -121,8 +177,12 @@ async fn check_address(name: &str, dir: &Directory) -> Result<(), String> {
     Ok(())
 }
 
-async fn run(dir: &Directory, req: Request) -> ldap3::result::Result<Value> {
-    let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_millis(dir.timeout_ms));
+async fn run(dir: &Directory, tls: Option<Arc<rustls::ClientConfig>>, req: Request) -> ldap3::result::Result<Value> {
+    let mut settings =
+        LdapConnSettings::new().set_conn_timeout(Duration::from_millis(dir.timeout_ms)).set_starttls(dir.starttls);
+    if let Some(config) = tls {
+        settings = settings.set_config(config);
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &dir.url).await?;
     ldap3::drive!(conn);
     let bind = ldap.simple_bind(&dir.bind_dn, &dir.bind_password).await?;

@@ -11,6 +11,7 @@
 //! allocator, so nothing survives from one call to the next.
 
 pub mod directory;
+pub mod fuzz_guest;
 pub mod manifest;
 pub mod net;
 pub mod sandbox;
@@ -37,6 +38,10 @@ pub struct PluginError {
     pub message: String,
     /// Whether a retry may help.
     pub retryable: bool,
+    /// How long the plugin asks to wait before a retry (e.g. a `Retry-After` it was
+    /// given), milliseconds; capped by `plugins.max_retry_after_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
     /// Log lines the call produced before it failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
@@ -44,7 +49,7 @@ pub struct PluginError {
 
 impl PluginError {
     fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), retryable: false, logs: Vec::new() }
+        Self { code: code.into(), message: message.into(), retryable: false, retry_after_ms: None, logs: Vec::new() }
     }
 }
 
@@ -81,6 +86,9 @@ pub struct PluginConfig {
     pub pool_size: u32,
     /// Largest module accepted at install, bytes.
     pub max_module_bytes: usize,
+    /// Longest wait before retrying a plugin step that asked for one (`retry_after_ms`,
+    /// e.g. from Graph's `Retry-After`), milliseconds. The wait holds a run worker.
+    pub max_retry_after_ms: u64,
 }
 
 impl Default for PluginConfig {
@@ -94,6 +102,7 @@ impl Default for PluginConfig {
             max_log_lines: 200,
             pool_size: 32,
             max_module_bytes: 16 << 20,
+            max_retry_after_ms: 60_000,
         }
     }
 }
@@ -108,6 +117,10 @@ struct Loaded {
 pub struct CallContext {
     /// The ticket the run is about (for `host::ticket()`).
     pub ticket: Value,
+    /// Stable across retries and crash recovery of the same step visit (`run/step/visit`);
+    /// each outbound HTTP request of the call carries `Idempotency-Key: <this>/<n>`, so
+    /// receivers that honour the header apply a repeated request once.
+    pub idempotency_key: Option<String>,
 }
 
 /// Compiles, caches and calls plugins.
@@ -326,6 +339,8 @@ impl PluginHost {
             directories: self.directories.clone(),
             record: loaded.record.clone(),
             ticket: ctx.ticket,
+            idempotency_key: ctx.idempotency_key,
+            requests: std::sync::atomic::AtomicU32::new(0),
             rt: tokio::runtime::Handle::current(),
         });
         let limits = self.limits();
@@ -388,6 +403,7 @@ fn invoke(
         code: code.into(),
         message,
         retryable: false,
+        retry_after_ms: None,
         logs,
     };
     match outcome {
@@ -420,6 +436,7 @@ fn invoke(
                     code: v["code"].as_str().unwrap_or("plugin_error").chars().take(64).collect(),
                     message: v["message"].as_str().unwrap_or("plugin reported an error").chars().take(4096).collect(),
                     retryable: v["retryable"].as_bool().unwrap_or(false),
+                    retry_after_ms: v["retry_after_ms"].as_u64(),
                     logs,
                 })
             }
@@ -435,6 +452,9 @@ struct HostServices {
     directories: Arc<directory::Directories>,
     record: PluginRecord,
     ticket: Value,
+    idempotency_key: Option<String>,
+    /// HTTP requests made so far in this call (numbers the idempotency keys).
+    requests: std::sync::atomic::AtomicU32,
     rt: tokio::runtime::Handle,
 }
 
@@ -478,7 +498,15 @@ impl Services for HostServices {
                 }
             }
             "http" => match serde_json::from_value::<switchboard_sdk::HttpRequest>(req) {
-                Ok(r) => self.rt.block_on(self.net.send(&self.record.connections, r)),
+                Ok(mut r) => {
+                    let n = self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(key) = &self.idempotency_key {
+                        if !r.headers.keys().any(|k| k.eq_ignore_ascii_case("idempotency-key")) {
+                            r.headers.insert("idempotency-key".into(), format!("{key}/{n}"));
+                        }
+                    }
+                    self.rt.block_on(self.net.send(&self.record.connections, r))
+                }
                 Err(e) => err("bad_request", format!("http request: {e}")),
             },
             "ldap" => match serde_json::from_value::<switchboard_sdk::LdapRequest>(req) {
@@ -491,4 +519,8 @@ impl Services for HostServices {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_support;

@@ -2,9 +2,8 @@
 //! exact control of the ABI boundary, which a Rust plugin built with the SDK cannot make.
 
 use super::*;
-use crate::store::{sled::SledStore, Durability};
 
-const MANIFEST: &str = r#"{"id":"wat","version":"1.0.0","abi":1,"actions":[{"name":"go"}]}"#;
+use super::tests_support::{host, MANIFEST};
 
 /// A module exporting the ABI marker, the manifest section and `switchboard_invoke`
 /// with the given body (locals: `$a $b` are the parameters).
@@ -27,23 +26,9 @@ fn module(imports: &str, body: &str, extra: &str) -> Vec<u8> {
     wat::parse_str(text).expect("test module compiles")
 }
 
-fn host() -> (tempfile::TempDir, Arc<PluginHost>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).expect("store"));
-    let config = PluginConfig { timeout_ms: 300, memory_mb: 8, table_elements: 1000, ..PluginConfig::default() };
-    let host = PluginHost::new(
-        config,
-        store,
-        net::Net::new(Default::default()),
-        directory::Directories::new(Default::default()),
-    )
-    .expect("host");
-    (dir, host)
-}
-
 async fn run(host: &PluginHost, wasm: &[u8]) -> Result<CallOutcome, PluginError> {
     host.install(wasm, "test").await?;
-    host.call("wat", "go", Value::Null, CallContext { ticket: Value::Null }).await
+    host.call("wat", "go", Value::Null, CallContext { ticket: Value::Null, idempotency_key: None }).await
 }
 
 /// A body that hands back, as its output, a JSON array with one digit per expression:

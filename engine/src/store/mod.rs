@@ -60,6 +60,24 @@ pub enum Error {
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The disk holding the data directory is full. Sticky: the store takes no more
+    /// writes until the server is restarted with space freed (sled cannot resume).
+    #[error("the disk holding data directory {path} is full ({detail}): free space and restart the server; acknowledged writes are safe, this one was not saved")]
+    Full {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        detail: String,
+    },
+    /// Writing to the data directory failed (read-only remount, I/O error). Sticky, as
+    /// [`Error::Full`].
+    #[error("writing to data directory {path} failed ({detail}): fix the disk and restart the server; acknowledged writes are safe, this one was not saved")]
+    WriteFailed {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        detail: String,
+    },
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
@@ -478,4 +496,9 @@ pub trait Store:
     fn commit(&self, tx: Tx) -> CommitFuture<'_>;
     /// Flushes everything and stops background work.
     fn close(&self) -> Result<()>;
+    /// Why the store takes no more writes, once a write failed for good (disk full,
+    /// I/O error); `None` while healthy.
+    fn failure(&self) -> Option<Error> {
+        None
+    }
 }

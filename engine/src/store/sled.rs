@@ -39,6 +39,10 @@ pub struct SledStore {
     counters: [std::sync::atomic::AtomicU64; 3],
     flusher: Flusher,
     path: PathBuf,
+    /// Set by the first write that failed with an I/O error: sled does not recover from
+    /// those in-process, so later writes are refused at once with the same reason.
+    /// (disk full, I/O error text).
+    failed: std::sync::OnceLock<(bool, String)>,
 }
 
 fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
@@ -131,7 +135,7 @@ impl SledStore {
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
-        Ok(Self { db, counters, flusher, path: dir.to_path_buf() })
+        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new() })
     }
 
     /// Group-commit counters.
@@ -508,6 +512,23 @@ impl AuditStore for SledStore {
 }
 
 impl SledStore {
+    /// Turns an I/O failure of a write into the sticky [`Error::Full`] /
+    /// [`Error::WriteFailed`]; other errors pass through.
+    fn classify(&self, e: Error) -> Error {
+        let Error::Backend(detail) = &e else { return e };
+        let sticky = if detail.contains("No space left on device") || detail.contains("os error 28") {
+            (true, "No space left on device".to_string())
+        } else if detail.contains("IO error") || detail.contains("os error") {
+            (false, detail.clone())
+        } else {
+            return e;
+        };
+        self.failed.get_or_init(|| sticky);
+        let failure = self.failure().unwrap_or(e);
+        tracing::error!(error = %failure, "the store takes no more writes");
+        failure
+    }
+
     fn cancel_timer(&self, b: &mut ::sled::Batch, key: &str) -> Result<()> {
         let index = format!("tk/{key}").into_bytes();
         if let Some(old) = self.db.get(&index).map_err(backend)? {
@@ -592,11 +613,25 @@ impl Store for SledStore {
                     max[slot] = max[slot].max(n);
                 }
             }
-            let batch = self.batch(tx)?;
-            self.db.apply_batch(batch).map_err(backend)?;
-            self.flusher.watermark.applied(max);
-            self.flusher.durable().await
+            if let Some(e) = self.failure() {
+                return Err(e);
+            }
+            let applied = self.batch(tx).and_then(|batch| self.db.apply_batch(batch).map_err(backend));
+            let result = match applied {
+                Ok(()) => {
+                    self.flusher.watermark.applied(max);
+                    self.flusher.durable().await
+                }
+                Err(e) => Err(e),
+            };
+            result.map_err(|e| self.classify(e))
         })
+    }
+
+    fn failure(&self) -> Option<Error> {
+        let (full, detail) = self.failed.get()?.clone();
+        let path = self.path.display().to_string();
+        Some(if full { Error::Full { path, detail } } else { Error::WriteFailed { path, detail } })
     }
 
     fn close(&self) -> Result<()> {

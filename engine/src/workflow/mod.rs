@@ -279,9 +279,21 @@ pub enum Action {
         /// Input; strings may hold templates. Checked against the action's input schema.
         #[serde(default)]
         input: Value,
-        /// Extra attempts for errors the plugin marks retryable (default 2), with backoff.
+        /// Extra attempts for errors the plugin marks retryable (default 2), with backoff;
+        /// a `retry_after_ms` the plugin passes on (e.g. Graph's `Retry-After`) is honoured.
         #[serde(default = "two")]
         retries: u32,
+        /// Where to go when the call fails for good (default: the run fails). The error is
+        /// in `vars.error` (`step`, `code`, `message`) and `vars.<step id>.error`, so a
+        /// compensation path can undo what earlier steps did and say why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_error: Option<String>,
+    },
+    /// End the run as failed, with a reason (templates allowed); e.g. the last step of a
+    /// compensation path, so the run counts as failed in `/metrics` and reports.
+    Fail {
+        /// Why; lands in the run's `error`.
+        reason: String,
     },
     /// Ask people to approve; the run waits (no task held) until the stages decide. On
     /// approval the run goes on at `next`; on rejection at `on_reject` (default: it ends).
@@ -320,6 +332,7 @@ impl Action {
             Action::Comment { .. } => "comment",
             Action::Resolve { .. } => "resolve",
             Action::Close {} => "close",
+            Action::Fail { .. } => "fail",
             Action::CreateChild { .. } => "create_child",
             Action::If { .. } => "if",
             Action::Notify { .. } => "notify",
@@ -330,7 +343,7 @@ impl Action {
     }
 
     /// Every step type, for the schema drift test.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "set",
         "assign",
         "route",
@@ -343,6 +356,7 @@ impl Action {
         "plugin",
         "wait",
         "approval",
+        "fail",
     ];
 }
 

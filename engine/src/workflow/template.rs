@@ -43,6 +43,11 @@ pub fn render(s: &str, scope: &Scope<'_>, run_id: &str, workflow_id: &str) -> St
         match value {
             Value::String(v) => out.push_str(&v),
             Value::Null => {}
+            // A list of names reads better in a comment as `a, b` than as JSON.
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                let names: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                out.push_str(&names.join(", "));
+            }
             other => out.push_str(&other.to_string()),
         }
         rest = &after[end + 2..];

@@ -446,7 +446,13 @@ impl<'a> Checker<'a> {
                     }
                     self.condition(condition, &format!("{ptr}/condition"));
                 }
-                Action::Plugin { input, .. } => self.templates(&format!("{ptr}/input"), input),
+                Action::Plugin { input, on_error, .. } => {
+                    self.templates(&format!("{ptr}/input"), input);
+                    if let Some(t) = on_error {
+                        self.step_ref(format!("{ptr}/on_error"), t);
+                    }
+                }
+                Action::Fail { reason } => self.templates(&format!("{ptr}/reason"), &Value::String(reason.clone())),
                 Action::Wait { minutes, until, on_timeout, at, timezone, .. } => {
                     if minutes.is_none() && until.is_none() && at.is_none() {
                         self.push(ptr.clone(), "wait needs `minutes` or `at`, `until`, or a time and `until`");

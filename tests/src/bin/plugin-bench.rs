@@ -40,7 +40,7 @@ async fn measure(
     n: usize,
     concurrency: usize,
 ) -> Value {
-    let ctx = || CallContext { ticket: Value::Null };
+    let ctx = || CallContext { ticket: Value::Null, idempotency_key: None };
     for _ in 0..200 {
         host.call(plugin, action, input.clone(), ctx()).await.unwrap();
     }
@@ -61,7 +61,9 @@ async fn measure(
         tasks.push(tokio::spawn(async move {
             let mut done = 0u64;
             while Instant::now() < deadline {
-                host.call(&plugin, &action, input.clone(), CallContext { ticket: Value::Null }).await.unwrap();
+                host.call(&plugin, &action, input.clone(), CallContext { ticket: Value::Null, idempotency_key: None })
+                    .await
+                    .unwrap();
                 done += 1;
             }
             done
