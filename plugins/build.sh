@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p dist
+# The modules are copied from plugins/target below. A CARGO_TARGET_DIR inherited from the
+# caller (say, a shared one for the engine workspace) would send them elsewhere, and mix
+# rustc 1.63 artifacts with the caller's.
+export CARGO_TARGET_DIR="$PWD/target"
 
 debian_ready() {
   [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/wasm32-wasi ]

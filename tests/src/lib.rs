@@ -358,7 +358,7 @@ impl Slapd {
 
     fn launch(port: Option<u16>, ad: bool, seed: &str, tls: bool) -> Result<Self> {
         if !Path::new("/usr/sbin/slapd").exists() {
-            bail!("slapd is not installed: apt-get install slapd ldap-utils (.ci/run does)");
+            bail!("slapd is not installed: run tests/deps.sh (apt-get install slapd ldap-utils openssl)");
         }
         let dir = tempfile::tempdir()?;
         let port = match port {

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
 //! Built from one table ([`OPERATIONS`]) so that a test can compare it with the routes
-//! the router registers (`tests/tests/openapi.rs` reads `api/mod.rs`): a route without
+//! the router registers (`tests/tests/e2e/openapi.rs` reads `api/mod.rs`): a route without
 //! an entry here, or an entry without a route, fails the build's tests.
 
 use serde_json::{json, Map, Value};

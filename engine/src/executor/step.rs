@@ -62,9 +62,10 @@ pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<
 
 impl Engine {
     /// Drives a run until it finishes, fails, or the engine stops. The run holds one of
-    /// the `workers` while it computes and commits, but not while a plugin or webhook
-    /// step waits on the outside world: a hanging endpoint or plugin then stalls only
-    /// its own runs, not every worker.
+    /// the `workers` while it computes and applies a step, but not while it waits: not
+    /// while a plugin or webhook step waits on the outside world (a hanging endpoint or
+    /// plugin then stalls only its own runs, not every worker), and not while its
+    /// commit waits for the flush.
     pub(super) async fn drive(self: &Arc<Self>, run_id: &str) -> Result<()> {
         let mut worker = Some(self.worker().await?);
         loop {
@@ -258,7 +259,15 @@ impl Engine {
             _ => None,
         };
         tx.push(Write::Run(Box::new(run)));
-        self.store.commit(tx).await?;
+        let durable = self.store.apply(tx)?;
+        // The writes are visible now: the next step on this ticket, the next routing
+        // decision and other runs can go on while the flush completes (the store keeps
+        // durability in apply order). Holding the worker and locks through the flush
+        // capped runs at one step per flush per worker.
+        drop(_routing_guard);
+        drop(_ticket_guard);
+        worker.take();
+        durable.await?;
         self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
         self.after_commit(&new_runs);
         if let Some((id, url)) = request {

@@ -494,6 +494,15 @@ pub trait Store:
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.
     fn commit(&self, tx: Tx) -> CommitFuture<'_>;
+    /// [`Store::commit`] in two halves: applies `tx` now (reads see it when this
+    /// returns) and gives back the wait for durability.
+    ///
+    /// Between the two a caller may release what it holds (a worker, a ticket lock),
+    /// since the backend must keep durability in apply order: whatever another writer
+    /// commits after reading these writes becomes durable with them or after them, never
+    /// before. Side effects that depend on the writes (acknowledging a client, starting
+    /// the runs they created) still wait for the returned future.
+    fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>>;
     /// Flushes everything and stops background work.
     fn close(&self) -> Result<()>;
     /// Why the store takes no more writes, once a write failed for good (disk full,

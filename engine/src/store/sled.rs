@@ -600,32 +600,30 @@ impl PluginStore for SledStore {
 
 impl Store for SledStore {
     fn commit(&self, tx: Tx) -> CommitFuture<'_> {
-        Box::pin(async move {
-            let mut max = [0u64; 3];
-            for w in &tx.writes {
-                let (slot, id, letter) = match w {
-                    Write::Ticket(t) => (0, &t.id, 'T'),
-                    Write::Run(r) => (1, &r.id, 'R'),
-                    Write::Event(e) => (2, &e.id, 'E'),
-                    _ => continue,
-                };
-                if let Some(n) = parse_id(id, letter) {
-                    max[slot] = max[slot].max(n);
-                }
-            }
-            if let Some(e) = self.failure() {
-                return Err(e);
-            }
-            let applied = self.batch(tx).and_then(|batch| self.db.apply_batch(batch).map_err(backend));
-            let result = match applied {
-                Ok(()) => {
-                    self.flusher.watermark.applied(max);
-                    self.flusher.durable().await
-                }
-                Err(e) => Err(e),
+        Box::pin(async move { self.apply(tx)?.await })
+    }
+
+    /// sled's log is ordered and a flush covers everything applied before it, so a
+    /// later batch is never durable without an earlier one.
+    fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
+        let mut max = [0u64; 3];
+        for w in &tx.writes {
+            let (slot, id, letter) = match w {
+                Write::Ticket(t) => (0, &t.id, 'T'),
+                Write::Run(r) => (1, &r.id, 'R'),
+                Write::Event(e) => (2, &e.id, 'E'),
+                _ => continue,
             };
-            result.map_err(|e| self.classify(e))
-        })
+            if let Some(n) = parse_id(id, letter) {
+                max[slot] = max[slot].max(n);
+            }
+        }
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.batch(tx).and_then(|batch| self.db.apply_batch(batch).map_err(backend)).map_err(|e| self.classify(e))?;
+        self.flusher.watermark.applied(max);
+        Ok(Box::pin(async move { self.flusher.durable().await.map_err(|e| self.classify(e)) }))
     }
 
     fn failure(&self) -> Option<Error> {

@@ -1,8 +1,6 @@
 //! The manager's report on a seeded data set, every figure checked against values
 //! computed by hand (see the comments), through the engine, CSV and the CLI.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;

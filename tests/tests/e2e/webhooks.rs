@@ -3,8 +3,6 @@
 //! outbound retries (honouring Retry-After) and dead letters against local receivers;
 //! approval decisions by the approver's token and by signed link.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};

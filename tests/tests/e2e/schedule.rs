@@ -2,8 +2,6 @@
 //! store: time zones, catch-up after downtime, fan-out over tickets with relative-time
 //! conditions, and waits until a time taken from the ticket.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;

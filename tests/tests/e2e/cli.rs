@@ -3,8 +3,6 @@
 //! fails with exactly the errors recorded beside it in `<name>.expected`. Run with
 //! `BLESS=1` to rewrite the expectations after a deliberate change, then review the diff.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use std::path::PathBuf;
 use std::process::Command;
 use switchboard_tests::{binary, repo};

@@ -1,8 +1,6 @@
 //! The in-memory run queue is bounded: beyond `run_queue`, runs wait in the store as
 //! `pending` and are picked up as the queue drains, so a burst costs disk, not memory.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use serde_json::json;
 use std::sync::Arc;
 use switchboard::clock::FakeClock;

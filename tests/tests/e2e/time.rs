@@ -2,8 +2,6 @@
 //! sleeps): the engine runs in process over a real sled store; time moves only when the
 //! test says.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

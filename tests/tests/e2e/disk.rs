@@ -6,8 +6,6 @@
 //! go on. Full or read-only at start: exit code 3 with the reason. With space freed:
 //! every acknowledged ticket is there and writes resume.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,6 @@
 //! publish; diffs by path; rollback; cycles found at publish (warned over HTTP, refused
 //! when configured).
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::Duration;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! policies, chains, expiry actions, delegation (explicit and out of office) and signed
 //! links (single use, bound to approver and stage).
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -3,8 +3,6 @@
 //! arithmetic must round-trip. `PROPTEST_CASES` sets the number of cases (CI uses the
 //! default 256 per property; a long run: `PROPTEST_CASES=100000`).
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};

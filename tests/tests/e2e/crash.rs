@@ -10,8 +10,6 @@
 //! per run, and at most once more per kill (a kill between the call and its commit).
 //! 20 rounds by default (about 40 s); `CRASH_ROUNDS=200` for a long run.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::extract::{Path, State};
 use axum::{http::HeaderMap, routing::get, routing::post, Json, Router};
 use serde_json::{json, Value};

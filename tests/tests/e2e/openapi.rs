@@ -2,8 +2,6 @@
 //! operation in the document and every operation has a route; and the served document
 //! answers on a real server.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use std::collections::BTreeSet;
 use switchboard_tests::{repo, write_config, Server};
 

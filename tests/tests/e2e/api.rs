@@ -1,7 +1,5 @@
 //! The HTTP API against a real server process on loopback.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard_tests::{repo, seed_team, write_config, Api, Server, ADMIN, AGENT};

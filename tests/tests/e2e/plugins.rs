@@ -3,8 +3,6 @@
 //! plugin attacks the sandbox one way per action; each attack must fail only its own
 //! call, with a clear error, and leave the server healthy.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};

@@ -3,8 +3,6 @@
 //! of other workflows (one of them calling a plugin) must still complete while those
 //! are stuck, and the stuck ones must finish once the outside world answers.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;

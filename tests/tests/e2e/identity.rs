@@ -4,8 +4,6 @@
 //! Input comes in as a signed HR webhook or an API ticket; the assertions read slapd's
 //! entries, the fake's state and request log, and the tickets and runs.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,8 +2,6 @@
 //! not matched with the first failing comparison, refused by the loop guard, never
 //! triggered — through the engine and the CLI.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use serde_json::{json, Value};
 use std::sync::Arc;
 use switchboard::clock::FakeClock;

@@ -1,0 +1,26 @@
+//! End-to-end tests: real switchboard processes (or the engine in-process) over real
+//! HTTP on loopback, real sled files, real WASM plugins, real slapd, and the Graph fake.
+//!
+//! One test binary rather than one per file: each binary links the whole engine
+//! (wasmtime, cranelift, sled), so seventeen of them cost a gigabyte of disk and as many
+//! slow links. `cargo test -p switchboard-tests --test e2e crash::` runs one module.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+mod api;
+mod approvals;
+mod cli;
+mod crash;
+mod disk;
+mod explain;
+mod faults;
+mod identity;
+mod openapi;
+mod plugins;
+mod properties;
+mod queue;
+mod reports;
+mod schedule;
+mod time;
+mod versions;
+mod webhooks;
