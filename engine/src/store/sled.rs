@@ -707,6 +707,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn apply_is_visible_at_once_and_each_wait_resolves_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String>;
+        {
+            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+            ids = (0..2).map(|_| store.next_ticket_id().unwrap()).collect();
+            let mut waits = Vec::new();
+            for id in &ids {
+                let t = NewTicket { title: id.clone(), requester: "r".into(), ..Default::default() }.into_ticket(
+                    id.clone(),
+                    &PriorityMatrix::default(),
+                    chrono::Utc::now(),
+                );
+                let mut tx = Tx::new();
+                tx.ticket(None, &t);
+                waits.push(store.apply(tx).unwrap());
+                // Readable before anyone waits for the flush.
+                assert_eq!(store.ticket(id).unwrap().unwrap().title, *id);
+            }
+            // Awaited in reverse order: each resolves once its write is durable.
+            for wait in waits.into_iter().rev() {
+                wait.await.unwrap();
+            }
+            assert!(store.commit_stats().commits.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+            store.close().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        for id in &ids {
+            assert_eq!(store.ticket(id).unwrap().unwrap().title, *id);
+        }
+    }
+
+    #[tokio::test]
     async fn second_open_of_same_dir_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _first = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
