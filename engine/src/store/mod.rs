@@ -493,7 +493,9 @@ pub trait Store:
 {
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.
-    fn commit(&self, tx: Tx) -> CommitFuture<'_>;
+    fn commit(&self, tx: Tx) -> CommitFuture<'_> {
+        Box::pin(async move { self.apply(tx)?.await })
+    }
     /// [`Store::commit`] in two halves: applies `tx` now (reads see it when this
     /// returns) and gives back the wait for durability.
     ///

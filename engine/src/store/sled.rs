@@ -599,10 +599,6 @@ impl PluginStore for SledStore {
 }
 
 impl Store for SledStore {
-    fn commit(&self, tx: Tx) -> CommitFuture<'_> {
-        Box::pin(async move { self.apply(tx)?.await })
-    }
-
     /// sled's log is ordered and a flush covers everything applied before it, so a
     /// later batch is never durable without an earlier one.
     fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
