@@ -262,8 +262,16 @@ pub fn load_workflows(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Workflow)>, Fai
 
 fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     let ok = load_workflows(paths)?;
+    let now = chrono::Utc::now();
     for (file, wf) in &ok {
         println!("{}: ok ({}, {} step(s))", file.display(), wf.id, wf.steps.len());
+        // Validation has compiled the schedule already; this cannot fail.
+        if let Some(compiled) = wf.schedule().and_then(|s| crate::schedule::Compiled::new(&s.cron, &s.timezone).ok()) {
+            println!("  next fire times ({}):", compiled.tz());
+            for o in compiled.upcoming(now, 5) {
+                println!("    {}  {} {} ({})", o.utc.format("%Y-%m-%d %H:%M:%SZ"), o.local, o.zone, o.weekday);
+            }
+        }
     }
     if ok.is_empty() {
         return Err(Failure::input("no workflow files found"));
@@ -314,7 +322,21 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             "no API tokens configured: add [[tokens]] to the config file, set SWITCHBOARD_ADMIN_TOKEN, or use --demo",
         ));
     }
-    let demo_workflows = if args.demo { load_workflows(std::slice::from_ref(&args.workflows))? } else { Vec::new() };
+    // Bind before anything is written, so a busy port leaves no half-seeded store.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(|e| Failure::runtime(e.to_string()))?;
+    if config.public_url == Config::default().public_url {
+        // Not configured: links and the demo's own webhooks point at where we listen.
+        config.public_url = format!("http://{addr}");
+    }
+    let demo_workflows = if args.demo {
+        let loaded = load_workflows(std::slice::from_ref(&args.workflows))?;
+        loaded.into_iter().map(|(file, wf)| (file, crate::demo::localize(wf, &config.public_url))).collect()
+    } else {
+        Vec::new()
+    };
     let config = Arc::new(config);
     let store = open_store(&config)?;
     let engine =
@@ -329,10 +351,6 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
         }
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener.local_addr().map_err(|e| Failure::runtime(e.to_string()))?;
     let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
     engine.spawn_timers();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");

@@ -34,6 +34,29 @@ pub fn configure(config: &mut Config) {
     configure_directories(config);
 }
 
+/// The address the shipped demo workflows post to (their `/demo/inbox`).
+pub const SHIPPED_URL: &str = "http://127.0.0.1:8080";
+
+/// A shipped workflow with its URLs on [`SHIPPED_URL`] moved to where this server
+/// really is (`serve --demo --listen 0.0.0.0:9000` posts to port 9000).
+pub fn localize(wf: crate::workflow::Workflow, public_url: &str) -> crate::workflow::Workflow {
+    fn walk(v: &mut serde_json::Value, to: &str) {
+        match v {
+            serde_json::Value::String(s) if s.starts_with(SHIPPED_URL) => *s = s.replacen(SHIPPED_URL, to, 1),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, to)),
+            serde_json::Value::Object(m) => m.values_mut().for_each(|v| walk(v, to)),
+            _ => {}
+        }
+    }
+    let to = public_url.trim_end_matches('/');
+    if to == SHIPPED_URL {
+        return wf;
+    }
+    let Ok(mut value) = serde_json::to_value(&wf) else { return wf };
+    walk(&mut value, to);
+    serde_json::from_value(value).unwrap_or(wf)
+}
+
 /// Where `demo-backends` (tests/src/bin/demo-backends.rs) serves the Graph fake.
 pub const GRAPH_FAKE: &str = "http://127.0.0.1:8089";
 /// Where it serves OpenLDAP with the AD schema.

@@ -90,7 +90,10 @@ impl From<crate::store::Error> for ApiError {
             e @ crate::store::Error::Full { .. } => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", e.to_string())
             }
-            e @ crate::store::Error::WriteFailed { .. } => {
+            e @ crate::store::Error::Unclassified { full: true, .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", format!("{e}: free space and restart the server; acknowledged writes are safe, this one was not saved; the disk is full"))
+            }
+            e @ (crate::store::Error::WriteFailed { .. } | crate::store::Error::Unclassified { .. }) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string())
             }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),

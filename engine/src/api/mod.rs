@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod plugins;
 pub mod reports;
 pub mod runs;
+pub mod schedules;
 pub mod sla;
 pub mod team;
 pub mod tickets;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{id}", get(webhooks::get))
         .route("/dead-letters", get(webhooks::dead_letters))
         .route("/dead-letters/{id}/resend", post(webhooks::resend))
+        .route("/schedules", get(schedules::list))
         .route("/metrics", get(metrics))
         .route("/reports", get(reports::get))
         .route("/runs", get(runs::list))

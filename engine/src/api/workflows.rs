@@ -141,8 +141,22 @@ pub async fn validate(Extension(who): Extension<Principal>, body: Bytes) -> Resu
 }
 
 /// `GET /workflows/{id}`
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowRecord>, ApiError> {
-    s.engine.store().workflow(&id)?.map(Json).ok_or_else(|| ApiError::not_found("workflow", &id))
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowView>, ApiError> {
+    let record = s.engine.store().workflow(&id)?.ok_or_else(|| ApiError::not_found("workflow", &id))?;
+    let schedule = s.engine.schedule_info(&record)?;
+    Ok(Json(WorkflowView { record, schedule }))
+}
+
+/// A workflow as `GET /workflows/{id}` answers it: the record, and for a scheduled
+/// workflow its next occurrences.
+#[derive(serde::Serialize)]
+pub struct WorkflowView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: WorkflowRecord,
+    /// Its schedule, when it has a schedule trigger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::executor::ScheduleInfo>,
 }
 
 /// `GET /workflows/{id}/revisions/{revision}`

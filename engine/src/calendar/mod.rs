@@ -133,14 +133,29 @@ impl Calendar {
     /// (fall-back overlap) takes the earlier instant.
     fn instant(&self, day: NaiveDate, secs: u32) -> DateTime<Utc> {
         let local: NaiveDateTime = day.and_time(NaiveTime::MIN) + Duration::seconds(secs as i64);
-        let mut probe = local;
-        for _ in 0..8 {
-            if let Some(t) = self.tz.from_local_datetime(&probe).earliest() {
-                return t.with_timezone(&Utc);
-            }
-            probe += Duration::minutes(15);
+        match self.tz.from_local_datetime(&local).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            None => self.gap_end(local),
         }
-        Utc.from_utc_datetime(&local)
+    }
+
+    /// The instant a spring-forward gap containing the local time `local` ends: the
+    /// first instant whose wall-clock time is at or after `local`. Found by bisection
+    /// over a window that brackets it in every zone (offsets are within ±15 h), to the
+    /// second.
+    fn gap_end(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        let wall = |t: i64| Utc.timestamp_opt(t, 0).single().map(|u| u.with_timezone(&self.tz).naive_local());
+        let as_utc = local.and_utc().timestamp();
+        let (mut lo, mut hi) = (as_utc - 15 * 3600, as_utc + 15 * 3600);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match wall(mid) {
+                Some(w) if w >= local => hi = mid,
+                Some(_) => lo = mid,
+                None => break,
+            }
+        }
+        Utc.timestamp_opt(hi, 0).single().unwrap_or_else(|| Utc.from_utc_datetime(&local))
     }
 
     /// The working intervals of a local day, as UTC instants.
@@ -278,6 +293,28 @@ mod tests {
         assert_eq!(cal.between(utc("2026-03-28T12:00:00Z"), utc("2026-03-29T12:00:00Z")), Duration::hours(5));
         // Sun 25 Oct 2026: 02:00-03:00 happens twice, so the shift is 7 real hours.
         assert_eq!(cal.between(utc("2026-10-24T12:00:00Z"), utc("2026-10-25T12:00:00Z")), Duration::hours(7));
+    }
+
+    /// Regression: the start of an interval inside a spring-forward gap was found by
+    /// probing in 15-minute steps (New York 02:20 started at 03:05, Lord Howe 02:10 at
+    /// 02:40); it starts exactly when the gap ends.
+    #[test]
+    fn an_interval_starting_in_a_spring_gap_starts_when_the_gap_ends() {
+        let sunday = |tz: &str, from: &str| {
+            let mut hours = BTreeMap::new();
+            hours.insert("sun".to_string(), vec![[from.to_string(), "06:00".to_string()]]);
+            Calendar::new(&CalendarSpec { id: "s".into(), timezone: tz.into(), hours, holidays: vec![] }).unwrap()
+        };
+        // New York, Sun 8 Mar 2026: 02:00 EST jumps to 03:00 EDT (07:00Z).
+        let ny = sunday("America/New_York", "02:20");
+        assert_eq!(ny.add(utc("2026-03-07T12:00:00Z"), Duration::zero()), Some(utc("2026-03-08T07:00:00Z")));
+        assert_eq!(ny.between(utc("2026-03-07T12:00:00Z"), utc("2026-03-09T00:00:00Z")), Duration::hours(3));
+        // Lord Howe, Sun 4 Oct 2026: 02:00 (+10:30) jumps to 02:30 (+11), i.e. 15:30Z on the 3rd.
+        let lhi = sunday("Australia/Lord_Howe", "02:10");
+        assert_eq!(lhi.add(utc("2026-10-03T00:00:00Z"), Duration::zero()), Some(utc("2026-10-03T15:30:00Z")));
+        // Chatham, Sun 27 Sep 2026: 02:45 (+12:45) jumps to 03:45 (+13:45), i.e. 14:00Z on the 26th.
+        let cha = sunday("Pacific/Chatham", "03:00");
+        assert_eq!(cha.add(utc("2026-09-26T00:00:00Z"), Duration::zero()), Some(utc("2026-09-26T14:00:00Z")));
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod explain;
 mod locks;
 mod report;
 mod schedule;
+pub use schedule::ScheduleInfo;
 mod sla;
 mod step;
 mod wait;

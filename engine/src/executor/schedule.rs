@@ -21,6 +21,29 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A scheduled workflow as `GET /schedules` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScheduleInfo {
+    /// The workflow.
+    pub workflow: String,
+    /// Whether the workflow is enabled (a disabled one has no timer and fires nothing).
+    pub enabled: bool,
+    /// The expression.
+    pub cron: String,
+    /// Its zone.
+    pub timezone: String,
+    /// What happens to occurrences missed while the server was down.
+    pub catch_up: crate::schedule::CatchUp,
+    /// The next occurrences (five), computed from now.
+    pub next: Vec<crate::schedule::Occurrence>,
+    /// When the durable timer is due (the first of `next`, or an overdue one).
+    pub timer_due: Option<DateTime<Utc>>,
+    /// The latest occurrence fired.
+    pub last_fired: Option<crate::schedule::Occurrence>,
+    /// Occurrences missed (caught up late, or skipped) since the timer was set.
+    pub missed: u64,
+}
+
 /// The timer key of a workflow's schedule.
 pub(super) fn timer_key(workflow: &str) -> String {
     format!("cron:{workflow}")
@@ -84,6 +107,39 @@ fn backlog(tickets: &[Ticket], now: DateTime<Utc>) -> Value {
 }
 
 impl Engine {
+    /// Every scheduled workflow with its next occurrences, last firing and misses.
+    pub fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let mut out = Vec::new();
+        for record in self.current_workflows()?.iter() {
+            if let Some(info) = self.schedule_info(record)? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One workflow's schedule (`None` when it has no schedule trigger).
+    pub fn schedule_info(&self, record: &WorkflowRecord) -> Result<Option<ScheduleInfo>> {
+        let Some(schedule) = record.definition.schedule() else { return Ok(None) };
+        let Ok(compiled) = Compiled::new(&schedule.cron, &schedule.timezone) else { return Ok(None) };
+        let timer = self.store.timer(&timer_key(&record.id))?;
+        let (last_fired, missed) = match timer.as_ref().map(|t| &t.kind) {
+            Some(TimerKind::Cron { last_fired, missed, .. }) => (*last_fired, *missed),
+            _ => (None, 0),
+        };
+        Ok(Some(ScheduleInfo {
+            workflow: record.id.clone(),
+            enabled: record.enabled,
+            cron: schedule.cron.clone(),
+            timezone: schedule.timezone.clone(),
+            catch_up: schedule.catch_up,
+            next: if record.enabled { compiled.upcoming(self.now(), 5) } else { Vec::new() },
+            timer_due: timer.map(|t| t.due),
+            last_fired: last_fired.map(|t| compiled.occurrence(t)),
+            missed,
+        }))
+    }
+
     /// The write that keeps `record`'s schedule timer right after a publish or an
     /// enable/disable; `None` when the current timer is already right.
     pub(super) fn schedule_timer(&self, record: &WorkflowRecord) -> Result<Option<Write>> {
@@ -101,7 +157,7 @@ impl Engine {
             return Ok(Some(Write::CancelTimer(key))); // validation prevents this
         };
         Ok(Some(match compiled.next_after(self.now()) {
-            Some(due) => Write::Timer(Timer { key, due, kind: cron_kind(&record.id, schedule) }),
+            Some(due) => Write::Timer(Timer { key, due, kind: cron_kind(&record.id, schedule, None, 0) }),
             None => Write::CancelTimer(key),
         }))
     }
@@ -118,7 +174,7 @@ impl Engine {
         let by_id: HashMap<&str, &WorkflowRecord> = current.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut parsed: HashMap<(String, String), Compiled> = HashMap::new();
         for timer in timers {
-            let TimerKind::Cron { workflow, .. } = &timer.kind else { continue };
+            let TimerKind::Cron { workflow, last_fired, missed, .. } = &timer.kind else { continue };
             let Some((record, schedule)) = by_id
                 .get(workflow.as_str())
                 .filter(|r| r.enabled)
@@ -139,7 +195,7 @@ impl Engine {
                     }
                 },
             };
-            let plan = compiled.plan(timer.due, now, schedule.catch_up);
+            let plan = compiled.plan(timer.due, *last_fired, now, schedule.catch_up);
             if plan.skipped > 0 {
                 tracing::info!(workflow = %workflow, skipped = plan.skipped, policy = ?schedule.catch_up,
                     "missed schedule occurrences not fired");
@@ -154,8 +210,10 @@ impl Engine {
                 let tickets = if needs_tickets { tickets.as_deref() } else { None };
                 started.extend(self.start_scheduled(&mut tx, record, &schedule, &compiled, firing, tickets, now)?);
             }
+            let fired = plan.firings.iter().map(|f| f.scheduled_for).max().max(*last_fired);
+            let kind = cron_kind(workflow, &schedule, fired, missed + plan.missed as u64);
             tx.push(match plan.next {
-                Some(due) => Write::Timer(Timer { key: timer.key.clone(), due, kind: cron_kind(workflow, &schedule) }),
+                Some(due) => Write::Timer(Timer { key: timer.key.clone(), due, kind }),
                 None => Write::CancelTimer(timer.key.clone()),
             });
         }
@@ -240,6 +298,12 @@ impl Engine {
     }
 }
 
-fn cron_kind(workflow: &str, schedule: &Schedule) -> TimerKind {
-    TimerKind::Cron { workflow: workflow.into(), cron: schedule.cron.clone(), timezone: schedule.timezone.clone() }
+fn cron_kind(workflow: &str, schedule: &Schedule, last_fired: Option<DateTime<Utc>>, missed: u64) -> TimerKind {
+    TimerKind::Cron {
+        workflow: workflow.into(),
+        cron: schedule.cron.clone(),
+        timezone: schedule.timezone.clone(),
+        last_fired,
+        missed,
+    }
 }

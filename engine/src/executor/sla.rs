@@ -103,7 +103,7 @@ impl Engine {
                 (None, None, None) => "paused",
             };
             let used = c.used(now, &cal);
-            let due = c.running_since.and_then(|_| cal.add(now, c.remaining(now, &cal).max(chrono::Duration::zero())));
+            let due = c.due_at(&cal);
             serde_json::json!({
                 "status": status,
                 "target_minutes": c.target_secs / 60,

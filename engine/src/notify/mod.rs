@@ -22,23 +22,27 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Checks a signature header (constant-time comparison of the MAC).
+/// Checks a signature header `t=<unix>,v1=<hex>[,v1=<hex>...]` (constant-time
+/// comparison of the MAC). The MAC is over the `t` value exactly as sent (`0<unix>` is
+/// signed as `0<unix>`), which must be decimal digits; any `v1` may match (a sender
+/// rotating its secret sends one per secret). Returns the timestamp.
 pub fn verify(secret: &[u8], header: &str, body: &[u8]) -> Option<i64> {
     let mut t = None;
-    let mut v1 = None;
+    let mut macs = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", x)) => t = x.parse::<i64>().ok(),
-            Some(("v1", x)) => v1 = hex::decode(x).ok(),
+            Some(("t", x)) => t = Some(x),
+            Some(("v1", x)) => macs.extend(hex::decode(x).ok()),
             _ => {}
         }
     }
-    let (t, v1) = (t?, v1?);
+    let t = t.filter(|x| !x.is_empty() && x.len() <= 20 && x.bytes().all(|b| b.is_ascii_digit()))?;
+    let timestamp = t.parse::<i64>().ok()?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
-    mac.update(t.to_string().as_bytes());
+    mac.update(t.as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.verify_slice(&v1).ok().map(|_| t)
+    macs.iter().any(|v1| mac.clone().verify_slice(v1).is_ok()).then_some(timestamp)
 }
 
 /// An outbound webhook that ran out of attempts, kept to be listed and re-sent.
@@ -219,6 +223,24 @@ mod tests {
         assert_eq!(verify(b"k", &header, b"{\"a\":2}"), None);
         assert_eq!(verify(b"other", &header, b"{\"a\":1}"), None);
         assert_eq!(verify(b"k", "garbage", b""), None);
+    }
+
+    /// Regression: the MAC was checked over the re-printed integer, so a sender that
+    /// signed `0<unix>.<body>` (the `t` it sent) was refused.
+    #[test]
+    fn the_mac_covers_the_timestamp_exactly_as_sent() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(b"01700000000.{}");
+        let header = format!("t=01700000000,v1={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(verify(b"k", &header, b"{}"), Some(1700000000));
+        // Signed over the re-printed integer instead: not what was sent, refused.
+        let reprinted = sign(b"k", 1700000000, b"{}").replace("t=", "t=0");
+        assert_eq!(verify(b"k", &reprinted, b"{}"), None);
+        // Not digits: refused rather than guessed.
+        assert_eq!(verify(b"k", &sign(b"k", 1, b"{}").replace("t=1", "t=+1"), b"{}"), None);
+        // Secret rotation: any v1 may match.
+        let rotated = sign(b"k", 5, b"{}").replace("v1=", &format!("v1={},v1=", "00".repeat(32)));
+        assert_eq!(verify(b"k", &rotated, b"{}"), Some(5));
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! Cron schedules in a time zone, and what to do about occurrences missed while the
 //! server was down.
 //!
-//! Expressions are read by the `cron` crate. Five fields (`min hour dom month dow`, as
-//! in crontab) get a leading `0` seconds field; six or seven fields (with seconds, and
-//! optionally years) and the `@daily`-style shortcuts are taken as they are. Times are
-//! local to the schedule's IANA zone, so `0 8 * * Mon-Fri` in `Europe/Berlin` fires at
-//! 07:00 UTC in winter and 06:00 UTC in summer.
+//! Expressions follow crontab (see [`crontab`] for the fields, numbering, the
+//! day-of-month / day-of-week rule and the shortcuts). Times are local to the
+//! schedule's IANA zone, so `0 8 * * 1-5` in `Europe/Berlin` fires at 07:00 UTC in
+//! winter and 06:00 UTC in summer.
 //!
 //! Across DST changes: a local time that does not exist on the day clocks go forward is
-//! skipped that day (as the `cron` crate computes it); a local time that happens twice on
-//! the day they go back fires once, at its first occurrence.
+//! skipped that day; a local time that happens twice on the day they go back fires once,
+//! at its first occurrence. The next occurrence is always strictly after the instant
+//! asked about, wherever in a repeated hour that instant lies.
 //!
-//! The engine keeps one durable timer per scheduled workflow, due at the next occurrence.
-//! When it fires it asks [`Compiled::due`] for the occurrences up to now and applies the
+//! The engine keeps one durable timer per scheduled workflow, due at the next occurrence,
+//! and remembers the last occurrence it fired. When the timer fires it asks
+//! [`Compiled::plan`] for the occurrences after that one up to now and applies the
 //! trigger's [`CatchUp`] policy to those that are more than [`GRACE`] late.
+
+pub mod crontab;
 
 use chrono::{DateTime, LocalResult, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -47,7 +50,8 @@ pub enum CatchUp {
 /// A parsed expression with its zone.
 #[derive(Debug, Clone)]
 pub struct Compiled {
-    schedule: cron::Schedule,
+    /// One schedule, or two whose union it is (day of month OR day of week).
+    schedules: Vec<cron::Schedule>,
     tz: Tz,
 }
 
@@ -77,6 +81,19 @@ pub struct Firing {
     pub missed: bool,
 }
 
+/// An occurrence as people read it: the instant in UTC and on the schedule's wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Occurrence {
+    /// The instant.
+    pub utc: DateTime<Utc>,
+    /// Local time with its offset, e.g. `2026-10-25T02:30:00+02:00`.
+    pub local: String,
+    /// The zone's abbreviation then, e.g. `CEST`.
+    pub zone: String,
+    /// The local weekday, e.g. `Sunday`.
+    pub weekday: String,
+}
+
 /// What [`Compiled::plan`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -84,6 +101,8 @@ pub struct Plan {
     pub firings: Vec<Firing>,
     /// Missed occurrences dropped (by `skip`, or beyond [`MAX_CATCH_UP`]).
     pub skipped: usize,
+    /// Occurrences more than [`GRACE`] late (fired by catch-up or dropped).
+    pub missed: usize,
     /// When the timer should fire next (`None`: the expression has no future occurrence).
     pub next: Option<DateTime<Utc>>,
 }
@@ -95,19 +114,17 @@ impl Compiled {
             field: "timezone",
             message: format!("`{timezone}` is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"),
         })?;
-        let trimmed = expr.trim();
-        let fields = trimmed.split_whitespace().count();
-        let normalized = if fields == 5 && !trimmed.starts_with('@') { format!("0 {trimmed}") } else { trimmed.into() };
-        let schedule = cron::Schedule::from_str(&normalized).map_err(|e| {
-            // The crate's message repeats the expression with a caret; its last line says why.
-            let text = e.to_string();
-            let why = text.lines().map(str::trim).rfind(|l| !l.is_empty() && *l != "^").unwrap_or("invalid");
-            ScheduleError {
-                field: "cron",
-                message: format!("`{expr}` is not a cron expression: {why} Use 5 fields: min hour day month weekday."),
-            }
-        })?;
-        let compiled = Self { schedule, tz };
+        let invalid = |why: String| ScheduleError {
+            field: "cron",
+            message: format!("`{expr}` is not a crontab expression: {why}"),
+        };
+        let parsed = crontab::Crontab::parse(expr).map_err(invalid)?;
+        let schedules = parsed
+            .crate_expressions()
+            .iter()
+            .map(|e| cron::Schedule::from_str(e).map_err(|e| invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let compiled = Self { schedules, tz };
         // An expression that matches nothing (e.g. 30 February) is an error, not a silent no-op.
         if compiled.next_after(DateTime::UNIX_EPOCH).is_none() {
             return Err(ScheduleError { field: "cron", message: format!("`{expr}` never fires") });
@@ -120,14 +137,36 @@ impl Compiled {
         self.tz
     }
 
-    /// The first occurrence strictly after `t`.
+    /// `t` on this schedule's wall clock.
+    pub fn occurrence(&self, t: DateTime<Utc>) -> Occurrence {
+        let local = t.with_timezone(&self.tz);
+        Occurrence {
+            utc: t,
+            local: local.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            zone: local.format("%Z").to_string(),
+            weekday: local.format("%A").to_string(),
+        }
+    }
+
+    /// The next `n` occurrences after `t`.
+    pub fn upcoming(&self, t: DateTime<Utc>, n: usize) -> Vec<Occurrence> {
+        std::iter::successors(self.next_after(t), |c| self.next_after(*c)).take(n).map(|c| self.occurrence(c)).collect()
+    }
+
+    /// The first occurrence strictly after `t`. The crate walks local wall-clock
+    /// time, so near a repeated hour it can offer an instant at or before `t` (the
+    /// first pass of a local time when `t` is in the second): those are passed over.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule.after(&t.with_timezone(&self.tz)).find(|c| !self.repeated(c)).map(|c| c.with_timezone(&Utc))
+        let local = t.with_timezone(&self.tz);
+        self.schedules
+            .iter()
+            .filter_map(|s| s.after(&local).map(|c| c.with_timezone(&Utc)).find(|c| *c > t && !self.repeated(c)))
+            .min()
     }
 
     /// Whether `c` is the second instance of a local time that happens twice (DST end).
-    fn repeated(&self, c: &DateTime<Tz>) -> bool {
-        match self.tz.from_local_datetime(&c.naive_local()) {
+    fn repeated(&self, c: &DateTime<Utc>) -> bool {
+        match self.tz.from_local_datetime(&c.with_timezone(&self.tz).naive_local()) {
             LocalResult::Ambiguous(first, _) => first != *c,
             _ => false,
         }
@@ -151,14 +190,22 @@ impl Compiled {
     }
 
     /// Decides what a timer that was due at `due` does at `now` under `policy`.
+    /// Occurrences at or before `last_fired` never fire again, and [`Plan::next`] is
+    /// always after `now`, so a timer cannot fire the same occurrence twice.
     ///
     /// Counting missed occurrences stops being exact after [`SCAN_LIMIT`] of them (a
     /// per-second schedule after days offline); the count is then a lower bound.
-    pub fn plan(&self, due: DateTime<Utc>, now: DateTime<Utc>, policy: CatchUp) -> Plan {
+    pub fn plan(
+        &self,
+        due: DateTime<Utc>,
+        last_fired: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        policy: CatchUp,
+    ) -> Plan {
         let mut missed_count = 0usize;
         let mut recent = std::collections::VecDeque::with_capacity(MAX_CATCH_UP);
         let mut on_time = Vec::new();
-        let mut cursor = due - chrono::Duration::nanoseconds(1);
+        let mut cursor = (due - chrono::Duration::nanoseconds(1)).max(last_fired.unwrap_or(DateTime::UNIX_EPOCH));
         let mut scanned = 0usize;
         while let Some(t) = self.next_after(cursor).filter(|t| *t <= now) {
             if now - t <= GRACE {
@@ -186,7 +233,12 @@ impl Compiled {
             CatchUp::Skip => (Vec::new(), missed_count),
         };
         firings.extend(on_time.iter().map(|t| Firing { scheduled_for: *t, occurrences: 1, missed: false }));
-        Plan { firings, skipped, next: self.next_after(now) }
+        Plan {
+            firings,
+            skipped,
+            missed: missed_count,
+            next: self.next_after(now).map(|n| n.max(now + chrono::Duration::seconds(1))),
+        }
     }
 }
 
@@ -224,7 +276,7 @@ mod tests {
         let s = Compiled::new("0 * * * *", "UTC").unwrap();
         let due = utc("2026-01-01T10:00:00Z");
         let now = utc("2026-01-01T13:00:20Z"); // down from 09:59 to 13:00:20
-        let once = s.plan(due, now, CatchUp::Once);
+        let once = s.plan(due, None, now, CatchUp::Once);
         assert_eq!(
             once.firings,
             vec![
@@ -233,10 +285,10 @@ mod tests {
             ]
         );
         assert_eq!(once.next, Some(utc("2026-01-01T14:00:00Z")));
-        let all = s.plan(due, now, CatchUp::All);
+        let all = s.plan(due, None, now, CatchUp::All);
         assert_eq!(all.firings.len(), 4);
         assert!(all.firings[..3].iter().all(|f| f.missed && f.occurrences == 1));
-        let skip = s.plan(due, now, CatchUp::Skip);
+        let skip = s.plan(due, None, now, CatchUp::Skip);
         assert_eq!(skip.firings.len(), 1);
         assert_eq!(skip.skipped, 3);
         assert!(!skip.firings[0].missed);
@@ -246,12 +298,12 @@ mod tests {
     fn all_is_capped() {
         let s = Compiled::new("* * * * *", "UTC").unwrap();
         // Two days of minutes missed: 2880 occurrences, the newest 1000 are replayed.
-        let plan = s.plan(utc("2026-01-01T00:00:00Z"), utc("2026-01-03T00:00:30Z"), CatchUp::All);
+        let plan = s.plan(utc("2026-01-01T00:00:00Z"), None, utc("2026-01-03T00:00:30Z"), CatchUp::All);
         assert_eq!(plan.firings.len(), MAX_CATCH_UP + 1);
         assert_eq!(plan.skipped, 2880 - MAX_CATCH_UP);
         assert_eq!(plan.firings[MAX_CATCH_UP - 1].scheduled_for, utc("2026-01-02T23:59:00Z"));
         assert_eq!(plan.firings[MAX_CATCH_UP].scheduled_for, utc("2026-01-03T00:00:00Z"));
-        let once = s.plan(utc("2026-01-01T00:00:00Z"), utc("2026-01-03T00:00:30Z"), CatchUp::Once);
+        let once = s.plan(utc("2026-01-01T00:00:00Z"), None, utc("2026-01-03T00:00:30Z"), CatchUp::Once);
         assert_eq!(once.firings[0].occurrences, 2880);
     }
 

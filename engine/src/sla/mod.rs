@@ -257,7 +257,8 @@ impl Clock {
             }
         }
         if self.breached_at.is_none() && used >= self.target_secs {
-            self.breached_at = Some(at);
+            // The moment the target ran out, not the (possibly later) moment of the check.
+            self.breached_at = Some(self.due_at(cal).map_or(at, |d| d.min(at)));
             out.push(Crossed::Breached);
         }
         out
@@ -276,8 +277,28 @@ impl Clock {
         if self.breached_at.is_none() {
             marks.push(self.target_secs);
         }
-        let next = marks.into_iter().filter(|m| *m > used).min()?;
+        let next = marks.into_iter().min()?;
+        if next <= used {
+            // Crossed already (a retarget to a shorter target, or time counted while
+            // nothing was checking): due now, so it is reported at once, and once.
+            return Some(at);
+        }
         cal.add(at, Duration::seconds(next - used))
+    }
+
+    /// When the target runs (or ran) out: the breach time once breached, else the
+    /// moment the running clock reaches its target (None while paused or stopped
+    /// before a breach). Unlike "now + remaining", it does not move once passed.
+    pub fn due_at(&self, cal: &Calendar) -> Option<DateTime<Utc>> {
+        if let Some(b) = self.breached_at {
+            return Some(b);
+        }
+        let since = self.running_since?;
+        let left = self.target_secs - self.used_secs;
+        if left <= 0 {
+            return Some(since);
+        }
+        cal.add(since, Duration::seconds(left))
     }
 }
 
@@ -342,6 +363,37 @@ mod tests {
         assert_eq!(c.check(utc("2026-11-03T13:00:00Z"), &cal, &th), vec![]);
         assert_eq!(c.next_due(utc("2026-11-03T13:00:00Z"), &cal, &th), None);
         assert!(!c.stop(utc("2026-11-03T14:00:00Z"), &cal), "missed");
+    }
+
+    /// Regression: raising the priority past the new targets left the clock "running"
+    /// with negative minutes and no timer, so no warning or breach was ever raised.
+    #[test]
+    fn a_retarget_past_the_thresholds_is_due_at_once_and_reported_once() {
+        let cal = office();
+        // Mon 2 Nov 2026 09:00 CET. 3h of an 8h target used; the ticket becomes P1 (2h).
+        let mut c = Clock::start(utc("2026-11-02T08:00:00Z"), Duration::hours(8));
+        let now = utc("2026-11-02T11:00:00Z");
+        assert_eq!(c.check(now, &cal, &[75]), vec![]);
+        c.retarget(Duration::hours(2));
+        assert_eq!(c.next_due(now, &cal, &[75]), Some(now), "due at once");
+        assert_eq!(c.check(now, &cal, &[75]), vec![Crossed::Warning { percent: 75 }, Crossed::Breached]);
+        assert_eq!(c.check(now, &cal, &[75]), vec![], "once");
+        assert_eq!(c.next_due(now, &cal, &[75]), None);
+        // The breach time is when 2h were used (11:00 CET), and it stays there.
+        assert_eq!(c.breached_at, Some(utc("2026-11-02T10:00:00Z")));
+        assert_eq!(c.due_at(&cal), Some(utc("2026-11-02T10:00:00Z")));
+    }
+
+    /// Regression: a breached clock's due time was "now" and kept moving.
+    #[test]
+    fn a_breach_found_late_is_dated_when_the_target_ran_out() {
+        let cal = office();
+        let mut c = Clock::start(utc("2026-11-02T08:00:00Z"), Duration::hours(1));
+        assert_eq!(c.due_at(&cal), Some(utc("2026-11-02T09:00:00Z")));
+        // Checked only at 15:00 (the server was down): breached at 10:00 CET all the same.
+        assert_eq!(c.check(utc("2026-11-02T14:00:00Z"), &cal, &[]), vec![Crossed::Breached]);
+        assert_eq!(c.breached_at, Some(utc("2026-11-02T09:00:00Z")));
+        assert_eq!(c.due_at(&cal), Some(utc("2026-11-02T09:00:00Z")));
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub enum Error {
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// An I/O error, before the store has classified it into [`Error::Full`] or
+    /// [`Error::WriteFailed`] (backends return those; this one is theirs to convert).
+    #[error("storage I/O error: {detail}")]
+    Unclassified {
+        /// No space left on the device.
+        full: bool,
+        /// The error.
+        detail: String,
+    },
     /// The disk holding the data directory is full. Sticky: the store takes no more
     /// writes until the server is restarted with space freed (sled cannot resume).
     #[error("the disk holding data directory {path} is full ({detail}): free space and restart the server; acknowledged writes are safe, this one was not saved")]
@@ -376,6 +385,13 @@ pub enum TimerKind {
         cron: String,
         /// Its zone when the timer was set.
         timezone: String,
+        /// The latest occurrence already fired: nothing at or before it fires again,
+        /// whatever the next-occurrence computation says (absent in older stores).
+        #[serde(default)]
+        last_fired: Option<chrono::DateTime<chrono::Utc>>,
+        /// Occurrences missed (fired late by catch-up, or skipped) since the timer was set.
+        #[serde(default)]
+        missed: u64,
     },
 }
 

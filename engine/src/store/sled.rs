@@ -31,6 +31,7 @@
 use super::commit::{Durability, Flusher};
 use super::*;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Sled-backed [`Store`].
@@ -67,8 +68,16 @@ fn be(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(buf)
 }
 
+/// sled's error as ours; I/O errors keep their kind so [`SledStore::classify`] can
+/// tell a full disk from other failures without reading message text.
 fn backend(e: ::sled::Error) -> Error {
-    Error::Backend(e.to_string())
+    match &e {
+        ::sled::Error::Io(io) => Error::Unclassified {
+            full: io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull,
+            detail: e.to_string(),
+        },
+        _ => Error::Backend(e.to_string()),
+    }
 }
 
 impl SledStore {
@@ -77,7 +86,7 @@ impl SledStore {
     pub fn payload(&self) -> Result<(u64, u64)> {
         let (mut n, mut bytes) = (0u64, 0u64);
         for kv in self.db.iter() {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             n += 1;
             bytes += (k.len() + v.len()) as u64;
         }
@@ -154,7 +163,7 @@ impl SledStore {
     }
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.db.get(key).map_err(backend)? {
+        match self.db.get(key).map_err(|e| self.io(e))? {
             None => Ok(None),
             Some(bytes) => decode(key, &bytes).map(Some),
         }
@@ -164,14 +173,14 @@ impl SledStore {
         self.db
             .scan_prefix(prefix)
             .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
+                let (k, v) = kv.map_err(|e| self.io(e))?;
                 decode(&k, &v)
             })
             .collect()
     }
 
     fn keys(&self, prefix: &[u8]) -> Result<Vec<::sled::IVec>> {
-        self.db.scan_prefix(prefix).keys().map(|k| k.map_err(backend)).collect()
+        self.db.scan_prefix(prefix).keys().map(|k| k.map_err(|e| self.io(e))).collect()
     }
 
     /// The next number of a per-kind sequence (`T`, `R`, `E`), from an in-memory counter
@@ -188,6 +197,9 @@ impl SledStore {
 
     fn batch(&self, tx: Tx) -> Result<::sled::Batch> {
         let mut b = ::sled::Batch::default();
+        // Timers set earlier in this batch, by key: a later write of the same key must
+        // replace them too, or the earlier one would stay behind as an orphan that fires.
+        let mut timers_here: HashMap<String, Vec<u8>> = HashMap::new();
         for w in tx.writes {
             match w {
                 Write::Ticket(t) => {
@@ -195,7 +207,7 @@ impl SledStore {
                 }
                 Write::History(h) => {
                     let mut k = num_key(b"h/", id_num(&h.ticket_id, 'T')?);
-                    k.extend_from_slice(&self.db.generate_id().map_err(backend)?.to_be_bytes());
+                    k.extend_from_slice(&self.db.generate_id().map_err(|e| self.io(e))?.to_be_bytes());
                     b.insert(k, encode(&h)?);
                 }
                 Write::Workflow(w) => {
@@ -264,13 +276,14 @@ impl SledStore {
                     b.insert(format!("slp/{}", p.id).into_bytes(), encode(&*p)?);
                 }
                 Write::Timer(t) => {
-                    self.cancel_timer(&mut b, &t.key)?;
+                    self.cancel_timer(&mut b, &mut timers_here, &t.key)?;
                     let mut k = num_key(b"tm/", t.due.timestamp_millis().max(0) as u64);
                     k.extend_from_slice(t.key.as_bytes());
                     b.insert(format!("tk/{}", t.key).into_bytes(), k.clone());
-                    b.insert(k, encode(&t)?);
+                    b.insert(k.clone(), encode(&t)?);
+                    timers_here.insert(t.key.clone(), k);
                 }
-                Write::CancelTimer(key) => self.cancel_timer(&mut b, &key)?,
+                Write::CancelTimer(key) => self.cancel_timer(&mut b, &mut timers_here, &key)?,
                 Write::Plugin(p) => {
                     b.insert(format!("p/{}", p.id).into_bytes(), encode(&*p)?);
                 }
@@ -292,7 +305,7 @@ impl SledStore {
                     }
                 }
                 Write::Audit(a) => {
-                    b.insert(num_key(b"au/", self.db.generate_id().map_err(backend)?), encode(&a)?);
+                    b.insert(num_key(b"au/", self.db.generate_id().map_err(|e| self.io(e))?), encode(&a)?);
                 }
             }
         }
@@ -336,7 +349,7 @@ impl TicketStore for SledStore {
         };
         let mut out = Vec::new();
         for kv in self.db.range(start..) {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             if !k.starts_with(b"t/") {
                 break;
             }
@@ -378,7 +391,7 @@ impl WorkflowStore for SledStore {
         let prefix = format!("wv/{id}/").into_bytes();
         let mut out = Vec::new();
         for k in self.db.scan_prefix(&prefix).keys() {
-            let k = k.map_err(backend)?;
+            let k = k.map_err(|e| self.io(e))?;
             if let Ok(bytes) = <[u8; 4]>::try_from(&k[prefix.len()..]) {
                 out.push(u32::from_be_bytes(bytes));
             }
@@ -420,7 +433,7 @@ impl RunStore for SledStore {
             return Ok(out);
         }
         for kv in self.db.scan_prefix(b"r/").rev() {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             let r: Run = decode(&k, &v)?;
             if keep(&r) {
                 out.push(r);
@@ -435,7 +448,7 @@ impl RunStore for SledStore {
     fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for k in self.db.scan_prefix(b"ra/").keys().take(limit) {
-            out.push(format!("R-{}", be(&k.map_err(backend)?)));
+            out.push(format!("R-{}", be(&k.map_err(|e| self.io(e))?)));
         }
         Ok(out)
     }
@@ -495,7 +508,7 @@ impl TeamStore for SledStore {
         Ok(self
             .db
             .get(format!("rr/{group}").as_bytes())
-            .map_err(backend)?
+            .map_err(|e| self.io(e))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 }
@@ -504,7 +517,7 @@ impl AuditStore for SledStore {
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(b"au/").rev().take(limit) {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode(&k, &v)?);
         }
         Ok(out)
@@ -512,16 +525,28 @@ impl AuditStore for SledStore {
 }
 
 impl SledStore {
-    /// Turns an I/O failure of a write into the sticky [`Error::Full`] /
-    /// [`Error::WriteFailed`]; other errors pass through.
+    /// A sled error from any read or write, classified.
+    fn io(&self, e: ::sled::Error) -> Error {
+        self.classify(backend(e))
+    }
+
+    /// Turns an I/O failure into the sticky [`Error::Full`] / [`Error::WriteFailed`];
+    /// other errors pass through. Every path to sled goes through here, so a full disk
+    /// reads the same (507 `storage_full`) whichever call met it first.
     fn classify(&self, e: Error) -> Error {
-        let Error::Backend(detail) = &e else { return e };
-        let sticky = if detail.contains("No space left on device") || detail.contains("os error 28") {
-            (true, "No space left on device".to_string())
-        } else if detail.contains("IO error") || detail.contains("os error") {
-            (false, detail.clone())
-        } else {
-            return e;
+        let full_text =
+            |d: &str| d.contains("No space left on device") || d.contains("os error 28") || d.contains("StorageFull");
+        let sticky = match &e {
+            Error::Unclassified { full, detail } if *full || full_text(detail) => {
+                (true, "No space left on device".to_string())
+            }
+            Error::Unclassified { detail, .. } => (false, detail.clone()),
+            // sled reports some I/O failures of its background threads as text only.
+            Error::Backend(detail) if full_text(detail) => (true, "No space left on device".to_string()),
+            Error::Backend(detail) if detail.contains("IO error") || detail.contains("os error") => {
+                (false, detail.clone())
+            }
+            _ => return e,
         };
         self.failed.get_or_init(|| sticky);
         let failure = self.failure().unwrap_or(e);
@@ -529,9 +554,12 @@ impl SledStore {
         failure
     }
 
-    fn cancel_timer(&self, b: &mut ::sled::Batch, key: &str) -> Result<()> {
+    fn cancel_timer(&self, b: &mut ::sled::Batch, timers_here: &mut HashMap<String, Vec<u8>>, key: &str) -> Result<()> {
+        if let Some(earlier) = timers_here.remove(key) {
+            b.remove(earlier);
+        }
         let index = format!("tk/{key}").into_bytes();
-        if let Some(old) = self.db.get(&index).map_err(backend)? {
+        if let Some(old) = self.db.get(&index).map_err(|e| self.io(e))? {
             b.remove(old.to_vec());
             b.remove(index);
         }
@@ -544,21 +572,21 @@ impl TimeStore for SledStore {
         let end = num_key(b"tm/", until.timestamp_millis().max(0) as u64 + 1);
         let mut out = Vec::new();
         for kv in self.db.range(b"tm/".to_vec()..end).take(limit) {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode(&k, &v)?);
         }
         Ok(out)
     }
 
     fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        match self.db.scan_prefix(b"tm/").next().transpose().map_err(backend)? {
+        match self.db.scan_prefix(b"tm/").next().transpose().map_err(|e| self.io(e))? {
             Some((k, v)) => Ok(Some(decode::<Timer>(&k, &v)?.due)),
             None => Ok(None),
         }
     }
 
     fn timer(&self, key: &str) -> Result<Option<Timer>> {
-        match self.db.get(format!("tk/{key}").as_bytes()).map_err(backend)? {
+        match self.db.get(format!("tk/{key}").as_bytes()).map_err(|e| self.io(e))? {
             Some(k) => self.get(&k),
             None => Ok(None),
         }
@@ -590,7 +618,7 @@ impl PluginStore for SledStore {
     }
 
     fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(format!("pm/{id}/{version}").as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
+        Ok(self.db.get(format!("pm/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
@@ -617,7 +645,9 @@ impl Store for SledStore {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        self.batch(tx).and_then(|batch| self.db.apply_batch(batch).map_err(backend)).map_err(|e| self.classify(e))?;
+        self.batch(tx)
+            .and_then(|batch| self.db.apply_batch(batch).map_err(|e| self.io(e)))
+            .map_err(|e| self.classify(e))?;
         self.flusher.watermark.applied(max);
         Ok(Box::pin(async move { self.flusher.durable().await.map_err(|e| self.classify(e)) }))
     }
@@ -635,11 +665,11 @@ impl Store for SledStore {
 
 impl DocStore for SledStore {
     fn next_number(&self) -> Result<u64> {
-        self.db.generate_id().map_err(backend)
+        self.db.generate_id().map_err(|e| self.io(e))
     }
 
     fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(format!("{}{id}", kind.prefix()).as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
+        Ok(self.db.get(format!("{}{id}", kind.prefix()).as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
@@ -654,7 +684,7 @@ impl DocStore for SledStore {
         };
         let mut out = Vec::new();
         for kv in self.db.range(start..).take(limit) {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.io(e))?;
             if !k.starts_with(prefix) {
                 break;
             }

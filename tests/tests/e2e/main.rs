@@ -11,6 +11,7 @@ mod api;
 mod approvals;
 mod cli;
 mod crash;
+mod cron_model;
 mod disk;
 mod explain;
 mod faults;

@@ -135,7 +135,7 @@ proptest! {
             let next = s.next_after(t).unwrap();
             prop_assert!(next > t);
             prop_assert!(next - t <= Duration::hours(49), "daily fires within two days ({zone}): {t} -> {next}");
-            let plan = s.plan(t, t + Duration::days(3), CatchUp::All);
+            let plan = s.plan(t, None, t + Duration::days(3), CatchUp::All);
             prop_assert!(plan.firings.windows(2).all(|w| w[0].scheduled_for < w[1].scheduled_for));
         }
     }

@@ -305,3 +305,140 @@ async fn the_weekly_report_workflow_gets_last_weeks_report() {
     assert_eq!(run.vars["schedule"]["local"], "2026-11-09T07:00:00");
     close(store, engine).await;
 }
+
+/// Regression: armed during the second pass of a repeated hour, a schedule's timer was
+/// set in the past and fired the same occurrence thousands of times, stalling every
+/// other timer. Each occurrence fires once and the timer is always due in the future.
+#[tokio::test]
+async fn a_schedule_armed_in_the_repeated_hour_fires_each_occurrence_once() {
+    // Each zone at a moment in the second pass of its repeated hour, and every
+    // occurrence of the next two hours. Under the DST rule a repeated local time fires
+    // only on its first pass, so the second-pass :00/:30 marks do not fire again.
+    let cases: [(&str, &str, &[&str]); 4] = [
+        // 02:15:30 CET, Berlin's second 02:00-03:00; next 03:00 CET.
+        (
+            "Europe/Berlin",
+            "2026-10-25T01:15:30Z",
+            &["2026-10-25T02:00:00Z", "2026-10-25T02:30:00Z", "2026-10-25T03:00:00Z"],
+        ),
+        // 01:15:30 EST, New York's second 01:00-02:00; next 02:00 EST.
+        (
+            "America/New_York",
+            "2026-11-01T06:15:30Z",
+            &["2026-11-01T07:00:00Z", "2026-11-01T07:30:00Z", "2026-11-01T08:00:00Z"],
+        ),
+        // 01:45:30 LHST (+10:30), Lord Howe's second 01:30-02:00 (a 30-minute change).
+        (
+            "Australia/Lord_Howe",
+            "2026-04-04T15:15:30Z",
+            &["2026-04-04T15:30:00Z", "2026-04-04T16:00:00Z", "2026-04-04T16:30:00Z", "2026-04-04T17:00:00Z"],
+        ),
+        // 02:45:30 CHAST (+12:45), Chatham's second 02:45-03:45: 03:00 and 03:30 are repeats.
+        ("Pacific/Chatham", "2026-04-04T14:00:30Z", &["2026-04-04T15:15:00Z", "2026-04-04T15:45:00Z"]),
+    ];
+    for (zone, now, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeClock::new(utc(now));
+        let (store, engine) = open(dir.path(), &clock).await;
+        publish(&engine, summary("half-hourly", "*/30 * * * *", zone, "all")).await;
+        let due = store.timer("cron:half-hourly").unwrap().unwrap().due;
+        assert_eq!(due, utc(expected[0]), "{zone}: the timer is due after now");
+        assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "{zone}: nothing is due yet");
+
+        // A restart in the repeated hour: the timer is kept and still in the future.
+        close(store, engine).await;
+        let (store, engine) = open(dir.path(), &clock).await;
+        publish(&engine, summary("half-hourly", "*/30 * * * *", zone, "all")).await;
+        assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "{zone}: nothing fires at restart");
+
+        // Two hours in 5-minute steps: each occurrence fires exactly once.
+        for _ in 0..24 {
+            clock.advance(Duration::minutes(5));
+            assert!(engine.fire_due_timers().await.unwrap() <= 1, "{zone}: at most one occurrence per step");
+        }
+        idle(&engine).await;
+        assert_eq!(fired_for(&store, "half-hourly"), expected, "{zone}: each occurrence once");
+        close(store, engine).await;
+    }
+}
+
+/// The durable guard: a timer that (by any bug) is due at or before an occurrence it
+/// already fired starts nothing for it and moves to the future.
+#[tokio::test]
+async fn a_cron_timer_never_refires_its_last_fired_occurrence() {
+    use switchboard::store::{Timer, TimerKind, Tx, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(utc("2026-06-01T10:00:10Z"));
+    let (store, engine) = open(dir.path(), &clock).await;
+    publish(&engine, summary("hourly", "0 * * * *", "UTC", "all")).await;
+    let mut tx = Tx::new();
+    tx.push(Write::Timer(Timer {
+        key: "cron:hourly".into(),
+        due: utc("2026-06-01T09:00:00Z"),
+        kind: TimerKind::Cron {
+            workflow: "hourly".into(),
+            cron: "0 * * * *".into(),
+            timezone: "UTC".into(),
+            last_fired: Some(utc("2026-06-01T10:00:00Z")),
+            missed: 0,
+        },
+    }));
+    store.commit(tx).await.unwrap();
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1, "the stale timer is taken");
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "and not again");
+    idle(&engine).await;
+    assert!(fired_for(&store, "hourly").is_empty(), "09:00 and 10:00 count as fired");
+    assert_eq!(store.timer("cron:hourly").unwrap().unwrap().due, utc("2026-06-01T11:00:00Z"));
+    close(store, engine).await;
+}
+
+/// Crontab numbering and the day-of-month OR day-of-week rule, end to end: `1-5` is
+/// Monday to Friday, `0` and `7` are Sunday, `13 * FRI` is every 13th and every Friday,
+/// and `@annually` / `@midnight` are accepted.
+#[tokio::test]
+async fn crontab_weekdays_dom_or_dow_and_shortcuts_fire_as_in_crontab() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sat 2026-02-28 12:00 UTC; March 2026 starts on a Sunday; the 13th is a Friday.
+    let clock = FakeClock::new(utc("2026-02-28T12:00:00Z"));
+    let (store, engine) = open(dir.path(), &clock).await;
+    publish(&engine, summary("weekdays", "0 8 * * 1-5", "UTC", "all")).await;
+    publish(&engine, summary("sundays", "0 8 * * 0", "UTC", "all")).await;
+    publish(&engine, summary("sundays7", "0 8 * * 7", "UTC", "all")).await;
+    publish(&engine, summary("dom-or-dow", "0 0 13 * FRI", "UTC", "all")).await;
+    publish(&engine, summary("midnight", "@midnight", "UTC", "all")).await;
+    publish(&engine, summary("annually", "@annually", "UTC", "all")).await;
+    for _ in 0..(16 * 24) {
+        clock.advance(Duration::hours(1));
+        engine.fire_due_timers().await.unwrap();
+    }
+    idle(&engine).await;
+    let days = |w: &str| -> Vec<String> { fired_for(&store, w).iter().map(|s| s[..10].to_string()).collect() };
+    assert_eq!(
+        days("weekdays"),
+        [
+            "2026-03-02",
+            "2026-03-03",
+            "2026-03-04",
+            "2026-03-05",
+            "2026-03-06",
+            "2026-03-09",
+            "2026-03-10",
+            "2026-03-11",
+            "2026-03-12",
+            "2026-03-13",
+            "2026-03-16"
+        ]
+    );
+    assert_eq!(days("sundays"), ["2026-03-01", "2026-03-08", "2026-03-15"]);
+    assert_eq!(days("sundays7"), days("sundays"));
+    assert_eq!(days("dom-or-dow"), ["2026-03-06", "2026-03-13"], "Friday the 6th, and the 13th");
+    assert_eq!(days("midnight").len(), 16);
+    assert!(days("annually").is_empty());
+    let info = engine.schedules().unwrap();
+    let annual = info.iter().find(|s| s.workflow == "annually").unwrap();
+    assert_eq!(annual.next[0].utc, utc("2027-01-01T00:00:00Z"));
+    let weekdays = info.iter().find(|s| s.workflow == "weekdays").unwrap();
+    assert_eq!(weekdays.last_fired.as_ref().map(|o| o.utc), Some(utc("2026-03-16T08:00:00Z")));
+    assert_eq!(weekdays.missed, 0);
+    close(store, engine).await;
+}

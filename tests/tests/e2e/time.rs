@@ -256,3 +256,61 @@ async fn a_reply_from_the_requester_ends_the_wait_and_cancels_its_timer() {
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0);
     assert_eq!(store.ticket(&id).unwrap().unwrap().comments.len(), 2, "no reminder");
 }
+
+/// Regression: raising a ticket's priority past its new targets left its clocks
+/// "running" with negative minutes and no timer, so escalation never ran. Every
+/// threshold crossed by the retarget fires at once, exactly once, and the breach time
+/// is when the new target ran out (it does not move with the clock).
+#[tokio::test]
+async fn a_priority_raised_past_its_targets_warns_and_breaches_at_once_exactly_once() {
+    use switchboard::clock::Clock as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    // Mon 2 Nov 2026 08:00 Berlin: the office opens.
+    let clock = FakeClock::new(utc("2026-11-02T07:00:00Z"));
+    let engine = engine(store.clone(), &clock).await;
+    setup(&engine).await;
+    let low = NewTicket {
+        title: "Printer toner low".into(),
+        requester: "ann".into(),
+        impact: Level::Low,
+        urgency: Level::Low,
+        ..Default::default()
+    };
+    let id = engine.create_ticket(low, "ann").await.unwrap().ticket.id;
+    // 230 business minutes later (P4: 480 / 2880 minutes) it becomes a P1 (15 / 240):
+    // the response target is long gone, the resolution one is 96 % used.
+    clock.advance(Duration::minutes(230));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing crossed under P4 targets");
+    engine.update_ticket(&id, &patch(json!({"impact": "high", "urgency": "high"})), "alice").await.unwrap();
+    assert_eq!(store.next_timer().unwrap(), Some(clock.now()), "due at once");
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "exactly once");
+    idle(&engine).await;
+    let crossed = [
+        "sla.warning response 50",
+        "sla.warning response 75",
+        "sla.warning response 90",
+        "sla.breached response -",
+        "sla.warning resolution 50",
+        "sla.warning resolution 75",
+        "sla.warning resolution 90",
+    ];
+    assert_eq!(sla_events(&store, &id), crossed);
+    // 240 business minutes after 08:00 local: 12:00 local, 11:00Z, when the timer is set.
+    assert_eq!(store.next_timer().unwrap(), Some(utc("2026-11-02T11:00:00Z")));
+    let report = engine.sla_report(&id).unwrap().unwrap();
+    assert_eq!(report["response"]["status"], "breached");
+    assert_eq!(report["response"]["due_at"], "2026-11-02T07:15:00Z", "when the new target ran out");
+    assert_eq!(report["resolution"]["due_at"], "2026-11-02T11:00:00Z");
+    clock.advance(Duration::minutes(10));
+    assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
+    idle(&engine).await;
+    assert_eq!(sla_events(&store, &id).last().map(String::as_str), Some("sla.breached resolution -"));
+    assert_eq!(sla_events(&store, &id).len(), crossed.len() + 1);
+    clock.advance(Duration::hours(1));
+    let later = engine.sla_report(&id).unwrap().unwrap();
+    assert_eq!(later["resolution"]["status"], "breached");
+    assert_eq!(later["resolution"]["due_at"], "2026-11-02T11:00:00Z", "a breach time stays put");
+    assert_eq!(later["response"]["due_at"], "2026-11-02T07:15:00Z");
+}

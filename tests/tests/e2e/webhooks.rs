@@ -326,3 +326,31 @@ async fn approvals_by_the_approvers_token_and_by_signed_link_over_http() {
     let history = api.get(&format!("/tickets/{ticket}/history")).await.unwrap();
     assert!(history.to_string().contains("grace"), "decisions are in the ticket's history");
 }
+
+/// Regression: the shipped demo workflows posted to `127.0.0.1:8080` whatever
+/// `--listen` said, so a demo on another port paged nobody. Started on a random port,
+/// the P1 page reaches this server's own demo inbox, signed with the documented secret.
+#[tokio::test]
+async fn the_demo_on_any_port_posts_to_its_own_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let workflows = repo().join("workflows");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &config,
+        &["--demo", "--workflows", workflows.to_str().unwrap(), "--plugins", dir.path().to_str().unwrap()],
+    )
+    .unwrap();
+    assert!(!server.url.ends_with(":8080"));
+    let agent = Api::new(&server.url, ADMIN);
+    let body = json!({"title": "Core switch down", "requester": "ann", "category": "network", "impact": "high", "urgency": "high"});
+    let (status, created) = agent.call("POST", "/tickets", Some(&body)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    agent.wait_idle(Duration::from_secs(30)).await.unwrap();
+    let inbox = agent.get("/demo/inbox").await.unwrap();
+    assert!(
+        inbox["deliveries"].as_array().is_some_and(|d| !d.is_empty()),
+        "the page reached this server's inbox: {inbox}"
+    );
+    assert!(inbox.to_string().contains("Core switch down"), "{inbox}");
+}
