@@ -77,6 +77,11 @@ pub struct Config {
     pub on_cycle: OnCycle,
     /// Longest causation chain of any workflows (stops A -> B -> C -> A cycles too).
     pub max_chain: usize,
+    /// Most runs one originating event's whole causation tree may start (its own runs
+    /// included), however it fans out.
+    pub max_tree_runs: usize,
+    /// Most ticket field changes the runs of one causation tree may make.
+    pub max_tree_changes: usize,
     /// Most steps one run may execute (guards against jump loops).
     pub max_steps_per_run: u32,
     /// Outbound webhook timeout in milliseconds.
@@ -115,6 +120,8 @@ impl Default for Config {
             loop_depth: 3,
             on_cycle: OnCycle::Warn,
             max_chain: 10,
+            max_tree_runs: 25,
+            max_tree_changes: 100,
             max_steps_per_run: 1000,
             notify_timeout_ms: 5000,
             notify_attempts: 3,
@@ -175,8 +182,10 @@ impl Config {
         if self.workers == 0 {
             return Err(Error::Invalid("workers must be at least 1".into()));
         }
-        if self.loop_depth == 0 || self.max_chain == 0 {
-            return Err(Error::Invalid("loop_depth and max_chain must be at least 1".into()));
+        if self.loop_depth == 0 || self.max_chain == 0 || self.max_tree_runs == 0 || self.max_tree_changes == 0 {
+            return Err(Error::Invalid(
+                "loop_depth, max_chain, max_tree_runs and max_tree_changes must be at least 1".into(),
+            ));
         }
         for (name, d) in &self.directories {
             d.tls(name).map_err(Error::Invalid)?;

@@ -16,8 +16,22 @@ pub async fn list(State(s): State<AppState>, QueryArgs(filter): QueryArgs<RunFil
 }
 
 /// `GET /runs/{id}` with the full trace.
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
-    s.engine.store().run(&id)?.map(Json).ok_or_else(|| ApiError::not_found("run", &id))
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
+    let run = s.engine.store().run(&id)?.ok_or_else(|| ApiError::not_found("run", &id))?;
+    let tree = s.engine.causation_tree(&run)?;
+    Ok(Json(RunView { run, tree }))
+}
+
+/// A run as `GET /runs/{id}` answers it: the run with its trace, and the causation tree
+/// it belongs to (originating event -> runs -> events -> runs, with the loop guard's
+/// refusals and budget).
+#[derive(serde::Serialize)]
+pub struct RunView {
+    /// The run.
+    #[serde(flatten)]
+    pub run: Run,
+    /// Its causation tree.
+    pub tree: serde_json::Value,
 }
 
 /// Query of `GET /audit`.

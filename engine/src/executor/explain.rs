@@ -122,6 +122,7 @@ impl Engine {
             "sla_policies": policies,
             "sla": self.sla_report(id)?,
             "waiting_runs": waiting,
+            "trees": self.ticket_trees(&events),
         }))
     }
 }

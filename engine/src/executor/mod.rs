@@ -28,6 +28,7 @@ mod approval;
 mod dryrun;
 mod explain;
 mod locks;
+pub mod loops;
 mod report;
 mod schedule;
 pub use schedule::ScheduleInfo;
@@ -96,6 +97,8 @@ pub struct Engine {
     workflows: Mutex<Option<Arc<Vec<WorkflowRecord>>>>,
     /// SLA policies and calendars, read once and replaced whenever one changes.
     sla_setup: Mutex<Option<Arc<sla::Setup>>>,
+    /// Loop-guard budgets of causation trees.
+    trees: loops::Trees,
     /// Wakes the timer loop when a timer may have become due sooner.
     timer_wakeup: tokio::sync::Notify,
     tasks: TaskTracker,
@@ -153,6 +156,7 @@ impl Engine {
             definitions: Mutex::new(HashMap::new()),
             workflows: Mutex::new(None),
             sla_setup: Mutex::new(None),
+            trees: loops::Trees::default(),
             timer_wakeup: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             in_flight: Mutex::new(Default::default()),
@@ -591,6 +595,7 @@ impl Engine {
         if matches!(kind, EventKind::Created | EventKind::Updated | EventKind::CommentAdded) {
             self.observe_sla(tx, ticket, &event)?;
         }
+        self.count_changes(&event);
         let mut runs = Vec::new();
         let mut seed = Map::new();
         let only = match manual {
@@ -678,41 +683,6 @@ impl Engine {
             finished_at: None,
             error: None,
         };
-        // Loop guard: refuse visibly, with the chain that led here.
-        let repeats = event.causation.iter().filter(|c| c.workflow_id == record.id).count();
-        let refusal = if repeats >= self.config.loop_depth {
-            Some(format!(
-                "loop guard: workflow `{}` already ran {repeats} time(s) in this causation chain (limit {})",
-                record.id, self.config.loop_depth
-            ))
-        } else if event.causation.len() >= self.config.max_chain {
-            Some(format!(
-                "loop guard: causation chain is {} runs long (limit {})",
-                event.causation.len(),
-                self.config.max_chain
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            run.id = self.store.next_run_id()?;
-            run.status = RunStatus::Refused;
-            self.metrics.run(&record.id, "refused");
-            run.cursor = None;
-            run.finished_at = Some(now);
-            run.error = Some(reason.clone());
-            let chain: Vec<String> =
-                event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
-            run.trace.push(TraceEntry {
-                detail: json!({"chain": chain}),
-                ..TraceEntry::new(now, "refused", "refused", reason.clone())
-            });
-            tracing::warn!(workflow = %record.id, ticket = %ticket.id, run = %run.id, %reason, "run refused");
-            evaluation.outcome = "refused".into();
-            evaluation.reason = Some(reason);
-            evaluation.run_id = Some(run.id.clone());
-            return Ok((evaluation, Some(run)));
-        }
         let mut checks = Vec::new();
         let matched = match &wf.conditions {
             None => true,
@@ -723,6 +693,35 @@ impl Engine {
             evaluation.reason = checks.iter().find(|c| !c.result).map(describe_failure);
             evaluation.checks = checks;
             return Ok((evaluation, None));
+        }
+        // Loop guard: refuse visibly, with the chain that led here (see `loops`).
+        let reason = match self.guard(&record.id, event) {
+            loops::Verdict::Start => None,
+            loops::Verdict::Record(reason) => Some((reason, true)),
+            loops::Verdict::Quiet(reason) => Some((reason, false)),
+        };
+        if let Some((reason, record_run)) = reason {
+            self.metrics.run(&record.id, "refused");
+            evaluation.outcome = "refused".into();
+            evaluation.reason = Some(reason.clone());
+            evaluation.checks = checks;
+            if !record_run {
+                return Ok((evaluation, None));
+            }
+            run.id = self.store.next_run_id()?;
+            run.status = RunStatus::Refused;
+            run.cursor = None;
+            run.finished_at = Some(now);
+            run.error = Some(reason.clone());
+            let chain: Vec<String> =
+                event.causation.iter().map(|c| format!("{}({})", c.workflow_id, c.run_id)).collect();
+            run.trace.push(TraceEntry {
+                detail: json!({"chain": chain, "origin": loops::origin(event)}),
+                ..TraceEntry::new(now, "refused", "refused", reason.clone())
+            });
+            tracing::warn!(workflow = %record.id, ticket = %ticket.id, run = %run.id, %reason, "run refused");
+            evaluation.run_id = Some(run.id.clone());
+            return Ok((evaluation, Some(run)));
         }
         run.id = self.store.next_run_id()?;
         let message = if checks.is_empty() {

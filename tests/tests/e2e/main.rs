@@ -16,6 +16,7 @@ mod disk;
 mod explain;
 mod faults;
 mod identity;
+mod loops;
 mod openapi;
 mod plugins;
 mod properties;

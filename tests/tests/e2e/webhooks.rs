@@ -354,3 +354,31 @@ async fn the_demo_on_any_port_posts_to_its_own_inbox() {
     );
     assert!(inbox.to_string().contains("Core switch down"), "{inbox}");
 }
+
+/// Regression: the signature was checked over the re-printed integer timestamp, so a
+/// sender that signed the `t` it sent as `0<unix>` was refused. Checked with a plain
+/// HMAC over the exact bytes, as any sender's library computes it.
+#[tokio::test]
+async fn inbound_signatures_cover_the_timestamp_exactly_as_sent() {
+    use hmac::{Hmac, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, api) = server(dir.path()).await;
+    register(&api, "monitoring-alert.json", json!({})).await;
+    let body = serde_json::to_vec(&json!({"fingerprint": "fp-z", "delivery": "z-1", "status": "firing",
+        "labels": {"alertname": "Ping", "instance": "h1", "severity": "warning"}}))
+    .unwrap();
+    let t = format!("0{}", now());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+    let (status, out, _) = deliver_signed(&api.url, "monitoring-alert", &body, Some(signature), None).await;
+    assert_eq!(status, 202, "{out}");
+    // The same MAC under a different rendering of the same instant is not what was signed.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    let reprinted = format!("t={},v1={}", t.trim_start_matches('0'), hex::encode(mac.finalize().into_bytes()));
+    let (status, _, _) = deliver_signed(&api.url, "monitoring-alert", &body, Some(reprinted), None).await;
+    assert_eq!(status, 401);
+}
