@@ -280,7 +280,12 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
 }
 
 fn open_store(config: &Config) -> Result<Arc<SledStore>, Failure> {
-    let store = SledStore::open(&config.data_dir, config.cache_mb << 20, config.durability)?;
+    let store = SledStore::open_with_reserve(
+        &config.data_dir,
+        config.cache_mb << 20,
+        config.durability,
+        config.min_free_mb << 20,
+    )?;
     Ok(Arc::new(store))
 }
 
@@ -612,10 +617,10 @@ async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
         let bytes = std::fs::read(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
         let record = engine
             .plugins()
-            .install(&bytes, "demo")
+            .install(&bytes, "demo", crate::plugin::Installer::Admin)
             .await
             .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        tracing::info!(plugin = %record.id, version = %record.version, "installed demo plugin");
+        tracing::info!(plugin = %record.plugin.id, version = %record.plugin.version, "installed demo plugin");
     }
     Ok(())
 }
@@ -669,17 +674,17 @@ async fn install(args: InstallArgs) -> Result<(), Failure> {
                 )));
             }
             let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            println!("{}: installed {} {}", args.file.display(), body["id"], body["version"]);
+            println!("{}: installed {} {}", args.file.display(), body["plugin"]["id"], body["plugin"]["version"]);
             Ok(())
         }
         (None, Some(dir)) => {
             let (store, engine) = offline_engine(dir)?;
             let record = engine
                 .plugins()
-                .install(&bytes, "cli")
+                .install(&bytes, "cli", crate::plugin::Installer::Admin)
                 .await
                 .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
-            println!("{}: installed {} {}", args.file.display(), record.id, record.version);
+            println!("{}: installed {} {}", args.file.display(), record.plugin.id, record.plugin.version);
             store.close()?;
             Ok(())
         }

@@ -57,6 +57,10 @@ pub struct Config {
     pub durability: Durability,
     /// sled page-cache size in MiB (sled's own default is 1024).
     pub cache_mb: u64,
+    /// Free space (MiB) the data directory's file system must keep: below it the server
+    /// refuses writes (507) before the disk is really full, so a refused write is never
+    /// half-applied, and refuses to start.
+    pub min_free_mb: u64,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
     /// The address people reach this server at, for signed approval links in e-mails.
@@ -113,6 +117,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             durability: Durability::Group,
             cache_mb: 64,
+            min_free_mb: 64,
             max_body_bytes: 1 << 20,
             public_url: "http://127.0.0.1:8080".into(),
             workers: 32,

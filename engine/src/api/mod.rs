@@ -97,7 +97,8 @@ pub fn router(state: AppState) -> Router {
                 .post(plugins::install)
                 .layer(DefaultBodyLimit::max(state.engine.config().plugins.max_module_bytes)),
         )
-        .route("/plugins/{id}", get(plugins::get))
+        .route("/plugins/{id}", get(plugins::get).delete(plugins::delete))
+        .route("/plugins/{id}/versions/{version}", axum::routing::delete(plugins::delete_version))
         .route("/plugins/{id}/grants", axum::routing::put(plugins::grants))
         .route("/plugins/{id}/enable", post(plugins::enable))
         .route("/plugins/{id}/disable", post(plugins::disable))

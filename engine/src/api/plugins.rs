@@ -5,7 +5,7 @@ use super::extract::JsonBody;
 use super::{ApiError, AppState};
 use crate::config::Role;
 use crate::plugin::manifest::PluginRecord;
-use crate::plugin::{CallContext, PluginError};
+use crate::plugin::{CallContext, Installed, Installer, PluginError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,6 +23,9 @@ impl From<PluginError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
             "too_large" => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            "limit_exceeded" => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+            "forbidden" => (StatusCode::FORBIDDEN, "forbidden"),
+            "version_conflict" | "conflict" | "in_use" => (StatusCode::CONFLICT, "conflict"),
             "storage" => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             _ => (StatusCode::BAD_GATEWAY, "plugin_failed"),
         };
@@ -32,20 +35,46 @@ impl From<PluginError> for ApiError {
     }
 }
 
-/// `POST /plugins` (admin, integrator): the body is the `.wasm` module.
+/// `POST /plugins` (admin, integrator): the body is the `.wasm` module. A new id: 201.
+/// A new version of an installed id (admin only): 200 with what it changes. The same
+/// module again: 200, nothing changed.
 pub async fn install(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Bytes,
-) -> Result<(StatusCode, Json<PluginRecord>), ApiError> {
-    who.require(&[Role::Admin, Role::Integrator])?;
-    let record = s.engine.plugins().install(&body, &who.name).await?;
-    Ok((StatusCode::CREATED, Json(record)))
+) -> Result<(StatusCode, Json<Installed>), ApiError> {
+    let installer = if who.role == Role::Admin { Installer::Admin } else { Installer::Integrator };
+    let installed = s.engine.plugins().install(&body, &who.name, installer).await?;
+    let status =
+        if installed.plugin.versions.len() == 1 && installed.replaced.is_none() && installed.changes == json!({}) {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+    Ok((status, Json(installed)))
+}
+
+/// A plugin as the API shows it: `config` only to admins (config is not for secrets,
+/// but it is the admin's), and the key-value usage against its quota.
+fn view(s: &AppState, who: &Principal, mut record: PluginRecord) -> Value {
+    if who.role != Role::Admin {
+        record.config.clear();
+    }
+    let c = s.engine.plugins().config();
+    let usage = s.engine.plugins().kv_usage(&record.id).ok();
+    let mut v = serde_json::to_value(&record).unwrap_or_default();
+    if who.role != Role::Admin {
+        v["config"] = json!("(admins only)");
+    }
+    v["kv"] = json!({"keys": usage.map(|u| u.0), "bytes": usage.map(|u| u.1),
+        "max_keys": c.kv_max_keys, "max_bytes": c.kv_max_bytes});
+    v
 }
 
 /// `GET /plugins`
-pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"plugins": s.engine.store().plugins()?})))
+pub async fn list(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
+    let plugins: Vec<Value> = s.engine.store().plugins()?.into_iter().map(|r| view(&s, &who, r)).collect();
+    Ok(Json(json!({"plugins": plugins})))
 }
 
 fn load(s: &AppState, id: &str) -> Result<PluginRecord, ApiError> {
@@ -53,8 +82,37 @@ fn load(s: &AppState, id: &str) -> Result<PluginRecord, ApiError> {
 }
 
 /// `GET /plugins/{id}`
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<PluginRecord>, ApiError> {
-    load(&s, &id).map(Json)
+pub async fn get(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = load(&s, &id)?;
+    Ok(Json(view(&s, &who, record)))
+}
+
+/// `DELETE /plugins/{id}` (admin): the plugin, every version and its key-value store;
+/// refused while a run that will call it is pending, running or waiting.
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    s.engine.delete_plugin(&id, None, &who.name).await?;
+    Ok(Json(json!({"deleted": id})))
+}
+
+/// `DELETE /plugins/{id}/versions/{version}` (admin): one kept version. Deleting the
+/// current one makes the newest other version current (refused while runs need it).
+pub async fn delete_version(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    who.admin()?;
+    let after = s.engine.delete_plugin(&id, Some(&version), &who.name).await?;
+    Ok(Json(json!({"deleted": format!("{id}@{version}"), "plugin": after})))
 }
 
 /// Body of `PUT /plugins/{id}/grants`.
@@ -125,5 +183,11 @@ pub async fn call(
         None => Value::Null,
     };
     let out = s.engine.plugins().call(&id, &action, input, CallContext { ticket, idempotency_key: None }).await?;
+    // A direct call's key-value writes commit once it has succeeded.
+    if !out.writes.is_empty() {
+        let mut tx = crate::store::Tx::new();
+        tx.writes = out.writes;
+        s.engine.store().commit(tx).await?;
+    }
     Ok(Json(json!({"output": out.output, "logs": out.logs, "version": out.version, "micros": out.micros})))
 }

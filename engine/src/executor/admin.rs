@@ -266,3 +266,60 @@ impl Engine {
         Ok(run)
     }
 }
+
+impl Engine {
+    /// Deletes a plugin (`version` None) or one kept version, refusing while a run that
+    /// will call the plugin's current version is pending, running or waiting (runs
+    /// always call the current version, so deleting an older one needs no check).
+    pub async fn delete_plugin(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        actor: &str,
+    ) -> std::result::Result<Option<crate::plugin::manifest::PluginRecord>, crate::plugin::PluginError> {
+        use crate::plugin::PluginError;
+        use crate::run::RunStatus;
+        use crate::store::RunFilter;
+        let storage = |e: super::Error| PluginError::new("storage", e.to_string());
+        let record = self
+            .store
+            .plugin(id)
+            .map_err(|e| storage(e.into()))?
+            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        if version.is_none_or(|v| v == record.version) {
+            let mut users = Vec::new();
+            for wf in self.store.workflows().map_err(|e| storage(e.into()))? {
+                for status in [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting] {
+                    let filter = RunFilter {
+                        workflow: Some(wf.id.clone()),
+                        status: Some(status),
+                        limit: Some(1000),
+                        ..Default::default()
+                    };
+                    for run in self.store.runs(&filter).map_err(|e| storage(e.into()))? {
+                        let def = self.definition(&run.workflow_id, run.workflow_revision).map_err(storage)?;
+                        let calls = def.steps.iter().any(
+                            |s| matches!(&s.action, crate::workflow::Action::Plugin { plugin, .. } if plugin == id),
+                        );
+                        if calls {
+                            users.push(run.id);
+                        }
+                    }
+                }
+            }
+            if !users.is_empty() {
+                let shown: Vec<&str> = users.iter().take(5).map(String::as_str).collect();
+                return Err(PluginError::new(
+                    "in_use",
+                    format!(
+                        "plugin `{id}` {} is still needed by {} run(s) that are pending, running or waiting ({}); let them finish first",
+                        record.version,
+                        users.len(),
+                        shown.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.plugins.delete(id, version, actor).await
+    }
+}

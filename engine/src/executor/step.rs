@@ -395,6 +395,8 @@ impl Engine {
                     effect.entry.detail = json!({"plugin": plugin, "version": out.version, "action": action,
                         "attempts": attempts, "waits_ms": waits_ms, "micros": out.micros, "logs": out.logs});
                     effect.output = Some(out.output);
+                    // The call's key-value writes commit with the step, or not at all.
+                    effect.writes.extend(out.writes);
                     return Ok(effect);
                 }
                 Err(e) if e.retryable && attempts <= retries => {

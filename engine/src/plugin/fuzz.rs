@@ -66,7 +66,7 @@ proptest! {
         let rt = runtime();
         rt.block_on(async {
             let (_dir, host) = host();
-            host.install(&wat::parse_str(guest_wat(MANIFEST)).expect("fuzz guest compiles"), "fuzz").await.expect("installs");
+            host.install(&wat::parse_str(guest_wat(MANIFEST)).expect("fuzz guest compiles"), "fuzz", crate::plugin::Installer::Admin).await.expect("installs");
             let started = std::time::Instant::now();
             let result = host.call("wat", "go", encode(&program, status), CallContext { ticket: Value::Null, idempotency_key: None }).await;
             // Within the plugin's deadline (300 ms) plus scheduling slack.

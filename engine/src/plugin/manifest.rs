@@ -124,6 +124,54 @@ pub enum InspectError {
 pub struct ModuleInfo {
     /// The manifest.
     pub manifest: Manifest,
+    /// Functions the module defines (imports not counted).
+    pub functions: u32,
+    /// Size of its code section, bytes.
+    pub code_bytes: u64,
+}
+
+/// A JSON Schema compiled the way the host validates plugin input and output: with the
+/// linear-time `regex` engine, after refusing any `pattern` or `patternProperties` key
+/// that engine cannot run (lookaround, backreferences: patterns that need backtracking
+/// and can take exponential time on a crafted input).
+pub fn schema_validator(schema: &Value) -> Result<jsonschema::Validator, String> {
+    check_patterns(schema, "")?;
+    jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(1 << 20))
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
+fn check_patterns(v: &Value, at: &str) -> Result<(), String> {
+    let linear = |p: &str, at: &str| {
+        regex::RegexBuilder::new(p).size_limit(1 << 20).build().map(|_| ()).map_err(|e| {
+            format!("{at}: pattern `{p}` needs a backtracking regex engine (lookaround or backreferences) or is too large; only linear-time patterns are accepted: {e}")
+        })
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match (k.as_str(), child) {
+                    ("pattern", Value::String(p)) => linear(p, &here)?,
+                    ("patternProperties", Value::Object(props)) => {
+                        for key in props.keys() {
+                            linear(key, &here)?;
+                        }
+                    }
+                    _ => {}
+                }
+                check_patterns(child, &here)?;
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                check_patterns(child, &format!("{at}/{i}"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn bad(pointer: &str, message: impl Into<String>) -> InspectError {
@@ -135,6 +183,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, InspectError> {
     let mut abi = None;
     let mut manifest = None;
     let mut entry = false;
+    let (mut functions, mut code_bytes) = (0u32, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| InspectError::Malformed(e.to_string()))?;
         match payload {
@@ -158,6 +207,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, InspectError> {
                     }
                 }
             }
+            Payload::FunctionSection(reader) => functions = functions.saturating_add(reader.count()),
+            Payload::CodeSectionStart { size, .. } => code_bytes += u64::from(size),
             Payload::CustomSection(section) if section.name() == MANIFEST_SECTION => {
                 manifest = Some(section.data().to_vec());
             }
@@ -176,7 +227,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, InspectError> {
     let manifest: Manifest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&raw))
         .map_err(|e| bad(&format!("/{}", e.path()).replace('.', "/"), e.inner().to_string()))?;
     check(&manifest)?;
-    Ok(ModuleInfo { manifest })
+    Ok(ModuleInfo { manifest, functions, code_bytes })
 }
 
 fn check(m: &Manifest) -> Result<(), InspectError> {
@@ -204,8 +255,8 @@ fn check(m: &Manifest) -> Result<(), InspectError> {
             return Err(bad(&format!("/actions/{i}/name"), "action names must be non-empty and unique"));
         }
         for (key, schema) in [("input_schema", &a.input_schema), ("output_schema", &a.output_schema)] {
-            if let Err(e) = jsonschema::validator_for(schema) {
-                return Err(bad(&format!("/actions/{i}/{key}"), format!("not a valid JSON Schema: {e}")));
+            if let Err(e) = schema_validator(schema) {
+                return Err(bad(&format!("/actions/{i}/{key}"), format!("not an accepted JSON Schema: {e}")));
             }
         }
         for (j, c) in a.capabilities.iter().enumerate() {
@@ -242,4 +293,11 @@ pub struct PluginRecord {
     pub sha256: String,
     /// When the current version was installed.
     pub installed_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 of each kept version's module, hex (a version is never replaced by
+    /// other bytes).
+    #[serde(default)]
+    pub hashes: std::collections::BTreeMap<String, String>,
+    /// Who installed the current version.
+    #[serde(default)]
+    pub installed_by: String,
 }

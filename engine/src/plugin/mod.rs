@@ -48,7 +48,8 @@ pub struct PluginError {
 }
 
 impl PluginError {
-    fn new(code: &str, message: impl Into<String>) -> Self {
+    /// An error with a code and a message, not retryable.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into(), retryable: false, retry_after_ms: None, logs: Vec::new() }
     }
 }
@@ -56,6 +57,10 @@ impl PluginError {
 /// A successful call.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallOutcome {
+    /// The key-value writes the call made, for the caller to commit with the step (a
+    /// failed or timed-out call makes none).
+    #[serde(skip)]
+    pub writes: Vec<Write>,
     /// The action's output.
     pub output: Value,
     /// Log lines (capped), plus a note when lines were dropped.
@@ -89,6 +94,21 @@ pub struct PluginConfig {
     /// Longest wait before retrying a plugin step that asked for one (`retry_after_ms`,
     /// e.g. from Graph's `Retry-After`), milliseconds. The wait holds a run worker.
     pub max_retry_after_ms: u64,
+    /// Most functions a module may define (checked at install).
+    pub max_functions: u32,
+    /// Largest code section a module may have, bytes (checked at install).
+    pub max_code_bytes: u64,
+    /// Calls of one plugin that may run at once: one plugin cannot hold the whole pool.
+    pub max_concurrent_per_plugin: u32,
+    /// Modules compiled at once (installs, first calls after a restart); compiling runs
+    /// on blocking threads, never on the request workers.
+    pub compile_concurrency: u32,
+    /// Keys a plugin may keep in its key-value store.
+    pub kv_max_keys: u64,
+    /// Bytes (keys plus values) a plugin may keep in its key-value store.
+    pub kv_max_bytes: u64,
+    /// Versions kept per plugin (older ones are pruned at install).
+    pub keep_versions: usize,
 }
 
 impl Default for PluginConfig {
@@ -101,8 +121,15 @@ impl Default for PluginConfig {
             max_output_bytes: 1 << 20,
             max_log_lines: 200,
             pool_size: 32,
-            max_module_bytes: 16 << 20,
+            max_module_bytes: 8 << 20,
             max_retry_after_ms: 60_000,
+            max_functions: 10_000,
+            max_code_bytes: 4 << 20,
+            max_concurrent_per_plugin: 8,
+            compile_concurrency: 1,
+            kv_max_keys: 10_000,
+            kv_max_bytes: 16 << 20,
+            keep_versions: 5,
         }
     }
 }
@@ -111,6 +138,29 @@ struct Loaded {
     record: PluginRecord,
     pre: InstancePre<Ctx>,
     validators: HashMap<String, (Arc<jsonschema::Validator>, Arc<jsonschema::Validator>)>,
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    /// The plugin as it now is.
+    pub plugin: PluginRecord,
+    /// The version it replaced as current, if any.
+    pub replaced: Option<String>,
+    /// What the new version asks for that the old did not, and the reverse: actions
+    /// and connections (`added_connections` need an admin's grant to be usable).
+    pub changes: Value,
+    /// Versions pruned (beyond `keep_versions`).
+    pub pruned: Vec<String>,
+}
+
+/// Who installs: an admin may replace an installed plugin; others may add new ids only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    /// May install a new version of an existing plugin (its grants go with it).
+    Admin,
+    /// May install plugins whose id is not installed yet.
+    Integrator,
 }
 
 /// What a call needs from the rest of the engine.
@@ -132,6 +182,11 @@ pub struct PluginHost {
     directories: Arc<directory::Directories>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     pool: Arc<tokio::sync::Semaphore>,
+    /// Per-plugin shares of the pool.
+    shares: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    compiles: tokio::sync::Semaphore,
+    /// Key-value usage (keys, bytes) per plugin, read from the store once.
+    kv_usage: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl PluginHost {
@@ -166,6 +221,9 @@ impl PluginHost {
         })?;
         Ok(Arc::new(Self {
             pool: Arc::new(tokio::sync::Semaphore::new(config.pool_size as usize)),
+            shares: Mutex::new(HashMap::new()),
+            compiles: tokio::sync::Semaphore::new(config.compile_concurrency.max(1) as usize),
+            kv_usage: Mutex::new(HashMap::new()),
             engine,
             config,
             store,
@@ -188,30 +246,143 @@ impl PluginHost {
         }
     }
 
-    fn compile(&self, bytes: &[u8]) -> Result<(Module, InstancePre<Ctx>), PluginError> {
-        let module = Module::new(&self.engine, bytes)
-            .map_err(|e| PluginError::new("invalid_module", format!("does not compile: {e}")))?;
-        let pre = sandbox::prepare(&self.engine, &module)
-            .map_err(|e| PluginError::new("invalid_module", format!("does not link: {e:#}")))?;
-        Ok((module, pre))
+    /// Compiles on a blocking thread, at most `compile_concurrency` at once, and
+    /// returns the module's serialized form for the artifact cache.
+    async fn compile(&self, bytes: Arc<Vec<u8>>) -> Result<(InstancePre<Ctx>, Vec<u8>), PluginError> {
+        let _permit =
+            self.compiles.acquire().await.map_err(|_| PluginError::new("shutting_down", "plugin host is closing"))?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let module = Module::new(&engine, bytes.as_slice())
+                .map_err(|e| PluginError::new("invalid_module", format!("does not compile: {e}")))?;
+            let pre = sandbox::prepare(&engine, &module)
+                .map_err(|e| PluginError::new("invalid_module", format!("does not link: {e:#}")))?;
+            let artifact = module.serialize().map(|a| with_hash(&a)).unwrap_or_default();
+            Ok((pre, artifact))
+        })
+        .await
+        .map_err(|e| PluginError::new("invalid_module", format!("compiling crashed: {e}")))?
     }
 
-    /// Validates and stores a module as the plugin's current version. Grants and config
-    /// of an existing plugin are kept.
-    pub async fn install(&self, bytes: &[u8], actor: &str) -> Result<PluginRecord, PluginError> {
+    /// Loads compiled code kept by [`Self::compile`], if it is there and intact.
+    #[allow(unsafe_code)]
+    async fn deserialize(&self, stored: Vec<u8>) -> Option<InstancePre<Ctx>> {
+        if stored.len() < 32 {
+            return None;
+        }
+        let (hash, code) = stored.split_at(32);
+        if Sha256::digest(code).as_slice() != hash {
+            tracing::warn!("a compiled plugin artifact does not match its hash; compiling again");
+            return None;
+        }
+        let engine = self.engine.clone();
+        let code = code.to_vec();
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: the bytes are wasmtime's own serialization of a module this host
+            // compiled, read back from our own store and checked against the SHA-256
+            // written with them; wasmtime also checks that they match this engine.
+            let module = unsafe { Module::deserialize(&engine, &code) }.ok()?;
+            sandbox::prepare(&engine, &module).ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Checks the caps that bound what a module costs to compile.
+    fn check_size(&self, info: &manifest::ModuleInfo) -> Result<(), PluginError> {
+        let c = &self.config;
+        let over = |what: &str, got: u64, max: u64, key: &str| {
+            PluginError::new("limit_exceeded", format!("module has {got} {what}; the limit is {max} (plugins.{key})"))
+        };
+        if info.functions > c.max_functions {
+            return Err(over("functions", info.functions.into(), c.max_functions.into(), "max_functions"));
+        }
+        if info.code_bytes > c.max_code_bytes {
+            return Err(over("bytes of code", info.code_bytes, c.max_code_bytes, "max_code_bytes"));
+        }
+        Ok(())
+    }
+
+    /// Validates and stores a module as the plugin's current version.
+    ///
+    /// A new id may be installed by an admin or an integrator and starts with no
+    /// grants. A new version of an installed id is an admin's decision: it keeps the
+    /// plugin's grants and config, and the answer lists what it asks for that the old
+    /// one did not. A version is never replaced by other bytes (`version_conflict`);
+    /// the same bytes again change nothing.
+    pub async fn install(&self, bytes: &[u8], actor: &str, who: Installer) -> Result<Installed, PluginError> {
         if bytes.len() > self.config.max_module_bytes {
             return Err(PluginError::new(
                 "too_large",
-                format!("module is {} bytes; the limit is {}", bytes.len(), self.config.max_module_bytes),
+                format!(
+                    "module is {} bytes; the limit is {} (plugins.max_module_bytes)",
+                    bytes.len(),
+                    self.config.max_module_bytes
+                ),
             ));
         }
-        let info = inspect(bytes).map_err(|e: InspectError| PluginError::new("invalid_plugin", e.to_string()))?;
-        let (_, pre) = self.compile(bytes)?;
+        let owned = Arc::new(bytes.to_vec());
+        let parse = owned.clone();
+        let info = tokio::task::spawn_blocking(move || inspect(&parse))
+            .await
+            .map_err(|e| PluginError::new("invalid_plugin", format!("reading the module crashed: {e}")))?
+            .map_err(|e: InspectError| PluginError::new("invalid_plugin", e.to_string()))?;
+        self.check_size(&info)?;
         let m = info.manifest;
-        let existing = self.store.plugin(&m.id).map_err(|e| PluginError::new("storage", e.to_string()))?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
+        let existing = self.store.plugin(&m.id).map_err(storage)?;
+        if let Some(old) = &existing {
+            if who != Installer::Admin {
+                return Err(PluginError::new(
+                    "forbidden",
+                    format!(
+                        "plugin `{}` is installed (version {}); only an admin may install a new version of it, since its grants go with it",
+                        m.id, old.version
+                    ),
+                ));
+            }
+            if old.versions.contains(&m.version) {
+                let kept = match old.hashes.get(&m.version) {
+                    Some(h) => Some(h.clone()),
+                    None => self
+                        .store
+                        .plugin_module(&m.id, &m.version)
+                        .map_err(storage)?
+                        .map(|b| hex::encode(Sha256::digest(&b))),
+                };
+                if kept.as_deref() != Some(sha256.as_str()) {
+                    return Err(PluginError::new(
+                        "version_conflict",
+                        format!(
+                            "version {} of `{}` is installed with other bytes (sha256 {}); give the new module a new version",
+                            m.version,
+                            m.id,
+                            kept.unwrap_or_default()
+                        ),
+                    ));
+                }
+                if old.version == m.version {
+                    return Ok(Installed {
+                        plugin: old.clone(),
+                        replaced: None,
+                        changes: json!({}),
+                        pruned: Vec::new(),
+                    });
+                }
+            }
+        }
+        let (pre, artifact) = self.compile(owned).await?;
         let mut versions = existing.as_ref().map(|r| r.versions.clone()).unwrap_or_default();
         versions.retain(|v| v != &m.version);
         versions.push(m.version.clone());
+        let excess = versions.len().saturating_sub(self.config.keep_versions.max(1));
+        let pruned: Vec<String> = versions.drain(..excess).collect();
+        let mut hashes = existing.as_ref().map(|r| r.hashes.clone()).unwrap_or_default();
+        hashes.insert(m.version.clone(), sha256.clone());
+        hashes.retain(|v, _| versions.contains(v));
+        let changes = existing.as_ref().map_or(json!({}), |old| manifest_changes(&old.manifest, &m));
         let record = PluginRecord {
             id: m.id.clone(),
             version: m.version.clone(),
@@ -219,34 +390,119 @@ impl PluginHost {
             enabled: existing.as_ref().is_none_or(|r| r.enabled),
             connections: existing.as_ref().map(|r| r.connections.clone()).unwrap_or_default(),
             config: existing.as_ref().map(|r| r.config.clone()).unwrap_or_default(),
-            sha256: hex::encode(Sha256::digest(bytes)),
+            sha256,
             installed_at: chrono::Utc::now(),
+            hashes,
+            installed_by: actor.to_string(),
             manifest: m,
         };
         let mut tx = Tx::new();
-        tx.push(Write::PluginModule { id: record.id.clone(), version: record.version.clone(), bytes: bytes.to_vec() })
-            .push(Write::Plugin(Box::new(record.clone())))
-            .push(Write::Audit(crate::run::AuditEntry {
-                at: record.installed_at,
-                actor: actor.into(),
-                action: "plugin.install".into(),
-                target: record.id.clone(),
-                detail: json!({"version": record.version, "sha256": record.sha256}),
-            }));
-        self.store.commit(tx).await.map_err(|e| PluginError::new("storage", e.to_string()))?;
+        tx.push(Write::PluginModule { id: record.id.clone(), version: record.version.clone(), bytes: bytes.to_vec() });
+        if !artifact.is_empty() {
+            tx.push(Write::PluginArtifact { id: record.id.clone(), version: record.version.clone(), bytes: artifact });
+        }
+        for v in &pruned {
+            tx.push(Write::DeletePluginVersion { id: record.id.clone(), version: v.clone() });
+        }
+        let replaced = existing.as_ref().map(|r| r.version.clone());
+        tx.push(Write::Plugin(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
+            at: record.installed_at,
+            actor: actor.into(),
+            action: if replaced.is_some() { "plugin.upgrade" } else { "plugin.install" }.into(),
+            target: record.id.clone(),
+            detail: json!({"version": record.version, "sha256": record.sha256, "replaced": replaced,
+                "changes": changes, "pruned": pruned}),
+        }));
+        self.store.commit(tx).await.map_err(storage)?;
         // Keep what was just compiled: the first call need not compile again.
         let loaded = Arc::new(Self::loaded(record.clone(), pre)?);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id.clone(), loaded);
-        Ok(record)
+        Ok(Installed { plugin: record, replaced, changes, pruned })
+    }
+
+    /// Removes a plugin entirely (`version` None) or one kept version. Removing the
+    /// current version makes the newest other kept version current; the last version
+    /// goes only with the plugin. The caller checks that no run still needs it.
+    pub async fn delete(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        actor: &str,
+    ) -> Result<Option<PluginRecord>, PluginError> {
+        let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
+        let record = self
+            .store
+            .plugin(id)
+            .map_err(storage)?
+            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        let mut tx = Tx::new();
+        let after = match version {
+            None => {
+                tx.push(Write::DeletePlugin { id: id.to_string() });
+                None
+            }
+            Some(v) if !record.versions.iter().any(|k| k == v) => {
+                return Err(PluginError::new("not_found", format!("plugin `{id}` has no version {v} kept")));
+            }
+            Some(v) if record.versions.len() == 1 => {
+                return Err(PluginError::new(
+                    "conflict",
+                    format!("{v} is the only version of `{id}`; delete the plugin instead"),
+                ));
+            }
+            Some(v) => {
+                let mut next = record.clone();
+                next.versions.retain(|k| k != v);
+                next.hashes.remove(v);
+                if record.version == v {
+                    let back = next.versions.last().cloned().unwrap_or_default();
+                    let bytes =
+                        self.store.plugin_module(id, &back).map_err(storage)?.ok_or_else(|| {
+                            PluginError::new("not_found", format!("module of `{id}` {back} is missing"))
+                        })?;
+                    let info = inspect(&bytes).map_err(|e| PluginError::new("invalid_plugin", e.to_string()))?;
+                    next.version = back;
+                    next.manifest = info.manifest;
+                    next.sha256 = hex::encode(Sha256::digest(&bytes));
+                }
+                tx.push(Write::DeletePluginVersion { id: id.to_string(), version: v.to_string() });
+                tx.push(Write::Plugin(Box::new(next.clone())));
+                Some(next)
+            }
+        };
+        tx.push(Write::Audit(crate::run::AuditEntry {
+            at: chrono::Utc::now(),
+            actor: actor.into(),
+            action: "plugin.delete".into(),
+            target: id.to_string(),
+            detail: json!({"version": version, "current": after.as_ref().map(|r| r.version.clone())}),
+        }));
+        self.store.commit(tx).await.map_err(storage)?;
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        Ok(after)
+    }
+
+    /// Key-value usage of a plugin: (keys, bytes).
+    pub fn kv_usage(&self, id: &str) -> Result<(u64, u64), PluginError> {
+        if let Some(u) = self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(*u);
+        }
+        let u = self.store.plugin_kv_usage(id).map_err(|e| PluginError::new("storage", e.to_string()))?;
+        self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), u);
+        Ok(u)
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &PluginConfig {
+        &self.config
     }
 
     fn loaded(record: PluginRecord, pre: InstancePre<Ctx>) -> Result<Loaded, PluginError> {
         let mut validators = HashMap::new();
         for a in &record.manifest.actions {
             let compile = |s: &Value| {
-                jsonschema::validator_for(s)
-                    .map(Arc::new)
-                    .map_err(|e| PluginError::new("invalid_plugin", e.to_string()))
+                manifest::schema_validator(s).map(Arc::new).map_err(|e| PluginError::new("invalid_plugin", e))
             };
             validators.insert(a.name.clone(), (compile(&a.input_schema)?, compile(&a.output_schema)?));
         }
@@ -281,7 +537,9 @@ impl PluginHost {
         Ok(record)
     }
 
-    fn load(&self, id: &str) -> Result<Arc<Loaded>, PluginError> {
+    /// The plugin ready to call: from memory, else from its compiled artifact in the
+    /// store, else compiled from its module (and the artifact kept for next time).
+    async fn load(&self, id: &str) -> Result<Arc<Loaded>, PluginError> {
         if let Some(l) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(l.clone());
         }
@@ -291,17 +549,44 @@ impl PluginHost {
             .plugin(id)
             .map_err(storage)?
             .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
-        let bytes =
-            self.store.plugin_module(id, &record.version).map_err(storage)?.ok_or_else(|| {
-                PluginError::new("not_found", format!("module of `{id}` {} is missing", record.version))
-            })?;
-        let (_, pre) = self.compile(&bytes)?;
+        let stored = self.store.plugin_artifact(id, &record.version).map_err(storage)?;
+        let pre = match stored {
+            Some(a) => self.deserialize(a).await,
+            None => None,
+        };
+        let pre = match pre {
+            Some(pre) => pre,
+            None => {
+                let bytes = self.store.plugin_module(id, &record.version).map_err(storage)?.ok_or_else(|| {
+                    PluginError::new("not_found", format!("module of `{id}` {} is missing", record.version))
+                })?;
+                let (pre, artifact) = self.compile(Arc::new(bytes)).await?;
+                if !artifact.is_empty() {
+                    let mut tx = Tx::new();
+                    tx.push(Write::PluginArtifact { id: id.into(), version: record.version.clone(), bytes: artifact });
+                    if let Err(e) = self.store.commit(tx).await {
+                        tracing::warn!(plugin = %id, error = %e, "could not keep the compiled plugin");
+                    }
+                }
+                pre
+            }
+        };
         let loaded = Arc::new(Self::loaded(record, pre)?);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), loaded.clone());
         Ok(loaded)
     }
 
-    /// Calls `plugin.action` with `input`. Waits for a free instance slot when the pool is busy.
+    fn share(&self, id: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.config.max_concurrent_per_plugin.clamp(1, self.config.pool_size.max(1)) as usize;
+        shares.entry(id.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(n))).clone()
+    }
+
+    /// Calls `plugin.action` with `input`. Waits for a free slot in the plugin's share
+    /// and in the pool when they are busy (back-pressure, not an error). Schema checks
+    /// of input and output, the call and its host calls all run on a blocking thread
+    /// within the call's deadline; the key-value writes come back in the outcome, for
+    /// the caller to commit (a failed call leaves none).
     pub async fn call(
         &self,
         plugin: &str,
@@ -309,7 +594,7 @@ impl PluginHost {
         input: Value,
         ctx: CallContext,
     ) -> Result<CallOutcome, PluginError> {
-        let loaded = self.load(plugin)?;
+        let loaded = self.load(plugin).await?;
         if !loaded.record.enabled {
             return Err(PluginError::new("disabled", format!("plugin `{plugin}` is disabled")));
         }
@@ -320,20 +605,12 @@ impl PluginHost {
                 format!("plugin `{plugin}` has no action `{action}`; it has: {}", names.join(", ")),
             ));
         };
-        if let Some(e) = input_schema.iter_errors(&input).next() {
-            return Err(PluginError::new(
-                "invalid_input",
-                format!("input {}: {e}", pointer_or_root(&e.instance_path.to_string())),
-            ));
-        }
-        let bytes = serde_json::to_vec(&input).unwrap_or_default();
-        let _slot = self
-            .pool
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PluginError::new("shutting_down", "plugin host is closing"))?;
-        let services: Arc<dyn Services> = Arc::new(HostServices {
+        let closing = |_| PluginError::new("shutting_down", "plugin host is closing");
+        let _share = self.share(plugin).acquire_owned().await.map_err(closing)?;
+        let _slot = self.pool.clone().acquire_owned().await.map_err(closing)?;
+        let limits = self.limits();
+        let started = Instant::now();
+        let services = Arc::new(HostServices {
             store: self.store.clone(),
             net: self.net.clone(),
             directories: self.directories.clone(),
@@ -342,28 +619,89 @@ impl PluginHost {
             idempotency_key: ctx.idempotency_key,
             requests: std::sync::atomic::AtomicU32::new(0),
             rt: tokio::runtime::Handle::current(),
+            deadline: started + limits.timeout,
+            timeout_ms: self.config.timeout_ms,
+            kv: Mutex::new(KvPending::default()),
+            kv_usage: self.kv_usage(plugin)?,
+            kv_quota: (self.config.kv_max_keys, self.config.kv_max_bytes),
+            late: Mutex::new(None),
         });
-        let limits = self.limits();
         let engine = self.engine.clone();
         let version = loaded.record.version.clone();
         let action_name = action.to_string();
-        let started = Instant::now();
-        let run =
-            tokio::task::spawn_blocking(move || invoke(&engine, &loaded.pre, limits, &action_name, bytes, services))
-                .await
-                .map_err(|e| PluginError::new("trap", format!("plugin call crashed: {e}")))?;
+        let call_services = services.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            if let Some(e) = input_schema.iter_errors(&input).next() {
+                return Err(PluginError::new(
+                    "invalid_input",
+                    format!("input {}: {e}", pointer_or_root(&e.instance_path.to_string())),
+                ));
+            }
+            let mut limits = limits;
+            limits.timeout = match limits.timeout.checked_sub(started.elapsed()) {
+                Some(left) if !left.is_zero() => left,
+                _ => {
+                    return Err(PluginError::new(
+                        "timeout",
+                        "checking the input against its schema used up the deadline",
+                    ))
+                }
+            };
+            let bytes = serde_json::to_vec(&input).unwrap_or_default();
+            let services: Arc<dyn Services> = call_services.clone();
+            let (output, logs) = invoke(&engine, &loaded.pre, limits, &action_name, bytes, services)
+                .map_err(|e| call_services.explain_timeout(e))?;
+            if let Some(e) = output_schema.iter_errors(&output).next() {
+                let mut err = PluginError::new(
+                    "invalid_output",
+                    format!("output {}: {e}", pointer_or_root(&e.instance_path.to_string())),
+                );
+                err.logs = logs;
+                return Err(err);
+            }
+            Ok((output, logs))
+        })
+        .await
+        .map_err(|e| PluginError::new("trap", format!("plugin call crashed: {e}")))?;
         let micros = started.elapsed().as_micros() as u64;
         let (output, logs) = run?;
-        if let Some(e) = output_schema.iter_errors(&output).next() {
-            let mut err = PluginError::new(
-                "invalid_output",
-                format!("output {}: {e}", pointer_or_root(&e.instance_path.to_string())),
-            );
-            err.logs = logs;
-            return Err(err);
+        let pending = std::mem::take(&mut *services.kv.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.keys != 0 || pending.bytes != 0 {
+            let mut usage = self.kv_usage.lock().unwrap_or_else(|p| p.into_inner());
+            let u = usage.entry(plugin.to_string()).or_insert(services.kv_usage);
+            u.0 = u.0.saturating_add_signed(pending.keys);
+            u.1 = u.1.saturating_add_signed(pending.bytes);
         }
-        Ok(CallOutcome { output, logs, version, micros })
+        let writes = pending
+            .values
+            .into_iter()
+            .map(|(key, value)| Write::PluginKv { plugin: plugin.to_string(), key, value })
+            .collect();
+        Ok(CallOutcome { writes, output, logs, version, micros })
     }
+}
+
+/// `artifact` prefixed by its SHA-256, as kept in the store.
+fn with_hash(artifact: &[u8]) -> Vec<u8> {
+    let mut out = Sha256::digest(artifact).to_vec();
+    out.extend_from_slice(artifact);
+    out
+}
+
+/// What a new manifest adds and drops against the installed one.
+fn manifest_changes(old: &manifest::Manifest, new: &manifest::Manifest) -> Value {
+    let names =
+        |m: &manifest::Manifest| m.actions.iter().map(|a| a.name.clone()).collect::<std::collections::BTreeSet<_>>();
+    let conns = |m: &manifest::Manifest| m.wanted_connections().into_iter().collect::<std::collections::BTreeSet<_>>();
+    let (oa, na, oc, nc) = (names(old), names(new), conns(old), conns(new));
+    json!({
+        "from": old.version,
+        "to": new.version,
+        "added_actions": na.difference(&oa).collect::<Vec<_>>(),
+        "removed_actions": oa.difference(&na).collect::<Vec<_>>(),
+        "added_connections": nc.difference(&oc).collect::<Vec<_>>(),
+        "removed_connections": oc.difference(&nc).collect::<Vec<_>>(),
+    })
 }
 
 fn pointer_or_root(p: &str) -> String {
@@ -445,6 +783,15 @@ fn invoke(
     }
 }
 
+/// Key-value writes of one call, not yet committed.
+#[derive(Default)]
+struct KvPending {
+    values: std::collections::BTreeMap<String, Option<Value>>,
+    /// Change in keys and bytes against the store.
+    keys: i64,
+    bytes: i64,
+}
+
 /// Host calls backed by the store and the network.
 struct HostServices {
     store: Arc<dyn Store>,
@@ -456,10 +803,82 @@ struct HostServices {
     /// HTTP requests made so far in this call (numbers the idempotency keys).
     requests: std::sync::atomic::AtomicU32,
     rt: tokio::runtime::Handle,
+    /// When the call's time is up; host calls stop then too.
+    deadline: Instant,
+    timeout_ms: u64,
+    kv: Mutex<KvPending>,
+    /// Keys and bytes stored before the call.
+    kv_usage: (u64, u64),
+    kv_quota: (u64, u64),
+    /// The host call that ran into the deadline, if one did.
+    late: Mutex<Option<String>>,
 }
 
 fn err(code: &str, message: impl Into<String>) -> Value {
     json!({"error": {"code": code, "message": message.into(), "retryable": false}})
+}
+
+fn encoded_len(key: &str, v: &Option<Value>) -> i64 {
+    v.as_ref().map_or(0, |v| (key.len() + serde_json::to_vec(v).map_or(0, |b| b.len())) as i64)
+}
+
+impl HostServices {
+    /// Runs a host call's future within the call's deadline.
+    fn within<F: std::future::Future<Output = Value>>(&self, op: &str, fut: F) -> Value {
+        let deadline = tokio::time::Instant::from_std(self.deadline);
+        match self.rt.block_on(async { tokio::time::timeout_at(deadline, fut).await }) {
+            Ok(v) => v,
+            Err(_) => {
+                *self.late.lock().unwrap_or_else(|p| p.into_inner()) = Some(op.to_string());
+                err(
+                    "timeout",
+                    format!("host call `{op}` did not finish within the plugin's {} ms deadline", self.timeout_ms),
+                )
+            }
+        }
+    }
+
+    /// A timeout caused by a host call says so.
+    fn explain_timeout(&self, mut e: PluginError) -> PluginError {
+        if e.code == "timeout" {
+            if let Some(op) = self.late.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                e.message = format!(
+                    "plugin call exceeded its {} ms deadline waiting on host call `{op}` (the deadline covers host calls)",
+                    self.timeout_ms
+                );
+            }
+        }
+        e
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<Value>, crate::store::Error> {
+        if let Some(v) = self.kv.lock().unwrap_or_else(|p| p.into_inner()).values.get(key) {
+            return Ok(v.clone());
+        }
+        self.store.plugin_kv(&self.record.id, key)
+    }
+
+    fn kv_set(&self, key: String, value: Option<Value>) -> Value {
+        let old = match self.kv_get(&key) {
+            Ok(v) => v,
+            Err(e) => return err("storage", e.to_string()),
+        };
+        let dk = i64::from(value.is_some()) - i64::from(old.is_some());
+        let db = encoded_len(&key, &value) - encoded_len(&key, &old);
+        let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = self.kv_usage.0 as i64 + kv.keys + dk;
+        let bytes = self.kv_usage.1 as i64 + kv.bytes + db;
+        let (max_keys, max_bytes) = self.kv_quota;
+        if (dk > 0 && keys > max_keys as i64) || (db > 0 && bytes > max_bytes as i64) {
+            return json!({"error": {"code": "limit_exceeded", "retryable": false, "message": format!(
+                "key-value quota of plugin `{}` reached: {keys} keys / {bytes} bytes would exceed {max_keys} keys / {max_bytes} bytes (plugins.kv_max_keys, plugins.kv_max_bytes)",
+                self.record.id)}});
+        }
+        kv.keys += dk;
+        kv.bytes += db;
+        kv.values.insert(key, value);
+        json!({"ok": null})
+    }
 }
 
 impl Services for HostServices {
@@ -472,30 +891,21 @@ impl Services for HostServices {
             "ticket" => json!({"ok": self.ticket}),
             "kv.get" => {
                 let key = req["key"].as_str().unwrap_or("");
-                match self.store.plugin_kv(&self.record.id, key) {
+                match self.kv_get(key) {
                     Ok(v) => json!({"ok": v}),
                     Err(e) => err("storage", e.to_string()),
                 }
             }
             "kv.set" => {
                 let key = req["key"].as_str().unwrap_or("").to_string();
-                if key.is_empty() || key.len() > 256 {
-                    return err("bad_request", "keys are 1-256 bytes");
+                if key.is_empty() || key.len() > 256 || key.contains('\0') {
+                    return err("bad_request", "keys are 1-256 bytes, without NUL");
                 }
                 let value = req.get("value").cloned().unwrap_or(Value::Null);
                 if serde_json::to_vec(&value).map_or(0, |v| v.len()) > 64 << 10 {
                     return err("limit_exceeded", "values are at most 64 KiB");
                 }
-                let mut tx = Tx::new();
-                tx.push(Write::PluginKv {
-                    plugin: self.record.id.clone(),
-                    key,
-                    value: (!value.is_null()).then_some(value),
-                });
-                match self.rt.block_on(self.store.commit(tx)) {
-                    Ok(()) => json!({"ok": null}),
-                    Err(e) => err("storage", e.to_string()),
-                }
+                self.kv_set(key, (!value.is_null()).then_some(value))
             }
             "http" => match serde_json::from_value::<switchboard_sdk::HttpRequest>(req) {
                 Ok(mut r) => {
@@ -505,12 +915,12 @@ impl Services for HostServices {
                             r.headers.insert("idempotency-key".into(), format!("{key}/{n}"));
                         }
                     }
-                    self.rt.block_on(self.net.send(&self.record.connections, r))
+                    self.within("http", self.net.send(&self.record.connections, r))
                 }
                 Err(e) => err("bad_request", format!("http request: {e}")),
             },
             "ldap" => match serde_json::from_value::<switchboard_sdk::LdapRequest>(req) {
-                Ok(r) => self.rt.block_on(self.directories.run(&self.record.connections, r)),
+                Ok(r) => self.within("ldap", self.directories.run(&self.record.connections, r)),
                 Err(e) => err("bad_request", format!("ldap request: {e}")),
             },
             other => err("not_found", format!("unknown host call `{other}`")),

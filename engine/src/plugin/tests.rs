@@ -27,7 +27,7 @@ fn module(imports: &str, body: &str, extra: &str) -> Vec<u8> {
 }
 
 async fn run(host: &PluginHost, wasm: &[u8]) -> Result<CallOutcome, PluginError> {
-    host.install(wasm, "test").await?;
+    host.install(wasm, "test", crate::plugin::Installer::Admin).await?;
     host.call("wat", "go", Value::Null, CallContext { ticket: Value::Null, idempotency_key: None }).await
 }
 
@@ -98,7 +98,7 @@ async fn a_plugin_for_a_newer_abi_is_refused_at_install_with_a_clear_message() {
         MANIFEST.replace('"', "\\\"")
     ))
     .expect("compiles");
-    let err = host.install(&newer, "test").await.expect_err("refused");
+    let err = host.install(&newer, "test", crate::plugin::Installer::Admin).await.expect_err("refused");
     assert!(err.message.contains("plugin ABI 2") && err.message.contains("supports ABI 1"), "{err}");
 }
 
@@ -106,11 +106,19 @@ async fn a_plugin_for_a_newer_abi_is_refused_at_install_with_a_clear_message() {
 async fn modules_importing_anything_else_or_lacking_a_manifest_are_refused() {
     let (_d, host) = host();
     let foreign = module(r#"(import "env" "system" (func (param i32) (result i32)))"#, "(i32.const 0)", "");
-    let err = host.install(&foreign, "test").await.expect_err("refused");
+    let err = host.install(&foreign, "test", crate::plugin::Installer::Admin).await.expect_err("refused");
     assert!(err.message.contains("env::system"), "{err}");
     let bare = wat::parse_str(r#"(module (func (export "__switchboard_abi_1")) (func (export "switchboard_invoke") (param i32 i32) (result i32) (i32.const 0)))"#).expect("compiles");
-    assert!(host.install(&bare, "test").await.expect_err("refused").message.contains("switchboard-manifest"));
-    assert_eq!(host.install(b"not wasm", "test").await.expect_err("refused").code, "invalid_plugin");
+    assert!(host
+        .install(&bare, "test", crate::plugin::Installer::Admin)
+        .await
+        .expect_err("refused")
+        .message
+        .contains("switchboard-manifest"));
+    assert_eq!(
+        host.install(b"not wasm", "test", crate::plugin::Installer::Admin).await.expect_err("refused").code,
+        "invalid_plugin"
+    );
 }
 
 #[tokio::test]

@@ -167,6 +167,28 @@ pub enum Write {
         /// JSON, or `None` to delete.
         value: Option<Vec<u8>>,
     },
+    /// Keep a module's compiled code (wasmtime's serialized form, prefixed by its
+    /// SHA-256), so a restart does not compile again.
+    PluginArtifact {
+        /// Plugin id.
+        id: String,
+        /// Version.
+        version: String,
+        /// 32 bytes of SHA-256, then the artifact.
+        bytes: Vec<u8>,
+    },
+    /// Remove one kept version of a plugin (module and compiled code).
+    DeletePluginVersion {
+        /// Plugin id.
+        id: String,
+        /// Version.
+        version: String,
+    },
+    /// Remove a plugin: its record, every module and compiled code, and its key-value store.
+    DeletePlugin {
+        /// Plugin id.
+        id: String,
+    },
     /// Set (or with `None`, delete) a key of a plugin's key-value store.
     PluginKv {
         /// Plugin id.
@@ -433,6 +455,10 @@ pub trait PluginStore: Send + Sync {
     fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
     /// A value of a plugin's key-value store.
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>>;
+    /// A stored compiled artifact (as written by [`Write::PluginArtifact`]).
+    fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    /// Keys and bytes (keys plus encoded values) of a plugin's key-value store.
+    fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)>;
 }
 
 /// Kinds of small JSON documents kept by id.

@@ -27,6 +27,7 @@
 //! | `p/` | plugin id | plugin record |
 //! | `pm/` | plugin id, `/`, version | module bytes |
 //! | `pk/` | plugin id, 0, key | plugin key-value entry |
+//! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize) |
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -44,6 +45,10 @@ pub struct SledStore {
     /// those in-process, so later writes are refused at once with the same reason.
     /// (disk full, I/O error text).
     failed: std::sync::OnceLock<(bool, String)>,
+    /// Writes are refused (as a full disk) once the data directory's file system has
+    /// less free space than this, so sled itself never runs out of space mid-write:
+    /// a write refused that way is not applied at all, and reads keep working.
+    min_free: u64,
 }
 
 fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
@@ -144,7 +149,59 @@ impl SledStore {
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
-        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new() })
+        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new(), min_free: 0 })
+    }
+
+    /// Opens the store refusing to start, and later to write, with less than
+    /// `min_free` bytes free on its file system (see [`SledStore::free_space`]).
+    pub fn open_with_reserve(dir: &Path, cache_bytes: u64, durability: Durability, min_free: u64) -> Result<Self> {
+        if min_free > 0 && dir.exists() {
+            if let Some(free) = Self::free_space(dir) {
+                if free < min_free {
+                    return Err(Error::Io {
+                        path: dir.display().to_string(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::StorageFull,
+                            format!(
+                                "No space left on device: {} MiB free, below the {} MiB reserve (min_free_mb)",
+                                free >> 20,
+                                min_free >> 20
+                            ),
+                        ),
+                    });
+                }
+            }
+        }
+        let mut store = Self::open(dir, cache_bytes, durability)?;
+        store.min_free = min_free;
+        Ok(store)
+    }
+
+    /// Bytes an unprivileged writer may still use on `dir`'s file system.
+    pub fn free_space(dir: &Path) -> Option<u64> {
+        let s = rustix::fs::statvfs(dir).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// Refuses (stickily, as a full disk) when free space is under the reserve.
+    fn check_reserve(&self) -> Result<()> {
+        if self.min_free == 0 {
+            return Ok(());
+        }
+        match Self::free_space(&self.path) {
+            Some(free) if free < self.min_free => {
+                let detail = format!(
+                    "No space left on device: {} MiB free, below the {} MiB reserve (min_free_mb)",
+                    free >> 20,
+                    self.min_free >> 20
+                );
+                self.failed.get_or_init(|| (true, detail));
+                let failure = self.failure().unwrap_or(Error::Closed);
+                tracing::error!(error = %failure, "the store takes no more writes");
+                Err(failure)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Group-commit counters.
@@ -289,6 +346,21 @@ impl SledStore {
                 }
                 Write::PluginModule { id, version, bytes } => {
                     b.insert(format!("pm/{id}/{version}").into_bytes(), bytes);
+                }
+                Write::PluginArtifact { id, version, bytes } => {
+                    b.insert(format!("pc/{id}/{version}").into_bytes(), bytes);
+                }
+                Write::DeletePluginVersion { id, version } => {
+                    b.remove(format!("pm/{id}/{version}").into_bytes());
+                    b.remove(format!("pc/{id}/{version}").into_bytes());
+                }
+                Write::DeletePlugin { id } => {
+                    b.remove(format!("p/{id}").into_bytes());
+                    for prefix in [format!("pm/{id}/"), format!("pc/{id}/"), format!("pk/{id}\0")] {
+                        for k in self.keys(prefix.as_bytes())? {
+                            b.remove(k);
+                        }
+                    }
                 }
                 Write::Doc { kind, id, value } => {
                     let k = format!("{}{id}", kind.prefix()).into_bytes();
@@ -624,6 +696,21 @@ impl PluginStore for SledStore {
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
         self.get(format!("pk/{plugin}\0{key}").as_bytes())
     }
+
+    fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(format!("pc/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+    }
+
+    fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
+        let prefix = format!("pk/{plugin}\0");
+        let (mut keys, mut bytes) = (0u64, 0u64);
+        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            keys += 1;
+            bytes += (k.len() - prefix.len() + v.len()) as u64;
+        }
+        Ok((keys, bytes))
+    }
 }
 
 impl Store for SledStore {
@@ -645,6 +732,7 @@ impl Store for SledStore {
         if let Some(e) = self.failure() {
             return Err(e);
         }
+        self.check_reserve()?;
         self.batch(tx)
             .and_then(|batch| self.db.apply_batch(batch).map_err(|e| self.io(e)))
             .map_err(|e| self.classify(e))?;

@@ -93,9 +93,9 @@ async fn main() {
         Directories::new(Default::default()),
     )
     .unwrap();
-    host.install(&wat::parse_str(ECHO).unwrap(), "bench").await.unwrap();
+    host.install(&wat::parse_str(ECHO).unwrap(), "bench", switchboard::plugin::Installer::Admin).await.unwrap();
     let kb = switchboard_tests::plugin_wasm("kb-suggest");
-    host.install(&std::fs::read(kb).unwrap(), "bench").await.unwrap();
+    host.install(&std::fs::read(kb).unwrap(), "bench", switchboard::plugin::Installer::Admin).await.unwrap();
     let rows = vec![
         measure(&host, "echo", "echo", json!({"title": "VPN down", "n": 1}), 20_000, 16).await,
         measure(

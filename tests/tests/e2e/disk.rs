@@ -61,7 +61,8 @@ async fn a_full_or_read_only_disk_refuses_writes_clearly_and_loses_nothing_ackno
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), 12) else { return };
     let data = disk.0.join("data");
-    let config = write_config(dir.path(), "cache_mb = 8").unwrap();
+    // A 2 MiB reserve on a 12 MiB disk: writes stop cleanly before sled itself runs out.
+    let config = write_config(dir.path(), "cache_mb = 8\nmin_free_mb = 2").unwrap();
 
     let mut server = Server::start(&data, &config, &[]).unwrap();
     let api = Api::new(&server.url, ADMIN);
