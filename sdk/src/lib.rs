@@ -85,8 +85,11 @@ pub struct HttpRequest {
     pub connection: String,
     /// `GET`, `POST`, `PATCH`, `PUT`, `DELETE`.
     pub method: String,
-    /// Path and query, appended to the connection's base URL (e.g. `/v1.0/users/42`).
-    /// An absolute URL is accepted only if it points at the connection's own origin.
+    /// Path and query, relative to the connection's base URL, base path included: with
+    /// base `https://graph.microsoft.com/v1.0`, `/users/42` is
+    /// `https://graph.microsoft.com/v1.0/users/42`. An absolute URL is accepted only if it
+    /// stays on the connection's origin and under its base path (whole segments: base
+    /// `/api` does not cover `/api-admin`).
     pub path: String,
     /// Extra headers (credentials are added by the host; `authorization` is refused).
     #[serde(default)]

@@ -17,6 +17,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 pub const AGENT: &str = "test-agent-token-0123456789";
 /// The signing secret of outbound webhooks.
 pub const SECRET: &str = "test-signing-secret";
+/// The integrator token in every test config.
+pub const INTEGRATOR: &str = "test-integrator-token-0123456789";
 
 /// Path of the switchboard binary built with this package (`switchboard-under-test`):
 /// beside the running test or benchmark executable (tests run from `target/<profile>/deps`).
@@ -38,7 +40,7 @@ pub fn repo() -> PathBuf {
 pub fn write_config(dir: &Path, extra: &str) -> Result<PathBuf> {
     let path = dir.join("switchboard.toml");
     let text = format!(
-        "{extra}\n[secrets]\ndefault = \"{SECRET}\"\n\n[[tokens]]\nname = \"admin\"\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n\n[[tokens]]\nname = \"agent-ann\"\ntoken = \"{AGENT}\"\nrole = \"agent\"\n"
+        "{extra}\n[secrets]\ndefault = \"{SECRET}\"\n\n[[tokens]]\nname = \"admin\"\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n\n[[tokens]]\nname = \"agent-ann\"\ntoken = \"{AGENT}\"\nrole = \"agent\"\n\n[[tokens]]\nname = \"integrator-ivy\"\ntoken = \"{INTEGRATOR}\"\nrole = \"integrator\"\n"
     );
     std::fs::write(&path, text)?;
     Ok(path)

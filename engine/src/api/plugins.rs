@@ -23,7 +23,7 @@ impl From<PluginError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
             "too_large" => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            "limit_exceeded" => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+            "too_complex" => (StatusCode::UNPROCESSABLE_ENTITY, "too_complex"),
             "forbidden" => (StatusCode::FORBIDDEN, "forbidden"),
             "version_conflict" | "conflict" | "in_use" => (StatusCode::CONFLICT, "conflict"),
             "storage" => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
@@ -45,12 +45,7 @@ pub async fn install(
 ) -> Result<(StatusCode, Json<Installed>), ApiError> {
     let installer = if who.role == Role::Admin { Installer::Admin } else { Installer::Integrator };
     let installed = s.engine.plugins().install(&body, &who.name, installer).await?;
-    let status =
-        if installed.plugin.versions.len() == 1 && installed.replaced.is_none() && installed.changes == json!({}) {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
+    let status = if installed.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(installed)))
 }
 
@@ -66,6 +61,7 @@ fn view(s: &AppState, who: &Principal, mut record: PluginRecord) -> Value {
     if who.role != Role::Admin {
         v["config"] = json!("(admins only)");
     }
+    v["calls_in_flight"] = json!(s.engine.plugins().calls_in_flight(&record.id));
     v["kv"] = json!({"keys": usage.map(|u| u.0), "bytes": usage.map(|u| u.1),
         "max_keys": c.kv_max_keys, "max_bytes": c.kv_max_bytes});
     v

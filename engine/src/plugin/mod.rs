@@ -152,6 +152,8 @@ pub struct Installed {
     pub changes: Value,
     /// Versions pruned (beyond `keep_versions`).
     pub pruned: Vec<String>,
+    /// The id was not installed before.
+    pub created: bool,
 }
 
 /// Who installs: an admin may replace an installed plugin; others may add new ids only.
@@ -293,7 +295,7 @@ impl PluginHost {
     fn check_size(&self, info: &manifest::ModuleInfo) -> Result<(), PluginError> {
         let c = &self.config;
         let over = |what: &str, got: u64, max: u64, key: &str| {
-            PluginError::new("limit_exceeded", format!("module has {got} {what}; the limit is {max} (plugins.{key})"))
+            PluginError::new("too_complex", format!("module has {got} {what}; the limit is {max} (plugins.{key})"))
         };
         if info.functions > c.max_functions {
             return Err(over("functions", info.functions.into(), c.max_functions.into(), "max_functions"));
@@ -369,6 +371,7 @@ impl PluginHost {
                         replaced: None,
                         changes: json!({}),
                         pruned: Vec::new(),
+                        created: false,
                     });
                 }
             }
@@ -417,7 +420,7 @@ impl PluginHost {
         // Keep what was just compiled: the first call need not compile again.
         let loaded = Arc::new(Self::loaded(record.clone(), pre)?);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id.clone(), loaded);
-        Ok(Installed { plugin: record, replaced, changes, pruned })
+        Ok(Installed { plugin: record, created: replaced.is_none(), replaced, changes, pruned })
     }
 
     /// Removes a plugin entirely (`version` None) or one kept version. Removing the
@@ -491,6 +494,13 @@ impl PluginHost {
         let u = self.store.plugin_kv_usage(id).map_err(|e| PluginError::new("storage", e.to_string()))?;
         self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), u);
         Ok(u)
+    }
+
+    /// Calls of the plugin running now (at most `max_concurrent_per_plugin`).
+    pub fn calls_in_flight(&self, id: &str) -> usize {
+        let share = self.shares.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let n = self.config.max_concurrent_per_plugin.clamp(1, self.config.pool_size.max(1)) as usize;
+        share.map_or(0, |s| n.saturating_sub(s.available_permits()))
     }
 
     /// The limits in force.

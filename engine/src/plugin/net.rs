@@ -128,6 +128,16 @@ fn origin(u: &reqwest::Url) -> (String, String, Option<u16>) {
     (u.scheme().to_string(), u.host_str().unwrap_or("").to_ascii_lowercase(), u.port_or_known_default())
 }
 
+/// Whether `url` is on `base`'s origin and under its path by whole segments (base
+/// `/api` covers `/api` and `/api/x`, not `/api-admin`). URLs are parsed, so `..` and
+/// its percent-encoded forms are resolved before the check.
+pub fn within(base: &reqwest::Url, url: &reqwest::Url) -> bool {
+    let prefix = base.path().trim_end_matches('/');
+    let path = url.path();
+    origin(url) == origin(base)
+        && (prefix.is_empty() || path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')))
+}
+
 /// Outbound HTTP with the checks above.
 pub struct Net {
     connections: BTreeMap<String, Connection>,
@@ -182,7 +192,7 @@ impl Net {
         } else {
             return Err(Denied::Bad(format!("path `{path}` must start with `/`")));
         };
-        if origin(&url) != origin(&base) || !url.path().starts_with(base.path().trim_end_matches('/')) {
+        if !within(&base, &url) {
             return Err(Denied::OffList(url.to_string(), name.to_string()));
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -268,13 +278,13 @@ impl Net {
                 return Err(denied(Denied::Header(h)));
             }
         }
-        // Redirects are followed only within the connection's origin.
+        // Redirects are followed only within the connection's origin and path prefix,
+        // every hop checked, so the credentials never leave it.
         let base = reqwest::Url::parse(&conn.base_url).map_err(|e| ("bad_connection", e.to_string(), false))?;
-        let base_origin = origin(&base);
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
-            } else if origin(attempt.url()) != base_origin {
+            } else if !within(&base, attempt.url()) {
                 let to = attempt.url().to_string();
                 attempt.error(format!("redirect to {to} is off the allow-list"))
             } else {
@@ -310,13 +320,19 @@ impl Net {
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
-        let bytes = resp.bytes().await.map_err(|e| ("unavailable", e.to_string(), true))?;
-        if bytes.len() > MAX_RESPONSE {
-            return Err((
-                "response_too_large",
-                format!("response of {} bytes exceeds {MAX_RESPONSE}", bytes.len()),
-                false,
-            ));
+        // Read at most MAX_RESPONSE bytes, whatever the sender says or sends.
+        let too_large =
+            |n: String| ("response_too_large", format!("response of {n} bytes exceeds {MAX_RESPONSE}"), false);
+        if let Some(len) = resp.content_length().filter(|l| *l > MAX_RESPONSE as u64) {
+            return Err(too_large(len.to_string()));
+        }
+        let mut resp = resp;
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ("unavailable", e.to_string(), true))? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE {
+                return Err(too_large(format!("more than {}", bytes.len() + chunk.len())));
+            }
+            bytes.extend_from_slice(&chunk);
         }
         let body = if bytes.is_empty() {
             Value::Null
@@ -370,8 +386,19 @@ mod tests {
     fn urls_must_stay_on_the_connection_origin() {
         let net = Net::new(BTreeMap::new());
         let c = conn("https://graph.example.com/v1.0");
-        assert!(net.resolve_url("g", &c, "/v1.0/users").is_ok());
+        // Paths are relative to the base URL, its path included (the SDK's example).
+        assert_eq!(net.resolve_url("g", &c, "/users/42").unwrap().as_str(), "https://graph.example.com/v1.0/users/42");
         assert!(net.resolve_url("g", &c, "https://graph.example.com/v1.0/users?$top=5").is_ok());
+        // Regression: a `starts_with("/api")` check let `/api-admin` through.
+        let api = conn("https://h.example.com/api");
+        for bad in [
+            "https://h.example.com/api-admin/x",
+            "https://h.example.com/api/../secret",
+            "https://h.example.com/api/%2e%2e/secret",
+        ] {
+            assert!(net.resolve_url("a", &api, bad).is_err(), "{bad} should be refused");
+        }
+        assert!(net.resolve_url("a", &api, "https://h.example.com/api").is_ok());
         for bad in [
             "https://evil.example.com/v1.0",
             "http://graph.example.com/v1.0/x",

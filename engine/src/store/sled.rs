@@ -155,24 +155,22 @@ impl SledStore {
     /// Opens the store refusing to start, and later to write, with less than
     /// `min_free` bytes free on its file system (see [`SledStore::free_space`]).
     pub fn open_with_reserve(dir: &Path, cache_bytes: u64, durability: Durability, min_free: u64) -> Result<Self> {
-        if min_free > 0 && dir.exists() {
-            if let Some(free) = Self::free_space(dir) {
-                if free < min_free {
-                    return Err(Error::Io {
-                        path: dir.display().to_string(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::StorageFull,
-                            format!(
-                                "No space left on device: {} MiB free, below the {} MiB reserve (min_free_mb)",
-                                free >> 20,
-                                min_free >> 20
-                            ),
-                        ),
-                    });
-                }
-            }
-        }
+        // sled first: a read-only or truly full disk is reported as itself.
         let mut store = Self::open(dir, cache_bytes, durability)?;
+        if let Some(free) = Self::free_space(dir).filter(|free| *free < min_free) {
+            store.close()?;
+            return Err(Error::Io {
+                path: dir.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "No space left on device: {} MiB free, below the {} MiB reserve (min_free_mb)",
+                        free >> 20,
+                        min_free >> 20
+                    ),
+                ),
+            });
+        }
         store.min_free = min_free;
         Ok(store)
     }

@@ -100,6 +100,30 @@ pub fn recall(_: Value) -> Result<Value, Error> {
     Ok(json!({"secret": SECRET.load(Ordering::SeqCst)}))
 }
 
+/// Writes a key, then spins until the deadline: the write must not survive the timeout.
+pub fn write_then_spin(_: Value) -> Result<Value, Error> {
+    host::kv_set("written-before-timeout", &json!(true))?;
+    spin(json!({}))
+}
+
+/// Writes many large entries; the quota must stop it with `limit_exceeded`.
+pub fn kv_flood(input: Value) -> Result<Value, Error> {
+    let count = input["count"].as_u64().unwrap_or(100);
+    let size = input["size"].as_u64().unwrap_or(60 << 10) as usize;
+    let blob = "x".repeat(size);
+    for i in 0..count {
+        host::kv_set(&format!("flood-{}", i), &json!(blob))?;
+    }
+    Ok(json!({"written": count}))
+}
+
+/// Writes one key.
+pub fn kv_write(input: Value) -> Result<Value, Error> {
+    let key = input["key"].as_str().unwrap_or("k").to_string();
+    host::kv_set(&key, &input["value"])?;
+    Ok(json!({"written": key}))
+}
+
 /// Works.
 pub fn ok(_: Value) -> Result<Value, Error> {
     Ok(json!({"ok": true}))
@@ -118,4 +142,7 @@ plugin!(manifest = "../manifest.json", actions = {
     "remember" => remember,
     "recall" => recall,
     "ok" => ok,
+    "write_then_spin" => write_then_spin,
+    "kv_flood" => kv_flood,
+    "kv_write" => kv_write,
 });

@@ -15,6 +15,7 @@ mod cron_model;
 mod disk;
 mod explain;
 mod faults;
+mod hardening;
 mod identity;
 mod loops;
 mod openapi;
