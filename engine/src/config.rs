@@ -17,10 +17,21 @@ use std::path::{Path, PathBuf};
 pub enum Role {
     /// Everything, including workflows, agents and groups.
     Admin,
-    /// Works tickets; reads workflows and runs.
+    /// Works tickets and decides approvals; reads the rest; starts workflows by hand.
     Agent,
-    /// Reads tickets, workflows and runs; starts workflows by hand.
+    /// Reads; validates and tries workflows; installs and calls plugins; starts workflows by hand.
     Integrator,
+}
+
+impl Role {
+    /// The name used in configuration and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+            Role::Integrator => "integrator",
+        }
+    }
 }
 
 /// What publishing a workflow that closes a cycle does.
@@ -61,6 +72,13 @@ pub struct Config {
     /// refuses writes (507) before the disk is really full, so a refused write is never
     /// half-applied, and refuses to start.
     pub min_free_mb: u64,
+    /// Longest time a client may take to send a request's headers, milliseconds.
+    pub header_timeout_ms: u64,
+    /// Longest time a client may take to send a request's body, milliseconds (in total,
+    /// whatever the pace: a body dribbled a byte at a time is cut off).
+    pub body_timeout_ms: u64,
+    /// Most client connections served at once; further ones are closed at once.
+    pub max_connections: usize,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
     /// The address people reach this server at, for signed approval links in e-mails.
@@ -118,6 +136,9 @@ impl Default for Config {
             durability: Durability::Group,
             cache_mb: 64,
             min_free_mb: 64,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1024,
             max_body_bytes: 1 << 20,
             public_url: "http://127.0.0.1:8080".into(),
             workers: 32,

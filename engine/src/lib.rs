@@ -5,6 +5,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`clock`] | injected time |
+//! | [`json`] | strict JSON parsing: duplicate keys and NUL refused (pure) |
 //! | [`ticket`] | the ticket model: fields, priority matrix, status lifecycle |
 //! | [`team`] | agents and groups |
 //! | [`workflow`] | the workflow language: types, conditions, templates, validation (pure) |
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod json;
 pub mod metrics;
 pub mod notify;
 pub mod plugin;

@@ -1,9 +1,19 @@
 //! The server as a function: bind elsewhere, pass the listener in.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) so that slow clients
+//! are bounded: headers must arrive within `header_timeout_ms` (bodies within
+//! `body_timeout_ms`, enforced by the extractors), and at most `max_connections` are
+//! open at once; a connection past the cap is closed as soon as it is accepted.
 
 use crate::api::{self, auth::Tokens, AppState};
 use crate::executor::Engine;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops taking requests,
@@ -20,7 +30,47 @@ pub async fn run(
         inbox: demo.then(Default::default),
     };
     let app = api::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let config = engine.config();
+    let header_timeout = Duration::from_millis(config.header_timeout_ms);
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = config.max_connections, "connection limit reached; closing a new connection");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing them"),
+    }
     tracing::info!("HTTP stopped; draining runs");
     engine.shutdown().await;
     engine.store().close()?;

@@ -6,7 +6,6 @@
 
 use super::{ApiError, AppState};
 use crate::notify::{verify, DELIVERY_HEADER, SIGNATURE_HEADER};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -19,7 +18,11 @@ use std::sync::Mutex;
 pub struct Inbox(Mutex<VecDeque<Value>>);
 
 /// `POST /demo/inbox` (signature required, no token).
-pub async fn receive(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+pub async fn receive(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    super::extract::RawBody(body): super::extract::RawBody,
+) -> Result<StatusCode, ApiError> {
     let Some(inbox) = &s.inbox else { return Err(ApiError::not_found("route", "/demo/inbox")) };
     let secret = s.engine.config().secrets.get("default").cloned().unwrap_or_default();
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");

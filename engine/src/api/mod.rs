@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{id}", post(webhooks::receive).layer(DefaultBodyLimit::disable()))
         .merge(protected)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -160,6 +161,14 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
 
 async fn workflow_schema() -> impl axum::response::IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/schema+json")], crate::workflow::SCHEMA)
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}; see /openapi.json for the methods each route takes", uri.path()),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -4,99 +4,132 @@
 //! the router registers (`tests/tests/e2e/openapi.rs` reads `api/mod.rs`): a route without
 //! an entry here, or an entry without a route, fails the build's tests.
 
+use crate::config::Role;
 use serde_json::{json, Map, Value};
 
-/// Who may call an operation.
+/// Who may call an operation. This table is the one place roles are decided: the auth
+/// middleware enforces it, the OpenAPI document shows it, and a test calls every route
+/// with every role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No credential.
     Public,
-    /// Any bearer token.
-    Token,
-    /// An admin token.
-    Admin,
     /// Authenticated by an HMAC signature (webhooks, approval links).
     Signed,
+    /// A bearer token of one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// Every role: reads, manual runs.
+pub const ANY: Access = Access::Roles(&[Role::Admin, Role::Agent, Role::Integrator]);
+/// Service-desk work: writing tickets, deciding approvals.
+pub const DESK: Access = Access::Roles(&[Role::Admin, Role::Agent]);
+/// Building automation: validating and trying workflows, installing and calling plugins.
+pub const BUILD: Access = Access::Roles(&[Role::Admin, Role::Integrator]);
+/// Configuration: publishing, grants, team, SLAs, webhooks, audit.
+pub const ADMIN: Access = Access::Roles(&[Role::Admin]);
+
+/// The access of `(method, route)` (`route` as the router's template, e.g. `/tickets/{id}`).
+pub fn access(method: &str, route: &str) -> Option<Access> {
+    OPERATIONS.iter().find(|(m, p, ..)| m.eq_ignore_ascii_case(method) && *p == route).map(|(_, _, _, a, ..)| *a)
 }
 
 /// One operation: method, path, summary, access, request body (schema name or `json`,
-/// `wasm`, `form`), and the success status.
-pub type Operation = (&'static str, &'static str, &'static str, Access, Option<&'static str>, u16);
+/// `wasm`, `form`), and the success statuses it answers (a test checks them against the
+/// server's answers).
+pub type Operation = (&'static str, &'static str, &'static str, Access, Option<&'static str>, &'static [u16]);
 
 /// Every operation of the API.
 pub const OPERATIONS: &[Operation] = &[
-    ("get", "/health", "Liveness, runs in flight and durability mode", Access::Public, None, 200),
-    ("get", "/openapi.json", "This document", Access::Public, None, 200),
-    ("get", "/schema/workflow.v1.json", "The workflow JSON Schema (draft 7)", Access::Public, None, 200),
-    ("get", "/metrics", "Prometheus metrics (text format)", Access::Token, None, 200),
-    ("get", "/reports", "Manager's report over a period (from, to, period=day|week|month, by=group|agent|category|channel, format=json|csv)", Access::Token, None, 200),
-    ("post", "/tickets", "Log a ticket", Access::Token, Some("NewTicket"), 201),
-    ("get", "/tickets", "List tickets (filters: status, group, assignee, category, priority, kind, requester, external_id; paged by after, limit)", Access::Token, None, 200),
-    ("get", "/tickets/{id}", "Read a ticket", Access::Token, None, 200),
-    ("patch", "/tickets/{id}", "Change fields, all or nothing", Access::Token, Some("json"), 200),
-    ("post", "/tickets/{id}/comments", "Add a reply or internal note", Access::Token, Some("json"), 201),
-    ("post", "/tickets/{id}/links", "Link two tickets (both sides recorded)", Access::Token, Some("json"), 201),
-    ("get", "/tickets/{id}/sla", "SLA clocks: status, business minutes used and left, breach time", Access::Token, None, 200),
-    ("get", "/tickets/{id}/explain", "Why each workflow and SLA policy applied or not", Access::Token, None, 200),
-    ("get", "/tickets/{id}/history", "Field-change history", Access::Token, None, 200),
-    ("get", "/tickets/{id}/events", "Events with each workflow's evaluation", Access::Token, None, 200),
-    ("get", "/sla", "Calendars and SLA policies", Access::Token, None, 200),
-    ("post", "/sla/calendars", "Store a business calendar", Access::Admin, Some("json"), 201),
-    ("post", "/sla/policies", "Store an SLA policy", Access::Admin, Some("json"), 201),
-    ("get", "/agents", "List agents", Access::Token, None, 200),
-    ("post", "/agents", "Create or replace an agent", Access::Admin, Some("json"), 201),
-    ("get", "/agents/{id}", "Read an agent", Access::Token, None, 200),
-    ("put", "/agents/{id}", "Replace an agent", Access::Admin, Some("json"), 200),
-    ("get", "/groups", "List groups", Access::Token, None, 200),
-    ("post", "/groups", "Create or replace a group", Access::Admin, Some("json"), 201),
-    ("get", "/groups/{id}", "Read a group", Access::Token, None, 200),
-    ("get", "/workflows", "List workflows", Access::Token, None, 200),
-    ("post", "/workflows", "Publish a workflow (validated; a change is a new revision)", Access::Admin, Some("Workflow"), 201),
-    ("post", "/workflows/validate", "Validate a workflow without publishing", Access::Token, Some("Workflow"), 200),
-    ("post", "/workflows/dry-run", "What a definition would do to a ticket, with no side effects", Access::Token, Some("json"), 200),
-    ("post", "/workflows/replay", "A definition run dry against the last N days' tickets, beside what happened", Access::Token, Some("json"), 200),
-    ("get", "/workflows/{id}", "Read a workflow (with its schedule's next occurrences, if it has one)", Access::Token, None, 200),
-    ("get", "/schedules", "Scheduled workflows: next occurrences in UTC and local time, last fired, missed", Access::Token, None, 200),
-    ("put", "/workflows/{id}", "Publish a workflow under this id", Access::Admin, Some("Workflow"), 200),
-    ("get", "/workflows/{id}/revisions", "The revision numbers kept", Access::Token, None, 200),
-    ("get", "/workflows/{id}/revisions/{revision}", "Read a past revision", Access::Token, None, 200),
-    ("get", "/workflows/{id}/diff", "Differences between two revisions by JSON pointer (from, to)", Access::Token, None, 200),
-    ("post", "/workflows/{id}/rollback", "Publish an old revision again as a new one", Access::Admin, Some("json"), 200),
-    ("get", "/workflows/{id}/draft", "Read the saved draft", Access::Token, None, 200),
-    ("put", "/workflows/{id}/draft", "Save a draft (validated, not active), with its diff from the published revision", Access::Admin, Some("Workflow"), 200),
-    ("post", "/workflows/{id}/publish", "Publish the draft as a new revision", Access::Admin, None, 200),
-    ("post", "/workflows/{id}/enable", "Enable", Access::Admin, None, 200),
-    ("post", "/workflows/{id}/disable", "Disable", Access::Admin, None, 200),
-    ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket", Access::Token, Some("json"), 201),
-    ("get", "/runs", "List runs (ticket, workflow, status, limit)", Access::Token, None, 200),
-    ("get", "/runs/{id}", "A run with its trace", Access::Token, None, 200),
-    ("post", "/runs/{id}/retry", "Start a failed run again from its failed step on the current revision", Access::Admin, None, 201),
-    ("get", "/audit", "Admin changes, newest first", Access::Admin, None, 200),
-    ("get", "/approvals", "Approvals (pending_for=me: waiting for the caller)", Access::Token, None, 200),
-    ("get", "/approvals/{id}", "Read an approval", Access::Token, None, 200),
-    ("post", "/approvals/{id}/decisions", "Approve or reject as the caller", Access::Token, Some("json"), 200),
-    ("post", "/approvals/{id}/delegate", "Hand the caller's decision to someone", Access::Token, Some("json"), 200),
-    ("post", "/approvals/{id}/links", "Signed approve/reject links for the current stage", Access::Admin, None, 200),
-    ("get", "/approvals/{id}/decide", "Signed link: a confirmation page (decides nothing)", Access::Signed, None, 200),
-    ("post", "/approvals/{id}/decide", "Signed link: record the decision once", Access::Signed, Some("form"), 200),
-    ("get", "/webhooks", "Inbound webhook endpoints (secrets redacted)", Access::Admin, None, 200),
-    ("post", "/webhooks", "Create or replace an endpoint", Access::Admin, Some("json"), 201),
-    ("get", "/webhooks/{id}", "Read an endpoint (secret redacted)", Access::Admin, None, 200),
-    ("post", "/hooks/{id}", "Deliver a signed webhook", Access::Signed, Some("json"), 202),
-    ("get", "/dead-letters", "Outbound webhooks that ran out of attempts", Access::Admin, None, 200),
-    ("post", "/dead-letters/{id}/resend", "Send a dead letter again", Access::Admin, None, 200),
-    ("get", "/plugins", "Installed plugins", Access::Token, None, 200),
-    ("post", "/plugins", "Install a plugin (body: the .wasm module)", Access::Token, Some("wasm"), 201),
-    ("get", "/plugins/{id}", "Read a plugin (config: admins only; key-value usage and quota)", Access::Token, None, 200),
-    ("delete", "/plugins/{id}", "Delete a plugin, its versions and key-value store (refused while runs need it)", Access::Admin, None, 200),
-    ("delete", "/plugins/{id}/versions/{version}", "Delete one kept version (the current one: the newest other becomes current)", Access::Admin, None, 200),
-    ("put", "/plugins/{id}/grants", "Connections, directories and config a plugin gets", Access::Admin, Some("json"), 200),
-    ("post", "/plugins/{id}/enable", "Enable a plugin", Access::Admin, None, 200),
-    ("post", "/plugins/{id}/disable", "Disable a plugin", Access::Admin, None, 200),
-    ("post", "/plugins/{id}/actions/{action}", "Call a plugin action directly", Access::Token, Some("json"), 200),
-    ("get", "/demo/inbox", "Demo: webhooks the demo inbox received", Access::Token, None, 200),
-    ("post", "/demo/inbox", "Demo: receive a signed webhook", Access::Signed, Some("json"), 200),
+    ("get", "/health", "Liveness, runs in flight and durability mode", Access::Public, None, &[200]),
+    ("get", "/openapi.json", "This document", Access::Public, None, &[200]),
+    ("get", "/schema/workflow.v1.json", "The workflow JSON Schema (draft 7)", Access::Public, None, &[200]),
+    ("get", "/metrics", "Prometheus metrics (text format)", ANY, None, &[200]),
+    ("get", "/reports", "Manager's report over a period (from, to, period=day|week|month, by=group|agent|category|channel, format=json|csv)", ANY, None, &[200]),
+    ("post", "/tickets", "Log a ticket", DESK, Some("NewTicket"), &[201]),
+    ("get", "/tickets", "List tickets (filters: status, group, assignee, category, priority, kind, requester, external_id; paged by after, limit)", ANY, None, &[200]),
+    ("get", "/tickets/{id}", "Read a ticket", ANY, None, &[200]),
+    ("patch", "/tickets/{id}", "Change fields, all or nothing", DESK, Some("json"), &[200]),
+    ("post", "/tickets/{id}/comments", "Add a reply or internal note", DESK, Some("json"), &[201]),
+    ("post", "/tickets/{id}/links", "Link two tickets (both sides recorded)", DESK, Some("json"), &[200]),
+    ("get", "/tickets/{id}/sla", "SLA clocks: status, business minutes used and left, breach time", ANY, None, &[200]),
+    ("get", "/tickets/{id}/explain", "Why each workflow and SLA policy applied or not", ANY, None, &[200]),
+    ("get", "/tickets/{id}/history", "Field-change history", ANY, None, &[200]),
+    ("get", "/tickets/{id}/events", "Events with each workflow's evaluation", ANY, None, &[200]),
+    ("get", "/sla", "Calendars and SLA policies", ANY, None, &[200]),
+    ("post", "/sla/calendars", "Store a business calendar", ADMIN, Some("json"), &[200]),
+    ("post", "/sla/policies", "Store an SLA policy", ADMIN, Some("json"), &[200]),
+    ("get", "/agents", "List agents", ANY, None, &[200]),
+    ("post", "/agents", "Create or replace an agent", ADMIN, Some("json"), &[200]),
+    ("get", "/agents/{id}", "Read an agent", ANY, None, &[200]),
+    ("put", "/agents/{id}", "Replace an agent", ADMIN, Some("json"), &[200]),
+    ("get", "/groups", "List groups", ANY, None, &[200]),
+    ("post", "/groups", "Create or replace a group", ADMIN, Some("json"), &[200]),
+    ("get", "/groups/{id}", "Read a group", ANY, None, &[200]),
+    ("get", "/workflows", "List workflows", ANY, None, &[200]),
+    ("post", "/workflows", "Publish a workflow (validated; a change is a new revision)", ADMIN, Some("Workflow"), &[201, 200]),
+    ("post", "/workflows/validate", "Validate a workflow without publishing", BUILD, Some("Workflow"), &[200]),
+    ("post", "/workflows/dry-run", "What a definition would do to a ticket, with no side effects", BUILD, Some("json"), &[200]),
+    ("post", "/workflows/replay", "A definition run dry against the last N days' tickets, beside what happened", BUILD, Some("json"), &[200]),
+    ("get", "/workflows/{id}", "Read a workflow (with its schedule's next occurrences, if it has one)", ANY, None, &[200]),
+    ("get", "/schedules", "Scheduled workflows: next occurrences in UTC and local time, last fired, missed", ANY, None, &[200]),
+    ("put", "/workflows/{id}", "Publish a workflow under this id", ADMIN, Some("Workflow"), &[200]),
+    ("get", "/workflows/{id}/revisions", "The revision numbers kept", ANY, None, &[200]),
+    ("get", "/workflows/{id}/revisions/{revision}", "Read a past revision", ANY, None, &[200]),
+    ("get", "/workflows/{id}/diff", "Differences between two revisions by JSON pointer (from, to)", ANY, None, &[200]),
+    ("post", "/workflows/{id}/rollback", "Publish an old revision again as a new one", ADMIN, Some("json"), &[200]),
+    ("get", "/workflows/{id}/draft", "Read the saved draft", ANY, None, &[200]),
+    ("put", "/workflows/{id}/draft", "Save a draft (validated, not active), with its diff from the published revision", ADMIN, Some("Workflow"), &[200]),
+    ("post", "/workflows/{id}/publish", "Publish the draft as a new revision", ADMIN, None, &[200]),
+    ("post", "/workflows/{id}/enable", "Enable", ADMIN, None, &[200]),
+    ("post", "/workflows/{id}/disable", "Disable", ADMIN, None, &[200]),
+    ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket", ANY, Some("json"), &[202]),
+    ("get", "/runs", "List runs (ticket, workflow, status, limit)", ANY, None, &[200]),
+    ("get", "/runs/{id}", "A run with its trace", ANY, None, &[200]),
+    ("post", "/runs/{id}/retry", "Start a failed run again from its failed step on the current revision", ADMIN, None, &[201]),
+    ("get", "/audit", "Admin changes, newest first", ADMIN, None, &[200]),
+    ("get", "/approvals", "Approvals (pending_for=me: waiting for the caller)", ANY, None, &[200]),
+    ("get", "/approvals/{id}", "Read an approval", ANY, None, &[200]),
+    ("post", "/approvals/{id}/decisions", "Approve or reject as the caller", DESK, Some("json"), &[200]),
+    ("post", "/approvals/{id}/delegate", "Hand the caller's decision to someone", DESK, Some("json"), &[200]),
+    ("post", "/approvals/{id}/links", "Signed approve/reject links for the current stage", ADMIN, None, &[200]),
+    ("get", "/approvals/{id}/decide", "Signed link: a confirmation page (decides nothing)", Access::Signed, None, &[200]),
+    ("post", "/approvals/{id}/decide", "Signed link: record the decision once", Access::Signed, Some("form"), &[200]),
+    ("get", "/webhooks", "Inbound webhook endpoints (secrets redacted)", ADMIN, None, &[200]),
+    ("post", "/webhooks", "Create or replace an endpoint", ADMIN, Some("json"), &[201]),
+    ("get", "/webhooks/{id}", "Read an endpoint (secret redacted)", ADMIN, None, &[200]),
+    ("post", "/hooks/{id}", "Deliver a signed webhook", Access::Signed, Some("json"), &[202]),
+    ("get", "/dead-letters", "Outbound webhooks that ran out of attempts", ADMIN, None, &[200]),
+    ("post", "/dead-letters/{id}/resend", "Send a dead letter again", ADMIN, None, &[200]),
+    ("get", "/plugins", "Installed plugins", ANY, None, &[200]),
+    ("post", "/plugins", "Install a plugin (body: the .wasm module)", BUILD, Some("wasm"), &[201, 200]),
+    ("get", "/plugins/{id}", "Read a plugin (config: admins only; key-value usage and quota)", ANY, None, &[200]),
+    ("delete", "/plugins/{id}", "Delete a plugin, its versions and key-value store (refused while runs need it)", ADMIN, None, &[200]),
+    ("delete", "/plugins/{id}/versions/{version}", "Delete one kept version (the current one: the newest other becomes current)", ADMIN, None, &[200]),
+    ("put", "/plugins/{id}/grants", "Connections, directories and config a plugin gets", ADMIN, Some("json"), &[200]),
+    ("post", "/plugins/{id}/enable", "Enable a plugin", ADMIN, None, &[200]),
+    ("post", "/plugins/{id}/disable", "Disable a plugin", ADMIN, None, &[200]),
+    ("post", "/plugins/{id}/actions/{action}", "Call a plugin action directly", BUILD, Some("json"), &[200]),
+    ("get", "/demo/inbox", "Demo: webhooks the demo inbox received", ANY, None, &[200]),
+    ("post", "/demo/inbox", "Demo: receive a signed webhook", Access::Signed, Some("json"), &[200]),
 ];
+
+/// The role table for the README (Markdown), generated from [`OPERATIONS`].
+pub fn roles_table() -> String {
+    let mut out = String::from("| route | admin | agent | integrator |\n|---|:-:|:-:|:-:|\n");
+    for (method, path, _, access, ..) in OPERATIONS {
+        let cells: Vec<&str> = match access {
+            Access::Public => vec!["public"; 3],
+            Access::Signed => vec!["signed"; 3],
+            Access::Roles(roles) => [Role::Admin, Role::Agent, Role::Integrator]
+                .iter()
+                .map(|r| if roles.contains(r) { "yes" } else { "-" })
+                .collect(),
+        };
+        out.push_str(&format!("| `{} {path}` | {} |\n", method.to_uppercase(), cells.join(" | ")));
+    }
+    out
+}
 
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -105,7 +138,7 @@ fn error_response(description: &str) -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, access, body, status) in OPERATIONS {
+    for (method, path, summary, access, body, statuses) in OPERATIONS {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -116,18 +149,23 @@ pub fn document() -> Value {
             "operationId": format!("{method}{}", path.replace(['/', '{', '}', '-', '.'], "_")),
             "parameters": params,
             "responses": {
-                status.to_string(): {"description": "success"},
                 "400": error_response("malformed JSON"),
                 "404": error_response("not found"),
                 "422": error_response("invalid input; details.errors[] = {pointer, message}"),
             },
         });
+        for status in *statuses {
+            op["responses"][status.to_string()] = json!({"description": "success"});
+        }
         match access {
             Access::Public | Access::Signed => op["security"] = json!([]),
-            Access::Token => op["security"] = json!([{"bearer": []}]),
-            Access::Admin => {
+            Access::Roles(roles) => {
+                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                 op["security"] = json!([{"bearer": []}]);
-                op["description"] = json!("Admin token required.");
+                op["description"] = json!(format!("Roles: {}.", names.join(", ")));
+                op["x-roles"] = json!(names);
+                op["responses"]["401"] = error_response("no or unknown bearer token");
+                op["responses"]["403"] = error_response("the token's role may not do this");
             }
         }
         if *access == Access::Signed && path.starts_with("/hooks") {

@@ -112,6 +112,15 @@ impl Engine {
                 None => Vec::new(),
             }
         };
+        let missing = endpoint.mapping.missing(payload);
+        if !missing.is_empty() {
+            return Err(super::Error::Invalid(
+                missing
+                    .into_iter()
+                    .map(|p| (p.clone(), format!("the payload has no value at {p}, which this endpoint requires")))
+                    .collect(),
+            ));
+        }
         let mapped = webhook::map_fields(&endpoint.mapping.fields, payload);
         let external =
             endpoint.mapping.external_id.as_ref().map(|s| webhook::extract(s, payload)).filter(|v| !v.is_null());

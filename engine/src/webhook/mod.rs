@@ -87,6 +87,26 @@ pub struct Mapping {
     /// Where the delivery id is in the payload, when the sender sends no header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
+    /// JSON pointers into the payload that must hold a value (not absent, null or
+    /// empty text); a delivery missing one is refused with 422 naming it, before
+    /// anything is created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<String>,
+}
+
+impl Mapping {
+    /// The `required` pointers the payload lacks.
+    pub fn missing(&self, payload: &Value) -> Vec<String> {
+        self.required
+            .iter()
+            .filter(|p| match payload.pointer(p) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                Some(_) => false,
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once.
@@ -201,6 +221,11 @@ impl Endpoint {
                 errors.push(("/mapping/ticket".into(), "start_workflow needs the ticket (an id or external id)".into()))
             }
             _ => {}
+        }
+        for (i, p) in self.mapping.required.iter().enumerate() {
+            if !p.starts_with('/') {
+                errors.push((format!("/mapping/required/{i}"), "a JSON pointer starting with `/`".into()));
+            }
         }
         if let Some(p) = &self.mapping.delivery_id {
             if !p.is_empty() && !p.starts_with('/') {

@@ -54,8 +54,11 @@ fn schema_validator() -> &'static jsonschema::Validator {
 
 /// Validates workflow JSON text.
 pub fn validate_str(text: &str) -> Result<Workflow, Vec<ValidationError>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![ValidationError::new("", format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))]
+    let value: Value = crate::json::parse(text.as_bytes()).map_err(|e| match e {
+        crate::json::StrictError::Syntax { line, column, message } => {
+            vec![ValidationError::new("", format!("invalid JSON at line {line}, column {column}: {message}"))]
+        }
+        other => vec![ValidationError::new(other.pointer(), other.to_string())],
     })?;
     validate_value(&value)
 }
