@@ -316,7 +316,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         config.workers = v;
     }
     if let Some(token) = args.admin_token {
-        config.tokens.push(Token { name: "admin".into(), token, role: Role::Admin });
+        config.tokens.push(Token::new("admin", &token, Role::Admin));
     }
     if args.demo {
         crate::demo::configure(&mut config);
@@ -356,6 +356,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
         }
     }
+    engine.seal_stored_secrets().await.map_err(|e| Failure::runtime(e.to_string()))?;
     let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
     engine.spawn_timers();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");

@@ -51,9 +51,30 @@ pub struct Token {
     /// Who uses it; recorded as the actor of what they do.
     pub name: String,
     /// The secret (send as `Authorization: Bearer <token>`). At least 16 characters.
+    /// Give it or `token_sha256`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
+    /// The SHA-256 of the token, hex: the config file then holds no usable secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
     /// What it may do.
     pub role: Role,
+}
+
+impl Token {
+    /// A token given in clear.
+    pub fn new(name: &str, token: &str, role: Role) -> Self {
+        Self { name: name.into(), token: token.into(), token_sha256: None, role }
+    }
+
+    /// The SHA-256 the server looks the token up by.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        match &self.token_sha256 {
+            Some(hex_digest) => hex::decode(hex_digest.trim()).ok()?.try_into().ok(),
+            None => Some(sha2::Sha256::digest(self.token.as_bytes()).into()),
+        }
+    }
 }
 
 /// Everything the server needs to know.
@@ -118,6 +139,11 @@ pub struct Config {
     pub tokens: Vec<Token>,
     /// Named secrets for signing outbound webhooks (`default` is used when a step names none).
     pub secrets: BTreeMap<String, String>,
+    /// Key that encrypts secrets the server stores (inbound webhook signing secrets) at
+    /// rest; best given as `{ env = "..." }` or `{ file = "..." }`. Without it they are
+    /// stored in clear (and the server says so at start).
+    #[serde(skip_serializing)]
+    pub secrets_key: Option<String>,
     /// Impact x urgency -> priority.
     pub priority_matrix: PriorityMatrix,
     /// Plugin sandbox limits.
@@ -126,6 +152,36 @@ pub struct Config {
     pub connections: BTreeMap<String, crate::plugin::net::Connection>,
     /// Named LDAP directories plugins may be granted (the host holds the bind credentials).
     pub directories: BTreeMap<String, crate::plugin::directory::Directory>,
+}
+
+/// Replaces `{ env = "NAME" }` and `{ file = "path" }` tables by the string they name.
+fn resolve_indirections(v: &mut toml::Value, at: &str, base: &Path) -> Result<(), String> {
+    match v {
+        toml::Value::Table(t) if t.len() == 1 && (t.contains_key("env") || t.contains_key("file")) => {
+            let resolved = if let Some(name) = t.get("env").and_then(|n| n.as_str()) {
+                std::env::var(name).map_err(|_| format!("{at}: environment variable `{name}` is not set"))?
+            } else if let Some(file) = t.get("file").and_then(|n| n.as_str()) {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{at}: {}: {e}", path.display()))?;
+                text.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                return Err(format!("{at}: `env` and `file` take a string"));
+            };
+            *v = toml::Value::String(resolved);
+        }
+        toml::Value::Table(t) => {
+            for (k, child) in t.iter_mut() {
+                resolve_indirections(child, &format!("{at}.{k}").trim_start_matches('.').to_string(), base)?;
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, child) in a.iter_mut().enumerate() {
+                resolve_indirections(child, &format!("{at}[{i}]"), base)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Default for Config {
@@ -155,6 +211,7 @@ impl Default for Config {
             notify_retry_max_ms: 30_000,
             tokens: Vec::new(),
             secrets: BTreeMap::new(),
+            secrets_key: None,
             priority_matrix: PriorityMatrix::default(),
             plugins: crate::plugin::PluginConfig::default(),
             connections: BTreeMap::new(),
@@ -189,18 +246,40 @@ pub enum Error {
 
 impl Config {
     /// Reads a TOML file over the defaults.
+    /// Reads a TOML file. Any string setting may instead be `{ env = "NAME" }` (read from
+    /// that environment variable) or `{ file = "/path" }` (the file's contents, trailing
+    /// newline trimmed), so that a config file can be committed without its secrets.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
-        toml::from_str(&text).map_err(|e| Error::Parse { path: path.display().to_string(), message: e.to_string() })
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+        let mut value: toml::Value =
+            toml::from_str(&text).map_err(|e| Error::Parse { path: shown.clone(), message: e.to_string() })?;
+        resolve_indirections(&mut value, "", path.parent().unwrap_or(Path::new(".")))
+            .map_err(|message| Error::Parse { path: shown.clone(), message })?;
+        value.try_into().map_err(|e: toml::de::Error| Error::Parse { path: shown, message: e.to_string() })
     }
 
     /// Checks values that parse but make no sense.
     pub fn check(&self) -> Result<(), Error> {
         for t in &self.tokens {
-            if t.token.len() < 16 {
-                return Err(Error::Invalid(format!("token `{}` is shorter than 16 characters", t.name)));
+            match (&t.token_sha256, t.token.is_empty()) {
+                (Some(_), false) => {
+                    return Err(Error::Invalid(format!("token `{}`: give `token` or `token_sha256`, not both", t.name)))
+                }
+                (Some(_), true) if t.digest().is_none() => {
+                    return Err(Error::Invalid(format!(
+                        "token `{}`: token_sha256 must be 64 hex digits (e.g. `printf %s TOKEN | sha256sum`)",
+                        t.name
+                    )))
+                }
+                (None, _) if t.token.len() < 16 => {
+                    return Err(Error::Invalid(format!("token `{}` is shorter than 16 characters", t.name)));
+                }
+                _ => {}
             }
+        }
+        if self.secrets_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(Error::Invalid("secrets_key must be at least 16 characters".into()));
         }
         if self.run_queue < self.workers {
             return Err(Error::Invalid("run_queue must be at least `workers`".into()));
@@ -217,5 +296,44 @@ impl Config {
             d.tls(name).map_err(Error::Invalid)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_env_or_file_and_tokens_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bind.pw"), "from-a-file\n").unwrap();
+        std::env::set_var("SWITCHBOARD_TEST_SIGNING", "from-the-environment");
+        let text = r#"
+            [secrets]
+            default = { env = "SWITCHBOARD_TEST_SIGNING" }
+            [[tokens]]
+            name = "ops"
+            token_sha256 = "0000000000000000000000000000000000000000000000000000000000000001"
+            role = "admin"
+            [directories.ad]
+            url = "ldaps://dc.example.com"
+            bind_dn = "cn=svc"
+            bind_password = { file = "bind.pw" }
+            base_dn = "dc=example,dc=com"
+        "#;
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.secrets["default"], "from-the-environment");
+        assert_eq!(c.directories["ad"].bind_password, "from-a-file");
+        c.check().unwrap();
+        assert_eq!(c.tokens[0].digest().unwrap()[31], 1);
+
+        std::fs::write(&path, "[secrets]\ndefault = { env = \"SWITCHBOARD_TEST_UNSET_VAR\" }\n").unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("secrets.default") && e.contains("SWITCHBOARD_TEST_UNSET_VAR"), "{e}");
+        let mut bad = Config::default();
+        bad.tokens.push(Token { token_sha256: Some("xyz".into()), ..Token::new("t", "", Role::Agent) });
+        assert!(bad.check().unwrap_err().to_string().contains("64 hex digits"));
     }
 }

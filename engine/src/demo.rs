@@ -24,10 +24,10 @@ pub fn configure(config: &mut Config) {
             ("demo-agent", AGENT_TOKEN, Role::Agent),
             ("demo-integrator", INTEGRATOR_TOKEN, Role::Integrator),
         ] {
-            config.tokens.push(Token { name: name.into(), token: token.into(), role });
+            config.tokens.push(Token::new(name, token, role));
         }
         for (name, token) in APPROVER_TOKENS {
-            config.tokens.push(Token { name: name.into(), token: token.into(), role: Role::Agent });
+            config.tokens.push(Token::new(name, token, Role::Agent));
         }
     }
     config.secrets.entry("default".into()).or_insert_with(|| "demo-signing-secret".into());

@@ -17,6 +17,7 @@
 //! | [`webhook`] | inbound webhook endpoints: mapping, rate limits (pure) |
 //! | [`run`] | records: events, runs and traces, history, audit |
 //! | [`store`] | storage traits and the sled backend with group commit |
+//! | [`secret`] | secrets sealed at rest (XChaCha20-Poly1305) |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
 //! | [`metrics`] | Prometheus counters and histograms |
@@ -46,6 +47,7 @@ pub mod report;
 pub mod routing;
 pub mod run;
 pub mod schedule;
+pub mod secret;
 pub mod server;
 pub mod sla;
 pub mod store;

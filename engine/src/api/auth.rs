@@ -54,7 +54,7 @@ impl Tokens {
         Self(
             tokens
                 .iter()
-                .map(|t| (Sha256::digest(t.token.as_bytes()).into(), Principal { name: t.name.clone(), role: t.role }))
+                .filter_map(|t| Some((t.digest()?, Principal { name: t.name.clone(), role: t.role })))
                 .collect(),
         )
     }

@@ -99,6 +99,8 @@ pub struct Engine {
     sla_setup: Mutex<Option<Arc<sla::Setup>>>,
     /// Loop-guard budgets of causation trees.
     trees: loops::Trees,
+    /// Seals stored secrets (`secrets_key`), if configured.
+    secret_box: Option<crate::secret::SecretBox>,
     /// Wakes the timer loop when a timer may have become due sooner.
     timer_wakeup: tokio::sync::Notify,
     tasks: TaskTracker,
@@ -146,6 +148,7 @@ impl Engine {
         )?;
         Ok(Arc::new(Self {
             plugins,
+            secret_box: config.secrets_key.as_deref().map(crate::secret::SecretBox::new),
             workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,
             clock,

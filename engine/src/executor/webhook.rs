@@ -37,8 +37,12 @@ impl Engine {
                 return Err(invalid("/action/workflow", format!("unknown workflow `{workflow}`")));
             }
         }
+        let mut stored = endpoint.clone();
+        if let Some(b) = &self.secret_box {
+            stored.secret = b.seal(&endpoint.secret);
+        }
         let mut tx = crate::store::Tx::new();
-        tx.doc(DocKind::Webhook, &endpoint.id, &endpoint).push(Write::Audit(crate::run::AuditEntry {
+        tx.doc(DocKind::Webhook, &endpoint.id, &stored).push(Write::Audit(crate::run::AuditEntry {
             at: self.now(),
             actor: actor.into(),
             action: "webhook.put".into(),
@@ -55,10 +59,48 @@ impl Engine {
         if let Some(e) = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(e) = get_doc::<Endpoint>(&*self.store, DocKind::Webhook, id)? else { return Ok(None) };
+        let Some(mut e) = get_doc::<Endpoint>(&*self.store, DocKind::Webhook, id)? else { return Ok(None) };
+        if crate::secret::is_sealed(&e.secret) {
+            let opened = match &self.secret_box {
+                Some(b) => b.open(&e.secret),
+                None => Err("it is sealed and no secrets_key is configured".into()),
+            };
+            e.secret = opened
+                .map_err(|why| Error::Conflict(format!("webhook `{id}`'s signing secret cannot be read: {why}")))?;
+        }
         let e = Arc::new(e);
         self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), e.clone());
         Ok(Some(e))
+    }
+
+    /// Seals, under `secrets_key`, the signing secrets stored in clear before a key was
+    /// configured (at start). Returns how many were sealed.
+    pub async fn seal_stored_secrets(&self) -> Result<usize> {
+        let Some(b) = &self.secret_box else {
+            let clear = self.endpoints()?.iter().filter(|e| !crate::secret::is_sealed(&e.secret)).count();
+            if clear > 0 {
+                tracing::warn!(
+                    endpoints = clear,
+                    "webhook signing secrets are stored in clear; set secrets_key to seal them"
+                );
+            }
+            return Ok(0);
+        };
+        let mut tx = crate::store::Tx::new();
+        let mut n = 0;
+        for mut e in self.endpoints()? {
+            if !crate::secret::is_sealed(&e.secret) {
+                e.secret = b.seal(&e.secret);
+                tx.doc(DocKind::Webhook, &e.id.clone(), &e);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.store.commit(tx).await?;
+            self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            tracing::info!(endpoints = n, "sealed webhook signing secrets under secrets_key");
+        }
+        Ok(n)
     }
 
     /// All endpoints.

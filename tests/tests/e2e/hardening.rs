@@ -364,3 +364,163 @@ async fn requests_and_redirects_stay_under_the_connection_prefix() {
     let seen = f.seen.lock().unwrap().clone();
     assert!(seen[base..].iter().all(|(p, _)| p.starts_with("/api/")), "nothing outside /api was requested: {seen:?}");
 }
+
+/// Regression: tokens sat in plaintext in the config and webhook secrets in clear in
+/// sled. A token may be given by its SHA-256, any secret as `{ file = ... }` or
+/// `{ env = ... }`, and stored signing secrets are sealed under `secrets_key`.
+#[tokio::test]
+async fn config_secrets_by_hash_or_file_and_webhook_secrets_sealed_at_rest() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secrets.key"), "sealing-key-0123456789abcdef\n").unwrap();
+    let hashed = "only-its-hash-is-configured-42";
+    let extra = format!(
+        "secrets_key = {{ file = \"secrets.key\" }}\n\n[[tokens]]\nname = \"hashed\"\ntoken_sha256 = \"{}\"\nrole = \"agent\"\n",
+        hex::encode(sha2::Sha256::digest(hashed.as_bytes()))
+    );
+    let config = write_config(dir.path(), &extra).unwrap();
+    assert!(!std::fs::read_to_string(&config).unwrap().contains(hashed));
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &config, &[]).unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    let secret = "hook-secret-never-on-disk-0123";
+    let mut endpoint: Value = serde_json::from_str(
+        &std::fs::read_to_string(switchboard_tests::repo().join("workflows/webhooks/monitoring-alert.json")).unwrap(),
+    )
+    .unwrap();
+    endpoint["secret"] = json!(secret);
+    let (status, body) = admin.call("POST", "/webhooks", Some(&endpoint)).await.unwrap();
+    assert!(status < 300, "{body}");
+    server.kill9();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is on disk in clear");
+    }
+
+    let server = Server::start(&data, &config, &[]).unwrap();
+    let payload = serde_json::to_vec(&json!({"fingerprint": "fp-s", "status": "firing",
+        "labels": {"alertname": "Disk", "instance": "db9", "severity": "warning"}}))
+    .unwrap();
+    let sig = switchboard::notify::sign(secret.as_bytes(), chrono::Utc::now().timestamp(), &payload);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/hooks/monitoring-alert", server.url))
+        .header("content-type", "application/json")
+        .header("x-switchboard-signature", sig)
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "the sealed secret still verifies after a restart");
+    let by_hash = Api::new(&server.url, hashed);
+    assert_eq!(by_hash.call("GET", "/tickets", None).await.unwrap().0, 200, "a token configured by its hash works");
+}
+
+/// Dribbles `head` one byte per tick, then `body` likewise; returns what the server
+/// answered (possibly nothing) once it closes the connection, and how long that took.
+async fn slow_client(url: &str, head: String, body: Vec<u8>, tick: Duration) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let mut pace = tokio::time::interval(tick);
+    let bytes: Vec<u8> = head.into_bytes().into_iter().chain(body).collect();
+    let mut answer = Vec::new();
+    for b in bytes {
+        pace.tick().await;
+        if stream.write_all(&[b]).await.is_err() {
+            break;
+        }
+        // Anything the server says (or its closing) ends the dribble.
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the server kept a slow client for 30 s");
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    answer.extend(rest);
+    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+}
+
+/// Regression: connections dribbling headers or a body (even on the unauthenticated
+/// `POST /hooks/{id}`) stayed open indefinitely; installs compiled and schemas were
+/// checked on the request workers, freezing `/health` for seconds. Together: slow
+/// clients are cut off at their timeouts, and `/health` stays under 100 ms p99.
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_health_stays_fast_under_hostile_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "header_timeout_ms = 1000\nbody_timeout_ms = 1500\n\n[plugins]\ntimeout_ms = 600\npool_size = 4\nmax_concurrent_per_plugin = 2\n";
+    let config = write_config(dir.path(), extra).unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    let (status, body) = install(&admin, std::fs::read(plugin_wasm("hostile")).unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+
+    let tick = Duration::from_millis(200);
+    let head = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: {}\r\n", "a".repeat(40))
+    };
+    // Headers that never end.
+    let mut attackers = Vec::new();
+    for _ in 0..10 {
+        let url = server.url.clone();
+        let h = head("/hooks/anything");
+        attackers.push(tokio::spawn(async move { slow_client(&url, h, Vec::new(), tick).await }));
+    }
+    // Complete headers, then a body dribbled a byte at a time.
+    for _ in 0..5 {
+        let url = server.url.clone();
+        let h = format!("{}Content-Length: 200\r\nAuthorization: Bearer {ADMIN}\r\n\r\n", head("/tickets"));
+        attackers.push(tokio::spawn(async move { slow_client(&url, h, vec![b' '; 200], tick).await }));
+    }
+    // Hostile installs (compiles of 9,000 functions each) and plugin calls that spin.
+    let mut load = Vec::new();
+    for i in 0..3 {
+        let api = admin.clone();
+        let wasm = wat_plugin(&manifest(&format!("heavy-{i}"), "1.0.0", &[]), 9_000);
+        load.push(tokio::spawn(async move { install(&api, wasm).await.0 }));
+    }
+    for _ in 0..6 {
+        let api = admin.clone();
+        load.push(tokio::spawn(async move { call(&api, "spin", json!({})).await.0 }));
+    }
+
+    // /health, sampled one after another for as long as any of that runs.
+    let client = reqwest::Client::new();
+    let mut samples = Vec::new();
+    while samples.len() < 200 || load.iter().any(|h| !h.is_finished()) || attackers.iter().any(|h| !h.is_finished()) {
+        let t = Instant::now();
+        let resp = client.get(format!("{}/health", server.url)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let p99 = samples[samples.len() * 99 / 100];
+    eprintln!(
+        "health under hostile load: {} samples, p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        samples[samples.len() / 2],
+        p99,
+        samples[samples.len() - 1]
+    );
+    assert!(p99 < Duration::from_millis(100), "/health p99 {p99:?} under hostile load");
+
+    for a in attackers {
+        let (answer, took) = a.await.unwrap();
+        assert!(took < Duration::from_secs(10), "a slow client was held {took:?}");
+        if !answer.is_empty() {
+            assert!(answer.contains("408") && answer.contains("body_timeout"), "{answer}");
+        }
+    }
+    for l in load {
+        let status = l.await.unwrap();
+        assert!(status == 201 || status == 502, "{status}");
+    }
+    assert_eq!(admin.call("GET", "/health", None).await.unwrap().0, 200);
+}
