@@ -171,7 +171,7 @@ fn resolve_indirections(v: &mut toml::Value, at: &str, base: &Path) -> Result<()
         }
         toml::Value::Table(t) => {
             for (k, child) in t.iter_mut() {
-                resolve_indirections(child, &format!("{at}.{k}").trim_start_matches('.').to_string(), base)?;
+                resolve_indirections(child, format!("{at}.{k}").trim_start_matches('.'), base)?;
             }
         }
         toml::Value::Array(a) => {
