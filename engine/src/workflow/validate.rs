@@ -579,6 +579,24 @@ mod tests {
         assert_eq!(pointers(v), vec!["/colour", "/steps/0/bodyy"]);
     }
 
+    /// Workflow `regex` conditions run on the linear-time `regex` engine: patterns that
+    /// need backtracking are refused at validation, and a pathological-looking pattern
+    /// over a long text stays linear.
+    #[test]
+    fn regex_conditions_are_linear_time() {
+        for pattern in ["(?=admin)", "(a)\\1", "(?<!x)y"] {
+            let v = json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.created"}],
+                "conditions": {"field": "ticket.title", "op": "regex", "value": pattern},
+                "steps": [{"id": "a", "type": "resolve"}]});
+            assert_eq!(pointers(v), vec!["/conditions/value"], "{pattern}");
+        }
+        let re = regex::Regex::new("^(a+)+$").unwrap();
+        let text = format!("{}!", "a".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert!(!re.is_match(&text));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "no catastrophic backtracking");
+    }
+
     #[test]
     fn _unused_are_all_reported() {
         let v = json!({"id": "w", "name": "W", "triggers": [{"on": "ticket.updated", "changed": [{"field": "colour"}]}],
