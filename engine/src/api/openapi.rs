@@ -131,6 +131,69 @@ pub fn roles_table() -> String {
     out
 }
 
+/// The schema (in `components.schemas`) of an operation's success body, where it is one
+/// of the API's main objects.
+fn response_schema(method: &str, path: &str) -> Option<&'static str> {
+    Some(match (method, path) {
+        ("post", "/tickets")
+        | ("patch", "/tickets/{id}")
+        | ("post", "/tickets/{id}/comments")
+        | ("post", "/tickets/{id}/links") => "Outcome",
+        ("get", "/tickets/{id}") => "Ticket",
+        ("get", "/tickets") => "TicketList",
+        ("get", "/runs/{id}") => "Run",
+        ("get", "/runs") => "RunList",
+        ("get", "/workflows/{id}") => "WorkflowRecord",
+        ("get", "/schedules") => "Schedules",
+        ("post", "/plugins") => "Installed",
+        ("get", "/plugins/{id}") => "Plugin",
+        ("post", "/workflows/{id}/runs") => "Started",
+        _ => return None,
+    })
+}
+
+fn schemas() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "Ticket": {"type": "object", "required": ["id", "title", "status", "priority", "requester"], "properties": {
+            "id": s("string"), "title": s("string"), "requester": s("string"),
+            "status": {"enum": ["new", "assigned", "in_progress", "pending", "resolved", "closed", "reopened"]},
+            "priority": {"enum": ["P1", "P2", "P3", "P4"]}, "group": {"type": ["string", "null"]},
+            "assignee": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
+            "custom": s("object"), "comments": s("array"), "created_at": {"type": "string", "format": "date-time"}}},
+        "TicketList": {"type": "object", "required": ["tickets"], "properties": {"tickets": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}}}},
+        "Outcome": {"type": "object", "required": ["ticket", "runs"], "properties": {
+            "ticket": {"$ref": "#/components/schemas/Ticket"}, "event": s("string"), "runs": strings}},
+        "Started": {"type": "object", "required": ["runs"], "properties": {"event": s("string"), "runs": strings}},
+        "Run": {"type": "object", "required": ["id", "workflow_id", "status", "trace"], "properties": {
+            "id": s("string"), "workflow_id": s("string"), "workflow_revision": s("integer"), "ticket_id": s("string"),
+            "status": {"enum": ["pending", "running", "waiting", "completed", "failed", "refused"]},
+            "trace": s("array"), "vars": s("object"), "error": {"type": ["string", "null"]},
+            "tree": {"type": "object", "description": "the causation tree the run belongs to"}}},
+        "RunList": {"type": "object", "required": ["runs"], "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}},
+        "WorkflowRecord": {"type": "object", "required": ["id", "revision", "enabled", "definition"], "properties": {
+            "id": s("string"), "revision": s("integer"), "enabled": s("boolean"),
+            "definition": {"$ref": "/schema/workflow.v1.json"}, "schedule": {"$ref": "#/components/schemas/Schedule"}}},
+        "Schedule": {"type": "object", "required": ["workflow", "cron", "timezone", "next", "missed"], "properties": {
+            "workflow": s("string"), "cron": s("string"), "timezone": s("string"), "enabled": s("boolean"),
+            "next": {"type": "array", "items": {"$ref": "#/components/schemas/Occurrence"}},
+            "last_fired": {"oneOf": [{"$ref": "#/components/schemas/Occurrence"}, {"type": "null"}]},
+            "missed": s("integer"), "timer_due": {"type": ["string", "null"]}}},
+        "Occurrence": {"type": "object", "required": ["utc", "local", "zone", "weekday"], "properties": {
+            "utc": {"type": "string", "format": "date-time"}, "local": s("string"), "zone": s("string"), "weekday": s("string")}},
+        "Schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+        "Plugin": {"type": "object", "required": ["id", "version", "versions", "enabled", "connections", "manifest"], "properties": {
+            "id": s("string"), "version": s("string"), "versions": strings, "enabled": s("boolean"),
+            "connections": strings, "config": {"description": "admins only"}, "sha256": s("string"),
+            "installed_by": s("string"), "manifest": s("object"), "calls_in_flight": s("integer"),
+            "kv": {"type": "object", "properties": {"keys": s("integer"), "bytes": s("integer"), "max_keys": s("integer"), "max_bytes": s("integer")}}}},
+        "Installed": {"type": "object", "required": ["plugin", "created"], "properties": {
+            "plugin": {"$ref": "#/components/schemas/Plugin"}, "created": s("boolean"), "replaced": {"type": ["string", "null"]},
+            "changes": s("object"), "pruned": strings}},
+    })
+}
+
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -155,7 +218,11 @@ pub fn document() -> Value {
             },
         });
         for status in *statuses {
-            op["responses"][status.to_string()] = json!({"description": "success"});
+            op["responses"][status.to_string()] = match response_schema(method, path) {
+                Some(name) => json!({"description": "success", "content": {"application/json": {
+                    "schema": {"$ref": format!("#/components/schemas/{name}")}}}}),
+                None => json!({"description": "success", "content": {"application/json": {"schema": {}}}}),
+            };
         }
         match access {
             Access::Public | Access::Signed => op["security"] = json!([]),
@@ -194,7 +261,7 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "Switchboard", "version": env!("CARGO_PKG_VERSION"),
             "description": "Workflow automation for IT service desks. Errors are {\"error\": {\"code\", \"message\", \"details\"}}."},
@@ -215,5 +282,9 @@ pub fn document() -> Value {
                 "Workflow": {"$ref": "/schema/workflow.v1.json"},
             },
         },
-    })
+    });
+    if let (Some(into), Value::Object(more)) = (doc["components"]["schemas"].as_object_mut(), schemas()) {
+        into.extend(more);
+    }
+    doc
 }

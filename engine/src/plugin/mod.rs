@@ -564,6 +564,11 @@ impl PluginHost {
             Some(a) => self.deserialize(a).await,
             None => None,
         };
+        if pre.is_some() {
+            tracing::info!(plugin = %id, version = %record.version, "plugin loaded from its compiled artifact");
+        } else {
+            tracing::info!(plugin = %id, version = %record.version, "plugin compiled (no usable artifact)");
+        }
         let pre = match pre {
             Some(pre) => pre,
             None => {

@@ -238,3 +238,44 @@ async fn a_webhook_delivery_missing_required_fields_is_refused_naming_them() {
     assert!(!pointers.contains(&"/employee/id"));
     assert_eq!(admin.get("/tickets").await.unwrap()["tickets"].as_array().unwrap().len(), 0, "nothing created");
 }
+
+/// The response schemas in the OpenAPI document describe what the server answers.
+#[tokio::test]
+async fn documented_response_schemas_match_the_answers() {
+    let (_dir, server) = start();
+    let admin = Api::new(&server.url, ADMIN);
+    let doc: Value = reqwest::get(format!("{}/openapi.json", server.url)).await.unwrap().json().await.unwrap();
+    let mut components = doc["components"].clone();
+    // Those two point at the workflow schema by URL; the rest is self-contained.
+    for external in ["Workflow", "WorkflowRecord"] {
+        components["schemas"].as_object_mut().unwrap().remove(external);
+    }
+    let check = |name: &str, answer: &Value| {
+        let schema = json!({"$ref": format!("#/components/schemas/{name}"), "components": components.clone()});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(answer).map(|e| format!("{} {e}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?} in {answer}");
+    };
+    let wf = json!({"id": "every-hour", "name": "hourly", "triggers": [{"on": "schedule", "cron": "0 * * * *", "timezone": "Europe/Berlin"}],
+        "steps": [{"id": "pause", "type": "wait", "minutes": 1}]});
+    admin.post("/workflows", &wf).await.unwrap();
+    let created = admin.post("/tickets", &json!({"title": "t", "requester": "r"})).await.unwrap();
+    check("Outcome", &created);
+    let id = created["ticket"]["id"].as_str().unwrap();
+    check("Ticket", &admin.get(&format!("/tickets/{id}")).await.unwrap());
+    check("TicketList", &admin.get("/tickets").await.unwrap());
+    check("Schedules", &admin.get("/schedules").await.unwrap());
+    let (s, installed) =
+        admin.raw("POST", "/plugins", std::fs::read(switchboard_tests::plugin_wasm("hostile")).unwrap()).await.unwrap();
+    assert_eq!(s, 201);
+    check("Installed", &installed);
+    check("Plugin", &admin.get("/plugins/hostile").await.unwrap());
+    let hand = json!({"id": "hand", "name": "By hand", "triggers": [{"on": "manual"}], "steps": [{"id": "r", "type": "resolve"}]});
+    admin.post("/workflows", &hand).await.unwrap();
+    let started = admin.post("/workflows/hand/runs", &json!({"ticket": id})).await.unwrap();
+    check("Started", &started);
+    admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let run = admin.get(&format!("/runs/{}", started["runs"][0].as_str().unwrap())).await.unwrap();
+    check("Run", &run);
+    check("RunList", &admin.get("/runs").await.unwrap());
+}

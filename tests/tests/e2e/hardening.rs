@@ -524,3 +524,23 @@ async fn slow_clients_are_cut_off_and_health_stays_fast_under_hostile_load() {
     }
     assert_eq!(admin.call("GET", "/health", None).await.unwrap().0, 200);
 }
+
+/// Regression: the first call after a restart compiled the module on a request worker
+/// (7.5 s of frozen `/health`). The compiled code is kept at install and loaded back.
+#[tokio::test]
+async fn a_restart_loads_plugins_from_their_compiled_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&data, &config, &[]).unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    assert_eq!(install(&admin, std::fs::read(plugin_wasm("hostile")).unwrap()).await.0, 201);
+    server.kill9();
+    let server = Server::start_logged("127.0.0.1:0", &data, &config, &[], &log, "info").unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    assert_eq!(call(&admin, "ok", json!({})).await.0, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("plugin loaded from its compiled artifact"), "{text}");
+    assert!(!text.contains("plugin compiled (no usable artifact)"), "{text}");
+}
