@@ -254,8 +254,13 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
         let mut value: toml::Value =
             toml::from_str(&text).map_err(|e| Error::Parse { path: shown.clone(), message: e.to_string() })?;
+        let before = value.clone();
         resolve_indirections(&mut value, "", path.parent().unwrap_or(Path::new(".")))
             .map_err(|message| Error::Parse { path: shown.clone(), message })?;
+        if value == before {
+            // Nothing indirect: parse the text itself, whose errors carry line and column.
+            return toml::from_str(&text).map_err(|e| Error::Parse { path: shown, message: e.to_string() });
+        }
         value.try_into().map_err(|e: toml::de::Error| Error::Parse { path: shown, message: e.to_string() })
     }
 
