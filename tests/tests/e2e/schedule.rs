@@ -351,10 +351,12 @@ async fn a_schedule_armed_in_the_repeated_hour_fires_each_occurrence_once() {
         publish(&engine, summary("half-hourly", "*/30 * * * *", zone, "all")).await;
         assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "{zone}: nothing fires at restart");
 
-        // Two hours in 5-minute steps: each occurrence fires exactly once.
+        // Two hours in 5-minute steps (each call returns: nothing re-fires in a loop);
+        // each occurrence fires exactly once. (The count a call returns includes the
+        // runs' own wait timers, so only the runs are compared.)
         for _ in 0..24 {
             clock.advance(Duration::minutes(5));
-            assert!(engine.fire_due_timers().await.unwrap() <= 1, "{zone}: at most one occurrence per step");
+            engine.fire_due_timers().await.unwrap();
         }
         idle(&engine).await;
         assert_eq!(fired_for(&store, "half-hourly"), expected, "{zone}: each occurrence once");
