@@ -46,6 +46,30 @@ pub fn write_config(dir: &Path, extra: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A server on a fresh data directory with the test config (plus `extra`), and clients
+/// for its admin and agent tokens; everything goes when it is dropped.
+pub struct Stand {
+    /// The data directory and config.
+    pub dir: tempfile::TempDir,
+    /// The process.
+    pub server: Server,
+    /// Admin client.
+    pub admin: Api,
+    /// Agent client.
+    pub agent: Api,
+}
+
+impl Stand {
+    /// Starts one.
+    pub fn start(extra: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = write_config(dir.path(), extra)?;
+        let server = Server::start(&dir.path().join("data"), &config, &[])?;
+        let (admin, agent) = (Api::new(&server.url, ADMIN), Api::new(&server.url, AGENT));
+        Ok(Self { dir, server, admin, agent })
+    }
+}
+
 /// A running server process; killed when dropped.
 pub struct Server {
     /// The process.

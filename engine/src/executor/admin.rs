@@ -281,11 +281,7 @@ impl Engine {
         use crate::run::RunStatus;
         use crate::store::RunFilter;
         let storage = |e: super::Error| PluginError::new("storage", e.to_string());
-        let record = self
-            .store
-            .plugin(id)
-            .map_err(|e| storage(e.into()))?
-            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        let record = self.plugins.installed(id)?;
         if version.is_none_or(|v| v == record.version) {
             let mut users = Vec::new();
             for wf in self.store.workflows().map_err(|e| storage(e.into()))? {

@@ -333,7 +333,6 @@ impl PluginHost {
         self.check_size(&info)?;
         let m = info.manifest;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
         let existing = self.store.plugin(&m.id).map_err(storage)?;
         if let Some(old) = &existing {
             if who != Installer::Admin {
@@ -432,12 +431,7 @@ impl PluginHost {
         version: Option<&str>,
         actor: &str,
     ) -> Result<Option<PluginRecord>, PluginError> {
-        let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
-        let record = self
-            .store
-            .plugin(id)
-            .map_err(storage)?
-            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        let record = self.installed(id)?;
         let mut tx = Tx::new();
         let after = match version {
             None => {
@@ -486,12 +480,20 @@ impl PluginHost {
         Ok(after)
     }
 
+    /// The record of an installed plugin (`not_found` otherwise).
+    pub fn installed(&self, id: &str) -> Result<PluginRecord, PluginError> {
+        self.store
+            .plugin(id)
+            .map_err(storage)?
+            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))
+    }
+
     /// Key-value usage of a plugin: (keys, bytes).
     pub fn kv_usage(&self, id: &str) -> Result<(u64, u64), PluginError> {
         if let Some(u) = self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(*u);
         }
-        let u = self.store.plugin_kv_usage(id).map_err(|e| PluginError::new("storage", e.to_string()))?;
+        let u = self.store.plugin_kv_usage(id).map_err(storage)?;
         self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), u);
         Ok(u)
     }
@@ -537,7 +539,7 @@ impl PluginHost {
             target: record.id.clone(),
             detail: json!({"enabled": record.enabled, "connections": record.connections}),
         }));
-        self.store.commit(tx).await.map_err(|e| PluginError::new("storage", e.to_string()))?;
+        self.store.commit(tx).await.map_err(storage)?;
         // Same module, new grants: keep the compiled code, swap the record.
         let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = cache.get(&record.id).cloned() {
@@ -553,12 +555,7 @@ impl PluginHost {
         if let Some(l) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(l.clone());
         }
-        let storage = |e: crate::store::Error| PluginError::new("storage", e.to_string());
-        let record = self
-            .store
-            .plugin(id)
-            .map_err(storage)?
-            .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))?;
+        let record = self.installed(id)?;
         let stored = self.store.plugin_artifact(id, &record.version).map_err(storage)?;
         let pre = match stored {
             Some(a) => self.deserialize(a).await,
@@ -717,6 +714,11 @@ fn manifest_changes(old: &manifest::Manifest, new: &manifest::Manifest) -> Value
         "added_connections": nc.difference(&oc).collect::<Vec<_>>(),
         "removed_connections": oc.difference(&nc).collect::<Vec<_>>(),
     })
+}
+
+/// A store failure as a plugin error.
+fn storage(e: crate::store::Error) -> PluginError {
+    PluginError::new("storage", e.to_string())
 }
 
 fn pointer_or_root(p: &str) -> String {

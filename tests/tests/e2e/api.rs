@@ -2,22 +2,12 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use switchboard_tests::{repo, seed_team, write_config, Api, Server, ADMIN, AGENT};
+use switchboard_tests::{repo, seed_team, Api, Stand};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    _server: Server,
-    admin: Api,
-    agent: Api,
-}
+type Fixture = Stand;
 
 async fn start(extra_config: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), extra_config).unwrap();
-    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
-    let admin = Api::new(&server.url, ADMIN);
-    let agent = Api::new(&server.url, AGENT);
-    Fixture { _dir: dir, _server: server, admin, agent }
+    Stand::start(extra_config).unwrap()
 }
 
 fn shipped(name: &str) -> Value {

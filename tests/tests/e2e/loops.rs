@@ -5,22 +5,20 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use switchboard_tests::{write_config, Api, Server, ADMIN, AGENT};
+use switchboard_tests::Stand;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    _server: Server,
-    admin: Api,
-    agent: Api,
+/// A server, with the helpers below.
+struct Fixture(Stand);
+
+impl std::ops::Deref for Fixture {
+    type Target = Stand;
+    fn deref(&self) -> &Stand {
+        &self.0
+    }
 }
 
 async fn start(extra_config: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), extra_config).unwrap();
-    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
-    let admin = Api::new(&server.url, ADMIN);
-    let agent = Api::new(&server.url, AGENT);
-    Fixture { _dir: dir, _server: server, admin, agent }
+    Fixture(Stand::start(extra_config).unwrap())
 }
 
 /// A workflow that sets `custom.<field>` to `value` on every update (or on a change
