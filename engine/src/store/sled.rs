@@ -49,6 +49,9 @@ pub struct SledStore {
     /// less free space than this, so sled itself never runs out of space mid-write:
     /// a write refused that way is not applied at all, and reads keep working.
     min_free: u64,
+    /// Until when (ms since the epoch) free space is known to be plentiful (at least
+    /// four times the reserve when last looked at), so writes skip the `statvfs`.
+    plenty_until_ms: std::sync::atomic::AtomicU64,
 }
 
 fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
@@ -149,7 +152,10 @@ impl SledStore {
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
-        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new(), min_free: 0 })
+        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new(),
+            min_free: 0,
+            plenty_until_ms: Default::default(),
+        })
     }
 
     /// Opens the store refusing to start, and later to write, with less than
@@ -183,10 +189,23 @@ impl SledStore {
 
     /// Refuses (stickily, as a full disk) when free space is under the reserve.
     fn check_reserve(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
         if self.min_free == 0 {
             return Ok(());
         }
-        match Self::free_space(&self.path) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if now_ms < self.plenty_until_ms.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let free = Self::free_space(&self.path);
+        if free.is_some_and(|f| f / 4 >= self.min_free) {
+            // Far from the reserve (three reserves of margin cannot be written in
+            // 100 ms): look again then, not at every write.
+            self.plenty_until_ms.store(now_ms + 100, Ordering::Relaxed);
+        }
+        match free {
             Some(free) if free < self.min_free => {
                 let detail = format!(
                     "No space left on device: {} MiB free, below the {} MiB reserve (min_free_mb)",
