@@ -152,7 +152,12 @@ impl SledStore {
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
-        Ok(Self { db, counters, flusher, path: dir.to_path_buf(), failed: std::sync::OnceLock::new(),
+        Ok(Self {
+            db,
+            counters,
+            flusher,
+            path: dir.to_path_buf(),
+            failed: std::sync::OnceLock::new(),
             min_free: 0,
             plenty_until_ms: Default::default(),
         })
@@ -193,9 +198,8 @@ impl SledStore {
         if self.min_free == 0 {
             return Ok(());
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         if now_ms < self.plenty_until_ms.load(Ordering::Relaxed) {
             return Ok(());
         }
