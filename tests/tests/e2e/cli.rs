@@ -74,6 +74,23 @@ fn cli_validate_accepts_the_demo_directory() {
     assert!(stdout.contains("route-network.json: ok"), "{stdout}");
 }
 
+/// `validate` prints the next five fire times of each schedule, in UTC and local time.
+#[test]
+fn cli_validate_prints_the_next_fire_times_of_schedules() {
+    let out =
+        Command::new(binary()).arg("validate").arg(repo().join("workflows/backlog-summary.json")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("next fire times (Europe/Berlin):"), "{stdout}");
+    let times: Vec<&str> = stdout.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(times.len(), 5, "{stdout}");
+    // Weekdays at 08:00 Berlin: 07:00Z in winter, 06:00Z in summer.
+    for line in times {
+        assert!(line.contains("T08:00:00+0"), "{line}");
+        assert!(!line.contains("Saturday") && !line.contains("Sunday"), "{line}");
+    }
+}
+
 #[test]
 fn cli_validate_reports_missing_file() {
     let out = Command::new(binary()).args(["validate", "no/such/file.json"]).output().unwrap();
