@@ -384,6 +384,7 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
         (Some(url), _) => {
             let token =
                 args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+            server_url(&url)?;
             let client = reqwest::Client::new();
             for (file, wf) in workflows {
                 let resp = client
@@ -392,12 +393,13 @@ async fn apply(args: ApplyArgs) -> Result<(), Failure> {
                     .json(&wf)
                     .send()
                     .await
-                    .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+                    .map_err(|e| unreachable(&url, &e))?;
                 let status = resp.status();
-                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                let text = resp.text().await.unwrap_or_default();
                 if !status.is_success() {
-                    return Err(Failure::runtime(format!("{}: server answered {status}: {body}", file.display())));
+                    return Err(refused(&file.display().to_string(), status, &text));
                 }
+                let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                 println!("{}: {} revision {}", file.display(), wf.id, body["workflow"]["revision"]);
             }
             Ok(())
@@ -423,13 +425,65 @@ async fn send(
     build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
 ) -> Result<(reqwest::StatusCode, String), Failure> {
     let token = token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
+    server_url(url)?;
     let resp = build(&reqwest::Client::new(), url.trim_end_matches('/'))
         .bearer_auth(token)
         .send()
         .await
-        .map_err(|e| Failure::runtime(format!("{url}: {e}")))?;
+        .map_err(|e| unreachable(url, &e))?;
     let status = resp.status();
     Ok((status, resp.text().await.unwrap_or_default()))
+}
+
+/// Checks a `--server` value: a URL with its scheme.
+fn server_url(url: &str) -> Result<(), Failure> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(Failure::input(format!("--server `{url}` needs its scheme, e.g. http://{url}")))
+    }
+}
+
+/// A request that did not reach the server, said plainly (exit 1).
+fn unreachable(url: &str, e: &reqwest::Error) -> Failure {
+    if e.is_connect() {
+        Failure::runtime(format!("connection refused to {url}: is the server running there?"))
+    } else if e.is_timeout() {
+        Failure::runtime(format!("{url} did not answer in time"))
+    } else {
+        Failure::runtime(format!("{url}: {e}"))
+    }
+}
+
+/// The one rule for a server's refusal: 4xx (bad input, unknown id, 401/403) is exit 2,
+/// anything else exit 1; the message is the API error's.
+fn refused(context: &str, status: reqwest::StatusCode, text: &str) -> Failure {
+    let message = format!("{context}: {status}: {}", error_message(text));
+    if status.is_client_error() {
+        Failure::input(message)
+    } else {
+        Failure::runtime(message)
+    }
+}
+
+/// An id as one path segment (`x/../y` stays one segment).
+fn segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A data directory for a read command: refused when it holds no store (a typo in
+/// `--data-dir` would otherwise create an empty one and report nothing, successfully).
+fn existing_store(dir: &Path) -> Result<PathBuf, Failure> {
+    if dir.join("conf").is_file() || dir.join("db").is_file() {
+        Ok(dir.to_path_buf())
+    } else {
+        Err(Failure::input(format!("{}: no Switchboard data directory there (no store found)", dir.display())))
+    }
 }
 
 /// The `error.message` of an API error body (or the whole text).
@@ -445,14 +499,15 @@ async fn explain(args: ExplainArgs) -> Result<(), Failure> {
         (Some(url), _) => {
             let ticket = args.ticket.clone();
             let (status, text) =
-                send(&url, args.target.token, |c, base| c.get(format!("{base}/tickets/{ticket}/explain"))).await?;
+                send(&url, args.target.token, |c, base| c.get(format!("{base}/tickets/{}/explain", segment(&ticket))))
+                    .await?;
             if !status.is_success() {
-                return Err(Failure::input(format!("{}: {status}: {}", args.ticket, error_message(&text))));
+                return Err(refused(&args.ticket, status, &text));
             }
             serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
         }
         (None, Some(dir)) => {
-            let (store, engine) = offline_engine(dir)?;
+            let (store, engine) = offline_engine(existing_store(&dir)?)?;
             let report = engine.explain(&args.ticket).map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
             store.close()?;
             report
@@ -479,7 +534,7 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
             let (status, text) =
                 send(&url, args.target.token, |c, base| c.get(format!("{base}/reports")).query(&query)).await?;
             if !status.is_success() {
-                return Err(Failure::input(format!("report: {status}: {}", error_message(&text))));
+                return Err(refused("report", status, &text));
             }
             print!("{text}");
             Ok(())
@@ -491,7 +546,7 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::input(format!("report: {e}")))?;
             let (from, to) = crate::api::reports::period(&q, chrono::Utc::now())
                 .map_err(|e| Failure::input(format!("report: {}", e.message)))?;
-            let (store, engine) = offline_engine(dir)?;
+            let (store, engine) = offline_engine(existing_store(&dir)?)?;
             let report = engine.report(from, to, q.by, 15.0).map_err(|e| Failure::input(format!("report: {e}")))?;
             store.close()?;
             match args.format.as_str() {
@@ -508,14 +563,15 @@ async fn show_run(args: RunArgs) -> Result<(), Failure> {
     let run: serde_json::Value = match (args.target.server, args.target.data_dir) {
         (Some(url), _) => {
             let id = args.run.clone();
-            let (status, text) = send(&url, args.target.token, |c, base| c.get(format!("{base}/runs/{id}"))).await?;
+            let (status, text) =
+                send(&url, args.target.token, |c, base| c.get(format!("{base}/runs/{}", segment(&id)))).await?;
             if !status.is_success() {
-                return Err(Failure::input(format!("{}: {status}: {}", args.run, error_message(&text))));
+                return Err(refused(&args.run, status, &text));
             }
             serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
         }
         (None, Some(dir)) => {
-            let (store, _engine) = offline_engine(dir)?;
+            let (store, _engine) = offline_engine(existing_store(&dir)?)?;
             use crate::store::RunStore as _;
             let run = store.run(&args.run)?.ok_or_else(|| Failure::input(format!("{}: no such run", args.run)))?;
             store.close()?;

@@ -16,8 +16,10 @@ use serde_json::{json, Map, Value};
 pub async fn create(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    JsonBody(new): JsonBody<NewTicket>,
+    JsonBody(mut new): JsonBody<NewTicket>,
 ) -> Result<(StatusCode, Json<Outcome>), ApiError> {
+    // Logged through the API unless the caller says which channel (portal, phone, ...).
+    new.channel.get_or_insert_with(|| "api".into());
     let out = s.engine.create_ticket(new, &who.name).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use switchboard_tests::{binary, repo};
+use switchboard_tests::{binary, repo, write_config, Server};
 
 fn json_files(dir: PathBuf) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -233,4 +233,43 @@ async fn a_damaged_data_file_that_lost_committed_tickets_is_refused_with_exit_3(
     let (code, err) = serve_must_refuse(&file, &config);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("not a directory"), "{err}");
+}
+
+/// Regressions: a typo in `--data-dir` made an empty store and an empty report (exit 0);
+/// a server that is down or a URL without its scheme gave raw client errors; the same
+/// 401 was exit 1 for `apply` and 2 for `explain`; ids went into URLs unescaped
+/// (`explain x/../y` asked for ticket `y`).
+#[tokio::test]
+async fn the_cli_says_plainly_what_is_wrong_with_one_exit_code_rule() {
+    let run = |args: &[&str]| {
+        let out = Command::new(binary()).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("dta");
+    let (code, err) = run(&["report", "--data-dir", typo.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no Switchboard data directory"), "{err}");
+    assert!(!typo.exists(), "nothing was created");
+
+    let (code, err) = run(&["report", "--server", "127.0.0.1:9", "--token", "whatever-0123456789"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("needs its scheme, e.g. http://127.0.0.1:9"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let (code, err) = run(&["report", "--server", &url, "--token", "whatever-0123456789"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("connection refused to {url}")), "{err}");
+
+    let config = write_config(dir.path(), "").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let workflows = repo().join("workflows");
+    let bad_token = "not-a-token-0123456789";
+    let (apply, err_a) = run(&["apply", workflows.to_str().unwrap(), "--server", &server.url, "--token", bad_token]);
+    let (explain, err_e) = run(&["explain", "T-1", "--server", &server.url, "--token", bad_token]);
+    assert_eq!((apply, explain), (Some(2), Some(2)), "{err_a}\n{err_e}");
+    assert!(err_a.contains("401") && err_e.contains("401"), "{err_a}\n{err_e}");
+    let (code, err) = run(&["explain", "x/../y", "--server", &server.url, "--token", switchboard_tests::ADMIN]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("x/../y") && err.contains("not found"), "{err}");
 }
