@@ -254,9 +254,13 @@ pub fn compute(
     })
 }
 
-/// The report as CSV: one row for the total, one per group.
+/// The age buckets of the backlog, youngest first (one CSV column each).
+pub const AGE_BUCKETS: [&str; 5] = ["<1d", "1-3d", "3-7d", "7-30d", ">30d"];
+
+/// The report as CSV: one row for the total, one per group (the first column is headed
+/// by what the report is grouped by), then one column per backlog age bucket.
 pub fn csv(report: &Value) -> String {
-    const COLUMNS: [&str; 17] = [
+    const COLUMNS: [&str; 16] = [
         "volume",
         "sla_response_pct",
         "sla_resolution_pct",
@@ -273,7 +277,6 @@ pub fn csv(report: &Value) -> String {
         "csat_satisfied_pct",
         "deflected",
         "hours_saved",
-        "ageing",
     ];
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
@@ -284,9 +287,12 @@ pub fn csv(report: &Value) -> String {
         }
         other => other.to_string(),
     };
-    let mut out = format!("group,{}\n", COLUMNS.join(","));
+    let first = report["group_by"].as_str().unwrap_or("group");
+    let ages: Vec<String> = AGE_BUCKETS.iter().map(|b| format!("ageing_{b}")).collect();
+    let mut out = format!("{first},{},{}\n", COLUMNS.join(","), ages.join(","));
     let mut row = |name: &str, f: &Value| {
-        let cells: Vec<String> = COLUMNS.iter().map(|c| cell(&f[*c])).collect();
+        let mut cells: Vec<String> = COLUMNS.iter().map(|c| cell(&f[*c])).collect();
+        cells.extend(AGE_BUCKETS.iter().map(|b| f["ageing"][*b].as_u64().unwrap_or(0).to_string()));
         out.push_str(&format!("{},{}\n", cell(&Value::String(name.into())), cells.join(",")));
     };
     row("(total)", &report["total"]);

@@ -147,10 +147,19 @@ async fn report_figures_match_hand_computed_values() {
     assert_eq!(lines.len(), 5, "header, total, 3 groups");
     assert!(lines[0].starts_with("group,volume,sla_response_pct"));
     assert!(
-        lines[1].starts_with("\"(total)\",4,66.7,100.0,103.3,10.0,146.7,60.0,3,66.7,33.3,1,2,3.5,50.0,1,0.5"),
+        lines[0].ends_with(",hours_saved,ageing_<1d,ageing_1-3d,ageing_3-7d,ageing_7-30d,ageing_>30d"),
+        "{}",
+        lines[0]
+    );
+    // One column per age bucket: t4 is in 1-3d.
+    assert_eq!(
+        lines[1], "\"(total)\",4,66.7,100.0,103.3,10.0,146.7,60.0,3,66.7,33.3,1,2,3.5,50.0,1,0.5,0,1,0,0,0",
         "{}",
         lines[1]
     );
+    // Regression: the first column was headed `group` whatever the grouping.
+    let by_agent = switchboard::report::csv(&engine.report(from, to, Some(GroupBy::Agent), 30.0).unwrap());
+    assert!(by_agent.starts_with("agent,volume,"), "{by_agent}");
 
     // The CLI prints the same CSV from the data directory.
     engine.shutdown().await;
