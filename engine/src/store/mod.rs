@@ -492,7 +492,8 @@ impl DocKind {
 /// Small JSON documents by kind and id: approvals, webhook endpoints, delivery records,
 /// dead letters. Typed access goes through [`get_doc`], [`list_docs`] and [`Tx::doc`].
 pub trait DocStore: Send + Sync {
-    /// A unique, increasing number (survives restarts), for document ids.
+    /// A unique, increasing number for approval ids: dense (1, 2, 3, ... across restarts,
+    /// continuing after the highest stored approval).
     fn next_number(&self) -> Result<u64>;
     /// A document's JSON.
     fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>>;

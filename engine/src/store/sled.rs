@@ -39,6 +39,9 @@ use std::path::{Path, PathBuf};
 pub struct SledStore {
     db: ::sled::Db,
     counters: [std::sync::atomic::AtomicU64; 3],
+    /// The last document number handed out (approval ids `A-<n>`), dense like ticket
+    /// numbers: the highest stored one at open, then one more each time.
+    numbers: std::sync::atomic::AtomicU64,
     flusher: Flusher,
     path: PathBuf,
     /// Set by the first write that failed with an I/O error: sled does not recover from
@@ -149,12 +152,19 @@ impl SledStore {
             }
         }
         let counters = last.map(Into::into);
+        let mut highest = 0u64;
+        for k in db.scan_prefix(DocKind::Approval.prefix().as_bytes()).keys() {
+            let k = k.map_err(backend)?;
+            let id = String::from_utf8_lossy(&k[DocKind::Approval.prefix().len()..]).into_owned();
+            highest = highest.max(id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0));
+        }
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
         Ok(Self {
             db,
             counters,
+            numbers: highest.into(),
             flusher,
             path: dir.to_path_buf(),
             failed: std::sync::OnceLock::new(),
@@ -774,7 +784,7 @@ impl Store for SledStore {
 
 impl DocStore for SledStore {
     fn next_number(&self) -> Result<u64> {
-        self.db.generate_id().map_err(|e| self.io(e))
+        Ok(self.numbers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
     }
 
     fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
@@ -814,6 +824,25 @@ mod tests {
         for bad in ["T-", "T42", "R-1", "T-1x", "T--1", "T-99999999999999999999999"] {
             assert_eq!(parse_id(bad, 'T'), None, "{bad}");
         }
+    }
+
+    /// Regression: approval ids jumped (A-50, A-71, then A-2000020 after a restart).
+    #[tokio::test]
+    async fn document_numbers_are_dense_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+            for expected in 1..=12u64 {
+                let n = store.next_number().unwrap();
+                assert_eq!(n, expected);
+                let mut tx = Tx::new();
+                tx.doc(DocKind::Approval, &format!("A-{n}"), &serde_json::json!({"n": n}));
+                store.commit(tx).await.unwrap();
+            }
+            store.close().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        assert_eq!(store.next_number().unwrap(), 13, "after A-12 (not after A-9, the last by key order)");
     }
 
     #[tokio::test]
