@@ -500,7 +500,17 @@ impl Engine {
                         effect.entry.message = format!("no eligible agent in {group}; left in the group queue");
                     }
                 }
-                effect.output = Some(json!({"group": group, "agent": decision.agent}));
+                let how =
+                    serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                // For notes people read: who got it, or that no one could and what happens now.
+                let summary = match &decision.agent {
+                    Some(agent) => format!("{agent} ({} in {group})", how.replace('_', " ")),
+                    None => format!(
+                        "no one in {group} was available (at capacity, off shift or without the skills); the ticket waits unassigned in the {group} queue"
+                    ),
+                };
+                effect.output = Some(json!({"group": group, "agent": decision.agent,
+                    "assigned": decision.agent.is_some(), "summary": summary}));
                 effect.entry.detail = serde_json::to_value(&decision).unwrap_or(Value::Null);
                 effect.ticket = Some(next);
             }

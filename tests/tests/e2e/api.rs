@@ -269,3 +269,35 @@ async fn links_are_recorded_on_both_sides_with_history() {
         .unwrap();
     assert_eq!(status, 422);
 }
+
+/// Regression: a saturated group gave "Routed to  (least loaded in network)." with an
+/// empty name. The note says no one was available and what happens next.
+#[tokio::test]
+async fn a_saturated_group_is_said_so_in_the_note() {
+    let f = start("").await;
+    f.admin.post("/groups", &json!({"id": "network", "name": "network"})).await.unwrap();
+    f.admin
+        .post("/agents", &json!({"id": "dan", "name": "dan", "groups": ["network"], "capacity": 1, "on_shift": true}))
+        .await
+        .unwrap();
+    f.admin.post("/workflows", &shipped("route-network.json")).await.unwrap();
+    let mut notes = Vec::new();
+    for title in ["Switch down in B1", "Switch down in B2"] {
+        let out = f
+            .agent
+            .post("/tickets", &json!({"title": title, "requester": "ann", "category": "network"}))
+            .await
+            .unwrap();
+        f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+        let id = out["ticket"]["id"].as_str().unwrap();
+        let t = f.agent.get(&format!("/tickets/{id}")).await.unwrap();
+        notes.push((t["assignee"].clone(), t["comments"][0]["body"].as_str().unwrap_or("").to_string()));
+    }
+    assert_eq!(notes[0], (json!("dan"), "Routed to dan (least loaded in network).".to_string()));
+    assert_eq!(notes[1].0, Value::Null, "dan is at capacity");
+    assert!(
+        notes[1].1.contains("no one in network was available") && notes[1].1.contains("waits unassigned"),
+        "{:?}",
+        notes[1]
+    );
+}
