@@ -65,6 +65,11 @@ pub struct NewComment {
     /// Internal note (default false: a public reply).
     #[serde(default)]
     pub internal: bool,
+    /// Post on behalf of this person (a portal or mail gateway relaying the requester's
+    /// reply): the comment is theirs (so `event.by_requester` holds for the requester),
+    /// and the audit log records which token posted it.
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// `POST /tickets/{id}/comments` -> 201.
@@ -77,7 +82,13 @@ pub async fn comment(
     if c.body.len() > 65536 {
         return Err(ApiError::invalid("/body", "comment is longer than 65536 bytes"));
     }
-    let out = s.engine.add_comment(&id, &c.body, c.internal, &who.name).await?;
+    let out = match c.author.as_deref().map(str::trim) {
+        Some("") => return Err(ApiError::invalid("/author", "author must not be empty")),
+        Some(author) if author != who.name => {
+            s.engine.add_comment_on_behalf(&id, &c.body, c.internal, author, &who.name).await?
+        }
+        _ => s.engine.add_comment(&id, &c.body, c.internal, &who.name).await?,
+    };
     Ok((StatusCode::CREATED, Json(out)))
 }
 

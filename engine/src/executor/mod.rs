@@ -427,6 +427,30 @@ impl Engine {
 
     /// Adds a comment.
     pub async fn add_comment(self: &Arc<Self>, id: &str, body: &str, internal: bool, actor: &str) -> Result<Outcome> {
+        self.comment_as(id, body, internal, actor, None).await
+    }
+
+    /// A comment by `author`, posted by the token `poster` on their behalf (a portal or
+    /// mail gateway relaying a reply); the audit log records who posted it.
+    pub async fn add_comment_on_behalf(
+        self: &Arc<Self>,
+        id: &str,
+        body: &str,
+        internal: bool,
+        author: &str,
+        poster: &str,
+    ) -> Result<Outcome> {
+        self.comment_as(id, body, internal, author, Some(poster)).await
+    }
+
+    async fn comment_as(
+        self: &Arc<Self>,
+        id: &str,
+        body: &str,
+        internal: bool,
+        actor: &str,
+        poster: Option<&str>,
+    ) -> Result<Outcome> {
         if body.trim().is_empty() {
             return Err(invalid("/body", "body must not be empty"));
         }
@@ -436,6 +460,15 @@ impl Engine {
         let comment = after.add_comment(actor, body, internal, self.now());
         let mut tx = Tx::new();
         tx.ticket(Some(&before), &after);
+        if let Some(poster) = poster {
+            tx.push(Write::Audit(crate::run::AuditEntry {
+                at: self.now(),
+                actor: poster.to_string(),
+                action: "comment.on_behalf".into(),
+                target: id.to_string(),
+                detail: json!({"author": actor, "comment": comment.id, "internal": internal}),
+            }));
+        }
         let (event, runs) =
             self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
         self.store.commit(tx).await?;

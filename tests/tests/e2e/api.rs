@@ -301,3 +301,32 @@ async fn a_saturated_group_is_said_so_in_the_note() {
         notes[1]
     );
 }
+
+/// Regression: a comment took no author, so a requester's reply relayed by a portal was
+/// the portal's and `event.by_requester` never held. It may name the person; the audit
+/// log says which token posted it.
+#[tokio::test]
+async fn a_portal_posts_a_reply_on_behalf_of_the_requester() {
+    let f = start("").await;
+    let wf = json!({"id": "reply-seen", "name": "Requester replied", "triggers": [{"on": "comment.added"}],
+        "conditions": {"field": "event.by_requester", "op": "eq", "value": true},
+        "steps": [{"id": "note", "type": "comment", "internal": true, "body": "The requester replied."}]});
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.agent.post("/tickets", &json!({"title": "VPN", "requester": "ann"})).await.unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap();
+    let out = f
+        .agent
+        .post(&format!("/tickets/{id}/comments"), &json!({"body": "Still broken", "author": "ann"}))
+        .await
+        .unwrap();
+    assert_eq!(out["runs"].as_array().unwrap().len(), 1, "by_requester held: {out}");
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let ticket = f.agent.get(&format!("/tickets/{id}")).await.unwrap();
+    assert_eq!(ticket["comments"][0]["author"], "ann");
+    assert_eq!(ticket["comments"][1]["body"], "The requester replied.");
+    let audit = f.admin.get("/audit").await.unwrap().to_string();
+    assert!(audit.contains("comment.on_behalf") && audit.contains("agent-ann"), "{audit}");
+    // Without `author` the token's name is the author, as before.
+    let out = f.agent.post(&format!("/tickets/{id}/comments"), &json!({"body": "Looking"})).await.unwrap();
+    assert!(out["runs"].as_array().unwrap().is_empty());
+}
