@@ -330,3 +330,34 @@ async fn a_portal_posts_a_reply_on_behalf_of_the_requester() {
     let out = f.agent.post(&format!("/tickets/{id}/comments"), &json!({"body": "Looking"})).await.unwrap();
     assert!(out["runs"].as_array().unwrap().is_empty());
 }
+
+/// Regression: the leaver workflow disabled accounts the moment HR's webhook arrived,
+/// though HR announces leavers weeks ahead. It waits until the last day.
+#[tokio::test]
+async fn the_leaver_workflow_waits_for_the_last_day() {
+    let f = start("").await;
+    for plugin in ["directory", "m365"] {
+        let (status, body) = f
+            .admin
+            .raw("POST", "/plugins", std::fs::read(switchboard_tests::plugin_wasm(plugin)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    f.admin.post("/workflows", &shipped("leaver-offboarding.json")).await.unwrap();
+    let t = f
+        .agent
+        .post(
+            "/tickets",
+            &json!({"title": "Offboard Leo", "requester": "hr", "kind": "service_request",
+            "category": "offboarding", "custom": {"leaver_upn": "lleaver@example.com", "last_day": "2099-06-30"}}),
+        )
+        .await
+        .unwrap();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let run = &t["runs"][0];
+    let run = f.agent.get(&format!("/runs/{}", run.as_str().unwrap())).await.unwrap();
+    assert_eq!(run["status"], "waiting", "{run}");
+    assert_eq!(run["waiting"]["step"], "last_day");
+    assert_eq!(run["waiting"]["deadline"], "2099-06-30T16:00:00Z", "18:00 in Berlin (CEST)");
+}
