@@ -415,7 +415,12 @@ async fn no_free_seat_goes_to_licensing_and_a_failure_midway_is_compensated() {
     assert_eq!(t["group"], "access");
     let note = comments(&t);
     assert!(note.contains("stopped at step team") && note.contains("Authorization_RequestDenied"), "{note}");
-    assert!(note.contains("licences released: ENTERPRISEPACK"), "{note}");
+    assert!(note.contains("Licences released: ENTERPRISEPACK"), "{note}");
+    // Only what was done is undone, and the note names it.
+    assert!(
+        note.contains("AD account ppark disabled.") && note.contains("Entra ID account ppark@example.com disabled."),
+        "{note}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
