@@ -95,5 +95,8 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
         _ => principal.require(&[Role::Admin])?,
     }
     req.extensions_mut().insert(principal.clone());
-    Ok(next.run(req).await)
+    let mut resp = next.run(req).await;
+    // For the access log, which wraps this layer.
+    resp.extensions_mut().insert(principal.clone());
+    Ok(resp)
 }

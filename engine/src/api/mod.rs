@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -161,6 +162,27 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
 
 async fn workflow_schema() -> impl axum::response::IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/schema+json")], crate::workflow::SCHEMA)
+}
+
+/// The access log: one line per request (method, route, status, latency, token name),
+/// target `switchboard::access`; 5xx at WARN.
+async fn access_log(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let token = resp.extensions().get::<auth::Principal>().map_or("-", |p| p.name.as_str()).to_string();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(target: "switchboard::access", %method, %route, status, ms, token = %token, "request");
+    } else {
+        tracing::info!(target: "switchboard::access", %method, %route, status, ms, token = %token, "request");
+    }
+    resp
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

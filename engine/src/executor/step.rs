@@ -258,6 +258,7 @@ impl Engine {
             (Action::Approval { notify_url: Some(url), .. }, Some(id)) => Some((id, url.clone())),
             _ => None,
         };
+        let ended = matches!(run.status, RunStatus::Completed | RunStatus::Failed).then(|| outcome_of(&run));
         tx.push(Write::Run(Box::new(run)));
         let durable = self.store.apply(tx)?;
         // The writes are visible now: the next step on this ticket, the next routing
@@ -269,6 +270,9 @@ impl Engine {
         drop(_ticket_guard);
         worker.take();
         durable.await?;
+        if let Some(o) = ended {
+            o.log();
+        }
         self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
         self.after_commit(&new_runs);
         if let Some((id, url)) = request {
@@ -298,9 +302,12 @@ impl Engine {
             error.as_deref().unwrap_or(""),
         ));
         run.error = error;
+        let ended = outcome_of(&run);
         let mut tx = Tx::new();
         tx.push(Write::Run(Box::new(run)));
-        self.store.commit(tx).await.map_err(Error::from)
+        self.store.commit(tx).await.map_err(Error::from)?;
+        ended.log();
+        Ok(())
     }
 
     async fn notify(
@@ -646,6 +653,35 @@ impl Engine {
             }
         }
         Ok(effect)
+    }
+}
+
+/// A finished run, for its one log line.
+struct Ended {
+    run: String,
+    ticket: String,
+    workflow: String,
+    failed: Option<String>,
+}
+
+fn outcome_of(run: &Run) -> Ended {
+    Ended {
+        run: run.id.clone(),
+        ticket: run.ticket_id.clone(),
+        workflow: run.workflow_id.clone(),
+        failed: (run.status == RunStatus::Failed).then(|| run.error.clone().unwrap_or_default()),
+    }
+}
+
+impl Ended {
+    /// One line per run outcome: INFO when it completed, WARN when it failed.
+    fn log(&self) {
+        match &self.failed {
+            None => tracing::info!(run = %self.run, ticket = %self.ticket, workflow = %self.workflow, "run completed"),
+            Some(e) => {
+                tracing::warn!(run = %self.run, ticket = %self.ticket, workflow = %self.workflow, error = %e, "run failed")
+            }
+        }
     }
 }
 

@@ -361,3 +361,48 @@ async fn the_leaver_workflow_waits_for_the_last_day() {
     assert_eq!(run["waiting"]["step"], "last_day");
     assert_eq!(run["waiting"]["deadline"], "2099-06-30T16:00:00Z", "18:00 in Berlin (CEST)");
 }
+
+/// Regression: the tour logged 9 lines: no access log, no line per run outcome, a
+/// failed run no WARN, ANSI colours into a file. Now each is there, in plain text.
+#[tokio::test]
+async fn operators_get_an_access_log_and_a_line_per_run_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchboard_tests::write_config(dir.path(), "").unwrap();
+    let log = dir.path().join("server.log");
+    let server =
+        switchboard_tests::Server::start_logged("127.0.0.1:0", &dir.path().join("data"), &config, &[], &log, "info")
+            .unwrap();
+    let admin = Api::new(&server.url, switchboard_tests::ADMIN);
+    let ok = json!({"id": "fine", "name": "fine", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "n", "type": "comment", "internal": true, "body": "seen"}]});
+    let bad = json!({"id": "broken", "name": "broken", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "boom", "type": "fail", "reason": "on purpose"}]});
+    admin.post("/workflows", &ok).await.unwrap();
+    admin.post("/workflows", &bad).await.unwrap();
+    let t = admin.post("/tickets", &json!({"title": "t", "requester": "r"})).await.unwrap();
+    admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let (status, _) = Api::new(&server.url, "wrong-token-0123456789").call("GET", "/tickets", None).await.unwrap();
+    assert_eq!(status, 401);
+    let id = t["ticket"]["id"].as_str().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\u{1b}'), "no colour codes in a file");
+    assert!(
+        text.lines().any(|l| l.contains("request")
+            && l.contains("POST")
+            && l.contains("status=201")
+            && l.contains("token=admin")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.contains("status=401")), "401s are logged: {text}");
+    assert!(
+        text.lines().any(|l| l.contains("INFO")
+            && l.contains("run completed")
+            && l.contains(&format!("ticket={id}"))
+            && l.contains("workflow=fine")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("WARN") && l.contains("run failed") && l.contains("workflow=broken")),
+        "{text}"
+    );
+}
