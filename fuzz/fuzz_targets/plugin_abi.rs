@@ -28,8 +28,12 @@ fn fixture() -> &'static Fixture {
         let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
         let config = PluginConfig { timeout_ms: 300, memory_mb: 8, table_elements: 1000, ..PluginConfig::default() };
         let host = rt.block_on(async {
-            let host = PluginHost::new(config, store, Net::new(Default::default()), Directories::new(Default::default())).unwrap();
-            host.install(&wat::parse_str(guest_wat(MANIFEST)).unwrap(), "fuzz").await.unwrap();
+            let host =
+                PluginHost::new(config, store, Net::new(Default::default()), Directories::new(Default::default()))
+                    .unwrap();
+            host.install(&wat::parse_str(guest_wat(MANIFEST)).unwrap(), "fuzz", switchboard::plugin::Installer::Admin)
+                .await
+                .unwrap();
             host
         });
         Fixture { rt, host, _dir: dir }
