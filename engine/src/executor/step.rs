@@ -611,7 +611,7 @@ impl Engine {
                     effect.wait = Some(crate::run::Waiting { step: step.id.clone(), deadline: None });
                 }
             },
-            Action::Wait { minutes, business, calendar, at, timezone, .. } => {
+            Action::Wait { minutes, business, calendar, at, timezone, on_timeout, .. } => {
                 let deadline = match minutes {
                     None => match at {
                         None => None,
@@ -640,6 +640,22 @@ impl Engine {
                         cal.add(now, chrono::Duration::minutes(*m as i64))
                     }
                 };
+                if let Some(d) = deadline.filter(|d| *d <= now) {
+                    // Already past: go on now, as the timer would, without parking (a parked
+                    // run would look idle until the timer loop got to it).
+                    effect.next = match on_timeout {
+                        Some(t) if t == crate::workflow::END => None,
+                        Some(t) => Some(t.clone()),
+                        None => def.following(index),
+                    };
+                    effect.entry.outcome = "timed_out".into();
+                    effect.entry.message = format!(
+                        "{} had already passed; went to {}",
+                        d.to_rfc3339(),
+                        effect.next.as_deref().unwrap_or("end")
+                    );
+                    return Ok(effect);
+                }
                 effect.entry.outcome = "waiting".into();
                 effect.entry.message = match deadline {
                     Some(d) => format!("waiting until {}", d.to_rfc3339()),

@@ -406,3 +406,24 @@ async fn operators_get_an_access_log_and_a_line_per_run_outcome() {
         "{text}"
     );
 }
+
+/// Regression (found by CI in the leaver test): a wait until a time already past parked
+/// the run for the timer loop to wake, so for a moment the run looked idle though it had
+/// steps left. It goes on at once, without parking.
+#[tokio::test]
+async fn a_wait_until_a_past_time_goes_on_without_parking() {
+    let f = start("").await;
+    let wf = json!({"id": "late", "name": "late", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "until", "type": "wait", "at": "2020-01-01T09:00", "timezone": "Europe/Berlin"},
+                  {"id": "note", "type": "comment", "internal": true, "body": "went on"}]});
+    f.admin.post("/workflows", &wf).await.unwrap();
+    let t = f.agent.post("/tickets", &json!({"title": "t", "requester": "r"})).await.unwrap();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let run = f.agent.get(&format!("/runs/{}", t["runs"][0].as_str().unwrap())).await.unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    let outcomes: Vec<&str> = run["trace"].as_array().unwrap().iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert!(!outcomes.contains(&"waiting"), "{outcomes:?}");
+    let until = run["trace"].as_array().unwrap().iter().find(|e| e["step"] == "until").unwrap();
+    assert_eq!(until["outcome"], "timed_out");
+    assert!(until["message"].as_str().unwrap().contains("had already passed; went to note"), "{until}");
+}
