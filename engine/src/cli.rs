@@ -470,12 +470,7 @@ fn refused(context: &str, status: reqwest::StatusCode, text: &str) -> Failure {
 
 /// An id as one path segment (`x/../y` stays one segment).
 fn segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::plugin::net::percent_encode(id)
 }
 
 /// A data directory for a read command: refused when it holds no store (a typo in

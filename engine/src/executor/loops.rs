@@ -63,6 +63,17 @@ pub fn origin(event: &Event) -> &str {
     event.causation.first().map_or(event.id.as_str(), |c| c.event_id.as_str())
 }
 
+/// The events each run caused, by run id (from their causation's last link).
+fn children(events: &[Event]) -> HashMap<&str, Vec<&Event>> {
+    let mut by_parent: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in events {
+        if let Some(last) = e.causation.last() {
+            by_parent.entry(last.run_id.as_str()).or_default().push(e);
+        }
+    }
+    by_parent
+}
+
 /// What the guard says about a run about to start.
 pub(super) enum Verdict {
     /// Start it.
@@ -141,27 +152,22 @@ impl Engine {
             ticket => self.store.ticket_events(ticket)?,
         };
         let origin = run.causation.first().map_or(run.event_id.as_str(), |c| c.event_id.as_str());
-        Ok(self.tree_from(&events, origin))
+        Ok(self.tree_from(&events, &children(&events), origin))
     }
 
     /// Trees of a ticket's events that set off other runs' events (for `explain`).
     pub(super) fn ticket_trees(&self, events: &[Event]) -> Vec<Value> {
+        let by_parent = children(events);
         let caused: HashSet<&str> =
             events.iter().filter_map(|e| e.causation.first().map(|c| c.event_id.as_str())).collect();
         events
             .iter()
             .filter(|e| e.causation.is_empty() && caused.contains(e.id.as_str()))
-            .map(|e| self.tree_from(events, &e.id))
+            .map(|e| self.tree_from(events, &by_parent, &e.id))
             .collect()
     }
 
-    fn tree_from(&self, events: &[Event], origin: &str) -> Value {
-        let mut by_parent: HashMap<&str, Vec<&Event>> = HashMap::new();
-        for e in events {
-            if let Some(last) = e.causation.last() {
-                by_parent.entry(last.run_id.as_str()).or_default().push(e);
-            }
-        }
+    fn tree_from<'a>(&self, events: &'a [Event], by_parent: &HashMap<&str, Vec<&'a Event>>, origin: &str) -> Value {
         fn node<'a>(
             e: &'a Event,
             by_parent: &HashMap<&str, Vec<&'a Event>>,
@@ -204,7 +210,7 @@ impl Engine {
         }
         // (runs started, refusals, changes made by runs)
         let mut counts = (0, 0, 0);
-        let root = events.iter().find(|e| e.id == origin).map(|e| node(e, &by_parent, &mut counts, 0));
+        let root = events.iter().find(|e| e.id == origin).map(|e| node(e, by_parent, &mut counts, 0));
         let (runs, refused, changes) = counts;
         json!({
             "origin": root,

@@ -486,18 +486,14 @@ impl Engine {
                 });
                 next.group = Some(group.clone());
                 next.updated_at = now;
+                let how =
+                    serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                 match &decision.agent {
                     Some(agent) => {
                         if let Err(e) = fields::set(&mut next, "assignee", json!(agent), matrix, now) {
                             return Ok(effect.fail(e.to_string()));
                         }
-                        effect.entry.message = format!(
-                            "{} chose {agent} in {group}",
-                            serde_json::to_value(strategy)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from))
-                                .unwrap_or_default()
-                        );
+                        effect.entry.message = format!("{how} chose {agent} in {group}");
                         if let Some(c) = &decision.cursor {
                             effect.writes.push(Write::RoundRobin { group: group.clone(), agent: c.clone() });
                         }
@@ -507,8 +503,6 @@ impl Engine {
                         effect.entry.message = format!("no eligible agent in {group}; left in the group queue");
                     }
                 }
-                let how =
-                    serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                 // For notes people read: who got it, or that no one could and what happens now.
                 let summary = match &decision.agent {
                     Some(agent) => format!("{agent} ({} in {group})", how.replace('_', " ")),

@@ -501,8 +501,7 @@ impl PluginHost {
     /// Calls of the plugin running now (at most `max_concurrent_per_plugin`).
     pub fn calls_in_flight(&self, id: &str) -> usize {
         let share = self.shares.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
-        let n = self.config.max_concurrent_per_plugin.clamp(1, self.config.pool_size.max(1)) as usize;
-        share.map_or(0, |s| n.saturating_sub(s.available_permits()))
+        share.map_or(0, |s| self.share_size().saturating_sub(s.available_permits()))
     }
 
     /// The limits in force.
@@ -588,9 +587,14 @@ impl PluginHost {
         Ok(loaded)
     }
 
+    /// Calls one plugin may run at once: its setting, within the pool.
+    fn share_size(&self) -> usize {
+        self.config.max_concurrent_per_plugin.clamp(1, self.config.pool_size.max(1)) as usize
+    }
+
     fn share(&self, id: &str) -> Arc<tokio::sync::Semaphore> {
         let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
-        let n = self.config.max_concurrent_per_plugin.clamp(1, self.config.pool_size.max(1)) as usize;
+        let n = self.share_size();
         shares.entry(id.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(n))).clone()
     }
 
