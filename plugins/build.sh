@@ -48,11 +48,14 @@ fi
 
 # Test-only plugins (they attack the sandbox) go to dist/test/, out of the demo's way.
 mkdir -p dist/test
+# Each module appears whole or not at all (copy, then rename): a test or a server reading
+# dist/ while this runs never sees half a file.
 for wasm in target/"$target"/release/*.wasm; do
   name=$(basename "$wasm" | tr '_' '-')
   case "$name" in
-    hostile.wasm) cp "$wasm" "dist/test/$name" ;;
-    *) cp "$wasm" "dist/$name" ;;
+    hostile.wasm) to="dist/test/$name" ;;
+    *) to="dist/$name" ;;
   esac
+  cp "$wasm" "$to.tmp" && mv -f "$to.tmp" "$to"
 done
 ls -l dist/*.wasm dist/test/*.wasm >&2

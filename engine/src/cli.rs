@@ -72,6 +72,16 @@ struct ReportArgs {
     /// csv or json.
     #[arg(long, default_value = "csv")]
     format: String,
+    /// day, week or month: also a series of buckets of that length.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// IANA time zone of the bucket boundaries (default UTC).
+    #[arg(long)]
+    tz: Option<String>,
+    /// With --data-dir: the server's configuration, for its integration tokens and
+    /// `[reports]` minutes saved.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     target: Target,
 }
@@ -293,7 +303,12 @@ fn open_store(config: &Config) -> Result<Arc<SledStore>, Failure> {
 
 /// An engine over a stopped server's data directory, for `apply` and `install`.
 fn offline_engine(data_dir: PathBuf) -> Result<(Arc<SledStore>, Arc<Engine>), Failure> {
-    let config = Arc::new(Config { data_dir, ..Config::default() });
+    offline_engine_with(Config { data_dir, ..Config::default() })
+}
+
+/// An engine over `config.data_dir` that runs nothing by itself.
+fn offline_engine_with(config: Config) -> Result<(Arc<SledStore>, Arc<Engine>), Failure> {
+    let config = Arc::new(config);
     let store = open_store(&config)?;
     let engine =
         Engine::new(store.clone(), Arc::new(SystemClock), config).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -354,8 +369,17 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         grant_dir(&engine, &args.workflows.join("plugins")).await?;
         load_sla(&engine, &args.workflows.join("sla")).await?;
         load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
-        for (_, wf) in demo_workflows {
-            engine.put_workflow(wf, "demo").await.map_err(|e| Failure::runtime(e.to_string()))?;
+        for (_, mut wf) in demo_workflows {
+            wf.schema = None;
+            let current = engine.store().workflow(&wf.id).map_err(|e| Failure::runtime(e.to_string()))?;
+            let current = current.map(|r| json(&r.definition));
+            let file = json(&wf);
+            let id = wf.id.clone();
+            crate::demo::seed_object(&engine, "workflow", &id, current, file, || async {
+                engine.put_workflow(wf, "demo").await.map(|_| ())
+            })
+            .await
+            .map_err(|e| Failure::runtime(e.to_string()))?;
         }
     }
     engine.seal_stored_secrets().await.map_err(|e| Failure::runtime(e.to_string()))?;
@@ -521,7 +545,8 @@ async fn explain(args: ExplainArgs) -> Result<(), Failure> {
 
 async fn report(args: ReportArgs) -> Result<(), Failure> {
     let mut query = vec![("period", args.period.clone()), ("format", args.format.clone())];
-    for (k, v) in [("from", &args.from), ("to", &args.to), ("by", &args.by)] {
+    for (k, v) in [("from", &args.from), ("to", &args.to), ("by", &args.by), ("bucket", &args.bucket), ("tz", &args.tz)]
+    {
         if let Some(v) = v {
             query.push((k, v.clone()));
         }
@@ -541,10 +566,14 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
                 query.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect(),
             ))
             .map_err(|e| Failure::input(format!("report: {e}")))?;
-            let (from, to) = crate::api::reports::period(&q, chrono::Utc::now())
+            let config = match &args.config {
+                Some(path) => Config::from_file(path).map_err(|e| Failure::input(e.to_string()))?,
+                None => Config::default(),
+            };
+            let query = crate::api::reports::query(&q, chrono::Utc::now(), &config.reports)
                 .map_err(|e| Failure::input(format!("report: {}", e.message)))?;
-            let (store, engine) = offline_engine(existing_store(&dir)?)?;
-            let report = engine.report(from, to, q.by, 15.0).map_err(|e| Failure::input(format!("report: {e}")))?;
+            let (store, engine) = offline_engine_with(Config { data_dir: existing_store(&dir)?, ..config })?;
+            let report = engine.report(&query).map_err(|e| Failure::input(format!("report: {e}")))?;
             store.close()?;
             match args.format.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
@@ -768,9 +797,26 @@ async fn load_webhooks(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> 
         if endpoint.secret.is_empty() {
             endpoint.secret = crate::demo::WEBHOOK_SECRET.into();
         }
-        engine.put_endpoint(endpoint, "demo").await.map_err(|e| engine_failure(&file, e))?;
+        let shape = |e: &crate::webhook::Endpoint| {
+            let mut v = json(e);
+            v.as_object_mut().map(|m| m.remove("secret"));
+            v
+        };
+        let current = engine.endpoint(&endpoint.id).map_err(|e| engine_failure(&file, e))?.map(|e| shape(&e));
+        let id = endpoint.id.clone();
+        let shipped = shape(&endpoint);
+        crate::demo::seed_object(engine, "webhook", &id, current, shipped, || async {
+            engine.put_endpoint(endpoint, "demo").await.map(|_| ())
+        })
+        .await
+        .map_err(|e| engine_failure(&file, e))?;
     }
     Ok(())
+}
+
+/// A value as JSON, for comparing a stored object with a shipped file.
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 /// Loads SLA files (`{"calendars": [...], "policies": [...]}`) from a directory (the demo's).
@@ -790,11 +836,25 @@ async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
             Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
         })?;
         let invalid = |e| engine_failure(&file, e);
+        let calendars = engine.store().calendars().map_err(|e| invalid(e.into()))?;
         for c in sla.calendars {
-            engine.put_calendar(c).await.map_err(invalid)?;
+            let current = calendars.iter().find(|x| x.id == c.id).map(json);
+            let (id, shipped) = (c.id.clone(), json(&c));
+            crate::demo::seed_object(engine, "calendar", &id, current, shipped, || async {
+                engine.put_calendar(c).await.map(|_| ())
+            })
+            .await
+            .map_err(invalid)?;
         }
+        let policies = engine.store().sla_policies().map_err(|e| invalid(e.into()))?;
         for p in sla.policies {
-            engine.put_sla_policy(p).await.map_err(invalid)?;
+            let current = policies.iter().find(|x| x.id == p.id).map(json);
+            let (id, shipped) = (p.id.clone(), json(&p));
+            crate::demo::seed_object(engine, "sla_policy", &id, current, shipped, || async {
+                engine.put_sla_policy(p).await.map(|_| ())
+            })
+            .await
+            .map_err(invalid)?;
         }
     }
     Ok(())

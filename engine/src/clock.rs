@@ -35,6 +35,12 @@ impl FakeClock {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *now += by;
     }
+
+    /// Moves the clock to `at` (forward only: a clock that goes back is not a clock).
+    pub fn set(&self, at: DateTime<Utc>) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *now = (*now).max(at);
+    }
 }
 
 impl Clock for FakeClock {

@@ -59,12 +59,17 @@ pub struct Token {
     pub token_sha256: Option<String>,
     /// What it may do.
     pub role: Role,
+    /// `person` or `integration` (a portal, monitoring, HR): reports and SLA policies
+    /// count what integrations do as automation, not as human work. Default: integration
+    /// for the `integrator` role, person otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::actor::Kind>,
 }
 
 impl Token {
     /// A token given in clear.
     pub fn new(name: &str, token: &str, role: Role) -> Self {
-        Self { name: name.into(), token: token.into(), token_sha256: None, role }
+        Self { name: name.into(), token: token.into(), token_sha256: None, role, kind: None }
     }
 
     /// The SHA-256 the server looks the token up by.
@@ -137,6 +142,9 @@ pub struct Config {
     pub notify_retry_max_ms: u64,
     /// API tokens.
     pub tokens: Vec<Token>,
+    /// Report settings: minutes of work a deflected ticket saves, by default and per
+    /// category (`[reports] minutes_saved_per_ticket = 15`, `minutes_saved = { password = 10 }`).
+    pub reports: crate::report::Savings,
     /// Named secrets for signing outbound webhooks (`default` is used when a step names none).
     pub secrets: BTreeMap<String, String>,
     /// Key that encrypts secrets the server stores (inbound webhook signing secrets) at
@@ -210,6 +218,7 @@ impl Default for Config {
             notify_retry_base_ms: 200,
             notify_retry_max_ms: 30_000,
             tokens: Vec::new(),
+            reports: Default::default(),
             secrets: BTreeMap::new(),
             secrets_key: None,
             priority_matrix: PriorityMatrix::default(),
@@ -245,6 +254,18 @@ pub enum Error {
 }
 
 impl Config {
+    /// The names of the tokens that are integrations (`kind`, or the `integrator` role).
+    pub fn integrations(&self) -> impl Iterator<Item = String> + '_ {
+        use crate::actor::Kind;
+        self.tokens
+            .iter()
+            .filter(|t| {
+                t.kind.unwrap_or(if t.role == Role::Integrator { Kind::Integration } else { Kind::Person })
+                    == Kind::Integration
+            })
+            .map(|t| t.name.clone())
+    }
+
     /// Reads a TOML file over the defaults.
     /// Reads a TOML file. Any string setting may instead be `{ env = "NAME" }` (read from
     /// that environment variable) or `{ file = "/path" }` (the file's contents, trailing
@@ -267,6 +288,9 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn check(&self) -> Result<(), Error> {
         for t in &self.tokens {
+            if matches!(t.kind, Some(crate::actor::Kind::Automation | crate::actor::Kind::Requester)) {
+                return Err(Error::Invalid(format!("token `{}`: kind is `person` or `integration`", t.name)));
+            }
             match (&t.token_sha256, t.token.is_empty()) {
                 (Some(_), false) => {
                     return Err(Error::Invalid(format!("token `{}`: give `token` or `token_sha256`, not both", t.name)))
@@ -283,6 +307,7 @@ impl Config {
                 _ => {}
             }
         }
+        self.reports.check().map_err(|m| Error::Invalid(format!("reports.{m}")))?;
         if self.secrets_key.as_ref().is_some_and(|k| k.len() < 16) {
             return Err(Error::Invalid("secrets_key must be at least 16 characters".into()));
         }

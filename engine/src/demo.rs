@@ -2,7 +2,10 @@
 
 use crate::config::{Config, Role, Token};
 use crate::executor::Engine;
+use crate::store::{DocKind, Tx};
 use crate::team::{Agent, Group};
+use serde_json::Value;
+use std::future::Future;
 use std::sync::Arc;
 
 /// The demo admin token (documented in the README; never use it in production).
@@ -150,4 +153,94 @@ pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `serve --demo` does with one shipped object at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seeding {
+    /// Not in the store: apply the file.
+    Create,
+    /// The file changed since the demo applied it, and nobody edited the object since:
+    /// apply the new file.
+    Update,
+    /// The store holds what the file says: nothing to do.
+    Same,
+    /// Someone changed the object after the demo applied it (or it was never the
+    /// demo's): keep their version.
+    KeepEdit,
+}
+
+/// Decides from the digest of what the demo last applied, the stored object and the file.
+pub fn seeding(last_applied: Option<&str>, current: Option<&Value>, file: &Value) -> Seeding {
+    match current {
+        None => Seeding::Create,
+        Some(c) if c == file => Seeding::Same,
+        Some(c) if last_applied == Some(digest(c).as_str()) => Seeding::Update,
+        Some(_) => Seeding::KeepEdit,
+    }
+}
+
+fn digest(v: &Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(v).unwrap_or_default()))
+}
+
+/// Applies one shipped object (`kind` = `workflow`, `sla_policy`, `calendar`, `webhook`)
+/// if [`seeding`] says so, remembers what it applied, and logs what it did and why.
+/// `current` and `file` are the stored and the shipped object in the same JSON shape.
+pub async fn seed_object<F, Fut>(
+    engine: &Arc<Engine>,
+    kind: &str,
+    id: &str,
+    current: Option<Value>,
+    file: Value,
+    apply: F,
+) -> crate::executor::Result<Seeding>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = crate::executor::Result<()>>,
+{
+    let key = format!("{kind}/{id}");
+    let last: Option<Value> = crate::store::get_doc(engine.store().as_ref(), DocKind::Seeded, &key)?;
+    let last = last.as_ref().and_then(|v| v["digest"].as_str().map(String::from));
+    let verdict = seeding(last.as_deref(), current.as_ref(), &file);
+    match verdict {
+        Seeding::Create | Seeding::Update => apply().await?,
+        Seeding::Same if last.as_deref() == Some(digest(&file).as_str()) => return Ok(verdict),
+        Seeding::Same => {}
+        Seeding::KeepEdit => {
+            tracing::warn!(
+                kind,
+                id,
+                "kept the stored {kind} `{id}`: it was changed after the demo applied it, and the shipped file differs"
+            );
+            return Ok(verdict);
+        }
+    }
+    if verdict == Seeding::Update {
+        tracing::info!(kind, id, "applied the changed demo file of {kind} `{id}`");
+    }
+    let mut tx = Tx::new();
+    tx.doc(DocKind::Seeded, &key, &serde_json::json!({"digest": digest(&file)}));
+    engine.store().commit(tx).await?;
+    Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_changed_file_is_applied_unless_someone_edited_the_object() {
+        let v1 = json!({"name": "one"});
+        let v2 = json!({"name": "two"});
+        let edit = json!({"name": "mine"});
+        assert_eq!(seeding(None, None, &v1), Seeding::Create);
+        assert_eq!(seeding(Some(&digest(&v1)), Some(&v1), &v1), Seeding::Same);
+        assert_eq!(seeding(Some(&digest(&v1)), Some(&v1), &v2), Seeding::Update, "an upgraded file");
+        assert_eq!(seeding(Some(&digest(&v1)), Some(&edit), &v1), Seeding::KeepEdit, "the admin's edit");
+        assert_eq!(seeding(Some(&digest(&v1)), Some(&edit), &v2), Seeding::KeepEdit);
+        assert_eq!(seeding(None, Some(&edit), &v1), Seeding::KeepEdit, "not the demo's");
+    }
 }

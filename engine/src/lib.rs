@@ -7,6 +7,7 @@
 //! | [`clock`] | injected time |
 //! | [`json`] | strict JSON parsing: duplicate keys and NUL refused (pure) |
 //! | [`ticket`] | the ticket model: fields, priority matrix, status lifecycle |
+//! | [`actor`] | who acted: person, requester, automation, integration (pure) |
 //! | [`team`] | agents and groups |
 //! | [`workflow`] | the workflow language: types, conditions, templates, validation (pure) |
 //! | [`routing`] | choosing an agent (pure) |
@@ -31,6 +32,7 @@
 /// (JSON, sled nodes, tasks) glibc malloc took ~12 % of CPU in the webhook benchmark.
 pub type Allocator = mimalloc::MiMalloc;
 
+pub mod actor;
 pub mod api;
 pub mod approval;
 pub mod calendar;

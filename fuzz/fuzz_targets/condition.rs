@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let new = NewTicket { title: "Printer".into(), requester: "ann".into(), ..Default::default() };
     let t = new.into_ticket("T-1".into(), &PriorityMatrix::default(), now);
     let vars = match vars { Some(Value::Object(m)) => m, _ => Map::new() };
-    let scope = Scope { ticket: &t, changes: &[], vars: &vars, event: "ticket.updated", actor: "ann", now };
+    let scope = Scope { ticket: &t, changes: &[], previous: None, vars: &vars, event: "ticket.updated", actor: "ann", now };
     let _ = c.evaluate(&scope, "/conditions", &mut Vec::new());
 });

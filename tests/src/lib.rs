@@ -194,7 +194,15 @@ pub struct Api {
 impl Api {
     /// A client for `url` using `token`.
     pub fn new(url: &str, token: &str) -> Self {
-        Self { url: url.to_string(), token: token.to_string(), http: reqwest::Client::new() }
+        // The server closes a keep-alive connection idle for `header_timeout_ms`; a client
+        // that keeps idle connections longer may send a request on one just as it closes
+        // ("connection closed before message completed": a test that paused to build the
+        // plugins failed so). Give idle connections up well before.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_millis(500))
+            .build()
+            .expect("a client with default TLS settings builds");
+        Self { url: url.to_string(), token: token.to_string(), http }
     }
 
     /// Sends a request and returns status and JSON body (null when empty).

@@ -2,7 +2,7 @@
 
 use super::extract::QueryArgs;
 use super::{ApiError, AppState};
-use crate::report::GroupBy;
+use crate::report::{Bucket, GroupBy, Query, Savings};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -24,8 +24,13 @@ pub struct ReportQuery {
     pub by: Option<GroupBy>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
-    /// For "hours saved" by deflected tickets (default 15).
+    /// For "hours saved" by deflected tickets whose category has no figure of its own
+    /// (default: the configuration's `reports.minutes_saved_per_ticket`, 15).
     pub minutes_saved_per_ticket: Option<f64>,
+    /// `day`, `week` or `month`: add a `series` of buckets of that length.
+    pub bucket: Option<Bucket>,
+    /// IANA time zone of the bucket boundaries (default UTC).
+    pub tz: Option<String>,
 }
 
 /// Parses RFC 3339 or `YYYY-MM-DD` (midnight UTC).
@@ -56,10 +61,29 @@ pub fn period(q: &ReportQuery, now: DateTime<Utc>) -> Result<(DateTime<Utc>, Dat
     Ok((from, to))
 }
 
-/// `GET /reports?from=&to=&period=&by=&format=json|csv&minutes_saved_per_ticket=`.
+/// The report query `q` stands for, with the configured savings.
+pub fn query(q: &ReportQuery, now: DateTime<Utc>, savings: &Savings) -> Result<Query, ApiError> {
+    let (from, to) = period(q, now)?;
+    let tz = match q.tz.as_deref() {
+        None => chrono_tz::UTC,
+        Some(name) => name
+            .parse()
+            .map_err(|_| ApiError::invalid("/tz", format!("`{name}` is not an IANA time zone (e.g. Europe/Berlin)")))?,
+    };
+    let mut savings = savings.clone();
+    if let Some(m) = q.minutes_saved_per_ticket {
+        savings.minutes_saved_per_ticket = m;
+    }
+    Ok(Query { from, to, by: q.by, bucket: q.bucket, tz, savings })
+}
+
+/// `GET /reports?from=&to=&period=&by=&bucket=&tz=&format=json|csv&minutes_saved_per_ticket=`.
 pub async fn get(State(s): State<AppState>, QueryArgs(q): QueryArgs<ReportQuery>) -> Result<Response, ApiError> {
-    let (from, to) = period(&q, s.engine.clock_now())?;
-    let report = s.engine.report(from, to, q.by, q.minutes_saved_per_ticket.unwrap_or(15.0))?;
+    let query = query(&q, s.engine.clock_now(), &s.engine.config().reports)?;
+    let engine = s.engine.clone();
+    let report = tokio::task::spawn_blocking(move || engine.report(&query)).await.map_err(|e| {
+        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("report: {e}"))
+    })??;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], crate::report::csv(&report)).into_response()),

@@ -126,6 +126,7 @@ impl Engine {
             event_type: event_type.as_str().into(),
             actor: event.actor.clone(),
             changes: Vec::new(),
+            previous: Map::new(),
             status: RunStatus::Running,
             waiting: None,
             cursor: def.steps.first().map(|s| s.id.clone()),

@@ -117,6 +117,8 @@ pub struct Engine {
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
     plugins: Arc<crate::plugin::PluginHost>,
+    /// Tells people from integrations and automation (reports, SLA response clocks).
+    actors: crate::actor::Actors,
 }
 
 /// What a ticket operation produced.
@@ -148,6 +150,7 @@ impl Engine {
         )?;
         Ok(Arc::new(Self {
             plugins,
+            actors: crate::actor::Actors::new(config.integrations()),
             secret_box: config.secrets_key.as_deref().map(crate::secret::SecretBox::new),
             workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,
@@ -696,6 +699,11 @@ impl Engine {
             event_type: event.kind.as_str().into(),
             actor: event.actor.clone(),
             changes: event.changes.clone(),
+            previous: crate::workflow::analysis::previous_fields(wf)
+                .into_iter()
+                .filter(|f| !event.changes.iter().any(|c| &c.field == f))
+                .filter_map(|f| Some((f.clone(), fields::get(ticket, &f)?)))
+                .collect(),
             status: RunStatus::Pending,
             waiting: None,
             cursor: wf.steps.first().map(|s| s.id.clone()),
@@ -777,7 +785,15 @@ impl Engine {
 /// What a condition sees when it is tested against an event: the ticket, the event's
 /// changes, type and actor, and the given run variables.
 pub(crate) fn event_scope<'a>(ticket: &'a Ticket, event: &'a Event, vars: &'a Map<String, Value>) -> Scope<'a> {
-    Scope { ticket, changes: &event.changes, vars, event: event.kind.as_str(), actor: &event.actor, now: event.at }
+    Scope {
+        ticket,
+        changes: &event.changes,
+        previous: None,
+        vars,
+        event: event.kind.as_str(),
+        actor: &event.actor,
+        now: event.at,
+    }
 }
 
 /// Whether any of the workflow's triggers fires on the event.

@@ -1,30 +1,26 @@
-//! Reports: gathers the tickets logged in a period with their history and SLA clocks,
-//! and lets [`crate::report`] count.
+//! Reports: gathers the tickets logged before the period's end with their history and
+//! SLA clocks, and lets [`crate::report`] count.
 
 use super::{invalid, Engine, Result};
-use crate::report::{self, GroupBy, Item};
-use chrono::{DateTime, Utc};
+use crate::report::{self, Item, Query};
 use serde_json::Value;
 
 impl Engine {
-    /// The report for tickets logged in `[from, to)`.
-    pub fn report(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        by: Option<GroupBy>,
-        minutes_saved: f64,
-    ) -> Result<Value> {
-        if to <= from {
+    /// The report `q` asks for.
+    pub fn report(&self, q: &Query) -> Result<Value> {
+        if q.to <= q.from {
             return Err(invalid("/to", "`to` must be after `from`"));
         }
-        if !(0.0..=10_000.0).contains(&minutes_saved) {
-            return Err(invalid("/minutes_saved_per_ticket", "between 0 and 10000"));
+        q.savings.check().map_err(|m| invalid("/minutes_saved_per_ticket", m))?;
+        if let Some(bucket) = q.bucket {
+            if report::boundaries(q.from, q.to, bucket, q.tz).len() > report::MAX_BUCKETS + 1 {
+                return Err(invalid(
+                    "/bucket",
+                    format!("more than {} buckets: use a longer bucket", report::MAX_BUCKETS),
+                ));
+            }
         }
-        let tickets: Vec<_> = super::schedule::all_tickets(self)?
-            .into_iter()
-            .filter(|t| t.created_at >= from && t.created_at < to)
-            .collect();
+        let tickets: Vec<_> = super::schedule::all_tickets(self)?.into_iter().filter(|t| t.created_at < q.to).collect();
         let mut histories = Vec::with_capacity(tickets.len());
         let mut slas = Vec::with_capacity(tickets.len());
         for t in &tickets {
@@ -37,6 +33,6 @@ impl Engine {
             .zip(slas.iter())
             .map(|((ticket, history), sla)| Item { ticket, history, sla: sla.as_ref() })
             .collect();
-        Ok(report::compute(&items, from, to, by, minutes_saved))
+        Ok(report::compute(&items, q, &self.actors))
     }
 }

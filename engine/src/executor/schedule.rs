@@ -279,8 +279,15 @@ impl Engine {
                 }
                 // The last week's report, for workflows that post it (`vars.report`).
                 if mentions(record, "report") {
-                    let by = Some(crate::report::GroupBy::Group);
-                    seed.insert("report".into(), self.report(now - chrono::Duration::days(7), now, by, 15.0)?);
+                    let week = crate::report::Query {
+                        from: now - chrono::Duration::days(7),
+                        to: now,
+                        by: Some(crate::report::GroupBy::Group),
+                        bucket: None,
+                        tz: chrono_tz::UTC,
+                        savings: self.config.reports.clone(),
+                    };
+                    seed.insert("report".into(), self.report(&week)?);
                 }
                 start(tx, &Ticket::placeholder(now), seed)?;
             }

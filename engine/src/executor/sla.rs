@@ -2,9 +2,10 @@
 //!
 //! Every ticket event passes [`Engine::observe_sla`]: the first matching policy starts
 //! the ticket's clocks; later events pause and resume them (the policy's `pause_when`),
-//! retarget them (priority changes keep the time used and paused), and stop them (first
-//! public reply by someone other than the requester, or work starting, meets the response
-//! target; resolving meets the resolution target; reopening resumes it). The ticket's
+//! retarget them (priority changes keep the time used and paused), and stop them (the first
+//! public reply, or the start of work, by an actor of a kind the policy's
+//! `response_stopped_by` names (people, by default) meets the response target; resolving
+//! stops both clocks; reopening resumes the resolution clock). The ticket's
 //! SLA state and its one timer (`sla:<ticket>`, due at the next threshold) are written in
 //! the same transaction as the event.
 //!
@@ -213,11 +214,10 @@ impl Engine {
             state.resolution.retarget(policy.target(Metric::Resolution, ticket.priority));
         }
         let status_to = event.changes.iter().find(|c| c.field == "status").and_then(|c| c.to.as_str());
+        let responder = |who: &str| policy.response_stopped_by.contains(&self.actors.kind(who, &ticket.requester));
         let responded = match event.kind {
-            EventKind::CommentAdded => {
-                event.comment.as_ref().is_some_and(|c| !c.internal && c.author != ticket.requester)
-            }
-            _ => matches!(status_to, Some("in_progress" | "resolved" | "closed")),
+            EventKind::CommentAdded => event.comment.as_ref().is_some_and(|c| !c.internal && responder(&c.author)),
+            _ => matches!(status_to, Some("in_progress")) && responder(&event.actor),
         };
         if responded && state.response.is_active() {
             state.response.stop(now, &cal);

@@ -57,7 +57,15 @@ impl Effect {
 
 /// What a run's conditions and templates see: its ticket, triggering changes and vars.
 pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
-    Scope { ticket, changes: &run.changes, vars: &run.vars, event: &run.event_type, actor: &run.actor, now }
+    Scope {
+        ticket,
+        changes: &run.changes,
+        previous: Some(&run.previous),
+        vars: &run.vars,
+        event: &run.event_type,
+        actor: &run.actor,
+        now,
+    }
 }
 
 impl Engine {

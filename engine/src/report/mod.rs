@@ -1,30 +1,40 @@
 //! Reports for the service-desk manager: volume, SLA compliance, response and
 //! resolution times, first-contact resolution, reopen rate, backlog and ageing, CSAT and
 //! automation deflection, over a period, overall and per group / agent / category /
-//! channel.
+//! channel, and as a series of day / week / month buckets to chart.
 //!
-//! Definitions (also in the README):
+//! Definitions (also in the README). Who did something is counted by [actor kind]
+//! (`person`, `requester`, `automation`, `integration`), never by "not the requester":
 //! - **in the period**: logged at or after `from` and before `to`;
-//! - **SLA compliance**: of the clocks that reached an outcome (stopped, or breached), the
-//!   share not breached; response and resolution separately;
+//! - **status at a time**: from the ticket's history, so a report on last week does not
+//!   change when a ticket is resolved today;
+//! - **SLA compliance**: of the clocks that reached an outcome (stopped, or breached) by
+//!   `to`, the share not breached; response and resolution separately;
 //! - **time to first response / to resolve**: business minutes from the SLA clocks
 //!   (paused time excluded) for stopped clocks; tickets without SLA are left out;
-//! - **first-contact resolution**: resolved tickets, never reopened, with at most one
-//!   public reply by someone other than the requester;
+//! - **resolved**: logged in the period and resolved or closed at `to`;
+//! - **first-contact resolution**: resolved, never reopened, with at most one public
+//!   reply by a person (replies by automation or integrations, such as a knowledge-base
+//!   suggestion, are not contacts: an automatic resolution is first-contact);
 //! - **reopen rate**: resolved tickets that were ever reopened;
-//! - **backlog**: tickets of the period still open, by age at `to` (<1 d, 1–3 d, 3–7 d,
-//!   7–30 d, >30 d);
+//! - **backlog**: tickets logged before `to` (in the period or not) that were open at
+//!   `to`, by age at `to` (<1 d, 1–3 d, 3–7 d, 7–30 d, >30 d);
 //! - **CSAT**: the `custom.csat` score (1–5, set by a survey webhook): mean and share ≥ 4;
-//! - **deflection**: resolved tickets no person touched (every change by a workflow, a
-//!   webhook, the SLA engine or a schedule, or by the requester), and the hours that saved
-//!   at `minutes_saved_per_ticket`.
+//! - **deflection**: resolved tickets no person acted on after they were logged (every
+//!   change and comment by automation, an integration or the requester); `deflected_by`
+//!   counts who resolved them (`workflow:<id>`...), and `hours_saved` sums each deflected
+//!   ticket's minutes saved, per category (`reports.minutes_saved`) or the default;
+//! - **touches**: history entries (changes, comments) by actor kind.
 //!
 //! Pure: the engine gathers tickets, their history and SLA clocks; this module counts.
+//!
+//! [actor kind]: crate::actor::Kind
 
+use crate::actor::{Actors, Kind};
 use crate::run::HistoryEntry;
-use crate::sla::{Clock, TicketSla};
+use crate::sla::{Clock, Metric, TicketSla};
 use crate::ticket::{Status, Ticket};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -43,6 +53,72 @@ pub enum GroupBy {
     Channel,
 }
 
+/// The length of the buckets of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    /// Calendar days (midnight to midnight in the report's time zone).
+    Day,
+    /// ISO weeks, Monday to Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+/// Most buckets one series may have.
+pub const MAX_BUCKETS: usize = 1000;
+
+/// Minutes of work a deflected ticket saves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Savings {
+    /// For tickets whose category has no figure of its own.
+    pub minutes_saved_per_ticket: f64,
+    /// Per category (`password = 10`, `access = 25`).
+    pub minutes_saved: BTreeMap<String, f64>,
+}
+
+impl Default for Savings {
+    fn default() -> Self {
+        Self { minutes_saved_per_ticket: 15.0, minutes_saved: BTreeMap::new() }
+    }
+}
+
+impl Savings {
+    fn minutes(&self, t: &Ticket) -> f64 {
+        t.category.as_ref().and_then(|c| self.minutes_saved.get(c)).copied().unwrap_or(self.minutes_saved_per_ticket)
+    }
+
+    /// Checks the figures are sensible; errors carry the setting's name.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |m: f64| (0.0..=10_000.0).contains(&m);
+        if !ok(self.minutes_saved_per_ticket) {
+            return Err("minutes_saved_per_ticket: between 0 and 10000".into());
+        }
+        match self.minutes_saved.iter().find(|(_, m)| !ok(**m)) {
+            Some((c, _)) => Err(format!("minutes_saved.{c}: between 0 and 10000")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What to report on.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Start of the period.
+    pub from: DateTime<Utc>,
+    /// End of the period, exclusive.
+    pub to: DateTime<Utc>,
+    /// Grouping of the figures, if any.
+    pub by: Option<GroupBy>,
+    /// A series of buckets, if asked for.
+    pub bucket: Option<Bucket>,
+    /// The time zone bucket boundaries are taken in.
+    pub tz: chrono_tz::Tz,
+    /// Minutes saved per deflected ticket.
+    pub savings: Savings,
+}
+
 /// One ticket with what the report needs.
 pub struct Item<'a> {
     /// The ticket now.
@@ -51,6 +127,28 @@ pub struct Item<'a> {
     pub history: &'a [HistoryEntry],
     /// Its SLA clocks, if a policy measures it.
     pub sla: Option<&'a TicketSla>,
+}
+
+impl Item<'_> {
+    /// The ticket's status at `at`, from its history.
+    fn status_at(&self, at: DateTime<Utc>) -> Status {
+        let status = |v: &Value| serde_json::from_value::<Status>(v.clone()).ok();
+        let changes = self.history.iter().flat_map(|h| h.changes.iter().map(move |c| (h.at, c)));
+        let mut first_after = None;
+        let mut last_before = None;
+        for (when, c) in changes.filter(|(_, c)| c.field == "status") {
+            if when < at {
+                last_before = status(&c.to);
+            } else if first_after.is_none() {
+                first_after = status(&c.from);
+            }
+        }
+        last_before.or(first_after).unwrap_or(self.ticket.status)
+    }
+
+    fn open_at(&self, at: DateTime<Utc>) -> bool {
+        self.ticket.created_at < at && self.status_at(at).is_open()
+    }
 }
 
 /// Figures for one bucket (or overall).
@@ -76,7 +174,7 @@ pub struct Figures {
     pub fcr_pct: Option<f64>,
     /// Reopened, percent of resolved.
     pub reopen_pct: Option<f64>,
-    /// Still open at `to`.
+    /// Open at `to`.
     pub backlog: u64,
     /// Open tickets by age at `to`.
     pub ageing: BTreeMap<&'static str, u64>,
@@ -88,8 +186,14 @@ pub struct Figures {
     pub csat_satisfied_pct: Option<f64>,
     /// Resolved with no human touch.
     pub deflected: u64,
-    /// `deflected` x minutes saved per ticket, in hours.
+    /// Deflection, percent of resolved.
+    pub deflection_pct: Option<f64>,
+    /// Who resolved the deflected tickets (`workflow:<id>`, an integration...).
+    pub deflected_by: BTreeMap<String, u64>,
+    /// Minutes saved by the deflected tickets, in hours.
     pub hours_saved: f64,
+    /// History entries (changes and comments) by actor kind.
+    pub touches: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -106,6 +210,9 @@ struct Tally {
     ageing: BTreeMap<&'static str, u64>,
     csat: Vec<f64>,
     deflected: u64,
+    deflected_by: BTreeMap<String, u64>,
+    minutes_saved: f64,
+    touches: BTreeMap<&'static str, u64>,
 }
 
 fn pct(part: u64, whole: u64) -> Option<f64> {
@@ -126,14 +233,20 @@ fn median(v: &[f64]) -> Option<f64> {
     Some(if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 })
 }
 
-/// (met, decided) of a clock: breached (by its timer, or stopped over target) or met.
-fn outcome(c: &Clock) -> (u64, u64) {
-    match (c.breached_at, c.stopped_at) {
+/// (met, decided) of a clock as it stood at `to`: breached (by its timer, or stopped over
+/// target) or met; a clock that breached or stopped later was still running then.
+fn outcome(c: &Clock, to: DateTime<Utc>) -> (u64, u64) {
+    match (c.breached_at.filter(|t| *t < to), stopped_by(c, to)) {
         (Some(_), _) => (0, 1),
         (None, Some(_)) if c.used_secs > c.target_secs => (0, 1),
         (None, Some(_)) => (1, 1),
         (None, None) => (0, 0),
     }
+}
+
+/// When the clock stopped, if that was before `to`.
+fn stopped_by(c: &Clock, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    c.stopped_at.filter(|t| *t < to)
 }
 
 fn age_bucket(age: Duration) -> &'static str {
@@ -146,55 +259,72 @@ fn age_bucket(age: Duration) -> &'static str {
     }
 }
 
-/// Whether an actor is automation (not a person).
-fn automated(actor: &str) -> bool {
-    ["workflow:", "webhook:", "sla:", "schedule", "expiry", "reminder"].iter().any(|p| actor.starts_with(p))
-}
-
 impl Tally {
-    fn add(&mut self, item: &Item<'_>, to: DateTime<Utc>) {
+    /// Counts a ticket logged in the window ending at `to`.
+    fn add(&mut self, item: &Item<'_>, to: DateTime<Utc>, actors: &Actors, savings: &Savings) {
         let t = item.ticket;
         self.volume += 1;
         if let Some(sla) = item.sla {
-            let (m, d) = outcome(&sla.response);
+            let (m, d) = outcome(&sla.response, to);
             self.resp.0 += m;
             self.resp.1 += d;
-            let (m, d) = outcome(&sla.resolution);
+            let (m, d) = outcome(&sla.resolution, to);
             self.resol.0 += m;
             self.resol.1 += d;
-            if sla.response.stopped_at.is_some() {
+            if stopped_by(&sla.response, to).is_some() {
                 self.resp_minutes.push(sla.response.used_secs as f64 / 60.0);
             }
-            if sla.resolution.stopped_at.is_some() {
+            if stopped_by(&sla.resolution, to).is_some() {
                 self.resol_minutes.push(sla.resolution.used_secs as f64 / 60.0);
             }
         }
+        let history: Vec<&HistoryEntry> = item.history.iter().filter(|h| h.at < to && !h.changes.is_empty()).collect();
+        let kind = |actor: &str| actors.kind(actor, &t.requester);
+        for h in &history {
+            *self.touches.entry(kind(&h.actor).as_str()).or_default() += 1;
+        }
         let reopened =
-            item.history.iter().any(|h| h.changes.iter().any(|c| c.field == "status" && c.to == json!("reopened")));
-        let resolved = matches!(t.status, Status::Resolved | Status::Closed);
-        if resolved {
+            history.iter().any(|h| h.changes.iter().any(|c| c.field == "status" && c.to == json!("reopened")));
+        if matches!(item.status_at(to), Status::Resolved | Status::Closed) {
             self.resolved += 1;
-            let replies = t.comments.iter().filter(|c| !c.internal && c.author != t.requester).count();
-            if !reopened && replies <= 1 {
+            let contacts =
+                t.comments.iter().filter(|c| c.at < to && !c.internal && kind(&c.author) == Kind::Person).count();
+            if !reopened && contacts <= 1 {
                 self.fcr += 1;
             }
             if reopened {
                 self.reopened += 1;
             }
-            let human = item.history.iter().any(|h| !automated(&h.actor) && h.actor != t.requester);
-            if !human {
+            let by_person = history.iter().any(|h| kind(&h.actor) == Kind::Person)
+                || t.comments.iter().any(|c| c.at < to && kind(&c.author) == Kind::Person);
+            if !by_person {
                 self.deflected += 1;
+                self.minutes_saved += savings.minutes(t);
+                let resolver = history
+                    .iter()
+                    .rev()
+                    .find(|h| {
+                        h.changes
+                            .iter()
+                            .any(|c| c.field == "status" && matches!(c.to.as_str(), Some("resolved" | "closed")))
+                    })
+                    .map(|h| h.actor.clone())
+                    .unwrap_or_else(|| "(unknown)".into());
+                *self.deflected_by.entry(resolver).or_default() += 1;
             }
-        } else {
-            self.backlog += 1;
-            *self.ageing.entry(age_bucket(to - t.created_at)).or_default() += 1;
         }
         if let Some(score) = t.custom.get("csat").and_then(Value::as_f64).filter(|s| (1.0..=5.0).contains(s)) {
             self.csat.push(score);
         }
     }
 
-    fn figures(&self, minutes_saved: f64) -> Figures {
+    /// Counts a ticket open at `to` (logged in the window or before it).
+    fn add_open(&mut self, item: &Item<'_>, to: DateTime<Utc>) {
+        self.backlog += 1;
+        *self.ageing.entry(age_bucket(to - item.ticket.created_at)).or_default() += 1;
+    }
+
+    fn figures(&self) -> Figures {
         Figures {
             volume: self.volume,
             sla_response_pct: pct(self.resp.0, self.resp.1),
@@ -212,7 +342,10 @@ impl Tally {
             csat_mean: mean(&self.csat),
             csat_satisfied_pct: pct(self.csat.iter().filter(|s| **s >= 4.0).count() as u64, self.csat.len() as u64),
             deflected: self.deflected,
-            hours_saved: (self.deflected as f64 * minutes_saved / 60.0 * 10.0).round() / 10.0,
+            deflection_pct: pct(self.deflected, self.resolved),
+            deflected_by: self.deflected_by.clone(),
+            hours_saved: (self.minutes_saved / 60.0 * 10.0).round() / 10.0,
+            touches: self.touches.clone(),
         }
     }
 }
@@ -228,76 +361,174 @@ fn key(t: &Ticket, by: GroupBy) -> String {
     v.unwrap_or_else(|| "(none)".into())
 }
 
-/// Computes the report over `items` (already limited to the period).
-pub fn compute(
-    items: &[Item<'_>],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    by: Option<GroupBy>,
-    minutes_saved: f64,
-) -> Value {
+/// Figures over `[from, to)`: overall and per key.
+fn window(items: &[Item<'_>], from: DateTime<Utc>, to: DateTime<Utc>, q: &Query, actors: &Actors) -> Value {
     let mut total = Tally::default();
-    let mut buckets: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for item in items {
-        total.add(item, to);
-        if let Some(by) = by {
-            buckets.entry(key(item.ticket, by)).or_default().add(item, to);
+        let logged = item.ticket.created_at >= from && item.ticket.created_at < to;
+        let open = item.open_at(to);
+        if !logged && !open {
+            continue;
+        }
+        let mut tallies = vec![&mut total];
+        if let Some(by) = q.by {
+            tallies.push(groups.entry(key(item.ticket, by)).or_default());
+        }
+        for tally in tallies {
+            if logged {
+                tally.add(item, to, actors, &q.savings);
+            }
+            if open {
+                tally.add_open(item, to);
+            }
         }
     }
     json!({
-        "from": from,
-        "to": to,
-        "group_by": by,
-        "minutes_saved_per_ticket": minutes_saved,
-        "total": total.figures(minutes_saved),
-        "groups": buckets.iter().map(|(k, t)| json!({"key": k, "figures": t.figures(minutes_saved)})).collect::<Vec<_>>(),
+        "total": total.figures(),
+        "groups": groups.iter().map(|(k, t)| json!({"key": k, "figures": t.figures()})).collect::<Vec<_>>(),
     })
+}
+
+/// Local midnight of `date` in `tz` (the first instant of the day where midnight is skipped).
+fn midnight(tz: chrono_tz::Tz, date: NaiveDate) -> DateTime<Utc> {
+    (0..24)
+        .find_map(|h| tz.from_local_datetime(&date.and_hms_opt(h, 0, 0)?).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+}
+
+/// The bucket boundaries from the one holding `from` up to past `to`.
+pub fn boundaries(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket, tz: chrono_tz::Tz) -> Vec<DateTime<Utc>> {
+    let local = from.with_timezone(&tz).date_naive();
+    let mut date = match bucket {
+        Bucket::Day => local,
+        Bucket::Week => local - Duration::days(local.weekday().num_days_from_monday() as i64),
+        Bucket::Month => local.with_day(1).unwrap_or(local),
+    };
+    let mut out = vec![midnight(tz, date)];
+    while out.last().is_some_and(|b| *b < to) && out.len() <= MAX_BUCKETS + 1 {
+        date = match bucket {
+            Bucket::Day => date + Duration::days(1),
+            Bucket::Week => date + Duration::days(7),
+            Bucket::Month => date.checked_add_months(chrono::Months::new(1)).unwrap_or(date + Duration::days(31)),
+        };
+        out.push(midnight(tz, date));
+    }
+    out
+}
+
+/// The SLA breaches of the tickets logged in the period, oldest first.
+fn breaches(items: &[Item<'_>], q: &Query) -> Vec<Value> {
+    let mut out: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    for item in items.iter().filter(|i| i.ticket.created_at >= q.from && i.ticket.created_at < q.to) {
+        let Some(sla) = item.sla else { continue };
+        for metric in [Metric::Response, Metric::Resolution] {
+            let c = sla.clock(metric);
+            let at = c.breached_at.or(c.stopped_at.filter(|_| c.used_secs > c.target_secs));
+            if let Some(at) = at.filter(|at| *at < q.to) {
+                let t = item.ticket;
+                out.push((
+                    at,
+                    json!({"ticket": t.id, "title": t.title, "metric": metric.as_str(), "breached_at": at,
+                        "priority": t.priority, "group": t.group, "assignee": t.assignee}),
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(at, _)| *at);
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Computes the report: `items` are every ticket logged before `q.to` (earlier ones count
+/// in the backlog).
+pub fn compute(items: &[Item<'_>], q: &Query, actors: &Actors) -> Value {
+    let figures = window(items, q.from, q.to, q, actors);
+    let mut report = json!({
+        "from": q.from,
+        "to": q.to,
+        "group_by": q.by,
+        "minutes_saved_per_ticket": q.savings.minutes_saved_per_ticket,
+        "minutes_saved": q.savings.minutes_saved,
+        "total": figures["total"],
+        "groups": figures["groups"],
+        "breaches": breaches(items, q),
+    });
+    if let Some(bucket) = q.bucket {
+        let edges = boundaries(q.from, q.to, bucket, q.tz);
+        let series: Vec<Value> = edges
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0].max(q.from), w[1].min(q.to));
+                let mut v = window(items, start, end, q, actors);
+                v["start"] = json!(start);
+                v["end"] = json!(end);
+                v
+            })
+            .collect();
+        report["bucket"] = json!(bucket);
+        report["timezone"] = json!(q.tz.name());
+        report["series"] = json!(series);
+    }
+    report
 }
 
 /// The age buckets of the backlog, youngest first (one CSV column each).
 pub const AGE_BUCKETS: [&str; 5] = ["<1d", "1-3d", "3-7d", "7-30d", ">30d"];
 
+/// The figures of the CSV, in column order.
+const COLUMNS: [&str; 17] = [
+    "volume",
+    "sla_response_pct",
+    "sla_resolution_pct",
+    "response_mean_min",
+    "response_median_min",
+    "resolve_mean_min",
+    "resolve_median_min",
+    "resolved",
+    "fcr_pct",
+    "reopen_pct",
+    "backlog",
+    "csat_responses",
+    "csat_mean",
+    "csat_satisfied_pct",
+    "deflected",
+    "deflection_pct",
+    "hours_saved",
+];
+
 /// The report as CSV: one row for the total, one per group (the first column is headed
-/// by what the report is grouped by), then one column per backlog age bucket.
+/// by what the report is grouped by), then one column per backlog age bucket. A report
+/// with a series has one such block per bucket, with the bucket's start in a first
+/// `start` column.
 pub fn csv(report: &Value) -> String {
-    const COLUMNS: [&str; 16] = [
-        "volume",
-        "sla_response_pct",
-        "sla_resolution_pct",
-        "response_mean_min",
-        "response_median_min",
-        "resolve_mean_min",
-        "resolve_median_min",
-        "resolved",
-        "fcr_pct",
-        "reopen_pct",
-        "backlog",
-        "csat_responses",
-        "csat_mean",
-        "csat_satisfied_pct",
-        "deflected",
-        "hours_saved",
-    ];
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
         Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
-        Value::Object(m) => {
-            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            format!("\"{}\"", parts.join(" "))
-        }
         other => other.to_string(),
     };
     let first = report["group_by"].as_str().unwrap_or("group");
     let ages: Vec<String> = AGE_BUCKETS.iter().map(|b| format!("ageing_{b}")).collect();
-    let mut out = format!("{first},{},{}\n", COLUMNS.join(","), ages.join(","));
-    let mut row = |name: &str, f: &Value| {
-        let mut cells: Vec<String> = COLUMNS.iter().map(|c| cell(&f[*c])).collect();
-        cells.extend(AGE_BUCKETS.iter().map(|b| f["ageing"][*b].as_u64().unwrap_or(0).to_string()));
-        out.push_str(&format!("{},{}\n", cell(&Value::String(name.into())), cells.join(",")));
+    let series = report["series"].as_array();
+    let lead = if series.is_some() { "start," } else { "" };
+    let mut out = format!("{lead}{first},{},{}\n", COLUMNS.join(","), ages.join(","));
+    let mut block = |start: Option<&Value>, figures: &Value| {
+        let mut row = |name: &str, f: &Value| {
+            let mut cells: Vec<String> = start.map(cell).into_iter().collect();
+            cells.push(cell(&Value::String(name.into())));
+            cells.extend(COLUMNS.iter().map(|c| cell(&f[*c])));
+            cells.extend(AGE_BUCKETS.iter().map(|b| f["ageing"][*b].as_u64().unwrap_or(0).to_string()));
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        };
+        row("(total)", &figures["total"]);
+        for g in figures["groups"].as_array().into_iter().flatten() {
+            row(g["key"].as_str().unwrap_or(""), &g["figures"]);
+        }
     };
-    row("(total)", &report["total"]);
-    for g in report["groups"].as_array().into_iter().flatten() {
-        row(g["key"].as_str().unwrap_or(""), &g["figures"]);
+    match series {
+        Some(buckets) => buckets.iter().for_each(|b| block(Some(&b["start"]), b)),
+        None => block(None, report),
     }
     out
 }
@@ -313,6 +544,5 @@ mod tests {
         assert_eq!(pct(2, 3), Some(66.7));
         assert_eq!(pct(1, 0), None);
         assert_eq!(age_bucket(Duration::hours(30)), "1-3d");
-        assert!(automated("workflow:x") && automated("webhook:hr") && !automated("alice"));
     }
 }

@@ -229,6 +229,11 @@ pub struct Run {
     /// The event's field changes (for `changed` and `previous.*` in steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
+    /// The values, as the triggering event left them, of the fields the workflow reads as
+    /// `previous.<field>` that the event did not change: `previous` stays the value before
+    /// the event even after the run's own steps change the field.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub previous: Map<String, Value>,
     /// Where it stands.
     pub status: RunStatus,
     /// What a waiting run waits for.

@@ -9,6 +9,7 @@
 //!
 //! Pure: the caller passes the time in.
 
+use crate::actor::Kind;
 use crate::calendar::Calendar;
 use crate::ticket::Priority;
 use crate::workflow::Condition;
@@ -69,10 +70,20 @@ pub struct Policy {
     /// Percentages of the target that raise `sla.warning` (default 75).
     #[serde(default = "default_warnings")]
     pub warnings: Vec<u8>,
+    /// Whose public reply (or start of work) meets the response target: `person`
+    /// (default), and optionally `automation` and `integration`. A knowledge-base
+    /// suggestion by a workflow then does not count as a response. Resolving the ticket
+    /// stops both clocks whoever does it.
+    #[serde(default = "default_responders")]
+    pub response_stopped_by: Vec<Kind>,
 }
 
 fn default_warnings() -> Vec<u8> {
     vec![75]
+}
+
+fn default_responders() -> Vec<Kind> {
+    vec![Kind::Person]
 }
 
 impl Policy {
@@ -89,6 +100,14 @@ impl Policy {
                     errors.push((format!("/targets/{p:?}"), "targets must be at least one minute".into()))
                 }
                 Some(_) => {}
+            }
+        }
+        for (i, k) in self.response_stopped_by.iter().enumerate() {
+            if *k == Kind::Requester {
+                errors.push((
+                    format!("/response_stopped_by/{i}"),
+                    "the requester's own reply never responds to them: use person, automation or integration".into(),
+                ));
             }
         }
         for (i, w) in self.warnings.iter().enumerate() {
@@ -127,6 +146,14 @@ pub struct TicketSla {
 
 impl TicketSla {
     /// The clock of a metric.
+    pub fn clock(&self, metric: Metric) -> &Clock {
+        match metric {
+            Metric::Response => &self.response,
+            Metric::Resolution => &self.resolution,
+        }
+    }
+
+    /// The clock of a metric, to change.
     pub fn clock_mut(&mut self, metric: Metric) -> &mut Clock {
         match metric {
             Metric::Response => &mut self.response,

@@ -474,6 +474,9 @@ pub enum DocKind {
     DeadLetter,
     /// Unpublished workflow drafts by workflow id.
     Draft,
+    /// What `serve --demo` last applied from a shipped file, by `<kind>/<id>`: a digest,
+    /// so a later start applies a changed file but never overwrites an admin's edit.
+    Seeded,
 }
 
 impl DocKind {
@@ -485,6 +488,7 @@ impl DocKind {
             DocKind::Delivery => "d/delivery/",
             DocKind::DeadLetter => "d/dead/",
             DocKind::Draft => "d/draft/",
+            DocKind::Seeded => "d/seeded/",
         }
     }
 }

@@ -131,6 +131,24 @@ fn feeds(a: &Workflow, b: &Workflow) -> bool {
 
 /// Cycles through `focus` among `workflows` (each as the list of ids around it, starting
 /// and ending at `focus`). Enabled workflows only; one cycle per first hop.
+/// The ticket fields a definition reads as `previous.<field>` (in conditions or
+/// templates), so a run can keep their values from before its triggering event.
+pub fn previous_fields(wf: &Workflow) -> Vec<String> {
+    let text = serde_json::to_string(wf).unwrap_or_default();
+    let mut out: Vec<String> = text
+        .match_indices("previous.")
+        .map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len());
+            rest[..end].trim_end_matches('.').to_string()
+        })
+        .filter(|f| !f.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 pub fn cycles(workflows: &[&Workflow], focus: &str) -> Vec<Vec<String>> {
     let by_id: BTreeMap<&str, &Workflow> =
         workflows.iter().filter(|w| w.enabled).map(|w| (w.id.as_str(), *w)).collect();

@@ -134,6 +134,9 @@ pub struct Scope<'a> {
     pub ticket: &'a Ticket,
     /// The changes of the triggering event (empty when not an update).
     pub changes: &'a [FieldChange],
+    /// Fields the event did not change, as it left them (`previous.<field>` reads these
+    /// before the ticket now, which the run may have changed since).
+    pub previous: Option<&'a Map<String, Value>>,
     /// Run variables.
     pub vars: &'a Map<String, Value>,
     /// The triggering event's type, e.g. `ticket.updated`.
@@ -202,7 +205,10 @@ pub fn resolve(scope: &Scope<'_>, path: &str) -> Value {
         Root::Ticket => fields::get(scope.ticket, rest).unwrap_or(Value::Null),
         Root::Previous => match scope.changes.iter().find(|c| c.field == rest) {
             Some(change) => change.from.clone(),
-            None => fields::get(scope.ticket, rest).unwrap_or(Value::Null),
+            None => match scope.previous.and_then(|p| p.get(rest)) {
+                Some(v) => v.clone(),
+                None => fields::get(scope.ticket, rest).unwrap_or(Value::Null),
+            },
         },
         Root::Vars => {
             let mut parts = rest.split('.');
@@ -385,7 +391,8 @@ mod tests {
         let t = ticket();
         let vars = Map::new();
         let now = t.created_at + chrono::Duration::minutes(90);
-        let scope = Scope { ticket: &t, changes, vars: &vars, event: "ticket.updated", actor: "bob", now };
+        let scope =
+            Scope { ticket: &t, changes, previous: None, vars: &vars, event: "ticket.updated", actor: "bob", now };
         let c: Condition = serde_json::from_value(cond).unwrap();
         let mut trace = Vec::new();
         (c.evaluate(&scope, "/conditions", &mut trace), trace)

@@ -24,6 +24,7 @@ mod plugins;
 mod properties;
 mod queue;
 mod reports;
+mod runs;
 mod schedule;
 mod time;
 mod versions;

@@ -109,7 +109,7 @@ proptest! {
         if let Ok(c) = serde_json::from_value::<Condition>(cond) {
             let t = ticket();
             let vars = match vars { Value::Object(m) => m, _ => Map::new() };
-            let scope = Scope { ticket: &t, changes: &[], vars: &vars, event: "ticket.updated", actor: "ann", now: Utc::now() };
+            let scope = Scope { ticket: &t, changes: &[], previous: None, vars: &vars, event: "ticket.updated", actor: "ann", now: Utc::now() };
             let _ = c.evaluate(&scope, "/conditions", &mut Vec::new());
         }
     }

@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use switchboard::clock::FakeClock;
 use switchboard::config::Config;
+use switchboard::config::{Role, Token};
 use switchboard::executor::Engine;
-use switchboard::report::GroupBy;
+use switchboard::report::{Bucket, GroupBy, Query, Savings};
 use switchboard::store::{sled::SledStore, Durability, Store};
 use switchboard::team::Group;
 use switchboard::ticket::{Level, NewTicket};
@@ -27,7 +28,14 @@ async fn report_figures_match_hand_computed_values() {
     let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
     // Monday 2 November 2026; Berlin office hours 08:00-18:00 = 07:00-17:00 UTC.
     let clock = FakeClock::new(utc("2026-11-02T06:00:00Z"));
-    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+    // A self-service portal posts through an integration token; password resets save 12
+    // minutes of work, other tickets 30.
+    let config = Config {
+        tokens: vec![Token::new("portal", "portal-token-0123456789", Role::Integrator)],
+        reports: Savings { minutes_saved_per_ticket: 30.0, minutes_saved: [("password".to_string(), 12.0)].into() },
+        ..Config::default()
+    };
+    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(config.clone())).unwrap();
     let sla: Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/sla/standard.json")).unwrap()).unwrap();
     engine.put_calendar(serde_json::from_value(sla["calendars"][0].clone()).unwrap()).await.unwrap();
@@ -38,10 +46,19 @@ async fn report_figures_match_hand_computed_values() {
             .await
             .unwrap();
     }
+    // The password workflow suggests an article publicly, then resolves: the bot's reply is
+    // neither a contact (FCR) nor a person's touch (deflection).
     let auto = json!({"id": "auto", "name": "auto", "triggers": [{"on": "ticket.created"}],
         "conditions": {"field": "ticket.category", "op": "eq", "value": "password"},
-        "steps": [{"id": "r", "type": "resolve", "resolution": "Reset link sent"}]});
-    engine.put_workflow(switchboard::workflow::validate_value(&auto).unwrap(), "t").await.unwrap();
+        "steps": [{"id": "kb", "type": "comment", "internal": false, "body": "This article may help: KB0001"},
+            {"id": "r", "type": "resolve", "resolution": "Reset link sent"}]});
+    // A knowledge-base bot replies publicly to monitor tickets: that is no first response.
+    let kb = json!({"id": "kb", "name": "kb", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "monitor"},
+        "steps": [{"id": "kb", "type": "comment", "internal": false, "body": "Try KB0003"}]});
+    for wf in [auto, kb] {
+        engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "t").await.unwrap();
+    }
     let new =
         |title: &str, level: Level, group: Option<&str>, channel: &str, category: Option<&str>, requester: &str| {
             NewTicket {
@@ -71,7 +88,7 @@ async fn report_figures_match_hand_computed_values() {
         .ticket
         .id;
     let t3 = engine
-        .create_ticket(new("password", Level::Medium, None, "portal", Some("password"), "bob"), "bob")
+        .create_ticket(new("password", Level::Medium, None, "portal", Some("password"), "bob"), "portal")
         .await
         .unwrap()
         .ticket
@@ -89,6 +106,7 @@ async fn report_figures_match_hand_computed_values() {
     use switchboard::ticket::Status;
     assert_eq!(store.ticket(&t3).unwrap().unwrap().status, Status::Resolved, "resolved by the workflow");
     assert_eq!(store.ticket(&t4).unwrap().unwrap().status, Status::New);
+    assert_eq!(store.ticket(&t4).unwrap().unwrap().comments.len(), 1, "the bot replied");
     // P1 t1: first reply after 10 min (met, target 15), resolved after 60 (met, 240).
     clock.advance(Duration::minutes(10));
     engine.add_comment(&t1, "Looking at it", false, "alice").await.unwrap();
@@ -108,30 +126,77 @@ async fn report_figures_match_hand_computed_values() {
     for (t, score) in [(&t1, 5), (&t2, 2)] {
         engine.update_ticket(t, &patch(json!({"custom": {"csat": score}})), "webhook:csat-survey").await.unwrap();
     }
+    // Day 2, after the report's end: a new ticket, and t4 resolved. Neither changes the
+    // figures of the period before (status and clocks are read as they stood at `to`).
+    clock.set(utc("2026-11-03T08:00:00Z"));
+    engine.create_ticket(new("dock", Level::Low, Some("desk"), "phone", None, "dan"), "alice").await.unwrap();
+    clock.set(utc("2026-11-03T10:00:00Z"));
+    engine.update_ticket(&t4, &patch(json!({"status": "resolved"})), "alice").await.unwrap();
     let from = utc("2026-11-02T06:30:00Z");
     let to = utc("2026-11-03T07:00:00Z");
-    let report = engine.report(from, to, Some(GroupBy::Group), 30.0).unwrap();
+    let query =
+        |by, bucket, tz: &str| Query { from, to, by, bucket, tz: tz.parse().unwrap(), savings: config.reports.clone() };
+    let report = engine.report(&query(Some(GroupBy::Group), None, "UTC")).unwrap();
     let total = &report["total"];
     let expect = json!({
-        "volume": 4,                    // t1..t4 (the old one is outside)
-        "sla_response_pct": 66.7,       // met t1, t3 (0 min: resolved at once); breached t2; t4 running
-        "sla_resolution_pct": 100.0,    // t1, t2, t3 met; t4 running
+        "volume": 4,                    // t1..t4 (the old one is before, t5 after)
+        "sla_response_pct": 66.7,       // met t1, t3 (0 min: resolved at once); breached t2;
+                                        // t4 running: the bot's reply is no response
+        "sla_resolution_pct": 100.0,    // t1, t2, t3 met; t4 running at `to`
         "response_mean_min": 103.3,     // (10 + 300 + 0) / 3
         "response_median_min": 10.0,
         "resolve_mean_min": 146.7,      // (60 + 380 + 0) / 3
         "resolve_median_min": 60.0,
-        "resolved": 3,
-        "fcr_pct": 66.7,                // t1 (one reply), t3 (the workflow's note); not t2 (reopened)
+        "resolved": 3,                  // t4 was resolved only after `to`
+        "fcr_pct": 66.7,                // t1 (one reply), t3 (the bot's reply is no contact); not t2 (reopened)
         "reopen_pct": 33.3,             // t2
-        "backlog": 1,                   // t4
-        "ageing": {"1-3d": 1},          // t4 is 24 h old at `to`
+        "backlog": 2,                   // t4, and the old ticket logged before the period
+        "ageing": {"1-3d": 2},          // t4 is 24 h old at `to`, the old one 25 h
         "csat_responses": 2,
         "csat_mean": 3.5,
         "csat_satisfied_pct": 50.0,
-        "deflected": 1,                 // t3: only bob (requester) and workflow:auto touched it
-        "hours_saved": 0.5,             // 1 x 30 min
+        "deflected": 1,                 // t3: only the portal (an integration) and workflow:auto touched it
+        "deflection_pct": 33.3,
+        "deflected_by": {"workflow:auto": 1},
+        "hours_saved": 0.2,             // 1 password ticket x 12 min
+        "touches": {"person": 5, "requester": 1, "automation": 6},
+                                        // alice: t1 reply + resolve, t2 reply + 2 resolves; ann's reopen;
+                                        // replies on t3 and t4, t3's resolve and its resolution note,
+                                        // the 2 survey answers
     });
     assert_eq!(total, &expect, "{}", serde_json::to_string_pretty(total).unwrap());
+    // The breach, with the time it happened.
+    assert_eq!(
+        report["breaches"],
+        json!([{"ticket": t2, "title": "slow wifi", "metric": "response", "breached_at": "2026-11-02T12:00:00Z",
+            "priority": "P3", "group": "network", "assignee": null}])
+    );
+    // Days in Berlin: 2 Nov (00:00+01:00 = 1 Nov 23:00Z) to 4 Nov.
+    let mut daily = query(None, Some(Bucket::Day), "Europe/Berlin");
+    daily.from = utc("2026-11-01T23:00:00Z");
+    daily.to = utc("2026-11-03T23:00:00Z");
+    let series = engine.report(&daily).unwrap()["series"].clone();
+    let days: Vec<(String, u64, u64, u64)> = series
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let f = &b["total"];
+            (
+                b["start"].as_str().unwrap().to_string(),
+                f["volume"].as_u64().unwrap(),
+                f["resolved"].as_u64().unwrap(),
+                f["backlog"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-11-01T23:00:00Z".to_string(), 5, 3, 2), // old, t1-t4; t1-t3 resolved; old and t4 open at midnight
+            ("2026-11-02T23:00:00Z".to_string(), 1, 0, 2), // t5; open at the end: old and t5 (t4 resolved)
+        ]
+    );
     let groups: Vec<(&str, u64)> = report["groups"]
         .as_array()
         .unwrap()
@@ -153,13 +218,19 @@ async fn report_figures_match_hand_computed_values() {
     );
     // One column per age bucket: t4 is in 1-3d.
     assert_eq!(
-        lines[1], "\"(total)\",4,66.7,100.0,103.3,10.0,146.7,60.0,3,66.7,33.3,1,2,3.5,50.0,1,0.5,0,1,0,0,0",
+        lines[1], "\"(total)\",4,66.7,100.0,103.3,10.0,146.7,60.0,3,66.7,33.3,2,2,3.5,50.0,1,33.3,0.2,0,2,0,0,0",
         "{}",
         lines[1]
     );
     // Regression: the first column was headed `group` whatever the grouping.
-    let by_agent = switchboard::report::csv(&engine.report(from, to, Some(GroupBy::Agent), 30.0).unwrap());
+    let by_agent = switchboard::report::csv(&engine.report(&query(Some(GroupBy::Agent), None, "UTC")).unwrap());
     assert!(by_agent.starts_with("agent,volume,"), "{by_agent}");
+    // A series in CSV: one block per bucket, its start first.
+    let daily_csv = switchboard::report::csv(&engine.report(&daily).unwrap());
+    let rows: Vec<&str> = daily_csv.lines().collect();
+    assert!(rows[0].starts_with("start,group,volume,"), "{daily_csv}");
+    assert!(rows[1].starts_with("\"2026-11-01T23:00:00Z\",\"(total)\",5,"), "{daily_csv}");
+    assert!(rows[2].starts_with("\"2026-11-02T23:00:00Z\",\"(total)\",1,"), "{daily_csv}");
 
     // The CLI prints the same CSV from the data directory.
     engine.shutdown().await;
@@ -190,4 +261,56 @@ async fn report_figures_match_hand_computed_values() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("yesterday"));
+}
+
+/// Which actors stop the response clock is the policy's choice: people by default, and a
+/// policy may let automation's replies count.
+#[tokio::test]
+async fn a_bot_reply_stops_the_response_clock_only_when_the_policy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
+    let clock = FakeClock::new(utc("2026-11-02T08:00:00Z"));
+    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+    let policy = |id: &str, category: &str, by: Value| {
+        json!({"id": id, "applies_to": {"field": "ticket.category", "op": "eq", "value": category},
+            "response_stopped_by": by,
+            "targets": {"P1": {"response_minutes": 15, "resolution_minutes": 240},
+                "P2": {"response_minutes": 60, "resolution_minutes": 480},
+                "P3": {"response_minutes": 240, "resolution_minutes": 1440},
+                "P4": {"response_minutes": 480, "resolution_minutes": 2880}}})
+    };
+    for p in [policy("people", "hw", json!(["person"])), policy("bots", "sw", json!(["person", "automation"]))] {
+        engine.put_sla_policy(serde_json::from_value(p).unwrap()).await.unwrap();
+    }
+    let refused = serde_json::from_value::<switchboard::sla::Policy>(policy("x", "x", json!(["requester"]))).unwrap();
+    match engine.put_sla_policy(refused).await {
+        Err(switchboard::executor::Error::Invalid(errors)) => {
+            assert_eq!(errors[0].0, "/response_stopped_by/0", "{errors:?}")
+        }
+        other => panic!("a requester cannot respond to themselves: {other:?}"),
+    }
+    let kb = json!({"id": "kb", "name": "kb", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "kb", "type": "comment", "internal": false, "body": "Try KB0003"}]});
+    engine.put_workflow(switchboard::workflow::validate_value(&kb).unwrap(), "t").await.unwrap();
+    let mut ids = Vec::new();
+    for category in ["hw", "sw"] {
+        let t = NewTicket {
+            title: category.into(),
+            requester: "ann".into(),
+            category: Some(category.into()),
+            ..Default::default()
+        };
+        ids.push(engine.create_ticket(t, "ann").await.unwrap().ticket.id);
+    }
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    use switchboard::store::TimeStore as _;
+    let stopped = |id: &str| store.ticket_sla(id).unwrap().unwrap().response.stopped_at;
+    assert_eq!(stopped(&ids[0]), None, "a bot's reply is no response under the default policy");
+    assert_eq!(stopped(&ids[1]), Some(utc("2026-11-02T08:00:00Z")), "the policy lets automation respond");
+    clock.advance(Duration::minutes(5));
+    engine.add_comment(&ids[0], "On my way", false, "alice").await.unwrap();
+    assert_eq!(stopped(&ids[0]), Some(utc("2026-11-02T08:05:00Z")), "a person's reply responds");
+    engine.shutdown().await;
 }

@@ -382,3 +382,68 @@ async fn inbound_signatures_cover_the_timestamp_exactly_as_sent() {
     let (status, _, _) = deliver_signed(&api.url, "monitoring-alert", &body, Some(reprinted), None).await;
     assert_eq!(status, 401);
 }
+
+/// Regression: every `serve --demo` re-applied the shipped files over the admin's edits
+/// (revision 3 was the file again) and re-registered the webhooks into the audit log. Now
+/// a shipped file is applied when it is new or changed, and never over an edit.
+#[tokio::test]
+async fn a_demo_restart_keeps_the_admins_edits_and_applies_only_changed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let shipped = dir.path().join("workflows");
+    copy_dir(&repo().join("workflows"), &shipped);
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let args = ["--demo", "--workflows", shipped.to_str().unwrap(), "--plugins", dir.path().to_str().unwrap()];
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut server = Server::start_logged(&listen, &data, &config, &args, &log, "info").unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    let mut edited = admin.get("/workflows/reopen-note").await.unwrap()["definition"].clone();
+    edited["name"] = json!("Our own reopen rule");
+    let (status, body) = admin.call("PUT", "/workflows/reopen-note", Some(&edited)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let audits = |a: &Value| a["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "webhook.put").count();
+    let registered = audits(&admin.get("/audit?limit=1000").await.unwrap());
+    assert!(registered >= 3, "the demo's endpoints were registered once each");
+    server.terminate();
+
+    // An upgrade ships a changed weekly-report; reopen-note's file is unchanged.
+    let file = shipped.join("weekly-report.json");
+    let mut weekly: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    weekly["name"] = json!("Weekly report, new in this release");
+    std::fs::write(&file, serde_json::to_string_pretty(&weekly).unwrap()).unwrap();
+    let server = Server::start_logged(&listen, &data, &config, &args, &log, "info").unwrap();
+    let admin = Api::new(&server.url, ADMIN);
+    let reopen = admin.get("/workflows/reopen-note").await.unwrap();
+    assert_eq!(
+        (reopen["revision"].as_u64(), reopen["definition"]["name"].as_str()),
+        (Some(2), Some("Our own reopen rule"))
+    );
+    let weekly = admin.get("/workflows/weekly-report").await.unwrap();
+    assert_eq!(
+        (weekly["revision"].as_u64(), weekly["definition"]["name"].as_str()),
+        (Some(2), Some("Weekly report, new in this release"))
+    );
+    let untouched = admin.get("/workflows/route-network").await.unwrap();
+    assert_eq!(untouched["revision"].as_u64(), Some(1), "an unchanged file is not published again");
+    assert_eq!(audits(&admin.get("/audit?limit=1000").await.unwrap()), registered, "no endpoint registered twice");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("kept the stored workflow `reopen-note`"), "the log says what it kept: {text}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
