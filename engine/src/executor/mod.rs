@@ -116,6 +116,8 @@ pub struct Engine {
     metrics: crate::metrics::Metrics,
     workers: Arc<tokio::sync::Semaphore>,
     stopping: AtomicBool,
+    /// Wakes waits that should end when the engine stops (backoff between plugin attempts).
+    stop_signal: tokio::sync::Notify,
     plugins: Arc<crate::plugin::PluginHost>,
     /// Tells people from integrations and automation (reports, SLA response clocks).
     actors: crate::actor::Actors,
@@ -171,6 +173,7 @@ impl Engine {
             limiter: Default::default(),
             metrics: Default::default(),
             stopping: AtomicBool::new(false),
+            stop_signal: tokio::sync::Notify::new(),
         }))
     }
 
@@ -227,6 +230,7 @@ impl Engine {
     /// Stops starting new steps and waits for the ones under way to commit.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.stop_signal.notify_waiters();
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -253,7 +257,11 @@ impl Engine {
         let engine = self.clone();
         self.tasks.spawn(async move {
             if let Err(e) = engine.drive(&id).await {
-                tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
+                if engine.stopping.load(Ordering::SeqCst) {
+                    tracing::info!(run = %id, "run paused by the shutdown; it resumes on restart");
+                } else {
+                    tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
+                }
             }
             let left = {
                 let mut in_flight = engine.in_flight.lock().unwrap_or_else(|p| p.into_inner());

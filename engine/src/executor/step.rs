@@ -55,6 +55,22 @@ impl Effect {
     }
 }
 
+/// A plugin step's retry policy: `retries` extra attempts, waiting `first_ms`, then
+/// twice as long each time, at most `max_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    retries: u32,
+    first_ms: u64,
+    max_ms: u64,
+}
+
+impl Backoff {
+    /// The wait after the `attempt`-th attempt failed (from 1).
+    fn wait_ms(self, attempt: u32) -> u64 {
+        self.first_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(self.max_ms)
+    }
+}
+
 /// What a run's conditions and templates see: its ticket, triggering changes and vars.
 pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
     Scope {
@@ -90,6 +106,18 @@ impl Engine {
             if !self.step(run, &def, &mut worker).await? {
                 return Ok(());
             }
+        }
+    }
+
+    /// Sleeps for `d` unless the engine stops first; returns whether the time passed.
+    async fn pause(&self, d: std::time::Duration) -> bool {
+        let stopping = self.stop_signal.notified();
+        if self.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = stopping => false,
         }
     }
 
@@ -132,12 +160,13 @@ impl Engine {
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
-            Action::Plugin { plugin, action, input, retries, .. } => {
+            Action::Plugin { plugin, action, input, retries, backoff_ms, max_backoff_ms, .. } => {
                 let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(false);
                 };
-                Some(self.call_plugin(&run, &ticket, step, plugin, action, input, *retries).await)
+                let policy = Backoff { retries: *retries, first_ms: *backoff_ms, max_ms: *max_backoff_ms };
+                Some(self.call_plugin(&run, &ticket, step, plugin, action, input, policy).await?)
             }
             _ => None,
         };
@@ -378,6 +407,9 @@ impl Engine {
         }
     }
 
+    /// Calls a plugin, retrying retryable errors as `policy` says. The outer error means
+    /// the engine is stopping during a wait between attempts: the step is left undone, and
+    /// the run resumes at it after the restart (the idempotency key stays the same).
     #[allow(clippy::too_many_arguments)]
     async fn call_plugin(
         &self,
@@ -387,8 +419,8 @@ impl Engine {
         plugin: &str,
         action: &str,
         input: &Value,
-        retries: u32,
-    ) -> std::result::Result<Effect, Effect> {
+        policy: Backoff,
+    ) -> Result<std::result::Result<Effect, Effect>> {
         let mut effect = Effect::new(step, self.now());
         let input = render_value(input, &scope(run, ticket, self.now()), &run.id, &run.workflow_id);
         let ticket_json = serde_json::to_value(ticket).unwrap_or(Value::Null);
@@ -412,16 +444,18 @@ impl Engine {
                     effect.output = Some(out.output);
                     // The call's key-value writes commit with the step, or not at all.
                     effect.writes.extend(out.writes);
-                    return Ok(effect);
+                    return Ok(Ok(effect));
                 }
-                Err(e) if e.retryable && attempts <= retries => {
+                Err(e) if e.retryable && attempts <= policy.retries => {
                     // Exponential backoff, or longer if the plugin passed on a Retry-After.
-                    let backoff = 100u64 << attempts.min(6);
-                    let cap = self.config.plugins.max_retry_after_ms;
+                    let backoff = policy.wait_ms(attempts);
+                    let cap = self.config.plugins.max_retry_after_ms.max(policy.max_ms);
                     let wait = e.retry_after_ms.map_or(backoff, |asked| asked.min(cap).max(backoff));
                     tracing::info!(run = %run.id, plugin, action, code = %e.code, attempts, wait_ms = wait, "retryable plugin error; retrying");
                     waits_ms.push(wait);
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    if !self.pause(std::time::Duration::from_millis(wait)).await {
+                        return Err(Error::Conflict("the engine is stopping".into()));
+                    }
                 }
                 Err(e) => {
                     let detail = json!({"plugin": plugin, "action": action, "attempts": attempts, "waits_ms": waits_ms,
@@ -430,7 +464,7 @@ impl Engine {
                     failed.entry.detail = detail;
                     failed.output =
                         Some(json!({"error": {"code": e.code, "message": e.message, "retryable": e.retryable}}));
-                    return Err(failed);
+                    return Ok(Err(failed));
                 }
             }
         }
@@ -705,4 +739,19 @@ impl Ended {
 
 fn finished_entry(at: chrono::DateTime<chrono::Utc>, outcome: &str, message: &str) -> TraceEntry {
     TraceEntry::new(at, "finished", outcome, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_can_ride_out_minutes() {
+        let dc_reboot = Backoff { retries: 6, first_ms: 5000, max_ms: 60_000 };
+        let waits: Vec<u64> = (1..=6).map(|a| dc_reboot.wait_ms(a)).collect();
+        assert_eq!(waits, [5000, 10_000, 20_000, 40_000, 60_000, 60_000]);
+        assert!(waits.iter().sum::<u64>() > 120_000, "longer than a two-minute reboot");
+        let default = Backoff { retries: 2, first_ms: 200, max_ms: 6400 };
+        assert_eq!((default.wait_ms(1), default.wait_ms(2), default.wait_ms(40)), (200, 400, 6400));
+    }
 }

@@ -61,6 +61,14 @@ fn yes() -> bool {
     true
 }
 
+fn default_backoff_ms() -> u64 {
+    200
+}
+
+fn default_max_backoff_ms() -> u64 {
+    6400
+}
+
 fn two() -> u32 {
     2
 }
@@ -283,6 +291,14 @@ pub enum Action {
         /// a `retry_after_ms` the plugin passes on (e.g. Graph's `Retry-After`) is honoured.
         #[serde(default = "two")]
         retries: u32,
+        /// First wait before a retry, in milliseconds (default 200); each later wait
+        /// doubles up to `max_backoff_ms`. A directory lookup that should ride out a
+        /// domain controller's reboot says e.g. 5000 and 60000 with 6 retries.
+        #[serde(default = "default_backoff_ms")]
+        backoff_ms: u64,
+        /// Longest wait between two attempts (default 6400 ms, at most 15 minutes).
+        #[serde(default = "default_max_backoff_ms")]
+        max_backoff_ms: u64,
         /// Where to go when the call fails for good (default: the run fails). The error is
         /// in `vars.error` (`step`, `code`, `message`) and `vars.<step id>.error`, so a
         /// compensation path can undo what earlier steps did and say why.

@@ -449,8 +449,11 @@ impl<'a> Checker<'a> {
                     }
                     self.condition(condition, &format!("{ptr}/condition"));
                 }
-                Action::Plugin { input, on_error, .. } => {
+                Action::Plugin { input, on_error, backoff_ms, max_backoff_ms, .. } => {
                     self.templates(&format!("{ptr}/input"), input);
+                    if backoff_ms > max_backoff_ms {
+                        self.push(format!("{ptr}/backoff_ms"), "the first wait is longer than `max_backoff_ms`");
+                    }
                     if let Some(t) = on_error {
                         self.step_ref(format!("{ptr}/on_error"), t);
                     }

@@ -292,7 +292,7 @@ async fn oauth2_tokens_are_fetched_once_and_retryable_plugin_errors_are_retried_
     f.admin.call("PUT", "/plugins/kb-suggest/grants", Some(&json!({"connections": ["kb"]}))).await.unwrap();
     f.seen.lock().unwrap().clear();
     let wf = json!({"id": "fetch", "name": "Fetch", "triggers": [{"on": "manual"}],
-        "steps": [{"id": "get", "type": "plugin", "plugin": "kb-suggest", "action": "fetch", "input": {"id": "FLAKY"}, "retries": 2}]});
+        "steps": [{"id": "get", "type": "plugin", "plugin": "kb-suggest", "action": "fetch", "input": {"id": "FLAKY"}, "retries": 2, "backoff_ms": 750}]});
     f.admin.post("/workflows", &wf).await.unwrap();
     let t = f.admin.post("/tickets", &json!({"title": "x", "requester": "r"})).await.unwrap();
     let started = f.admin.post("/workflows/fetch/runs", &json!({"ticket": t["ticket"]["id"]})).await.unwrap();
@@ -301,6 +301,7 @@ async fn oauth2_tokens_are_fetched_once_and_retryable_plugin_errors_are_retried_
     assert_eq!(run["status"], "completed", "{run}");
     let step = run["trace"].as_array().unwrap().iter().find(|e| e["step"] == "get").unwrap();
     assert_eq!(step["detail"]["attempts"], 2, "{step}");
+    assert_eq!(step["detail"]["waits_ms"], json!([750]), "the step's own backoff: {step}");
     assert_eq!(run["vars"]["get"]["id"], "FLAKY");
 
     // Disabled plugins cannot be called.
