@@ -16,8 +16,11 @@ use std::sync::Arc;
 
 /// Workflow automation for IT service desks.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version = crate::LONG_VERSION, about)]
 pub struct Cli {
+    /// Log lines as `text` or `json` (default: the config's `log_format`, else text).
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
+    log_format: Option<crate::config::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -190,14 +193,30 @@ impl From<crate::store::Error> for Failure {
 /// Entry point shared by the binary and the test harness.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, never in a file or a pipe.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // The format is needed before the config is read for real: `serve` reports a bad
+    // config file later, through the logger set up here.
+    let format = cli.log_format.unwrap_or_else(|| match &cli.command {
+        Command::Serve(ServeArgs { config: Some(path), .. }) => {
+            Config::from_file(path).map(|c| c.log_format).unwrap_or_default()
+        }
+        _ => crate::config::LogFormat::Text,
+    });
+    let filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into());
+    match format {
+        crate::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        crate::config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            // Colours only for a person at a terminal, never in a file or a pipe.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let result = match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),

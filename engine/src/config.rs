@@ -44,6 +44,18 @@ pub enum OnCycle {
     Refuse,
 }
 
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One readable line per event (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields (run, workflow, ticket): for a log
+    /// shipper.
+    Json,
+}
+
 /// A bearer token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +100,8 @@ impl Token {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// `text` (default) or `json` log lines (also `--log-format`, `SWITCHBOARD_LOG_FORMAT`).
+    pub log_format: LogFormat,
     /// Where the sled database lives.
     pub data_dir: PathBuf,
     /// What an acknowledged write survives; see the README.
@@ -196,6 +210,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Text,
             data_dir: PathBuf::from("data"),
             durability: Durability::Group,
             cache_mb: 64,

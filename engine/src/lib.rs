@@ -32,6 +32,13 @@
 /// (JSON, sled nodes, tasks) glibc malloc took ~12 % of CPU in the webhook benchmark.
 pub type Allocator = mimalloc::MiMalloc;
 
+/// The git commit this binary was built from (`SWITCHBOARD_COMMIT` at build time, set by
+/// `engine/build.rs` from `git rev-parse`), or `unknown`.
+pub const BUILD_COMMIT: &str = env!("SWITCHBOARD_COMMIT");
+
+/// What `switchboard --version` prints: the version and the commit.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SWITCHBOARD_COMMIT"), ")");
+
 pub mod actor;
 pub mod api;
 pub mod approval;

@@ -116,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -143,7 +143,42 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         Ok(Some(due)) => (due - e.clock_now()).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
     };
-    let body = e.metrics().render(&[
+    let engine = e.clone();
+    let inventory = tokio::task::spawn_blocking(move || engine.inventory()).await.ok().and_then(|r| r.ok());
+    let mut gauges: Vec<(String, &str, f64)> = vec![(
+        format!(
+            "switchboard_build_info{{version=\"{}\",commit=\"{}\"}}",
+            env!("CARGO_PKG_VERSION"),
+            crate::BUILD_COMMIT
+        ),
+        "The running build: version and git commit.",
+        1.0,
+    )];
+    if let Some(inv) = &inventory {
+        for ((status, group), n) in &inv.tickets {
+            gauges.push((
+                format!("switchboard_tickets{{status=\"{status}\",group=\"{}\"}}", group.replace('"', "")),
+                "Tickets by status and group.",
+                *n as f64,
+            ));
+        }
+        gauges.push((
+            "switchboard_runs_waiting".into(),
+            "Runs parked at a wait or an approval.",
+            inv.waiting_runs as f64,
+        ));
+        gauges.push((
+            "switchboard_approvals_pending".into(),
+            "Approvals not yet decided.",
+            inv.pending_approvals as f64,
+        ));
+        gauges.push((
+            "switchboard_dead_letters".into(),
+            "Outbound webhooks that ran out of attempts.",
+            inv.dead_letters as f64,
+        ));
+    }
+    let fixed = [
         (
             "switchboard_runs_in_flight",
             "Runs held in memory (running or queued for a worker).",
@@ -156,7 +191,10 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
             "Seconds until the earliest durable timer (negative: overdue).",
             next_timer_in,
         ),
-    ]);
+    ];
+    let mut rows: Vec<(&str, &str, f64)> = fixed.to_vec();
+    rows.extend(gauges.iter().map(|(n, h, v)| (n.as_str(), *h, *v)));
+    let body = e.metrics().render(&rows);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
@@ -165,18 +203,23 @@ async fn workflow_schema() -> impl axum::response::IntoResponse {
 }
 
 /// The access log: one line per request (method, route, status, latency, token name),
-/// target `switchboard::access`; 5xx at WARN.
-async fn access_log(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+/// target `switchboard::access`; 5xx at WARN. Also counts the request in `/metrics`.
+async fn access_log(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let matched = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let route = matched.clone().unwrap_or_else(|| req.uri().path().to_string());
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let token = resp.extensions().get::<auth::Principal>().map_or("-", |p| p.name.as_str()).to_string();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    // Paths that match no route are one label, so scanners cannot grow the metric.
+    state.engine.metrics().http(method.as_str(), matched.as_deref().unwrap_or("(unmatched)"), status, seconds);
+    let ms = seconds * 1000.0;
     if status >= 500 {
         tracing::warn!(target: "switchboard::access", %method, %route, status, ms, token = %token, "request");
     } else {

@@ -1,11 +1,13 @@
 //! Admin operations: publishing workflows (each change a new revision), switching them
-//! on and off, and keeping agents and groups. Every one is audited.
+//! on and off, and keeping agents and groups (every one audited); the inventory of
+//! counts `/metrics` reports.
 
 use super::{invalid, Engine, Error, Result};
 use crate::store::{Tx, Write};
 use crate::team::{Agent, Group};
 use crate::workflow::{Workflow, WorkflowRecord};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 impl Engine {
     /// Stores a validated definition as a new revision (or returns the current record
@@ -317,5 +319,49 @@ impl Engine {
             }
         }
         self.plugins.delete(id, version, actor).await
+    }
+}
+
+/// Counts for `/metrics` that need a pass over the store (until indexes count them).
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Tickets by (status, group); `(none)` for no group.
+    pub tickets: std::collections::BTreeMap<(String, String), u64>,
+    /// Runs parked at a wait or an approval.
+    pub waiting_runs: u64,
+    /// Approvals not yet decided.
+    pub pending_approvals: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+}
+
+/// How long a computed [`Inventory`] is served before it is counted again: a scrape
+/// every few seconds costs one pass over the store per interval, not per scrape.
+const INVENTORY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Engine {
+    /// Ticket, run, approval and dead-letter counts, at most [`INVENTORY_TTL`] old.
+    /// Reads the store: call it from a blocking task.
+    pub fn inventory(&self) -> Result<Arc<Inventory>> {
+        let mut cache = self.inventory.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, inv)) = cache.as_ref() {
+            if at.elapsed() < INVENTORY_TTL {
+                return Ok(inv.clone());
+            }
+        }
+        let mut inv = Inventory::default();
+        for t in super::schedule::all_tickets(self)? {
+            let key = (t.status.as_str().to_string(), t.group.unwrap_or_else(|| "(none)".into()));
+            *inv.tickets.entry(key).or_default() += 1;
+        }
+        inv.waiting_runs = self.store.count_waiting_runs()?;
+        let approvals: Vec<crate::approval::Approval> =
+            crate::store::list_docs(self.store.as_ref(), crate::store::DocKind::Approval, None, usize::MAX)?;
+        inv.pending_approvals =
+            approvals.iter().filter(|a| a.status == crate::approval::Status::Pending).count() as u64;
+        inv.dead_letters = self.store.docs(crate::store::DocKind::DeadLetter, None, usize::MAX)?.len() as u64;
+        let inv = Arc::new(inv);
+        *cache = Some((std::time::Instant::now(), inv.clone()));
+        Ok(inv)
     }
 }

@@ -608,6 +608,7 @@ impl Engine {
             let delivery_id =
                 format!("{}/{}{}", approval.id, approval.current, if reminder { "/reminder" } else { "" });
             let d = engine.notifier.send(&url, &key, &delivery_id, &body, engine.now().timestamp()).await;
+            engine.metrics.outbound("approval_request", if d.ok { "delivered" } else { "not_sent" });
             let _guard = engine.locks.lock(&approval.ticket_id).await;
             let Ok(Some(mut run)) = engine.store.run(&approval.run_id) else { return };
             let outcome = if d.ok { "sent" } else { "not_sent" };

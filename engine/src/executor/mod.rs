@@ -24,6 +24,7 @@
 //! queue drains, so a burst of events costs disk, not memory.
 
 mod admin;
+pub use admin::Inventory;
 mod approval;
 mod dryrun;
 mod explain;
@@ -121,6 +122,8 @@ pub struct Engine {
     plugins: Arc<crate::plugin::PluginHost>,
     /// Tells people from integrations and automation (reports, SLA response clocks).
     actors: crate::actor::Actors,
+    /// The last [`admin::Inventory`] for `/metrics`, and when it was counted.
+    inventory: Mutex<Option<(std::time::Instant, Arc<admin::Inventory>)>>,
 }
 
 /// What a ticket operation produced.
@@ -153,6 +156,7 @@ impl Engine {
         Ok(Arc::new(Self {
             plugins,
             actors: crate::actor::Actors::new(config.integrations()),
+            inventory: Mutex::new(None),
             secret_box: config.secrets_key.as_deref().map(crate::secret::SecretBox::new),
             workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,

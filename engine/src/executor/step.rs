@@ -101,9 +101,9 @@ impl Engine {
                 return Ok(());
             }
             let def = self.definition(&run.workflow_id, run.workflow_revision)?;
-            let span = tracing::debug_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
-            let _enter = span.enter();
-            if !self.step(run, &def, &mut worker).await? {
+            // Every line logged while the step runs names its run, workflow and ticket.
+            let span = tracing::info_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
+            if !tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await? {
                 return Ok(());
             }
         }
@@ -373,7 +373,7 @@ impl Engine {
             "attempts": delivery.attempts, "log": delivery.log});
         effect.entry.detail = detail.clone();
         effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
-        self.metrics.outbound(if delivery.ok { "delivered" } else { "dead_lettered" });
+        self.metrics.outbound("notify", if delivery.ok { "delivered" } else { "dead_lettered" });
         if delivery.ok {
             effect.entry.message = format!("delivered to {url} ({}, attempt {})", delivery.status, delivery.attempts);
             Ok(effect)

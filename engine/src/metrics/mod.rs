@@ -38,8 +38,10 @@ struct Inner {
     plugin_errors: BTreeMap<(String, String), u64>,
     sla: BTreeMap<(&'static str, String), u64>,
     inbound: BTreeMap<(String, &'static str), u64>,
-    outbound: BTreeMap<&'static str, u64>,
+    outbound: BTreeMap<(&'static str, &'static str), u64>,
     timers: BTreeMap<String, u64>,
+    http: BTreeMap<(String, String, u16), u64>,
+    http_seconds: BTreeMap<String, Histogram>,
 }
 
 /// The engine's metrics.
@@ -81,9 +83,19 @@ impl Metrics {
         self.with(|m| *m.inbound.entry((endpoint.to_string(), outcome)).or_default() += 1);
     }
 
-    /// An outbound webhook: `delivered`, `failed` (dead-lettered).
-    pub fn outbound(&self, outcome: &'static str) {
-        self.with(|m| *m.outbound.entry(outcome).or_default() += 1);
+    /// An outbound webhook of a `kind` (`notify`, `approval_request`) and how it ended
+    /// (`delivered`, `dead_lettered`, `not_sent`).
+    pub fn outbound(&self, kind: &'static str, outcome: &'static str) {
+        self.with(|m| *m.outbound.entry((kind, outcome)).or_default() += 1);
+    }
+
+    /// An HTTP request: its method, matched route (a template such as `/tickets/{id}`,
+    /// so the label set stays bounded), status and latency.
+    pub fn http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.with(|m| {
+            *m.http.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+            m.http_seconds.entry(route.to_string()).or_default().observe(seconds);
+        });
     }
 
     /// A durable timer fired (`sla`, `wait`, `schedule`, `approval`).
@@ -91,7 +103,8 @@ impl Metrics {
         self.with(|m| *m.timers.entry(kind.to_string()).or_default() += n);
     }
 
-    /// The exposition text, with `gauges` (name, help, value) appended.
+    /// The exposition text, with `gauges` (name, help, value) appended; a gauge's name
+    /// may carry labels (`name{label="v"}`): rows of one name share its HELP line.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
@@ -136,8 +149,23 @@ impl Metrics {
         counter(
             &mut out,
             "switchboard_outbound_webhooks_total",
-            "Outbound webhooks by outcome.",
-            m.outbound.iter().map(|(o, n)| (format!("outcome=\"{o}\""), *n)),
+            "Outbound webhooks by kind (notify, approval_request) and outcome.",
+            m.outbound.iter().map(|((k, o), n)| (format!("kind=\"{k}\",outcome=\"{o}\""), *n)),
+        );
+        counter(
+            &mut out,
+            "switchboard_http_requests_total",
+            "HTTP requests by method, route and status.",
+            m.http.iter().map(|((method, route, status), n)| {
+                (format!("method=\"{}\",route=\"{}\",status=\"{status}\"", esc(method), esc(route)), *n)
+            }),
+        );
+        histogram(
+            &mut out,
+            "switchboard_http_request_seconds",
+            "HTTP request latency by route.",
+            "route",
+            &m.http_seconds,
         );
         counter(
             &mut out,
@@ -145,8 +173,13 @@ impl Metrics {
             "Durable timers fired by kind.",
             m.timers.iter().map(|(k, n)| (format!("kind=\"{}\"", esc(k)), *n)),
         );
+        let mut described = std::collections::BTreeSet::new();
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let family = name.split('{').next().unwrap_or(name);
+            if described.insert(family) {
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} gauge");
+            }
+            let _ = writeln!(out, "{name} {value}");
         }
         out
     }

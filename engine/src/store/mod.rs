@@ -336,6 +336,8 @@ pub trait RunStore: Send + Sync {
     fn active_runs(&self, limit: usize) -> Result<Vec<String>>;
     /// Ids of runs waiting on a ticket, oldest first.
     fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>>;
+    /// How many runs wait on a ticket (parked at a wait or an approval).
+    fn count_waiting_runs(&self) -> Result<u64>;
 }
 
 /// Events.

@@ -560,6 +560,15 @@ impl RunStore for SledStore {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         Ok(self.keys(&num_key(b"rw/", t))?.iter().map(|k| format!("R-{}", be(k))).collect())
     }
+
+    fn count_waiting_runs(&self) -> Result<u64> {
+        let mut n = 0;
+        for k in self.db.scan_prefix(b"rw/").keys() {
+            k.map_err(|e| self.io(e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 impl EventStore for SledStore {

@@ -384,7 +384,8 @@ async fn operators_get_an_access_log_and_a_line_per_run_outcome() {
     let (status, _) = Api::new(&server.url, "wrong-token-0123456789").call("GET", "/tickets", None).await.unwrap();
     assert_eq!(status, 401);
     let id = t["ticket"]["id"].as_str().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
+    // Run outcome lines are written just after the commit the API already shows.
+    let text = log_until(&log, |t| t.contains("run completed") && t.contains("run failed")).await;
     assert!(!text.contains('\u{1b}'), "no colour codes in a file");
     assert!(
         text.lines().any(|l| l.contains("request")
@@ -426,4 +427,81 @@ async fn a_wait_until_a_past_time_goes_on_without_parking() {
     let until = run["trace"].as_array().unwrap().iter().find(|e| e["step"] == "until").unwrap();
     assert_eq!(until["outcome"], "timed_out");
     assert!(until["message"].as_str().unwrap().contains("had already passed; went to note"), "{until}");
+}
+
+/// `log_format = "json"`: one JSON object per line, lines inside a run carry its ticket;
+/// `/metrics` counts HTTP requests by route and status, and reports tickets by status and
+/// group, waiting runs, pending approvals, dead letters and the build.
+#[tokio::test]
+async fn json_logs_carry_the_ticket_and_metrics_count_what_operators_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = switchboard_tests::write_config(dir.path(), "log_format = \"json\"").unwrap();
+    let log = dir.path().join("server.log");
+    let server =
+        switchboard_tests::Server::start_logged("127.0.0.1:0", &dir.path().join("data"), &config, &[], &log, "info")
+            .unwrap();
+    let admin = Api::new(&server.url, switchboard_tests::ADMIN);
+    let parked = json!({"id": "parked", "name": "parked", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "boom", "type": "wait", "minutes": 600}]});
+    let noted = json!({"id": "noted", "name": "noted", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "n", "type": "comment", "internal": true, "body": "seen"}]});
+    admin.post("/workflows", &parked).await.unwrap();
+    admin.post("/workflows", &noted).await.unwrap();
+    let t = admin.post("/tickets", &json!({"title": "t", "requester": "r"})).await.unwrap();
+    let id = t["ticket"]["id"].as_str().unwrap();
+    admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let (status, _) = admin.call("GET", "/tickets/T-999", None).await.unwrap();
+    assert_eq!(status, 404);
+    // A run's outcome line is written just after its commit, which the API already shows:
+    // read the log until the lines are there.
+    let parse = |text: &str| -> Vec<Value> {
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    };
+    let wanted = |lines: &[Value]| {
+        lines.iter().any(|l| l["fields"]["route"] == "/tickets/{id}" && l["fields"]["status"] == 404)
+            && lines.iter().any(|l| {
+                l["fields"]["message"] == "run completed"
+                    && l["span"]["ticket"] == id
+                    && l["span"]["workflow"] == "noted"
+            })
+    };
+    let text = log_until(&log, |t| wanted(&parse(t))).await;
+    assert!(wanted(&parse(&text)), "the access line and the run's line with its ticket, as JSON: {text}");
+
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(switchboard_tests::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "switchboard_http_requests_total{method=\"GET\",route=\"/tickets/{id}\",status=\"404\"} 1",
+        "switchboard_http_requests_total{method=\"POST\",route=\"/tickets\",status=\"201\"} 1",
+        "switchboard_tickets{status=\"new\",group=\"(none)\"} 1",
+        "switchboard_runs_waiting 1",
+        "switchboard_approvals_pending 0",
+        "switchboard_dead_letters 0",
+        "switchboard_http_request_seconds_count{route=\"/tickets\"}",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with("switchboard_build_info{version=\"") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+/// The server's log once `done` holds for it (or after 10 s, for the caller's assert).
+async fn log_until(log: &std::path::Path, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if done(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
