@@ -38,7 +38,7 @@ impl Kind {
 }
 
 /// Prefixes of the actor names the engine itself records.
-const AUTOMATION: [&str; 7] = ["workflow:", "webhook:", "sla:", "schedule", "expiry", "reminder", "plugin:"];
+const AUTOMATION: [&str; 8] = ["workflow:", "webhook:", "sla:", "schedule", "expiry", "reminder", "plugin:", "system:"];
 
 /// Classifies actor names; built once from the configured tokens.
 #[derive(Debug, Clone, Default)]

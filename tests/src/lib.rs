@@ -257,13 +257,29 @@ impl Api {
         Ok(out)
     }
 
-    /// Polls until no run is pending or running, or the deadline passes.
+    /// `switchboard_timers_overdue` from `/metrics`.
+    pub async fn overdue_timers(&self) -> Result<u64> {
+        let resp = self.http.get(format!("{}/metrics", self.url)).bearer_auth(&self.token).send().await?;
+        if !resp.status().is_success() {
+            bail!("GET /metrics: {}", resp.status());
+        }
+        let text = resp.text().await?;
+        let line = text.lines().find(|l| l.starts_with("switchboard_timers_overdue "));
+        Ok(line.and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64)
+    }
+
+    /// Polls until no run is pending or running and no timer is overdue, or the deadline
+    /// passes.
     pub async fn wait_idle(&self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
+            // In the order work flows (a due timer makes a run pending, a pending run starts
+            // running), so work moving on between two reads is never missed by both.
+            // Timers due now (a parent's child count, a wait that ran out) are work too.
+            let overdue = self.overdue_timers().await?;
             let pending = self.get("/runs?status=pending&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
             let running = self.get("/runs?status=running&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
-            if pending == 0 && running == 0 {
+            if pending == 0 && running == 0 && overdue == 0 {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -143,6 +143,7 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         Ok(Some(due)) => (due - e.clock_now()).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
     };
+    let overdue = e.store().due_timers(e.clock_now(), 1000).map_or(0, |t| t.len());
     let engine = e.clone();
     let inventory = tokio::task::spawn_blocking(move || engine.inventory()).await.ok().and_then(|r| r.ok());
     let mut gauges: Vec<(String, &str, f64)> = vec![(
@@ -193,6 +194,7 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         ),
     ];
     let mut rows: Vec<(&str, &str, f64)> = fixed.to_vec();
+    rows.push(("switchboard_timers_overdue", "Durable timers due now and not yet fired (up to 1000).", overdue as f64));
     rows.extend(gauges.iter().map(|(n, h, v)| (n.as_str(), *h, *v)));
     let body = e.metrics().render(&rows);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

@@ -126,6 +126,9 @@ pub struct Engine {
     inventory: Mutex<Option<(std::time::Instant, Arc<admin::Inventory>)>>,
 }
 
+/// The actor of a parent's `open_children` updates.
+const CHILDREN: &str = "system:children";
+
 /// What a ticket operation produced.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
@@ -426,6 +429,15 @@ impl Engine {
             return Ok(outcome);
         }
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
+        if changed("status") && !after.status.is_open() {
+            let open = self.open_children(&after)?;
+            if !open.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "{id} has open child tickets ({}): resolve or close them first",
+                    open.join(", ")
+                )));
+            }
+        }
         self.check_people(
             after.group.as_deref().filter(|_| changed("group")),
             after.assignee.as_deref().filter(|_| changed("assignee")),
@@ -438,6 +450,40 @@ impl Engine {
         self.store.commit(tx).await?;
         self.after_commit(&outcome.runs);
         Ok(outcome)
+    }
+
+    /// The ids of a ticket's children that are still open.
+    pub(crate) fn open_children(&self, t: &Ticket) -> Result<Vec<String>> {
+        let mut open = Vec::new();
+        for child in t.children() {
+            if self.store.ticket(child)?.is_some_and(|c| c.status.is_open()) {
+                open.push(child.to_string());
+            }
+        }
+        Ok(open)
+    }
+
+    /// Recounts a parent's open children (a [`store::TimerKind::CountChildren`] timer);
+    /// a changed count is an update event on the parent, which wakes its waiting runs.
+    pub(super) async fn count_children(self: &Arc<Self>, timer: &store::Timer, parent: &str) -> Result<()> {
+        let _guard = self.locks.lock(parent).await;
+        let mut tx = Tx::new();
+        tx.push(Write::CancelTimer(timer.key.clone()));
+        let mut runs = Vec::new();
+        if let Some(before) = self.store.ticket(parent)? {
+            let open = self.open_children(&before)?.len() as u32;
+            if open != before.open_children {
+                let mut after = before.clone();
+                after.open_children = open;
+                let change =
+                    FieldChange { field: "open_children".into(), from: json!(before.open_children), to: json!(open) };
+                tx.ticket(Some(&before), &after);
+                runs = self.raise(&mut tx, &after, EventKind::Updated, vec![change], None, CHILDREN, &[], None)?.1;
+            }
+        }
+        self.store.commit(tx).await?;
+        self.after_commit(&runs);
+        Ok(())
     }
 
     /// Adds a comment.

@@ -270,6 +270,7 @@ impl Engine {
                 let kind = match &timer.kind {
                     TimerKind::SlaCheck { .. } => "sla",
                     TimerKind::ResumeRun { .. } => "wait",
+                    TimerKind::CountChildren { .. } => "children",
                     _ => "approval",
                 };
                 self.metrics.timer(kind, 1);
@@ -282,6 +283,7 @@ impl Engine {
                     TimerKind::ApprovalRemind { approval, stage } => {
                         self.fire_approval_reminder(&timer, approval, *stage).await?
                     }
+                    TimerKind::CountChildren { parent } => self.count_children(&timer, parent).await?,
                     TimerKind::Cron { .. } => {}
                 }
                 fired += 1;

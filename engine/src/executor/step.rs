@@ -188,6 +188,18 @@ impl Engine {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
             None => self.execute(&run, def, index, &ticket)?,
         };
+        if let Some(next) = effect.ticket.as_ref().filter(|n| ticket.status.is_open() && !n.status.is_open()) {
+            let open = self.open_children(next)?;
+            if !open.is_empty() {
+                let msg = format!(
+                    "{} has open child tickets ({}): it cannot be {} before them (wait until ticket.open_children is 0)",
+                    ticket.id,
+                    open.join(", "),
+                    next.status
+                );
+                effect = effect.fail(msg);
+            }
+        }
         if run.ticket_id.is_empty() && (effect.ticket.is_some() || !effect.children.is_empty()) {
             // Validation refuses such workflows; a stored one from before still fails cleanly.
             effect = effect.fail(format!("`{}` needs a ticket and this run has none", step.action.kind()));
@@ -607,6 +619,8 @@ impl Engine {
                 let mut child = new.into_ticket(id.clone(), matrix, now);
                 child.links.push(Link { kind: LinkKind::Parent, ticket: ticket.id.clone() });
                 next.links.push(Link { kind: LinkKind::Child, ticket: id.clone() });
+                // Counted at once, so a `wait` for the children right after sees this one.
+                next.open_children += u32::from(child.status.is_open());
                 next.updated_at = now;
                 effect.entry.message = format!("created child {id}");
                 effect.output = Some(json!({"ticket": id}));

@@ -237,6 +237,26 @@ impl Tx {
                 self.push(Write::OpenAssignment { agent, ticket: after.id.clone(), open: true });
             }
         }
+        // A child that opens, closes, or gains or loses a parent: each parent recounts its
+        // open children (a timer due now, in this same batch, so a crash cannot lose it).
+        let parents =
+            |t: Option<&Ticket>| t.map(|t| t.parents().map(String::from).collect::<Vec<_>>()).unwrap_or_default();
+        let (was, is) = (parents(before), parents(Some(after)));
+        let flipped = before.is_none_or(|b| b.status.is_open() != after.status.is_open());
+        if (flipped && !is.is_empty()) || was != is {
+            let mut all = was;
+            all.extend(is);
+            all.sort();
+            all.dedup();
+            let stamp = after.updated_at.timestamp_nanos_opt().unwrap_or_default();
+            for parent in all {
+                self.push(Write::Timer(Timer {
+                    key: format!("children:{parent}:{}:{stamp}", after.id),
+                    due: after.updated_at,
+                    kind: TimerKind::CountChildren { parent },
+                }));
+            }
+        }
         self.push(Write::Ticket(Box::new(after.clone())))
     }
 }
@@ -399,6 +419,12 @@ pub enum TimerKind {
         approval: String,
         /// The stage it was set for.
         stage: usize,
+    },
+    /// A child of `parent` opened, closed or was linked: recount the parent's open
+    /// children (one timer per change, so none is lost to a concurrent one).
+    CountChildren {
+        /// The parent ticket.
+        parent: String,
     },
     /// A workflow's cron schedule is due. The expression and zone are kept so that
     /// republishing an unchanged schedule keeps the timer (and its catch-up) as it is.

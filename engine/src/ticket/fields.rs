@@ -69,7 +69,7 @@ pub const WRITABLE: &[&str] = &[
 
 /// Fields that can be read but only the engine writes.
 pub const READ_ONLY: &[&str] =
-    &["id", "created_at", "updated_at", "resolved_at", "closed_at", "comment_count", "links"];
+    &["id", "created_at", "updated_at", "resolved_at", "closed_at", "comment_count", "links", "open_children"];
 
 /// Whether `name` names a readable field (`custom.*` always does).
 pub fn is_known(name: &str) -> bool {
@@ -111,6 +111,7 @@ pub fn get(t: &Ticket, name: &str) -> Option<Value> {
         "closed_at" => time(&t.closed_at),
         "comment_count" => Value::from(t.comments.len()),
         "links" => to_value(&t.links),
+        "open_children" => Value::from(t.open_children),
         _ => return None,
     })
 }

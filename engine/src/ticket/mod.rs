@@ -136,6 +136,11 @@ pub struct Ticket {
     pub comments: Vec<Comment>,
     /// Parent / child / duplicate links.
     pub links: Vec<Link>,
+    /// Child tickets still open (`ticket.open_children` in conditions): kept by the engine
+    /// as children open, resolve and reopen, each change an update event on this ticket,
+    /// so a run can `wait` until it is 0. A ticket with open children cannot be resolved.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub open_children: u32,
     /// When it was logged.
     pub created_at: DateTime<Utc>,
     /// Last change of any kind.
@@ -244,6 +249,7 @@ impl NewTicket {
             custom: self.custom,
             comments: Vec::new(),
             links: self.links,
+            open_children: 0,
             created_at: now,
             updated_at: now,
             resolved_at: None,
@@ -252,7 +258,21 @@ impl NewTicket {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl Ticket {
+    /// The tickets this one is a child of.
+    pub fn parents(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().filter(|l| l.kind == LinkKind::Parent).map(|l| l.ticket.as_str())
+    }
+
+    /// The tickets that are this one's children.
+    pub fn children(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().filter(|l| l.kind == LinkKind::Child).map(|l| l.ticket.as_str())
+    }
+
     /// Adds a comment and returns it.
     pub fn add_comment(&mut self, author: &str, body: &str, internal: bool, now: DateTime<Utc>) -> Comment {
         let comment = Comment {

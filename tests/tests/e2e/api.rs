@@ -252,10 +252,14 @@ async fn links_are_recorded_on_both_sides_with_history() {
     let b = f.agent.post("/tickets", &json!({"title": "Me too", "requester": "s"})).await.unwrap();
     let (a, b) = (a["ticket"]["id"].as_str().unwrap().to_string(), b["ticket"]["id"].as_str().unwrap().to_string());
     f.agent.post(&format!("/tickets/{b}/links"), &json!({"kind": "parent", "ticket": a})).await.unwrap();
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
     let parent = f.agent.get(&format!("/tickets/{a}")).await.unwrap();
     assert_eq!(parent["links"], json!([{"kind": "child", "ticket": b}]));
+    assert_eq!(parent["open_children"], 1, "the child is open: {parent}");
     let history = f.agent.get(&format!("/tickets/{a}/history")).await.unwrap();
-    assert_eq!(history["history"].as_array().unwrap().last().unwrap()["changes"][0]["field"], "links");
+    let fields: Vec<&str> =
+        history["history"].as_array().unwrap().iter().filter_map(|h| h["changes"][0]["field"].as_str()).collect();
+    assert_eq!(fields, ["links", "open_children"], "the link, then the count it changed");
     let (status, out) = f
         .agent
         .call("POST", &format!("/tickets/{b}/links"), Some(&json!({"kind": "sibling", "ticket": a})))

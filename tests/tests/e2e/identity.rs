@@ -136,6 +136,37 @@ impl Stand {
         self.admin.wait_idle(Duration::from_secs(60)).await.unwrap();
     }
 
+    /// The teams resolve every open child task of `ticket` (laptop, licensing, asset
+    /// return...); a parent is resolved only after its children.
+    async fn finish_tasks(&self, ticket: &str) {
+        let parent = self.ticket(ticket).await;
+        assert_ne!(parent["status"], "resolved", "not resolved before its tasks: {parent}");
+        let children: Vec<String> = parent["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["kind"] == "child")
+            .map(|l| l["ticket"].as_str().unwrap().to_string())
+            .collect();
+        let mut open = Vec::new();
+        for child in children {
+            let status = self.ticket(&child).await["status"].clone();
+            if !matches!(status.as_str(), Some("resolved" | "closed")) {
+                open.push(child);
+            }
+        }
+        assert_eq!(parent["open_children"].as_u64(), Some(open.len() as u64), "{parent}");
+        for child in open {
+            let (status, body) = self
+                .admin
+                .call("PATCH", &format!("/tickets/{child}"), Some(&json!({"status": "resolved"})))
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        self.idle().await;
+    }
+
     /// The manager approves the pending onboarding approval of `ticket`.
     async fn approve(&self, ticket: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -298,6 +329,9 @@ async fn new_hires_are_onboarded_after_approval_and_secrets_stay_out() {
     let ticket = answer["ticket"].as_str().unwrap().to_string();
     s.approve(&ticket).await;
     s.idle().await;
+    let parked = s.run(&ticket, "new-hire-onboarding").await;
+    assert_eq!(parked["waiting"]["step"], "wait_tasks", "the request waits for its laptop task: {parked}");
+    s.finish_tasks(&ticket).await;
 
     let t = s.ticket(&ticket).await;
     assert_eq!(t["status"], "resolved", "{t}");
@@ -388,6 +422,7 @@ async fn no_free_seat_goes_to_licensing_and_a_failure_midway_is_compensated() {
     let first = a["ticket"].as_str().unwrap().to_string();
     s.approve(&first).await;
     s.idle().await;
+    s.finish_tasks(&first).await;
     let t = s.ticket(&first).await;
     assert_eq!(t["status"], "resolved", "{t}");
     let run = s.run(&first, "new-hire-onboarding").await;
@@ -438,6 +473,7 @@ async fn throttled_graph_calls_wait_for_retry_after_and_the_flow_completes() {
     }
     s.graph.throttle(1, 2, 503).await.unwrap();
     s.idle().await;
+    s.finish_tasks(&ticket).await;
     let t = s.ticket(&ticket).await;
     assert_eq!(t["status"], "resolved", "{t}");
 
@@ -487,12 +523,17 @@ async fn leavers_are_offboarded_and_a_second_run_changes_nothing() {
     let task = s.ticket(run["vars"]["mailbox_task"]["ticket"].as_str().unwrap_or_else(|| panic!("{run}"))).await;
     assert_eq!(task["group"], "messaging");
 
-    // Messaging converts the mailbox and ticks the box on the offboarding ticket.
-    s.admin
-        .call("PATCH", &format!("/tickets/{ticket}"), Some(&json!({"custom": {"mailbox_converted": true}})))
-        .await
-        .unwrap();
+    // Regression: the mailbox task stayed open after Messaging had done it (they ticked a
+    // box on the parent instead). Now they resolve their task, and that moves the parent on.
+    let mailbox = run["vars"]["mailbox_task"]["ticket"].as_str().unwrap().to_string();
+    let (status, body) =
+        s.admin.call("PATCH", &format!("/tickets/{mailbox}"), Some(&json!({"status": "resolved"}))).await.unwrap();
+    assert_eq!(status, 200, "{body}");
     s.idle().await;
+    // Regression: the parent was resolved while its asset-return task was still new.
+    let run = s.run(&ticket, "leaver-offboarding").await;
+    assert_eq!(run["waiting"]["step"], "wait_assets", "{run}");
+    s.finish_tasks(&ticket).await;
     let t = s.ticket(&ticket).await;
     assert_eq!(t["status"], "resolved", "{t}");
     assert_eq!(t["custom"]["removed_ad_groups"], json!(["All Staff", "Sales", "VPN Users"]));

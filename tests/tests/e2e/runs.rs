@@ -67,3 +67,64 @@ async fn previous_is_the_value_before_the_triggering_event_even_after_the_run_ch
     assert_eq!(note.body, "Reopened by ann; urgency raised (was medium).");
     desk.engine.shutdown().await;
 }
+
+/// Regression: parents were resolved while their child tasks were still new. A parent
+/// counts its open children (`ticket.open_children`), cannot be resolved before them
+/// (a step fails naming them; the API answers 409), and a run can wait for them.
+#[tokio::test]
+async fn a_parent_is_resolved_only_after_its_children_and_a_run_can_wait_for_them() {
+    let desk = Desk::new();
+    desk.publish(json!({"id": "hasty", "name": "hasty", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "hasty"},
+        "steps": [{"id": "task", "type": "create_child", "ticket": {"kind": "task", "title": "do it"}},
+                  {"id": "done", "type": "resolve"}]}))
+        .await;
+    desk.publish(json!({"id": "patient", "name": "patient", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "patient"},
+        "steps": [{"id": "task", "type": "create_child", "ticket": {"kind": "task", "title": "do it"}},
+                  {"id": "wait", "type": "wait", "until": {"field": "ticket.open_children", "op": "eq", "value": 0}},
+                  {"id": "done", "type": "resolve"}]}))
+        .await;
+    let new = |title: &str| NewTicket { title: title.into(), requester: "ann".into(), ..Default::default() };
+    let hasty = desk.engine.create_ticket(new("hasty"), "ann").await.unwrap();
+    desk.settle().await;
+    use switchboard::store::RunStore as _;
+    let run = desk.store.run(&hasty.runs[0]).unwrap().unwrap();
+    assert_eq!(run.status, switchboard::run::RunStatus::Failed);
+    let child = run.vars["task"]["ticket"].as_str().unwrap().to_string();
+    let error = run.error.unwrap();
+    assert!(error.contains("open child tickets") && error.contains(&child), "{error}");
+    let parent = desk.ticket(&hasty.ticket.id);
+    assert!(parent.status.is_open());
+    assert_eq!(parent.open_children, 1);
+    match desk.engine.update_ticket(&parent.id, &patch(json!({"status": "resolved"})), "alice").await {
+        Err(switchboard::executor::Error::Conflict(m)) => assert!(m.contains(&child), "{m}"),
+        other => panic!("resolving a parent with an open child: {other:?}"),
+    }
+
+    let patient = desk.engine.create_ticket(new("patient"), "ann").await.unwrap();
+    desk.settle().await;
+    let run = desk.store.run(&patient.runs[0]).unwrap().unwrap();
+    assert_eq!(run.status, switchboard::run::RunStatus::Waiting, "waits for its task");
+    let task = run.vars["task"]["ticket"].as_str().unwrap().to_string();
+    desk.engine.update_ticket(&task, &patch(json!({"status": "resolved"})), "bob").await.unwrap();
+    // The parent recounts on a durable timer due now, in the same commit as the child.
+    assert!(desk.engine.fire_due_timers().await.unwrap() >= 1);
+    desk.settle().await;
+    let parent = desk.ticket(&patient.ticket.id);
+    assert_eq!((parent.open_children, parent.status), (0, switchboard::ticket::Status::Resolved));
+    let run = desk.store.run(&patient.runs[0]).unwrap().unwrap();
+    assert_eq!(run.status, switchboard::run::RunStatus::Completed);
+    // Reopening the task counts it again, with an update event on the parent.
+    desk.engine.update_ticket(&task, &patch(json!({"status": "reopened"})), "bob").await.unwrap();
+    desk.engine.fire_due_timers().await.unwrap();
+    assert_eq!(desk.ticket(&patient.ticket.id).open_children, 1);
+    use switchboard::store::EventStore as _;
+    let events = desk.store.ticket_events(&patient.ticket.id).unwrap();
+    assert!(
+        events.iter().any(|e| e.changes.iter().any(|c| c.field == "open_children" && c.to == json!(1))
+            && e.actor == "system:children"),
+        "{events:?}"
+    );
+    desk.engine.shutdown().await;
+}
