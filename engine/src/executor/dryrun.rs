@@ -87,7 +87,6 @@ impl Engine {
         event_type: EventKind,
         outputs: &Map<String, Value>,
     ) -> Result<Value> {
-        let now = self.now();
         let event = Event {
             id: "dry-run".into(),
             ticket_id: ticket.id.clone(),
@@ -96,15 +95,32 @@ impl Engine {
             comment: None,
             actor: "dry-run".into(),
             causation: Vec::new(),
-            at: now,
+            at: self.now(),
             sla: None,
             evaluations: Vec::new(),
         };
-        let triggered = super::triggered(def, &event);
-        let vars = Map::new();
+        self.dry_run_event(def, ticket, &event, outputs)
+    }
+
+    /// [`Engine::dry_run`] for a given event (a recorded one, in replay): its changes,
+    /// comment and actor are what triggers, conditions and `previous.*` see.
+    pub fn dry_run_event(
+        &self,
+        def: &Workflow,
+        ticket: Ticket,
+        event: &Event,
+        outputs: &Map<String, Value>,
+    ) -> Result<Value> {
+        let now = self.now();
+        let event_type = event.kind;
+        let triggered = super::triggered(def, event);
+        let mut vars = Map::new();
+        if let Some(signal) = &event.sla {
+            vars.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
+        }
         let mut checks = Vec::new();
         let matched = match &def.conditions {
-            Some(c) => c.evaluate(&event_scope(&ticket, &event, &vars), "/conditions", &mut checks),
+            Some(c) => c.evaluate(&event_scope(&ticket, event, &vars), "/conditions", &mut checks),
             None => true,
         };
         if !triggered || !matched {
@@ -125,12 +141,16 @@ impl Engine {
             event_id: event.id.clone(),
             event_type: event_type.as_str().into(),
             actor: event.actor.clone(),
-            changes: Vec::new(),
-            previous: Map::new(),
+            changes: event.changes.clone(),
+            previous: crate::workflow::analysis::previous_fields(def)
+                .into_iter()
+                .filter(|f| !event.changes.iter().any(|c| &c.field == f))
+                .filter_map(|f| Some((f.clone(), fields::get(&ticket, &f)?)))
+                .collect(),
             status: RunStatus::Running,
             waiting: None,
             cursor: def.steps.first().map(|s| s.id.clone()),
-            vars: Map::new(),
+            vars,
             trace: Vec::new(),
             causation: Vec::new(),
             steps_done: 0,
@@ -261,18 +281,31 @@ impl Engine {
     /// A ticket as it was when it was logged: its current state with every recorded
     /// change undone, newest first (comments and later links dropped).
     pub fn ticket_at_creation(&self, id: &str) -> Result<Option<Ticket>> {
+        self.ticket_as_of(id, 0)
+    }
+
+    /// A ticket as event number `event` (`E-<n>`; 0: its creation) left it: every
+    /// change of a later event undone, the comments they added dropped.
+    pub fn ticket_as_of(&self, id: &str, event: u64) -> Result<Option<Ticket>> {
         let Some(ticket) = self.store.ticket(id)? else { return Ok(None) };
-        let created = ticket.created_at;
+        let history = self.store.history(id)?;
+        // Event 0 undoes everything (the creation entry itself changes nothing).
+        let undo: Vec<&crate::run::HistoryEntry> =
+            history.iter().filter(|h| event == 0 || event_number(&h.event_id) > event).collect();
         let mut value = serde_json::to_value(&ticket).unwrap_or(Value::Null);
-        for entry in self.store.history(id)?.iter().rev() {
+        let mut dropped_comments = std::collections::BTreeSet::new();
+        for entry in undo.iter().rev() {
             for change in entry.changes.iter().rev() {
+                if change.field == "comments" {
+                    if let Some(n) = change.to["id"].as_u64() {
+                        dropped_comments.insert(n);
+                    }
+                    continue;
+                }
                 let pointer = match change.field.split_once('.') {
                     Some(("custom", name)) => format!("/custom/{}", fields::escape(name)),
                     _ => format!("/{}", fields::escape(&change.field)),
                 };
-                if change.field == "comments" {
-                    continue;
-                }
                 match value.pointer_mut(&pointer) {
                     Some(slot) => *slot = change.from.clone(),
                     None => {
@@ -285,71 +318,208 @@ impl Engine {
                 }
             }
         }
-        value["comments"] = json!([]);
-        value["updated_at"] = json!(created);
-        value["resolved_at"] = Value::Null;
-        value["closed_at"] = Value::Null;
+        if let Some(comments) = value["comments"].as_array_mut() {
+            comments.retain(|c| c["id"].as_u64().is_none_or(|n| !dropped_comments.contains(&n)));
+        }
+        if event == 0 {
+            value["updated_at"] = json!(ticket.created_at);
+            value["resolved_at"] = Value::Null;
+            value["closed_at"] = Value::Null;
+        }
         if let Some(custom) = value["custom"].as_object_mut() {
             custom.retain(|_, v| !v.is_null());
         }
         Ok(serde_json::from_value(value).ok())
     }
 
-    /// Runs `def` (dry) against every ticket logged in the last `days` days as it was
-    /// when logged, and sets what it would have done beside what actually happened
-    /// (the runs of the workflow with the same id on that ticket).
+    /// What a real run did up to its first wait or approval (where a dry run stops).
+    fn effects_of_run(&self, r: &Run) -> Result<Effects> {
+        let mut fx = Effects { status: format!("{:?}", r.status).to_lowercase(), ..Default::default() };
+        let mut until = r.finished_at.unwrap_or(r.updated_at);
+        // Step entries only: the trigger entry carries the event's own changes.
+        for e in r.trace.iter().filter(|e| e.kind == "step") {
+            if matches!(e.step_type.as_deref(), Some("wait" | "approval")) {
+                fx.status = "waiting".into();
+                until = e.at;
+                break;
+            }
+            for c in &e.changes {
+                fx.changes.insert(c.field.clone(), c.to.clone());
+            }
+            match e.step_type.as_deref() {
+                Some("notify") => fx.notifications.push(e.detail["url"].as_str().unwrap_or_default().to_string()),
+                Some("plugin") => fx.plugin_calls.push(format!(
+                    "{}.{}",
+                    e.detail["plugin"].as_str().unwrap_or_default(),
+                    e.detail["action"].as_str().unwrap_or_default()
+                )),
+                Some("create_child") => {
+                    let child = e.step.as_ref().and_then(|s| r.vars.get(s)).and_then(|v| v["ticket"].as_str());
+                    if let Some(child) = child.and_then(|c| self.store.ticket(c).ok().flatten()) {
+                        fx.children.push(child.title);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = self.store.ticket(&r.ticket_id)? {
+            let author = format!("workflow:{}", r.workflow_id);
+            fx.comments = t
+                .comments
+                .iter()
+                .filter(|c| c.author == author && c.at >= r.created_at && c.at <= until)
+                .map(|c| (c.internal, c.body.clone()))
+                .collect();
+        }
+        Ok(fx)
+    }
+
+    /// Runs `def` (dry) against every event of the last `days` days that one of its
+    /// triggers fires on (tickets logged, updated, commented, SLA warnings and breaches),
+    /// each on the ticket as that event left it, and sets what it would have done beside
+    /// what the workflow with the same id did for that event: field values, comments,
+    /// notifications, plugin calls, child tickets and how the run ended, up to the first
+    /// wait or approval (where a dry run stops).
     pub fn replay(&self, def: &Workflow, days: u32) -> Result<Value> {
         let since = self.now() - chrono::Duration::days(days.into());
         let tickets: Vec<Ticket> =
-            super::schedule::all_tickets(self)?.into_iter().filter(|t| t.created_at >= since).collect();
+            super::schedule::all_tickets(self)?.into_iter().filter(|t| t.updated_at >= since).collect();
         let mut rows = Vec::new();
         let (mut differ, mut same) = (0, 0);
+        let mut seen = std::collections::BTreeSet::new();
         for t in &tickets {
-            let Some(initial) = self.ticket_at_creation(&t.id)? else { continue };
-            let would = self.dry_run(def, initial, EventKind::Created, &Map::new())?;
             let runs = self.store.runs(&RunFilter {
                 ticket: Some(t.id.clone()),
                 workflow: Some(def.id.clone()),
+                limit: Some(1000),
                 ..Default::default()
             })?;
-            let happened: Vec<Value> = runs
-                .iter()
-                .map(|r| {
-                    let changed: Vec<&str> =
-                        r.trace.iter().flat_map(|e| e.changes.iter().map(|c| c.field.as_str())).collect();
-                    json!({"run": r.id, "revision": r.workflow_revision, "status": r.status, "changed": changed})
-                })
-                .collect();
-            let mut would_fields: Vec<String> = would["changes"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|c| c["field"].as_str().map(String::from)).collect())
-                .unwrap_or_default();
-            would_fields.sort();
-            let mut did_fields: Vec<String> = happened
-                .iter()
-                .flat_map(|r| r["changed"].as_array().cloned().unwrap_or_default())
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect();
-            did_fields.sort();
-            did_fields.dedup();
-            let ran = !runs.is_empty();
-            let same_outcome = would["matched"].as_bool() == Some(ran) && would_fields == did_fields;
-            if same_outcome {
-                same += 1;
-            } else {
-                differ += 1;
+            for event in self.store.ticket_events(&t.id)? {
+                if event.at < since || event.kind == EventKind::Manual || !super::triggered(def, &event) {
+                    continue;
+                }
+                let number = if event.kind == EventKind::Created { 0 } else { event_number(&event.id) };
+                let Some(then) = self.ticket_as_of(&t.id, number)? else { continue };
+                let would = self.dry_run_event(def, then, &event, &Map::new())?;
+                let would_fx = Effects::of_dry_run(&would);
+                let happened: Vec<&Run> = runs.iter().filter(|r| r.event_id == event.id).collect();
+                let mut did = Effects::default();
+                for r in &happened {
+                    did.absorb(self.effects_of_run(r)?);
+                }
+                let ran = !happened.is_empty();
+                let differences = if would["matched"].as_bool() == Some(ran) {
+                    if ran {
+                        would_fx.differences(&did)
+                    } else {
+                        Vec::new()
+                    }
+                } else {
+                    vec![json!({"what": "matched", "would": would["matched"], "happened": ran})]
+                };
+                if differences.is_empty() {
+                    same += 1;
+                } else {
+                    differ += 1;
+                }
+                seen.insert(t.id.clone());
+                rows.push(json!({
+                    "ticket": t.id,
+                    "title": t.title,
+                    "event": event.id,
+                    "trigger": event.kind.as_str(),
+                    "would": {"matched": would["matched"], "status": would["status"], "reason": would["reason"],
+                        "changed": would_fx.changes.keys().collect::<Vec<_>>(), "effects": would_fx},
+                    "happened": {"ran": ran, "runs": happened.iter().map(|r| json!({"run": r.id, "revision": r.workflow_revision, "status": r.status})).collect::<Vec<_>>(),
+                        "changed": did.changes.keys().collect::<Vec<_>>(), "effects": did},
+                    "differs": !differences.is_empty(),
+                    "differences": differences,
+                }));
             }
-            rows.push(json!({
-                "ticket": t.id,
-                "title": t.title,
-                "would": {"matched": would["matched"], "status": would["status"], "reason": would["reason"], "changed": would_fields},
-                "happened": {"ran": ran, "runs": happened, "changed": did_fields},
-                "differs": !same_outcome,
-            }));
         }
-        Ok(
-            json!({"workflow": def.id, "since": since, "tickets": rows.len(), "same": same, "differ": differ, "rows": rows}),
-        )
+        Ok(json!({"workflow": def.id, "since": since, "tickets": seen.len(), "events": rows.len(),
+            "same": same, "differ": differ, "rows": rows}))
+    }
+}
+
+/// The number of an event id (`E-12` -> 12).
+fn event_number(id: &str) -> u64 {
+    id.strip_prefix("E-").and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// What a run did (or a dry run would do), in a shape that compares.
+#[derive(Debug, Default, PartialEq, serde::Serialize)]
+struct Effects {
+    /// How it ended: completed, failed, waiting.
+    status: String,
+    /// Each changed field's final value.
+    changes: std::collections::BTreeMap<String, Value>,
+    /// Comments added: (internal, body).
+    comments: Vec<(bool, String)>,
+    /// URLs posted to.
+    notifications: Vec<String>,
+    /// `plugin.action` called.
+    plugin_calls: Vec<String>,
+    /// Titles of child tickets created.
+    children: Vec<String>,
+}
+
+impl Effects {
+    fn of_dry_run(v: &Value) -> Self {
+        let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+        Self {
+            status: v["status"].as_str().unwrap_or_default().to_string(),
+            changes: list("changes")
+                .iter()
+                .filter_map(|c| Some((c["field"].as_str()?.to_string(), c["to"].clone())))
+                .collect(),
+            comments: list("comments")
+                .iter()
+                .map(|c| (c["internal"].as_bool().unwrap_or(false), c["body"].as_str().unwrap_or_default().to_string()))
+                .collect(),
+            notifications: list("notifications")
+                .iter()
+                .map(|n| n["url"].as_str().unwrap_or_default().to_string())
+                .collect(),
+            plugin_calls: list("plugin_calls")
+                .iter()
+                .map(|p| {
+                    format!("{}.{}", p["plugin"].as_str().unwrap_or_default(), p["action"].as_str().unwrap_or_default())
+                })
+                .collect(),
+            children: list("children").iter().map(|c| c["title"].as_str().unwrap_or_default().to_string()).collect(),
+        }
+    }
+
+    /// Several runs for one event (rare: a retry) count together.
+    fn absorb(&mut self, other: Effects) {
+        self.status = other.status;
+        self.changes.extend(other.changes);
+        self.comments.extend(other.comments);
+        self.notifications.extend(other.notifications);
+        self.plugin_calls.extend(other.plugin_calls);
+        self.children.extend(other.children);
+    }
+
+    /// Each aspect that differs, with both values.
+    fn differences(&self, happened: &Effects) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut diff = |what: String, would: Value, did: Value| {
+            if would != did {
+                out.push(json!({"what": what, "would": would, "happened": did}));
+            }
+        };
+        diff("status".into(), json!(self.status), json!(happened.status));
+        let fields: std::collections::BTreeSet<&String> = self.changes.keys().chain(happened.changes.keys()).collect();
+        for f in fields {
+            let get = |fx: &Effects| fx.changes.get(f).cloned().unwrap_or(json!("(unchanged)"));
+            diff(format!("changes.{f}"), get(self), get(happened));
+        }
+        diff("comments".into(), json!(self.comments), json!(happened.comments));
+        diff("notifications".into(), json!(self.notifications), json!(happened.notifications));
+        diff("plugin_calls".into(), json!(self.plugin_calls), json!(happened.plugin_calls));
+        diff("children".into(), json!(self.children), json!(happened.children));
+        out
     }
 }
 

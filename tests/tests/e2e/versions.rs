@@ -297,3 +297,89 @@ async fn drafts_are_tried_then_published() {
     let (status, _) = api.call("GET", "/workflows/greet/draft", None).await.unwrap();
     assert_eq!(status, 404, "the draft is gone once published");
 }
+
+/// Regression: replay compared only the *names* of changed fields (a route step changed
+/// from `skills` to `least_loaded`, assigning bob instead of alice, was "same"; so was a
+/// variant that no longer posts its reply) and replayed only `ticket.created` (a reopen
+/// workflow found "no trigger fires" on every ticket). It compares values, comments,
+/// notifications, plugin calls and children, for every recorded event a trigger fires on.
+#[tokio::test]
+async fn replay_compares_values_and_replays_every_trigger_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T08:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+    let group = switchboard::team::Group {
+        id: "network".into(),
+        name: "Network".into(),
+        description: String::new(),
+        manager: None,
+    };
+    engine.put_group(group, "t").await.unwrap();
+    let mut alice = switchboard_tests::agent("alice", &["network"]);
+    alice.skills = vec!["cisco".into()];
+    engine.put_agent(alice, "t").await.unwrap();
+    engine.put_agent(switchboard_tests::agent("bob", &["network"]), "t").await.unwrap();
+    let settle = || async {
+        while engine.runs_in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let router = |strategy: &str, reply: bool| {
+        let skills = if strategy == "skills" { json!(["cisco"]) } else { json!([]) };
+        let mut steps =
+            vec![json!({"id": "route", "type": "route", "group": "network", "strategy": strategy, "skills": skills})];
+        if reply {
+            steps.push(json!({"id": "reply", "type": "comment", "internal": false, "body": "We are on it"}));
+        }
+        json!({"id": "router", "name": "router", "triggers": [{"on": "ticket.created"}],
+            "conditions": {"field": "ticket.category", "op": "eq", "value": "network"}, "steps": steps})
+    };
+    engine.put_workflow(def(&router("skills", true)), "t").await.unwrap();
+    let reopen = json!({"id": "reopen", "name": "reopen",
+        "triggers": [{"on": "ticket.updated", "changed": [{"field": "status", "from": "resolved", "to": "reopened"}]}],
+        "steps": [{"id": "note", "type": "comment", "body": "Reopened (was {{previous.status}})"}]});
+    engine.put_workflow(def(&reopen), "t").await.unwrap();
+    let new = |title: &str| NewTicket {
+        title: title.into(),
+        requester: "ann".into(),
+        category: Some("network".into()),
+        ..Default::default()
+    };
+    engine.create_ticket(new("earlier"), "ann").await.unwrap();
+    settle().await;
+    let t = engine.create_ticket(new("switch down"), "ann").await.unwrap().ticket.id;
+    settle().await;
+    let patch = |v: Value| serde_json::from_value::<serde_json::Map<String, Value>>(v).unwrap();
+    engine.update_ticket(&t, &patch(json!({"status": "resolved"})), "alice").await.unwrap();
+    engine.update_ticket(&t, &patch(json!({"status": "reopened"})), "ann").await.unwrap();
+    settle().await;
+    assert_eq!(store.ticket(&t).unwrap().unwrap().assignee.as_deref(), Some("alice"), "skills chose alice");
+
+    // The draft routes to the least loaded (bob: alice has both tickets) and posts no reply.
+    let out = engine.replay(&def(&router("least_loaded", false)), 7).unwrap();
+    let row = out["rows"].as_array().unwrap().iter().find(|r| r["ticket"] == t).unwrap().clone();
+    assert_eq!(row["differs"], true, "{row}");
+    let differences = row["differences"].as_array().unwrap();
+    assert!(differences.contains(&json!({"what": "changes.assignee", "would": "bob", "happened": "alice"})), "{row}");
+    assert!(
+        differences.contains(&json!({"what": "comments", "would": [], "happened": [[false, "We are on it"]]})),
+        "{differences:?}"
+    );
+    // The published definition replays as what happened.
+    let out = engine.replay(&def(&router("skills", true)), 7).unwrap();
+    assert_eq!(out["differ"], 0, "{out}");
+
+    // The reopen workflow replays the update that reopened the ticket, on the ticket as
+    // that event left it, and matches what happened (its note included).
+    let out = engine.replay(&def(&reopen), 7).unwrap();
+    let rows = out["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only the reopening fires its trigger: {out}");
+    assert_eq!(
+        (rows[0]["trigger"].as_str(), rows[0]["would"]["matched"].as_bool()),
+        (Some("ticket.updated"), Some(true))
+    );
+    assert_eq!(rows[0]["differs"], false, "{}", rows[0]);
+    assert_eq!(rows[0]["would"]["effects"]["comments"], json!([[true, "Reopened (was resolved)"]]));
+    engine.shutdown().await;
+}
