@@ -83,7 +83,7 @@ pub const OPERATIONS: &[Operation] = &[
     ("post", "/workflows/{id}/publish", "Publish the draft as a new revision", ADMIN, None, &[200]),
     ("post", "/workflows/{id}/enable", "Enable", ADMIN, None, &[200]),
     ("post", "/workflows/{id}/disable", "Disable", ADMIN, None, &[200]),
-    ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket", ANY, Some("json"), &[202]),
+    ("post", "/workflows/{id}/runs", "Start a workflow by hand on a ticket, or a scheduled one now (no ticket)", ANY, Some("json"), &[202]),
     ("get", "/runs", "List runs (ticket, workflow, status, limit)", ANY, None, &[200]),
     ("get", "/runs/{id}", "A run with its trace", ANY, None, &[200]),
     ("post", "/runs/{id}/retry", "Start a failed run again from its failed step on the current revision", ADMIN, None, &[201]),

@@ -189,21 +189,31 @@ pub async fn disable(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Start {
-    /// The ticket to run on.
-    pub ticket: String,
+    /// The ticket to run on; absent for a scheduled workflow, which then runs now as
+    /// if its schedule had fired.
+    #[serde(default)]
+    pub ticket: Option<String>,
     /// Available to the run as `vars.input`.
     #[serde(default)]
     pub input: Value,
 }
 
-/// `POST /workflows/{id}/runs`: start a workflow with a `manual` trigger -> 202.
+/// `POST /workflows/{id}/runs`: start a workflow with a `manual` trigger on a ticket, or
+/// a scheduled one now (no ticket) -> 202.
 pub async fn start(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Start>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let out = s.engine.start_manual(&id, &body.ticket, body.input, &who.name).await?;
+    let Some(ticket) = body.ticket else {
+        if !body.input.is_null() {
+            return Err(ApiError::invalid("/input", "a scheduled run takes no input"));
+        }
+        let runs = s.engine.run_schedule_now(&id, &who.name).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({"runs": runs}))));
+    };
+    let out = s.engine.start_manual(&id, &ticket, body.input, &who.name).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"event": out.event, "runs": out.runs}))))
 }
 
@@ -245,7 +255,9 @@ pub struct DryRunBody {
     /// Or the id of a workflow whose saved draft to use.
     #[serde(default)]
     pub draft: Option<String>,
-    /// A ticket id, or a ticket given inline (the fields of `POST /tickets`).
+    /// A ticket id, or a ticket given inline (the fields of `POST /tickets`); absent
+    /// for a scheduled workflow: as if its schedule fired now.
+    #[serde(default)]
     pub ticket: Value,
     /// The event to simulate (default `ticket.created`).
     #[serde(default)]
@@ -260,6 +272,7 @@ pub struct DryRunBody {
 pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunBody>) -> Result<Json<Value>, ApiError> {
     let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
     let ticket = match &body.ticket {
+        Value::Null if body.event.is_none() => return Ok(Json(s.engine.dry_run_schedule(&def, &body.plugin_outputs)?)),
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
             let new: crate::ticket::NewTicket = serde_path_to_error::deserialize(body.ticket.clone()).map_err(|e| {

@@ -99,7 +99,7 @@ impl Engine {
             sla: None,
             evaluations: Vec::new(),
         };
-        self.dry_run_event(def, ticket, &event, outputs)
+        self.dry_run_event(def, ticket, &event, Map::new(), outputs)
     }
 
     /// [`Engine::dry_run`] for a given event (a recorded one, in replay): its changes,
@@ -109,12 +109,12 @@ impl Engine {
         def: &Workflow,
         ticket: Ticket,
         event: &Event,
+        mut vars: Map<String, Value>,
         outputs: &Map<String, Value>,
     ) -> Result<Value> {
         let now = self.now();
         let event_type = event.kind;
         let triggered = super::triggered(def, event);
-        let mut vars = Map::new();
         if let Some(signal) = &event.sla {
             vars.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
         }
@@ -400,7 +400,7 @@ impl Engine {
                 }
                 let number = if event.kind == EventKind::Created { 0 } else { event_number(&event.id) };
                 let Some(then) = self.ticket_as_of(&t.id, number)? else { continue };
-                let would = self.dry_run_event(def, then, &event, &Map::new())?;
+                let would = self.dry_run_event(def, then, &event, Map::new(), &Map::new())?;
                 let would_fx = Effects::of_dry_run(&would);
                 let happened: Vec<&Run> = runs.iter().filter(|r| r.event_id == event.id).collect();
                 let mut did = Effects::default();

@@ -872,6 +872,7 @@ pub fn triggered(wf: &Workflow, event: &Event) -> bool {
             internal.is_none_or(|want| event.comment.as_ref().is_some_and(|c| c.internal == want))
         }
         (Trigger::Manual, EventKind::Manual) => true,
+        (Trigger::Schedule(_), EventKind::Schedule) => true,
         (Trigger::SlaWarning { metric, percent }, EventKind::SlaWarning) => event
             .sla
             .as_ref()

@@ -10,12 +10,12 @@
 //! written in the same commit that moves the timer to the next occurrence: after a crash
 //! either both happened or neither, so an occurrence fires exactly once.
 
-use super::{Engine, Result};
+use super::{Engine, Error, Result};
 use crate::run::{Event, EventKind, RunStatus};
 use crate::schedule::{Compiled, Firing};
 use crate::store::{TicketFilter, Timer, TimerKind, Tx, Write};
 use crate::ticket::Ticket;
-use crate::workflow::{Schedule, WorkflowRecord};
+use crate::workflow::{Schedule, Workflow, WorkflowRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -64,8 +64,8 @@ pub(super) fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
 }
 
 /// Whether a workflow reads `vars.<name>` (anywhere in its definition).
-fn mentions(record: &WorkflowRecord, name: &str) -> bool {
-    serde_json::to_string(&record.definition).is_ok_and(|s| s.contains(&format!("vars.{name}")))
+fn mentions(def: &Workflow, name: &str) -> bool {
+    serde_json::to_string(def).is_ok_and(|s| s.contains(&format!("vars.{name}")))
 }
 
 /// The JSON name of a unit enum (`P1`, `in_progress`).
@@ -202,7 +202,7 @@ impl Engine {
             }
             // Reading every ticket is the expensive part: only for fan-out, or for summaries
             // that use the backlog, and once per batch of due schedules.
-            let needs_tickets = schedule.tickets.is_some() || mentions(record, "backlog");
+            let needs_tickets = schedule.tickets.is_some() || mentions(&record.definition, "backlog");
             if !plan.firings.is_empty() && needs_tickets && tickets.is_none() {
                 tickets = Some(all_tickets(self)?);
             }
@@ -235,6 +235,33 @@ impl Engine {
         tickets: Option<&[Ticket]>,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>> {
+        let mut started = Vec::new();
+        for (ticket, event, seed) in
+            self.firing_targets(&record.definition, schedule, compiled, firing, tickets, now)?
+        {
+            let (_, run) = self.evaluate(record, &event, &ticket, seed)?;
+            if let Some(run) = run {
+                if run.status == RunStatus::Pending {
+                    started.push(run.id.clone());
+                }
+                tx.push(Write::Run(Box::new(run)));
+            }
+        }
+        Ok(started)
+    }
+
+    /// What one firing runs on, with the event and the variables each run starts with:
+    /// the no-ticket placeholder (with `vars.backlog` / `vars.report` when the definition
+    /// reads them), or each open ticket the schedule's `tickets` condition holds for.
+    fn firing_targets(
+        &self,
+        def: &Workflow,
+        schedule: &Schedule,
+        compiled: &Compiled,
+        firing: &Firing,
+        tickets: Option<&[Ticket]>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Target>> {
         let local = firing.scheduled_for.with_timezone(&compiled.tz());
         let info = json!({
             "cron": schedule.cron,
@@ -247,7 +274,7 @@ impl Engine {
             "late_ms": (now - firing.scheduled_for).num_milliseconds(),
         });
         let event = |ticket: &str| Event {
-            id: format!("S-{}-{}", record.id, firing.scheduled_for.timestamp()),
+            id: format!("S-{}-{}", def.id, firing.scheduled_for.timestamp()),
             ticket_id: ticket.to_string(),
             kind: EventKind::Schedule,
             changes: Vec::new(),
@@ -260,25 +287,14 @@ impl Engine {
         };
         let mut seed = Map::new();
         seed.insert("schedule".into(), info);
-        let mut started = Vec::new();
-        let mut start = |tx: &mut Tx, ticket: &Ticket, seed: Map<String, Value>| -> Result<()> {
-            let (_, run) = self.evaluate(record, &event(&ticket.id), ticket, seed)?;
-            if let Some(run) = run {
-                if run.status == RunStatus::Pending {
-                    started.push(run.id.clone());
-                }
-                tx.push(Write::Run(Box::new(run)));
-            }
-            Ok(())
-        };
+        let mut out = Vec::new();
         match &schedule.tickets {
             None => {
-                let mut seed = seed;
                 if let Some(tickets) = tickets {
                     seed.insert("backlog".into(), backlog(tickets, now));
                 }
                 // The last week's report, for workflows that post it (`vars.report`).
-                if mentions(record, "report") {
+                if mentions(def, "report") {
                     let week = crate::report::Query {
                         from: now - chrono::Duration::days(7),
                         to: now,
@@ -289,21 +305,82 @@ impl Engine {
                     };
                     seed.insert("report".into(), self.report(&week)?);
                 }
-                start(tx, &Ticket::placeholder(now), seed)?;
+                out.push((Ticket::placeholder(now), event(""), seed));
             }
             Some(cond) => {
                 for ticket in tickets.unwrap_or_default().iter().filter(|t| t.status.is_open()) {
                     let ev = event(&ticket.id);
                     let scope = super::event_scope(ticket, &ev, &seed);
                     if cond.evaluate(&scope, "/triggers/tickets", &mut Vec::new()) {
-                        start(tx, ticket, seed.clone())?;
+                        out.push((ticket.clone(), ev, seed.clone()));
                     }
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// Runs a scheduled workflow now, as if its schedule had fired (same variables, same
+    /// fan-out over tickets); its timer and next occurrences are untouched. Audited.
+    pub async fn run_schedule_now(self: &Arc<Self>, id: &str, actor: &str) -> Result<Vec<String>> {
+        let record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
+        let Some(schedule) = record.definition.schedule().cloned() else {
+            return Err(super::invalid(
+                "/ticket",
+                format!("`{id}` has no schedule trigger: give the ticket to run on"),
+            ));
+        };
+        if !record.enabled {
+            return Err(Error::Conflict(format!("workflow `{id}` is disabled")));
+        }
+        let compiled = Compiled::new(&schedule.cron, &schedule.timezone)
+            .map_err(|e| super::invalid("/triggers", e.to_string()))?;
+        let now = self.now();
+        let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
+        let needs_tickets = schedule.tickets.is_some() || mentions(&record.definition, "backlog");
+        let tickets = if needs_tickets { Some(all_tickets(self)?) } else { None };
+        let mut tx = Tx::new();
+        let started = self.start_scheduled(&mut tx, &record, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
+        tx.push(Write::Audit(crate::run::AuditEntry {
+            at: now,
+            actor: actor.into(),
+            action: "workflow.run_now".into(),
+            target: id.into(),
+            detail: json!({"runs": started.len()}),
+        }));
+        self.store.commit(tx).await?;
+        self.spawn_runs(&started);
         Ok(started)
     }
+
+    /// A dry run of a scheduled workflow as if its schedule fired now: one result for a
+    /// summary, or one per matching open ticket (at most 50) for a fan-out.
+    pub fn dry_run_schedule(&self, def: &Workflow, outputs: &Map<String, Value>) -> Result<Value> {
+        let Some(schedule) = def.schedule().cloned() else {
+            return Err(super::invalid("/ticket", format!("`{}` has no schedule trigger: give a ticket", def.id)));
+        };
+        let compiled = Compiled::new(&schedule.cron, &schedule.timezone)
+            .map_err(|e| super::invalid("/triggers", e.to_string()))?;
+        let now = self.now();
+        let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
+        let needs_tickets = schedule.tickets.is_some() || mentions(def, "backlog");
+        let tickets = if needs_tickets { Some(all_tickets(self)?) } else { None };
+        let targets = self.firing_targets(def, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
+        let matching = targets.len();
+        let mut results = Vec::new();
+        for (ticket, event, seed) in targets.into_iter().take(50) {
+            let id = ticket.id.clone();
+            let result = self.dry_run_event(def, ticket, &event, seed, outputs)?;
+            results.push(json!({"ticket": (!id.is_empty()).then_some(id), "result": result}));
+        }
+        Ok(json!({"schedule": schedule.cron, "timezone": schedule.timezone, "fan_out": schedule.tickets.is_some(),
+            "matching": matching, "results": results}))
+    }
 }
+
+/// One run a firing starts: on this ticket (or the placeholder), for this event, with
+/// these variables.
+type Target = (Ticket, Event, Map<String, Value>);
 
 fn cron_kind(workflow: &str, schedule: &Schedule, last_fired: Option<DateTime<Utc>>, missed: u64) -> TimerKind {
     TimerKind::Cron {

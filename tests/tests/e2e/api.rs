@@ -509,3 +509,54 @@ async fn log_until(log: &std::path::Path, done: impl Fn(&str) -> bool) -> String
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Scheduled workflows (the weekly report, a nudge over stale tickets) run on demand and
+/// dry-run without a ticket, as if their schedule fired now; the timer is untouched.
+#[tokio::test]
+async fn scheduled_workflows_run_on_demand_and_dry_run_without_a_ticket() {
+    let f = start("").await;
+    let nudge = json!({"id": "nudge", "name": "nudge",
+        "triggers": [{"on": "schedule", "cron": "0 7 * * 1", "timezone": "Europe/Berlin",
+            "tickets": {"field": "ticket.status", "op": "eq", "value": "new"}}],
+        "steps": [{"id": "mark", "type": "set", "fields": {"custom.nudged": true}}]});
+    let weekly = json!({"id": "weekly", "name": "weekly",
+        "triggers": [{"on": "schedule", "cron": "0 7 * * 1", "timezone": "Europe/Berlin"}],
+        "steps": [{"id": "post", "type": "notify", "url": "http://127.0.0.1:9/inbox", "payload": {"open": "{{vars.backlog.open}}"}}]});
+    f.admin.post("/workflows", &nudge).await.unwrap();
+    f.admin.post("/workflows", &weekly).await.unwrap();
+    let schedules_before = f.admin.get("/schedules").await.unwrap();
+    let a = f.agent.post("/tickets", &json!({"title": "a", "requester": "r"})).await.unwrap();
+    let b = f.agent.post("/tickets", &json!({"title": "b", "requester": "r"})).await.unwrap();
+    let (a, b) = (a["ticket"]["id"].as_str().unwrap().to_string(), b["ticket"]["id"].as_str().unwrap().to_string());
+    f.agent.call("PATCH", &format!("/tickets/{b}"), Some(&json!({"status": "resolved"}))).await.unwrap();
+
+    // Dry runs: the fan-out sees the one new ticket; the summary sees the backlog.
+    let dry = f.admin.post("/workflows/dry-run", &json!({"workflow_id": "nudge"})).await.unwrap();
+    assert_eq!((dry["fan_out"].as_bool(), dry["matching"].as_u64()), (Some(true), Some(1)), "{dry}");
+    assert_eq!(dry["results"][0]["ticket"], a.as_str());
+    assert_eq!(dry["results"][0]["result"]["changes"][0]["field"], "custom.nudged", "{dry}");
+    let dry = f.admin.post("/workflows/dry-run", &json!({"workflow_id": "weekly"})).await.unwrap();
+    assert_eq!(dry["results"][0]["result"]["notifications"][0]["body"], json!({"open": 1}), "{dry}");
+    assert_eq!(dry["results"][0]["ticket"], Value::Null);
+
+    // On demand: runs now over the matching tickets; nothing else, no timer moved.
+    let (status, started) = f.agent.call("POST", "/workflows/nudge/runs", Some(&json!({}))).await.unwrap();
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["runs"].as_array().unwrap().len(), 1);
+    f.agent.wait_idle(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(f.agent.get(&format!("/tickets/{a}")).await.unwrap()["custom"]["nudged"], true);
+    let resolved = f.agent.get(&format!("/tickets/{b}")).await.unwrap();
+    assert_eq!(resolved["custom"].get("nudged"), None, "resolved: not matched");
+    let run = f.agent.get(&format!("/runs/{}", started["runs"][0].as_str().unwrap())).await.unwrap();
+    assert_eq!(run["event_type"], "schedule");
+    let schedules_after = f.admin.get("/schedules").await.unwrap();
+    assert_eq!(schedules_before["schedules"], schedules_after["schedules"], "the schedule is untouched");
+    let audit = f.admin.get("/audit").await.unwrap();
+    assert!(audit.to_string().contains("workflow.run_now"), "{audit}");
+
+    // A workflow with neither a schedule nor a ticket says what is missing.
+    let hand = json!({"id": "hand", "name": "hand", "triggers": [{"on": "manual"}], "steps": [{"id": "r", "type": "resolve"}]});
+    f.admin.post("/workflows", &hand).await.unwrap();
+    let (status, body) = f.agent.call("POST", "/workflows/hand/runs", Some(&json!({}))).await.unwrap();
+    assert_eq!((status, body["error"]["details"]["errors"][0]["pointer"].as_str()), (422, Some("/ticket")), "{body}");
+}
