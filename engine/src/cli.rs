@@ -1,4 +1,5 @@
-//! The `switchboard` command line: `serve`, `validate`, `apply`.
+//! The `switchboard` command line: `serve`, `validate`, `apply` (configuration as code),
+//! `install`, `explain`, `report`, `run`, and the desk commands in [`desk`].
 //!
 //! Exit codes: 0 success; 1 runtime failure; 2 invalid input (arguments, configuration,
 //! workflow files); 3 the data directory cannot be used (locked, unreadable, corrupt).
@@ -13,6 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod desk;
 
 /// Workflow automation for IT service desks.
 #[derive(Debug, Parser)]
@@ -45,6 +48,15 @@ enum Command {
     Report(ReportArgs),
     /// A run as a timeline: trigger, conditions with the values seen, each step.
     Run(RunArgs),
+    /// List tickets, or show one.
+    #[command(subcommand)]
+    Tickets(desk::TicketsCommand),
+    /// What a workflow (a file, or a published id) would do to a ticket; nothing changes.
+    DryRun(desk::DryRunArgs),
+    /// A workflow run dry against the last days' events, beside what happened.
+    Replay(desk::ReplayArgs),
+    /// Start a workflow by hand on a ticket, or a scheduled workflow now.
+    Start(desk::StartArgs),
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +236,10 @@ pub fn main() -> ExitCode {
         Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
         Command::Explain(args) => runtime().and_then(|rt| rt.block_on(explain(args))),
         Command::Report(args) => runtime().and_then(|rt| rt.block_on(report(args))),
+        Command::Tickets(cmd) => runtime().and_then(|rt| rt.block_on(desk::tickets(cmd))),
+        Command::DryRun(args) => runtime().and_then(|rt| rt.block_on(desk::dry_run(args))),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(desk::replay(args))),
+        Command::Start(args) => runtime().and_then(|rt| rt.block_on(desk::start(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(show_run(args))),
     };
     match result {
@@ -292,9 +308,29 @@ pub fn load_workflows(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Workflow)>, Fai
 }
 
 fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
-    let ok = load_workflows(paths)?;
+    let mut all = crate::setup::Setup::default();
+    let mut problems = 0;
+    for path in paths {
+        match crate::setup::read(path) {
+            Ok(setup) => {
+                all.workflows.extend(setup.workflows);
+                all.sla.extend(setup.sla);
+                all.webhooks.extend(setup.webhooks);
+                all.grants.extend(setup.grants);
+            }
+            Err(found) => {
+                for p in &found {
+                    eprintln!("{p}");
+                }
+                problems += found.len();
+            }
+        }
+    }
+    if problems > 0 {
+        return Err(Failure::input(format!("{problems} problem(s) found")));
+    }
     let now = chrono::Utc::now();
-    for (file, wf) in &ok {
+    for (file, wf) in &all.workflows {
         println!("{}: ok ({}, {} step(s))", file.display(), wf.id, wf.steps.len());
         // Validation has compiled the schedule already; this cannot fail.
         if let Some(compiled) = wf.schedule().and_then(|s| crate::schedule::Compiled::new(&s.cron, &s.timezone).ok()) {
@@ -304,7 +340,21 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
             }
         }
     }
-    if ok.is_empty() {
+    for (file, sla) in &all.sla {
+        println!(
+            "{}: ok ({} calendar(s), {} SLA policy(ies))",
+            file.display(),
+            sla.calendars.len(),
+            sla.policies.len()
+        );
+    }
+    for (file, e) in &all.webhooks {
+        println!("{}: ok (webhook {})", file.display(), e.id);
+    }
+    for (file, id, _) in &all.grants {
+        println!("{}: ok (grants of plugin {id})", file.display());
+    }
+    if all.is_empty() {
         return Err(Failure::input("no workflow files found"));
     }
     Ok(())
@@ -421,45 +471,119 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 }
 
 async fn apply(args: ApplyArgs) -> Result<(), Failure> {
-    let workflows = load_workflows(std::slice::from_ref(&args.dir))?;
-    if workflows.is_empty() {
-        return Err(Failure::input(format!("{}: no workflow files found", args.dir.display())));
+    let setup = read_setup(&args.dir)?;
+    if setup.is_empty() {
+        return Err(Failure::input(format!("{}: no workflow, SLA, webhook or grant files found", args.dir.display())));
     }
     match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => {
-            let token =
-                args.target.token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?;
-            server_url(&url)?;
-            let client = reqwest::Client::new();
-            for (file, wf) in workflows {
-                let resp = client
-                    .post(format!("{}/workflows", url.trim_end_matches('/')))
-                    .bearer_auth(&token)
-                    .json(&wf)
-                    .send()
-                    .await
-                    .map_err(|e| unreachable(&url, &e))?;
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                if !status.is_success() {
-                    return Err(refused(&file.display().to_string(), status, &text));
-                }
-                let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                println!("{}: {} revision {}", file.display(), wf.id, body["workflow"]["revision"]);
-            }
-            Ok(())
-        }
+        (Some(url), _) => apply_to_server(&url, args.target.token, setup).await,
         (None, Some(dir)) => {
             let (store, engine) = offline_engine(dir)?;
-            for (file, wf) in workflows {
-                let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| Failure::runtime(e.to_string()))?;
-                println!("{}: {} revision {}", file.display(), record.id, record.revision);
-            }
+            let result = apply_to_engine(&engine, setup).await;
             store.close()?;
-            Ok(())
+            result
         }
         (None, None) => Err(Failure::input("apply needs --server URL or --data-dir DIR")),
     }
+}
+
+/// Reads a setup directory; every problem goes to stderr as `file:pointer: message`.
+fn read_setup(path: &Path) -> Result<crate::setup::Setup, Failure> {
+    crate::setup::read(path).map_err(|problems| {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        Failure::input(format!("{} problem(s) found", problems.len()))
+    })
+}
+
+/// Applies a setup through the HTTP API, in dependency order: SLA calendars, then
+/// policies, workflows, webhook endpoints (which may start workflows), plugin grants.
+async fn apply_to_server(url: &str, token: Option<String>, setup: crate::setup::Setup) -> Result<(), Failure> {
+    let token = Some(token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?);
+    let post = |file: PathBuf, method: reqwest::Method, path: String, body: serde_json::Value| {
+        let token = token.clone();
+        async move {
+            let (status, text) =
+                send(url, token, |c, base| c.request(method, format!("{base}{path}")).json(&body)).await?;
+            if !status.is_success() {
+                return Err(refused(&file.display().to_string(), status, &text));
+            }
+            Ok(serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default())
+        }
+    };
+    for (file, sla) in setup.sla {
+        for c in sla.calendars {
+            let id = c.id.clone();
+            post(file.clone(), reqwest::Method::POST, "/sla/calendars".into(), json(&c)).await?;
+            println!("{}: calendar {id}", file.display());
+        }
+        for p in sla.policies {
+            let id = p.id.clone();
+            post(file.clone(), reqwest::Method::POST, "/sla/policies".into(), json(&p)).await?;
+            println!("{}: SLA policy {id}", file.display());
+        }
+    }
+    for (file, wf) in setup.workflows {
+        let body = post(file.clone(), reqwest::Method::POST, "/workflows".into(), json(&wf)).await?;
+        println!("{}: {} revision {}", file.display(), wf.id, body["workflow"]["revision"]);
+    }
+    for (file, endpoint) in setup.webhooks {
+        let id = endpoint.id.clone();
+        post(file.clone(), reqwest::Method::POST, "/webhooks".into(), json(&endpoint)).await?;
+        println!("{}: webhook {id}", file.display());
+    }
+    for (file, id, grants) in setup.grants {
+        let installed = send(url, token.clone(), |c, base| c.get(format!("{base}/plugins/{}", segment(&id)))).await?;
+        if installed.0 == reqwest::StatusCode::NOT_FOUND {
+            eprintln!(
+                "{}: plugin `{id}` is not installed; its grants were skipped (install it, then apply again)",
+                file.display()
+            );
+            continue;
+        }
+        post(file.clone(), reqwest::Method::PUT, format!("/plugins/{}/grants", segment(&id)), json(&grants)).await?;
+        println!("{}: grants of plugin {id}", file.display());
+    }
+    Ok(())
+}
+
+/// Applies a setup to a stopped server's data directory, in the same order.
+async fn apply_to_engine(engine: &Arc<Engine>, setup: crate::setup::Setup) -> Result<(), Failure> {
+    for (file, sla) in setup.sla {
+        for c in sla.calendars {
+            let id = c.id.clone();
+            engine.put_calendar(c).await.map_err(|e| engine_failure(&file, e))?;
+            println!("{}: calendar {id}", file.display());
+        }
+        for p in sla.policies {
+            let id = p.id.clone();
+            engine.put_sla_policy(p).await.map_err(|e| engine_failure(&file, e))?;
+            println!("{}: SLA policy {id}", file.display());
+        }
+    }
+    for (file, wf) in setup.workflows {
+        let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| engine_failure(&file, e))?;
+        println!("{}: {} revision {}", file.display(), record.id, record.revision);
+    }
+    for (file, endpoint) in setup.webhooks {
+        let (stored, _) = engine.put_endpoint(endpoint, "cli").await.map_err(|e| engine_failure(&file, e))?;
+        println!("{}: webhook {}", file.display(), stored.id);
+    }
+    for (file, id, grants) in setup.grants {
+        let Some(mut record) = engine.store().plugin(&id).map_err(|e| Failure::runtime(e.to_string()))? else {
+            eprintln!(
+                "{}: plugin `{id}` is not installed; its grants were skipped (install it, then apply again)",
+                file.display()
+            );
+            continue;
+        };
+        record.connections = grants.connections;
+        record.config = grants.config;
+        engine.plugins().update(record, "cli").await.map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        println!("{}: grants of plugin {id}", file.display());
+    }
+    Ok(())
 }
 
 /// Sends a request to a running server (built from its base URL) with the token.
@@ -730,21 +854,9 @@ async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
 /// Applies `<plugin id>.json` grants (the body of `PUT /plugins/{id}/grants`) from a
 /// directory (the demo's `workflows/plugins/`) to installed plugins.
 async fn grant_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Grants {
-        #[serde(default)]
-        connections: Vec<String>,
-        #[serde(default)]
-        config: std::collections::BTreeMap<String, String>,
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for file in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json"))
-    {
-        let id = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        let grants: Grants = serde_json::from_str(&text)
-            .map_err(|e| Failure::input(format!("{}:{}:{}: {e}", file.display(), e.line(), e.column())))?;
+    let Ok(files) = workflow_files(dir) else { return Ok(()) };
+    for file in files {
+        let (id, grants) = crate::setup::read_grants(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
         let Some(mut record) = engine.store().plugin(&id).map_err(|e| Failure::runtime(e.to_string()))? else {
             tracing::warn!(file = %file.display(), "grants for a plugin that is not installed");
             continue;
@@ -809,10 +921,8 @@ fn engine_failure(file: &Path, e: crate::executor::Error) -> Failure {
 async fn load_webhooks(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
     let Ok(files) = workflow_files(dir) else { return Ok(()) };
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        let mut endpoint: crate::webhook::Endpoint = serde_json::from_str(&text).map_err(|e| {
-            Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
-        })?;
+        let mut endpoint =
+            crate::setup::read_endpoint(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
         if endpoint.secret.is_empty() {
             endpoint.secret = crate::demo::WEBHOOK_SECRET.into();
         }
@@ -840,20 +950,9 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 
 /// Loads SLA files (`{"calendars": [...], "policies": [...]}`) from a directory (the demo's).
 async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SlaFile {
-        #[serde(default)]
-        calendars: Vec<crate::calendar::CalendarSpec>,
-        #[serde(default)]
-        policies: Vec<crate::sla::Policy>,
-    }
     let Ok(files) = workflow_files(dir) else { return Ok(()) };
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        let sla: SlaFile = serde_json::from_str(&text).map_err(|e| {
-            Failure::input(format!("{}: line {}, column {}: {e}", file.display(), e.line(), e.column()))
-        })?;
+        let sla = crate::setup::read_sla(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
         let invalid = |e| engine_failure(&file, e);
         let calendars = engine.store().calendars().map_err(|e| invalid(e.into()))?;
         for c in sla.calendars {

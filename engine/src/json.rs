@@ -48,7 +48,8 @@ impl StrictError {
     }
 }
 
-fn escape(key: &str) -> String {
+/// Escapes a key for use in a JSON pointer (RFC 6901).
+pub fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
@@ -149,6 +150,22 @@ pub fn parse(bytes: &[u8]) -> Result<Value, StrictError> {
             message: e.to_string(),
         })),
     }
+}
+
+/// Turns serde_path_to_error's `a.b[2].c` into `/a/b/2/c`.
+pub fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        out.push('/');
+        match seg {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } => out.push_str(&escape(key)),
+            Segment::Enum { variant } => out.push_str(variant),
+            Segment::Unknown => out.push('?'),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

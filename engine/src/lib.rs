@@ -26,6 +26,7 @@
 //! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
+//! | [`setup`] | configuration as code: a directory of workflows, SLA files, webhooks, grants |
 //! | [`config`], [`cli`], [`demo`] | configuration, the command line, demo data |
 
 /// The allocator the binaries use: under many small allocations from many threads
@@ -58,6 +59,7 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod server;
+pub mod setup;
 pub mod sla;
 pub mod store;
 pub mod team;

@@ -12,22 +12,6 @@ use serde::de::DeserializeOwned;
 /// pointer of the member; too-large bodies get 413.
 pub struct JsonBody<T>(pub T);
 
-/// Turns serde_path_to_error's `a.b[2].c` into `/a/b/2/c`.
-pub fn pointer(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        out.push('/');
-        match seg {
-            Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } => out.push_str(&crate::ticket::fields::escape(key)),
-            Segment::Enum { variant } => out.push_str(variant),
-            Segment::Unknown => out.push('?'),
-        }
-    }
-    out
-}
-
 /// Parses JSON bytes strictly ([`crate::json`]): syntax errors, duplicate keys and NUL
 /// characters are 400 naming line and column or the JSON pointer; anything but an
 /// object is 422.
@@ -49,7 +33,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = parse_object(bytes)?;
     serde_path_to_error::deserialize::<_, T>(value)
-        .map_err(|e| ApiError::invalid(&pointer(e.path()), e.inner().to_string()))
+        .map_err(|e| ApiError::invalid(&crate::json::pointer_of(e.path()), e.inner().to_string()))
 }
 
 /// A request body read whole, within the route's size limit and the server's

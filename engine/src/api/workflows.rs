@@ -276,7 +276,7 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
             let new: crate::ticket::NewTicket = serde_path_to_error::deserialize(body.ticket.clone()).map_err(|e| {
-                ApiError::invalid(&format!("/ticket{}", super::extract::pointer(e.path())), e.inner().to_string())
+                ApiError::invalid(&format!("/ticket{}", crate::json::pointer_of(e.path())), e.inner().to_string())
             })?;
             new.check().map_err(|(p, m)| ApiError::invalid(&format!("/ticket{p}"), m))?;
             new.into_ticket("T-dry-run".into(), &s.engine.config().priority_matrix, s.engine.clock_now())

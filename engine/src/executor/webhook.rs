@@ -172,7 +172,7 @@ impl Engine {
             }
             fields.entry("channel").or_insert_with(|| Value::String("webhook".into()));
             serde_path_to_error::deserialize::<_, NewTicket>(webhook::new_ticket_object(fields)).map_err(|e| {
-                let pointer = crate::api::extract::pointer(e.path());
+                let pointer = crate::json::pointer_of(e.path());
                 invalid(&format!("/mapping/fields{pointer}"), format!("mapped value: {}", e.inner()))
             })
         };

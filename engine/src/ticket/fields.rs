@@ -292,10 +292,7 @@ pub fn patch(
     }
 }
 
-/// Escapes a key for use in a JSON pointer (RFC 6901).
-pub fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
+pub use crate::json::escape;
 
 #[cfg(test)]
 mod tests {

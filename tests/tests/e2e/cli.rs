@@ -273,3 +273,94 @@ async fn the_cli_says_plainly_what_is_wrong_with_one_exit_code_rule() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("x/../y") && err.contains("not found"), "{err}");
 }
+
+/// Configuration as code: `apply` publishes a directory's workflows, SLA calendars and
+/// policies and webhook endpoints (and plugin grants); `validate` checks those files too,
+/// naming file and pointer. The desk commands list and show tickets, dry-run a file,
+/// replay it, and start a workflow, against a running server.
+#[tokio::test]
+async fn apply_is_configuration_as_code_and_the_desk_commands_work_against_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]).unwrap();
+    let setup = dir.path().join("setup");
+    for sub in ["sla", "webhooks", "plugins"] {
+        std::fs::create_dir_all(setup.join(sub)).unwrap();
+    }
+    std::fs::copy(repo().join("workflows/sla/standard.json"), setup.join("sla/standard.json")).unwrap();
+    std::fs::copy(
+        repo().join("workflows/webhooks/monitoring-alert.json"),
+        setup.join("webhooks/monitoring-alert.json"),
+    )
+    .unwrap();
+    std::fs::copy(repo().join("workflows/plugins/m365.json"), setup.join("plugins/m365.json")).unwrap();
+    let greet = serde_json::json!({"id": "greet", "name": "greet", "triggers": [{"on": "ticket.created"}, {"on": "manual"}],
+        "steps": [{"id": "hi", "type": "comment", "internal": false, "body": "Hello"}]});
+    std::fs::write(setup.join("greet.json"), greet.to_string()).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(binary()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let remote = ["--server", server.url.as_str(), "--token", switchboard_tests::ADMIN];
+
+    // A mistake in an SLA file is found by validate, with file and pointer, and applies nothing.
+    let mut broken: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(setup.join("sla/standard.json")).unwrap()).unwrap();
+    broken["policies"][0]["warnings"] = serde_json::json!([150]);
+    std::fs::write(setup.join("sla/broken.json"), broken.to_string()).unwrap();
+    let (code, _, err) = cli(&["validate", setup.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("broken.json:/policies/0/warnings/0"), "{err}");
+    let (code, _, err) = cli(&[&["apply", setup.to_str().unwrap()][..], &remote].concat());
+    assert_eq!(code, Some(2), "{err}");
+    std::fs::remove_file(setup.join("sla/broken.json")).unwrap();
+
+    let (code, out, err) = cli(&["validate", setup.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("standard.json: ok (1 calendar(s), 1 SLA policy(ies))"), "{out}");
+    assert!(out.contains("monitoring-alert.json: ok (webhook monitoring-alert)"), "{out}");
+    let (code, out, err) = cli(&[&["apply", setup.to_str().unwrap()][..], &remote].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("calendar") && out.contains("SLA policy") && out.contains("webhook monitoring-alert"),
+        "{out}"
+    );
+    assert!(out.contains("greet revision 1"), "{out}");
+    assert!(err.contains("plugin `m365` is not installed; its grants were skipped"), "{err}");
+    let api = switchboard_tests::Api::new(&server.url, switchboard_tests::ADMIN);
+    let sla = api.get("/sla").await.unwrap();
+    assert!(sla.to_string().contains("berlin-office"), "{sla}");
+    assert_eq!(api.get("/webhooks/monitoring-alert").await.unwrap()["id"], "monitoring-alert");
+
+    // Desk commands.
+    let created = api.post("/tickets", &serde_json::json!({"title": "Printer jam", "requester": "ann"})).await.unwrap();
+    let id = created["ticket"]["id"].as_str().unwrap().to_string();
+    api.wait_idle(std::time::Duration::from_secs(10)).await.unwrap();
+    let (code, out, err) = cli(&[&["tickets", "list"][..], &remote].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&id) && l.contains("Printer jam")), "{out}");
+    let (code, out, _) = cli(&[&["tickets", "show", &id][..], &remote].concat());
+    assert_eq!(code, Some(0));
+    assert!(out.contains("reply by workflow:greet") && out.contains("Hello"), "{out}");
+    let (code, out, _) = cli(&[&["tickets", "show", "T-999"][..], &remote].concat());
+    assert_eq!(code, Some(2), "{out}");
+    let file = setup.join("greet.json");
+    let (code, out, err) = cli(&[&["dry-run", file.to_str().unwrap(), "--ticket", &id][..], &remote].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let dry: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dry["comments"][0]["body"], "Hello");
+    let mut quiet = greet.clone();
+    quiet["steps"][0]["body"] = serde_json::json!("Hi there");
+    std::fs::write(setup.join("quiet.json"), quiet.to_string()).unwrap();
+    let quiet_file = setup.join("quiet.json");
+    let (code, out, err) = cli(&[&["replay", quiet_file.to_str().unwrap()][..], &remote].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("1 differ") && out.contains("comments: would"), "{out}");
+    let (code, out, err) = cli(&[&["start", "greet", "--ticket", &id][..], &remote].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.trim().starts_with("R-"), "{out}");
+}
