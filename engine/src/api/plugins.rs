@@ -9,9 +9,7 @@ use crate::plugin::{CallContext, Installed, Installer, PluginError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
@@ -108,17 +106,8 @@ pub async fn delete_version(
     Ok(Json(json!({"deleted": format!("{id}@{version}"), "plugin": after})))
 }
 
-/// Body of `PUT /plugins/{id}/grants`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grants {
-    /// Connections the plugin may use.
-    #[serde(default)]
-    pub connections: Vec<String>,
-    /// Configuration values it may read.
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-}
+/// Body of `PUT /plugins/{id}/grants`: the shape of a setup directory's grants files.
+pub use crate::setup::Grants;
 
 /// `PUT /plugins/{id}/grants` (admin): which connections and config the plugin gets.
 pub async fn grants(
