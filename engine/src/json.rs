@@ -48,6 +48,11 @@ impl StrictError {
     }
 }
 
+/// Deserializes a present member (even `null`) as `Some`, so "absent" and "null" differ.
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Escapes a key for use in a JSON pointer (RFC 6901).
 pub fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")

@@ -5,29 +5,32 @@
 //! | module | what |
 //! |---|---|
 //! | [`clock`] | injected time |
-//! | [`json`] | strict JSON parsing: duplicate keys and NUL refused (pure) |
+//! | [`json`] | strict JSON parsing: duplicate keys and NUL refused; JSON pointers (pure) |
 //! | [`ticket`] | the ticket model: fields, priority matrix, status lifecycle |
 //! | [`actor`] | who acted: person, requester, automation, integration (pure) |
 //! | [`team`] | agents and groups |
-//! | [`workflow`] | the workflow language: types, conditions, templates, validation (pure) |
+//! | [`condition`] | conditions over a ticket, its event and run variables, recording each comparison (pure) |
 //! | [`routing`] | choosing an agent (pure) |
 //! | [`calendar`] | business calendars: time zones, DST, holidays (pure) |
 //! | [`sla`] | SLA clocks: pause, retarget, warnings, breach, next due time (pure) |
 //! | [`schedule`] | cron expressions in a time zone, catch-up after downtime (pure) |
 //! | [`approval`] | approval stages, counting policies, signed decision links (pure) |
 //! | [`webhook`] | inbound webhook endpoints: mapping, rate limits (pure) |
+//! | [`workflow`] | the workflow language: types, templates, validation, analysis (pure) |
 //! | [`run`] | records: events, runs and traces, history, audit |
+//! | [`manifest`] | plugin manifests (the actions a module declares) and plugin records (pure) |
 //! | [`store`] | storage traits and the sled backend with group commit |
 //! | [`secret`] | secrets sealed at rest (XChaCha20-Poly1305) |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`report`] | the manager's reports: SLA %, FCR, MTTR, backlog, CSAT, deflection (pure) |
+//! | [`config`] | the server's configuration: one typed struct, defaults < file < env < flags |
+//! | [`setup`] | configuration as code: a directory of workflows, SLA files, webhooks, grants |
 //! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
-//! | [`setup`] | configuration as code: a directory of workflows, SLA files, webhooks, grants |
-//! | [`config`], [`cli`], [`demo`] | configuration, the command line, demo data |
+//! | [`cli`], [`demo`] | the command line, demo data |
 
 /// The allocator the binaries use: under many small allocations from many threads
 /// (JSON, sled nodes, tasks) glibc malloc took ~12 % of CPU in the webhook benchmark.
@@ -46,10 +49,12 @@ pub mod approval;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
+pub mod condition;
 pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod json;
+pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod plugin;

@@ -12,7 +12,8 @@
 
 pub mod directory;
 pub mod fuzz_guest;
-pub mod manifest;
+/// Manifests and records live below the store (which keeps them); this path stays.
+pub use crate::manifest;
 pub mod net;
 pub mod sandbox;
 

@@ -3,8 +3,8 @@
 //! Plain data shared by the store (which persists them) and the executor (which
 //! writes them). Nothing here runs anything.
 
+use crate::condition::Check;
 use crate::ticket::{Comment, FieldChange};
-use crate::workflow::condition::Check;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -11,8 +11,8 @@
 
 use crate::actor::Kind;
 use crate::calendar::Calendar;
+use crate::condition::Condition;
 use crate::ticket::Priority;
-use crate::workflow::Condition;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@
 pub mod commit;
 pub mod sled;
 
-use crate::plugin::manifest::PluginRecord;
+use crate::manifest::PluginRecord;
 use crate::run::{AuditEntry, Event, HistoryEntry, Run, RunStatus};
 use crate::team::{Agent, Group};
 use crate::ticket::{Kind, Priority, Status, Ticket};

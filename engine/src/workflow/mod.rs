@@ -8,11 +8,12 @@
 //! The language is pure: nothing here touches storage or clocks.
 
 pub mod analysis;
-pub mod condition;
+/// Conditions live below both the language and SLA policies; this path stays for callers.
+pub use crate::condition;
 pub mod template;
 pub mod validate;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use condition::Condition;
@@ -73,10 +74,7 @@ fn two() -> u32 {
     2
 }
 
-/// Deserializes a present member (even `null`) as `Some`, so "absent" and "null" differ.
-pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
+use crate::json::present;
 
 /// An event that starts a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -279,3 +279,57 @@ async fn documented_response_schemas_match_the_answers() {
     check("Run", &run);
     check("RunList", &admin.get("/runs").await.unwrap());
 }
+
+/// `engine/src/lib.rs` maps the layers, lower first, and says each depends only on those
+/// above it. This reads every module's source (outside its tests) and checks that no
+/// module names a `crate::` module listed below it.
+#[test]
+fn the_layout_map_in_lib_rs_is_true() {
+    let src = switchboard_tests::repo().join("engine/src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let mut layers: Vec<Vec<String>> = Vec::new();
+    for line in lib.lines().filter(|l| l.starts_with("//! | [`")) {
+        let cell = line.trim_start_matches("//! | ").split(" |").next().unwrap();
+        layers
+            .push(cell.split(", ").map(|m| m.trim_matches(|c| c == '[' || c == ']' || c == '`').to_string()).collect());
+    }
+    let layer_of = |m: &str| layers.iter().position(|l| l.iter().any(|x| x == m));
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for module in layer {
+            let mut files = Vec::new();
+            if src.join(format!("{module}.rs")).exists() {
+                files.push(src.join(format!("{module}.rs")));
+            }
+            if src.join(module).is_dir() {
+                sources(&src.join(module), &mut files);
+            }
+            assert!(!files.is_empty(), "the map names `{module}`, which has no source");
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap();
+                for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+                    for (at, _) in line.match_indices("crate::") {
+                        let name: String =
+                            line[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                        if layer_of(&name).is_some_and(|l| l > i) {
+                            broken.push(format!("{}: {module} uses crate::{name}, a layer below it", file.display()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(layers.len() > 20, "the map was read: {layers:?}");
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -3,7 +3,7 @@
 //! Evaluation records every comparison it makes (the values seen and the result) so
 //! a person can read why a workflow ran or did not.
 
-use super::present;
+use crate::json::present;
 use crate::ticket::{fields, FieldChange, Ticket};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
