@@ -257,15 +257,21 @@ impl Api {
         Ok(out)
     }
 
-    /// `switchboard_timers_overdue` from `/metrics`.
-    pub async fn overdue_timers(&self) -> Result<u64> {
+    /// The value of one series of `/metrics` (`name{labels}` exactly as rendered), 0
+    /// when absent; an answer other than 2xx is an error, never a silent zero.
+    pub async fn metric(&self, series: &str) -> Result<f64> {
         let resp = self.http.get(format!("{}/metrics", self.url)).bearer_auth(&self.token).send().await?;
         if !resp.status().is_success() {
             bail!("GET /metrics: {}", resp.status());
         }
         let text = resp.text().await?;
-        let line = text.lines().find(|l| l.starts_with("switchboard_timers_overdue "));
-        Ok(line.and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64)
+        let line = text.lines().find(|l| l.strip_prefix(series).is_some_and(|rest| rest.starts_with(' ')));
+        Ok(line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+    }
+
+    /// `switchboard_timers_overdue` from `/metrics`.
+    pub async fn overdue_timers(&self) -> Result<u64> {
+        Ok(self.metric("switchboard_timers_overdue").await? as u64)
     }
 
     /// Polls until no run is pending or running and no timer is overdue, or the deadline

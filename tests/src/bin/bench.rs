@@ -372,20 +372,25 @@ async fn scenario_recovery(sz: &Sizes) -> Value {
     for t in tasks {
         t.await.unwrap();
     }
-    // Runs finished so far (each ticket started one): the rest are in flight at the kill.
-    let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap_or_default();
-    let completed: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("switchboard_runs_total{workflow=\"five\",outcome=\"completed\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
+    // Regression: this read /metrics without a token, got 401, counted 0 finished runs and
+    // so called every ticket "in flight". Counters start at zero with each process, so the
+    // restarted server's completed count is exactly the runs the kill interrupted.
+    const COMPLETED: &str = "switchboard_runs_total{workflow=\"five\",outcome=\"completed\"}";
+    let before = api.metric(COMPLETED).await.expect("authenticated /metrics");
     server.kill9();
     let (api_ms, server) = start_and_answer(dir.path(), &config).await;
     let t = Instant::now();
     let api = Api::new(&server.url, ADMIN);
     api.wait_idle(Duration::from_secs(3600)).await.unwrap();
     let drained_s = t.elapsed().as_secs_f64() + api_ms / 1000.0;
-    let resumed = created.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(completed as u64);
+    let resumed = api.metric(COMPLETED).await.expect("authenticated /metrics") as u64;
+    let created_n = created.load(std::sync::atomic::Ordering::Relaxed);
+    // A run whose last commit landed just before the kill, but not its count, is in
+    // neither figure: a handful at most, said rather than hidden.
+    let uncounted = created_n.saturating_sub(before as u64 + resumed);
+    if uncounted > 0 {
+        eprintln!("  {uncounted} run(s) finished at the kill without being counted by either process");
+    }
     eprintln!("  {resumed} runs in flight at the kill; API answered after {api_ms:.0} ms; all finished after {drained_s:.1} s");
     json!({"id": "recovery", "title": format!("recovery: kill -9 with {} runs in flight", resumed),
         "target": "API answers ≤ 1 s; every interrupted run resumed ≤ 5 s",
