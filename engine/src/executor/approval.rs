@@ -10,7 +10,7 @@ use super::{invalid, Engine, Error, Result};
 use crate::approval::{
     self, Approval, ApproverSource, Channel, Decision, ExpiryOutcome, OnExpiry, Refusal, Stage, StageSpec, Status,
 };
-use crate::run::{EventKind, Run, RunStatus, TraceEntry};
+use crate::run::{machine, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::{get_doc, DocKind, Timer, TimerKind, Tx, Write};
 use crate::ticket::{fields, Comment, Ticket};
 use crate::workflow::{Action, Workflow};
@@ -462,30 +462,23 @@ impl Engine {
                 let (def, _, on_reject) = self.approval_step(&approval, &run)?;
                 let index = def.step_index(&approval.step).unwrap_or_default();
                 let approved = approval.status == Status::Approved;
-                run.cursor = if approved {
+                // Approved: the next step; rejected: `on_reject`, else the run ends.
+                let next = if approved {
                     def.following(index)
                 } else {
-                    match on_reject {
-                        Some(t) if t == crate::workflow::END => None,
-                        Some(t) => Some(t),
-                        None => None,
-                    }
+                    machine::target(Some(on_reject.as_deref().unwrap_or(crate::workflow::END)), None)
                 };
                 run.vars.insert(approval.step.clone(), summary(&approval));
-                run.waiting = None;
-                run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
-                if run.status == RunStatus::Completed {
-                    run.finished_at = Some(now);
-                    self.metrics.run(&run.workflow_id, "completed");
-                }
                 let outcome = approval::status_name(approval.status);
                 run.trace.push(TraceEntry::step(
                     now,
                     &approval.step,
                     "approval",
                     outcome,
-                    format!("approval {} {outcome}; went to {}", approval.id, run.cursor.as_deref().unwrap_or("end")),
+                    format!("approval {} {outcome}; went to {}", approval.id, next.as_deref().unwrap_or("end")),
                 ));
+                let ended = machine::advance(&mut run, next, now);
+                self.count_end(&run, &ended);
                 resume = run.status.is_active().then(|| run.id.clone());
             }
             run.updated_at = now;

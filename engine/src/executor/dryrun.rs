@@ -253,8 +253,7 @@ impl Engine {
                         run.vars.insert(step.id.clone(), out);
                     }
                     run.cursor = match effect.next {
-                        Some(n) if n == crate::workflow::END => None,
-                        Some(n) => Some(n),
+                        Some(n) => crate::workflow::target(Some(&n), None),
                         None if matches!(step.action, Action::If { .. }) => None,
                         None => def.following(index),
                     };

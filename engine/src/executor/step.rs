@@ -2,7 +2,7 @@
 
 use super::{Engine, Error, Result};
 use crate::routing::{self, Request};
-use crate::run::{Cause, EventKind, Run, RunStatus, TraceEntry};
+use crate::run::{machine, Cause, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::{Tx, Write};
 use crate::ticket::{fields, Comment, Link, LinkKind, NewTicket, Status, Ticket};
 use crate::workflow::condition::Scope;
@@ -109,6 +109,15 @@ impl Engine {
         }
     }
 
+    /// Counts a run that a transition ended (`/metrics`).
+    pub(super) fn count_end(&self, run: &Run, outcome: &machine::Outcome) {
+        match outcome {
+            machine::Outcome::Continues => {}
+            machine::Outcome::Completed => self.metrics.run(&run.workflow_id, "completed"),
+            machine::Outcome::Failed(_) => self.metrics.run(&run.workflow_id, "failed"),
+        }
+    }
+
     /// Sleeps for `d` unless the engine stops first; returns whether the time passed.
     async fn pause(&self, d: std::time::Duration) -> bool {
         let stopping = self.stop_signal.notified();
@@ -210,7 +219,7 @@ impl Engine {
             run.vars.insert("error".into(), json!({"step": step.id, "code": code, "message": message}));
             effect.entry.message = format!("{message}; continuing at `{target}`");
             effect.failed = None;
-            effect.next = (target != crate::workflow::END).then(|| target.clone());
+            effect.next = machine::target(Some(target), None);
         } else if effect.failed.is_none()
             && effect.next.is_none()
             && !matches!(step.action, Action::If { .. } | Action::Wait { .. } | Action::Approval { .. })
@@ -282,25 +291,14 @@ impl Engine {
                 false
             }
             Some(msg) => {
-                run.status = RunStatus::Failed;
-                self.metrics.run(&run.workflow_id, "failed");
-                run.error = Some(format!("step `{}` failed: {msg}", step.id));
-                run.cursor = None;
-                run.finished_at = Some(now);
-                false
-            }
-            None if effect.next.is_none() => {
-                run.status = RunStatus::Completed;
-                self.metrics.run(&run.workflow_id, "completed");
-                run.cursor = None;
-                run.finished_at = Some(now);
-                run.trace.push(finished_entry(now, "completed", ""));
+                let outcome = machine::fail(&mut run, format!("step `{}` failed: {msg}", step.id), now);
+                self.count_end(&run, &outcome);
                 false
             }
             None => {
-                run.status = RunStatus::Running;
-                run.cursor = effect.next;
-                true
+                let outcome = machine::advance(&mut run, effect.next, now);
+                self.count_end(&run, &outcome);
+                !outcome.ended()
             }
         };
         let request = match (&step.action, approval_id) {
@@ -340,17 +338,11 @@ impl Engine {
 
     async fn finish(&self, mut run: Run, status: RunStatus, error: Option<String>) -> Result<()> {
         let now = self.now();
-        self.metrics.run(&run.workflow_id, if status == RunStatus::Completed { "completed" } else { "failed" });
-        run.status = status;
-        run.cursor = None;
-        run.finished_at = Some(now);
-        run.updated_at = now;
-        run.trace.push(finished_entry(
-            now,
-            if status == RunStatus::Completed { "completed" } else { "failed" },
-            error.as_deref().unwrap_or(""),
-        ));
-        run.error = error;
+        let outcome = match (status, error) {
+            (RunStatus::Completed, _) => machine::advance(&mut run, None, now),
+            (_, error) => machine::fail(&mut run, error.unwrap_or_default(), now),
+        };
+        self.count_end(&run, &outcome);
         let ended = outcome_of(&run);
         let mut tx = Tx::new();
         tx.push(Write::Run(Box::new(run)));
@@ -632,12 +624,8 @@ impl Engine {
                 let holds = condition.evaluate(&sc, &format!("/steps/{index}/condition"), &mut checks);
                 effect.entry.outcome = holds.to_string();
                 effect.entry.checks = checks;
-                let target = if holds { Some(then.clone()) } else { otherwise.clone() };
-                effect.next = match target {
-                    Some(t) if t == crate::workflow::END => None,
-                    Some(t) => Some(t),
-                    None => def.following(index),
-                };
+                let target = if holds { Some(then.as_str()) } else { otherwise.as_deref() };
+                effect.next = machine::target(target, def.following(index));
                 effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
             }
             // Notify is executed before the ticket lock is taken; see `step`.
@@ -693,11 +681,7 @@ impl Engine {
                 if let Some(d) = deadline.filter(|d| *d <= now) {
                     // Already past: go on now, as the timer would, without parking (a parked
                     // run would look idle until the timer loop got to it).
-                    effect.next = match on_timeout {
-                        Some(t) if t == crate::workflow::END => None,
-                        Some(t) => Some(t.clone()),
-                        None => def.following(index),
-                    };
+                    effect.next = machine::target(on_timeout.as_deref(), def.following(index));
                     effect.entry.outcome = "timed_out".into();
                     effect.entry.message = format!(
                         "{} had already passed; went to {}",
@@ -749,10 +733,6 @@ impl Ended {
             }
         }
     }
-}
-
-fn finished_entry(at: chrono::DateTime<chrono::Utc>, outcome: &str, message: &str) -> TraceEntry {
-    TraceEntry::new(at, "finished", outcome, message)
 }
 
 #[cfg(test)]

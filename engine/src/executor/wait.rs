@@ -7,7 +7,7 @@
 //! lock and commit the run's new state with the event or the timer's removal.
 
 use super::{Engine, Result};
-use crate::run::{Event, RunStatus, TraceEntry};
+use crate::run::{machine, Event, RunStatus, TraceEntry};
 use crate::store::{Timer, Tx, Write};
 use crate::ticket::Ticket;
 use crate::workflow::Action;
@@ -32,14 +32,8 @@ impl Engine {
             let message = format!("condition held on {} by {}", event.kind.as_str(), event.actor);
             run.trace
                 .push(TraceEntry { checks, ..TraceEntry::step(event.at, &waiting.step, "wait", "resumed", message) });
-            run.waiting = None;
-            run.cursor = def.following(index);
-            run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
-            run.updated_at = event.at;
-            if run.status == RunStatus::Completed {
-                run.finished_at = Some(event.at);
-                self.metrics.run(&run.workflow_id, "completed");
-            }
+            let outcome = machine::advance(&mut run, def.following(index), event.at);
+            self.count_end(&run, &outcome);
             tx.push(Write::CancelTimer(format!("run:{}", run.id)));
             if run.status.is_active() {
                 woken.push(run.id.clone());
@@ -71,20 +65,11 @@ impl Engine {
             Action::Wait { on_timeout, .. } => on_timeout.clone(),
             _ => None,
         };
-        run.cursor = match on_timeout {
-            Some(t) if t == crate::workflow::END => None,
-            Some(t) => Some(t),
-            None => def.following(index),
-        };
-        let message = format!("went to {}", run.cursor.as_deref().unwrap_or("end"));
+        let next = machine::target(on_timeout.as_deref(), def.following(index));
+        let message = format!("went to {}", next.as_deref().unwrap_or("end"));
         run.trace.push(TraceEntry::step(now, &waiting.step, "wait", "timed_out", message));
-        run.waiting = None;
-        run.updated_at = now;
-        run.status = if run.cursor.is_some() { RunStatus::Running } else { RunStatus::Completed };
-        if run.status == RunStatus::Completed {
-            run.finished_at = Some(now);
-            self.metrics.run(&run.workflow_id, "completed");
-        }
+        let outcome = machine::advance(&mut run, next, now);
+        self.count_end(&run, &outcome);
         let resume = run.status.is_active().then(|| run.id.clone());
         tx.push(Write::Run(Box::new(run)));
         self.store.commit(tx).await?;

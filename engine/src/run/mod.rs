@@ -3,6 +3,8 @@
 //! Plain data shared by the store (which persists them) and the executor (which
 //! writes them). Nothing here runs anything.
 
+pub mod machine;
+
 use crate::condition::Check;
 use crate::ticket::{Comment, FieldChange};
 use chrono::{DateTime, Utc};

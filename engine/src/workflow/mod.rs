@@ -25,6 +25,16 @@ pub const SCHEMA: &str = include_str!("../../schema/workflow.v1.schema.json");
 /// The step id that ends a run when used as a jump target.
 pub const END: &str = "end";
 
+/// The language's one rule for where a run goes: an explicit target (`end` stops the
+/// run), else `following`.
+pub fn target(explicit: Option<&str>, following: Option<String>) -> Option<String> {
+    match explicit {
+        Some(t) if t == END => None,
+        Some(t) => Some(t.to_string()),
+        None => following,
+    }
+}
+
 /// A workflow definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -383,11 +393,7 @@ impl Workflow {
     /// The step that follows step `index` when it does not jump: its `next`, or the
     /// one after it in the list, or the end.
     pub fn following(&self, index: usize) -> Option<String> {
-        match &self.steps[index].next {
-            Some(next) if next == END => None,
-            Some(next) => Some(next.clone()),
-            None => self.steps.get(index + 1).map(|s| s.id.clone()),
-        }
+        target(self.steps[index].next.as_deref(), self.steps.get(index + 1).map(|s| s.id.clone()))
     }
 
     /// The fields that this workflow's steps may write (for loop analysis).

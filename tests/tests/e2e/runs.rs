@@ -13,6 +13,7 @@ use switchboard_tests::repo;
 pub struct Desk {
     pub engine: Arc<Engine>,
     pub store: Arc<SledStore>,
+    pub clock: FakeClock,
     _dir: tempfile::TempDir,
 }
 
@@ -21,8 +22,8 @@ impl Desk {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
         let clock = FakeClock::new("2026-11-02T09:00:00Z".parse().unwrap());
-        let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
-        Self { engine, store, _dir: dir }
+        let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
+        Self { engine, store, clock, _dir: dir }
     }
 
     pub async fn publish(&self, wf: Value) {
@@ -126,5 +127,43 @@ async fn a_parent_is_resolved_only_after_its_children_and_a_run_can_wait_for_the
             && e.actor == "system:children"),
         "{events:?}"
     );
+    desk.engine.shutdown().await;
+}
+
+/// Regression (the drift the execution-core issue names): a run that ended at a wait
+/// (resumed by an event, or timed out) or failed at a step got no `finished` trace entry;
+/// one ended by the driver did. Every ending now goes through one transition.
+#[tokio::test]
+async fn every_way_a_run_ends_records_the_same_finished_entry() {
+    let desk = Desk::new();
+    desk.publish(json!({"id": "waits", "name": "waits", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "waits"},
+        "steps": [{"id": "w", "type": "wait", "until": {"field": "ticket.status", "op": "eq", "value": "in_progress"}}]}))
+        .await;
+    desk.publish(json!({"id": "times-out", "name": "times out", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "times-out"},
+        "steps": [{"id": "w", "type": "wait", "minutes": 5, "on_timeout": "end"}]}))
+        .await;
+    desk.publish(json!({"id": "fails", "name": "fails", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "eq", "value": "fails"},
+        "steps": [{"id": "boom", "type": "fail", "reason": "on purpose"},
+                  {"id": "never", "type": "comment", "body": "x"}]}))
+        .await;
+    let new = |title: &str| NewTicket { title: title.into(), requester: "ann".into(), ..Default::default() };
+    let waits = desk.engine.create_ticket(new("waits"), "ann").await.unwrap();
+    let times_out = desk.engine.create_ticket(new("times-out"), "ann").await.unwrap();
+    let fails = desk.engine.create_ticket(new("fails"), "ann").await.unwrap();
+    desk.settle().await;
+    desk.engine.update_ticket(&waits.ticket.id, &patch(json!({"status": "in_progress"})), "alice").await.unwrap();
+    desk.clock.advance(chrono::Duration::minutes(6));
+    desk.engine.fire_due_timers().await.unwrap();
+    desk.settle().await;
+    use switchboard::store::RunStore as _;
+    for (outcome, started) in [("completed", &waits), ("completed", &times_out), ("failed", &fails)] {
+        let run = desk.store.run(&started.runs[0]).unwrap().unwrap();
+        let last = run.trace.last().unwrap();
+        assert_eq!((last.kind.as_str(), last.outcome.as_str()), ("finished", outcome), "{run:?}");
+        assert!(run.finished_at.is_some() && run.cursor.is_none() && run.waiting.is_none(), "{run:?}");
+    }
     desk.engine.shutdown().await;
 }
