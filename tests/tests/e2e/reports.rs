@@ -314,3 +314,22 @@ async fn a_bot_reply_stops_the_response_clock_only_when_the_policy_says_so() {
     assert_eq!(stopped(&ids[0]), Some(utc("2026-11-02T08:05:00Z")), "a person's reply responds");
     engine.shutdown().await;
 }
+
+/// The series over HTTP: `bucket` and `tz` are read, and a wrong one is a 422 naming it.
+#[tokio::test]
+async fn report_series_over_http_and_their_errors() {
+    let stand = switchboard_tests::Stand::start("").unwrap();
+    stand.agent.post("/tickets", &json!({"title": "t", "requester": "r"})).await.unwrap();
+    let report = stand.agent.get("/reports?period=month&bucket=week&tz=America/New_York").await.unwrap();
+    let series = report["series"].as_array().unwrap();
+    assert!((4..=6).contains(&series.len()), "a month in weeks: {report}");
+    assert_eq!(report["timezone"], "America/New_York");
+    let volume: u64 = series.iter().map(|b| b["total"]["volume"].as_u64().unwrap()).sum();
+    assert_eq!(volume, 1, "each ticket in exactly one bucket");
+    let (status, body) = stand.agent.call("GET", "/reports?bucket=week&tz=Mars/Base", None).await.unwrap();
+    assert_eq!((status, body["error"]["details"]["errors"][0]["pointer"].as_str()), (422, Some("/tz")), "{body}");
+    // A value the query type refuses is a 400 naming the parameter, as for every query.
+    let (status, body) = stand.agent.call("GET", "/reports?bucket=fortnight", None).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("bucket"), "{body}");
+}
