@@ -269,9 +269,14 @@ impl Api {
         Ok(line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
     }
 
-    /// `switchboard_timers_overdue` from `/metrics`.
-    pub async fn overdue_timers(&self) -> Result<u64> {
-        Ok(self.metric("switchboard_timers_overdue").await? as u64)
+    /// Whether a durable timer is due and not fired yet (`timers_due` of `/health`, one
+    /// index read: polling it does not load the server under test).
+    pub async fn timers_due(&self) -> Result<bool> {
+        let (status, body) = self.call("GET", "/health", None).await?;
+        if status != 200 {
+            bail!("GET /health: {status} {body}");
+        }
+        Ok(body["timers_due"] == true)
     }
 
     /// Polls until no run is pending or running and no timer is overdue, or the deadline
@@ -282,7 +287,7 @@ impl Api {
             // In the order work flows (a due timer makes a run pending, a pending run starts
             // running), so work moving on between two reads is never missed by both.
             // Timers due now (a parent's child count, a wait that ran out) are work too.
-            let overdue = self.overdue_timers().await?;
+            let overdue = u8::from(self.timers_due().await?);
             let pending = self.get("/runs?status=pending&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
             let running = self.get("/runs?status=running&limit=1").await?["runs"].as_array().map_or(0, Vec::len);
             if pending == 0 && running == 0 && overdue == 0 {

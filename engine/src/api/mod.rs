@@ -131,6 +131,8 @@ async fn health(State(state): State<AppState>) -> (axum::http::StatusCode, Json<
         "status": if failure.is_some() { "failing" } else { "ok" },
         "reason": failure.map(|e| e.to_string()),
         "runs_in_flight": state.engine.runs_in_flight(),
+        // A durable timer is due and not fired yet (work about to start): one index read.
+        "timers_due": state.engine.store().next_timer().ok().flatten().is_some_and(|due| due <= state.engine.clock_now()),
         "durability": state.engine.config().durability,
     });
     (status, Json(body))
