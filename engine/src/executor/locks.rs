@@ -1,5 +1,6 @@
-//! Per-ticket serialisation: read-modify-write of one ticket happens one at a time.
-//! Striped, so memory stays constant however many tickets exist.
+//! Per-key serialisation: read-modify-write of one ticket happens one at a time, and
+//! routing decisions that share an agent or a group's round-robin cursor happen one at
+//! a time. Striped, so memory stays constant however many keys exist.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -38,5 +39,18 @@ impl TicketLocks {
         let g1 = self.0[first].lock().await;
         let g2 = self.0[second].lock().await;
         (g1, Some(g2))
+    }
+
+    /// Locks the stripes of all `keys` in stripe order (each once), so callers locking
+    /// overlapping sets cannot deadlock.
+    pub async fn lock_all<'a>(&'a self, keys: impl IntoIterator<Item = &str>) -> Vec<MutexGuard<'a, ()>> {
+        let mut stripes: Vec<usize> = keys.into_iter().map(Self::stripe).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.0[s].lock().await);
+        }
+        guards
     }
 }

@@ -91,7 +91,11 @@ pub struct Engine {
     config: Arc<Config>,
     notifier: Notifier,
     locks: locks::TicketLocks,
-    routing: tokio::sync::Mutex<()>,
+    /// Routing decisions: a route step locks its group (the round-robin cursor) and each
+    /// of the group's agents (their open load against capacity), so groups that share no
+    /// agent route in parallel. A separate set of stripes from the ticket locks, always
+    /// taken after the ticket's.
+    routing: locks::TicketLocks,
     definitions: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
     /// Current workflow records, read once and replaced whenever one changes, so
     /// dispatching an event does not decode every definition from the store.
@@ -167,7 +171,7 @@ impl Engine {
             config,
             notifier,
             locks: locks::TicketLocks::new(),
-            routing: tokio::sync::Mutex::new(()),
+            routing: locks::TicketLocks::new(),
             definitions: Mutex::new(HashMap::new()),
             workflows: Mutex::new(None),
             sla_setup: Mutex::new(None),

@@ -185,8 +185,13 @@ impl Engine {
         // A run with no ticket locks only itself.
         let lock_key = if run.ticket_id.is_empty() { &run.id } else { &run.ticket_id };
         let _ticket_guard = self.locks.lock(lock_key).await;
-        let _routing_guard = match step.action {
-            Action::Route { .. } => Some(self.routing.lock().await),
+        let _routing_guard = match &step.action {
+            Action::Route { group, .. } => {
+                let members = self.store.agents()?.into_iter().filter(|a| a.groups.contains(group));
+                let keys: Vec<String> =
+                    std::iter::once(format!("g:{group}")).chain(members.map(|a| format!("a:{}", a.id))).collect();
+                Some(self.routing.lock_all(keys.iter().map(String::as_str)).await)
+            }
             _ => None,
         };
         let Some(ticket) = self.run_ticket(&run)? else {
@@ -309,7 +314,7 @@ impl Engine {
         tx.push(Write::Run(Box::new(run)));
         let durable = self.store.apply(tx)?;
         // The writes are visible now: the next step on this ticket, the next routing
-        // decision (the routing lock is global) and other runs can go on while the flush
+        // decision (the routing locks of its group and agents) and other runs can go on while the flush
         // completes, since the store keeps durability in apply order. Run throughput in
         // the benchmark did not change with this (it is CPU-bound); a route step no longer
         // blocks every other route step for a flush.

@@ -167,3 +167,40 @@ async fn every_way_a_run_ends_records_the_same_finished_entry() {
     }
     desk.engine.shutdown().await;
 }
+
+/// Routing takes the locks of its group and of that group's agents (no longer one lock
+/// for all routing): two groups sharing an agent still never give that agent more open
+/// tickets than its capacity, however their route steps interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_in_two_groups_sharing_an_agent_respects_its_capacity() {
+    let desk = Desk::new();
+    for g in ["network", "desk"] {
+        let group =
+            switchboard::team::Group { id: g.into(), name: g.into(), description: String::new(), manager: None };
+        desk.engine.put_group(group, "t").await.unwrap();
+    }
+    let mut shared = switchboard_tests::agent("sam", &["network", "desk"]);
+    shared.capacity = 3;
+    desk.engine.put_agent(shared, "t").await.unwrap();
+    for g in ["network", "desk"] {
+        desk.publish(json!({"id": format!("route-{g}"), "name": g, "triggers": [{"on": "ticket.created"}],
+            "conditions": {"field": "ticket.category", "op": "eq", "value": g},
+            "steps": [{"id": "route", "type": "route", "group": g, "strategy": "least_loaded"}]}))
+            .await;
+    }
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let category = if i % 2 == 0 { "network" } else { "desk" };
+        let t = NewTicket {
+            title: format!("t{i}"),
+            requester: "ann".into(),
+            category: Some(category.into()),
+            ..Default::default()
+        };
+        created.push(desk.engine.create_ticket(t, "ann").await.unwrap().ticket.id);
+    }
+    desk.settle().await;
+    let assigned = created.iter().filter(|id| desk.ticket(id).assignee.as_deref() == Some("sam")).count();
+    assert_eq!(assigned, 3, "exactly its capacity, from both groups together");
+    desk.engine.shutdown().await;
+}
