@@ -257,14 +257,19 @@ impl Api {
         Ok(out)
     }
 
-    /// The value of one series of `/metrics` (`name{labels}` exactly as rendered), 0
-    /// when absent; an answer other than 2xx is an error, never a silent zero.
-    pub async fn metric(&self, series: &str) -> Result<f64> {
+    /// The `/metrics` text; an answer other than 2xx is an error.
+    pub async fn metrics(&self) -> Result<String> {
         let resp = self.http.get(format!("{}/metrics", self.url)).bearer_auth(&self.token).send().await?;
         if !resp.status().is_success() {
             bail!("GET /metrics: {}", resp.status());
         }
-        let text = resp.text().await?;
+        Ok(resp.text().await?)
+    }
+
+    /// The value of one series of `/metrics` (`name{labels}` exactly as rendered), 0
+    /// when absent; an answer other than 2xx is an error, never a silent zero.
+    pub async fn metric(&self, series: &str) -> Result<f64> {
+        let text = self.metrics().await?;
         let line = text.lines().find(|l| l.strip_prefix(series).is_some_and(|rest| rest.starts_with(' ')));
         Ok(line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
     }

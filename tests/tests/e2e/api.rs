@@ -472,15 +472,7 @@ async fn json_logs_carry_the_ticket_and_metrics_count_what_operators_watch() {
     let text = log_until(&log, |t| wanted(&parse(t))).await;
     assert!(wanted(&parse(&text)), "the access line and the run's line with its ticket, as JSON: {text}");
 
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", server.url))
-        .bearer_auth(switchboard_tests::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin.metrics().await.unwrap();
     for expected in [
         "switchboard_http_requests_total{method=\"GET\",route=\"/tickets/{id}\",status=\"404\"} 1",
         "switchboard_http_requests_total{method=\"POST\",route=\"/tickets\",status=\"201\"} 1",

@@ -194,15 +194,7 @@ async fn inbound_webhooks_are_verified_idempotent_limited_and_mapped() {
     assert!(limited.is_some_and(|s| s >= 1), "rate limited with Retry-After");
 
     // Every outcome is counted for Prometheus.
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", api.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.metrics().await.unwrap();
     for (outcome, at_least) in [
         ("bad_signature", 2),
         ("stale", 1),
