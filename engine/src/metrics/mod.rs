@@ -40,7 +40,8 @@ struct Inner {
     inbound: BTreeMap<(String, &'static str), u64>,
     outbound: BTreeMap<(&'static str, &'static str), u64>,
     timers: BTreeMap<String, u64>,
-    http: BTreeMap<(String, String, u16), u64>,
+    /// By route, then (method, status): looked up without allocating once a route is known.
+    http: BTreeMap<String, BTreeMap<(&'static str, u16), u64>>,
     http_seconds: BTreeMap<String, Histogram>,
 }
 
@@ -92,9 +93,20 @@ impl Metrics {
     /// An HTTP request: its method, matched route (a template such as `/tickets/{id}`,
     /// so the label set stays bounded), status and latency.
     pub fn http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        // Methods outside the standard set are one label, so clients cannot grow it.
+        const METHODS: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+        let method = METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER");
         self.with(|m| {
-            *m.http.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-            m.http_seconds.entry(route.to_string()).or_default().observe(seconds);
+            match m.http.get_mut(route) {
+                Some(by) => *by.entry((method, status)).or_default() += 1,
+                None => {
+                    m.http.insert(route.to_string(), BTreeMap::from([((method, status), 1)]));
+                }
+            }
+            match m.http_seconds.get_mut(route) {
+                Some(h) => h.observe(seconds),
+                None => m.http_seconds.entry(route.to_string()).or_default().observe(seconds),
+            }
         });
     }
 
@@ -156,8 +168,10 @@ impl Metrics {
             &mut out,
             "switchboard_http_requests_total",
             "HTTP requests by method, route and status.",
-            m.http.iter().map(|((method, route, status), n)| {
-                (format!("method=\"{}\",route=\"{}\",status=\"{status}\"", esc(method), esc(route)), *n)
+            m.http.iter().flat_map(|(route, by)| {
+                by.iter().map(move |((method, status), n)| {
+                    (format!("method=\"{method}\",route=\"{}\",status=\"{status}\"", esc(route)), *n)
+                })
             }),
         );
         histogram(
