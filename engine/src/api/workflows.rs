@@ -272,7 +272,10 @@ pub struct DryRunBody {
 pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunBody>) -> Result<Json<Value>, ApiError> {
     let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
     let ticket = match &body.ticket {
-        Value::Null if body.event.is_none() => return Ok(Json(s.engine.dry_run_schedule(&def, &body.plugin_outputs)?)),
+        Value::Null if body.event.is_none() => {
+            let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
+            return blocking(move || engine.dry_run_schedule(&def, &outputs)).await;
+        }
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
             let new: crate::ticket::NewTicket = serde_path_to_error::deserialize(body.ticket.clone()).map_err(|e| {
@@ -284,7 +287,8 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
         _ => return Err(ApiError::invalid("/ticket", "a ticket id or a ticket object")),
     };
     let event = body.event.unwrap_or(crate::run::EventKind::Created);
-    Ok(Json(s.engine.dry_run(&def, ticket, event, &body.plugin_outputs)?))
+    let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
+    blocking(move || engine.dry_run(&def, ticket, event, &outputs)).await
 }
 
 /// Body of `POST /workflows/replay`.
@@ -313,7 +317,8 @@ pub async fn replay(State(s): State<AppState>, JsonBody(body): JsonBody<ReplayBo
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid("/days", "between 1 and 90"));
     }
-    Ok(Json(s.engine.replay(&def, days)?))
+    let engine = s.engine.clone();
+    blocking(move || engine.replay(&def, days)).await
 }
 
 /// `PUT /workflows/{id}/draft` (admin): save a draft (validated; not active).
@@ -348,4 +353,15 @@ pub async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let (record, changed) = s.engine.publish_draft(&id, &who.name).await?;
     Ok(Json(json!({"workflow": record, "changed": changed})))
+}
+
+/// Runs a store-reading computation (a replay or dry run reads tickets, history and
+/// runs) on a blocking thread, so it never stalls the async runtime.
+async fn blocking(
+    f: impl FnOnce() -> crate::executor::Result<Value> + Send + 'static,
+) -> Result<Json<Value>, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(Json(result?)),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}"))),
+    }
 }
