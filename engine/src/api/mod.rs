@@ -138,6 +138,19 @@ async fn health(State(state): State<AppState>) -> (axum::http::StatusCode, Json<
     (status, Json(body))
 }
 
+/// Runs a store-reading computation (a report, a replay, a dry run: they read tickets,
+/// history and runs) on a blocking thread, so it never stalls the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::executor::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(result?),
+        Err(e) => {
+            Err(ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}")))
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let e = &state.engine;

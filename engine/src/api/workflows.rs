@@ -3,7 +3,7 @@
 use super::auth::Principal;
 use super::extract::JsonBody;
 use super::extract::JsonText;
-use super::{ApiError, AppState};
+use super::{blocking, ApiError, AppState};
 use crate::workflow::{validate_value, Workflow, WorkflowRecord};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -274,7 +274,7 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
     let ticket = match &body.ticket {
         Value::Null if body.event.is_none() => {
             let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-            return blocking(move || engine.dry_run_schedule(&def, &outputs)).await;
+            return blocking(move || engine.dry_run_schedule(&def, &outputs)).await.map(Json);
         }
         Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
@@ -288,7 +288,7 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
     };
     let event = body.event.unwrap_or(crate::run::EventKind::Created);
     let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-    blocking(move || engine.dry_run(&def, ticket, event, &outputs)).await
+    blocking(move || engine.dry_run(&def, ticket, event, &outputs)).await.map(Json)
 }
 
 /// Body of `POST /workflows/replay`.
@@ -318,7 +318,7 @@ pub async fn replay(State(s): State<AppState>, JsonBody(body): JsonBody<ReplayBo
         return Err(ApiError::invalid("/days", "between 1 and 90"));
     }
     let engine = s.engine.clone();
-    blocking(move || engine.replay(&def, days)).await
+    blocking(move || engine.replay(&def, days)).await.map(Json)
 }
 
 /// `PUT /workflows/{id}/draft` (admin): save a draft (validated; not active).
@@ -353,15 +353,4 @@ pub async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let (record, changed) = s.engine.publish_draft(&id, &who.name).await?;
     Ok(Json(json!({"workflow": record, "changed": changed})))
-}
-
-/// Runs a store-reading computation (a replay or dry run reads tickets, history and
-/// runs) on a blocking thread, so it never stalls the async runtime.
-async fn blocking(
-    f: impl FnOnce() -> crate::executor::Result<Value> + Send + 'static,
-) -> Result<Json<Value>, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => Ok(Json(result?)),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}"))),
-    }
 }

@@ -139,18 +139,20 @@ pub struct StartArgs {
     target: Target,
 }
 
-/// GET `path` from a server, as JSON.
-async fn get(url: &str, token: Option<String>, path: &str, context: &str) -> Result<Value, Failure> {
-    let (status, text) = send(url, token, |c, base| c.get(format!("{base}{path}"))).await?;
-    if !status.is_success() {
-        return Err(refused(context, status, &text));
-    }
-    serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))
-}
-
-/// POST `body` to a server, as JSON.
-async fn post(url: &str, token: Option<String>, path: &str, body: &Value, context: &str) -> Result<Value, Failure> {
-    let (status, text) = send(url, token, |c, base| c.post(format!("{base}{path}")).json(body)).await?;
+/// GET (no body) or POST `body` to a server; the answer as JSON, a refusal as the one
+/// exit-code rule says.
+async fn call(
+    url: &str,
+    token: Option<String>,
+    path: &str,
+    body: Option<&Value>,
+    context: &str,
+) -> Result<Value, Failure> {
+    let (status, text) = send(url, token, |c, base| match body {
+        Some(b) => c.post(format!("{base}{path}")).json(b),
+        None => c.get(format!("{base}{path}")),
+    })
+    .await?;
     if !status.is_success() {
         return Err(refused(context, status, &text));
     }
@@ -181,7 +183,8 @@ pub async fn tickets(cmd: TicketsCommand) -> Result<(), Failure> {
                             query.push(format!("{k}={}", segment(v)));
                         }
                     }
-                    get(&url, args.target.token, &format!("/tickets?{}", query.join("&")), "tickets").await?["tickets"]
+                    call(&url, args.target.token, &format!("/tickets?{}", query.join("&")), None, "tickets").await?
+                        ["tickets"]
                         .clone()
                 }
                 (None, Some(dir)) => {
@@ -226,7 +229,8 @@ pub async fn tickets(cmd: TicketsCommand) -> Result<(), Failure> {
         TicketsCommand::Show(args) => {
             let ticket = match (args.target.server, args.target.data_dir) {
                 (Some(url), _) => {
-                    get(&url, args.target.token, &format!("/tickets/{}", segment(&args.ticket)), &args.ticket).await?
+                    call(&url, args.target.token, &format!("/tickets/{}", segment(&args.ticket)), None, &args.ticket)
+                        .await?
                 }
                 (None, Some(dir)) => {
                     let (store, engine) = offline_engine(existing_store(&dir)?)?;
@@ -274,7 +278,7 @@ pub async fn dry_run(args: DryRunArgs) -> Result<(), Failure> {
     if let Some(e) = &args.event {
         body.insert("event".into(), json!(e));
     }
-    print_json(&post(&url, args.target.token, "/workflows/dry-run", &Value::Object(body), "dry-run").await?);
+    print_json(&call(&url, args.target.token, "/workflows/dry-run", Some(&Value::Object(body)), "dry-run").await?);
     Ok(())
 }
 
@@ -284,7 +288,7 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
         args.target.server.ok_or_else(|| Failure::input("replay needs --server URL (it reads the live store)"))?;
     let mut body = args.definition.body()?;
     body.insert("days".into(), json!(args.days));
-    let out = post(&url, args.target.token, "/workflows/replay", &Value::Object(body), "replay").await?;
+    let out = call(&url, args.target.token, "/workflows/replay", Some(&Value::Object(body)), "replay").await?;
     if args.json {
         print_json(&out);
         return Ok(());
@@ -326,7 +330,7 @@ pub async fn start(args: StartArgs) -> Result<(), Failure> {
         body.insert("input".into(), v);
     }
     let path = format!("/workflows/{}/runs", segment(&args.workflow));
-    let out = post(&url, args.target.token, &path, &Value::Object(body), &args.workflow).await?;
+    let out = call(&url, args.target.token, &path, Some(&Value::Object(body)), &args.workflow).await?;
     for run in out["runs"].as_array().into_iter().flatten() {
         println!("{}", text(run));
     }

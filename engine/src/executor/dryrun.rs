@@ -142,11 +142,7 @@ impl Engine {
             event_type: event_type.as_str().into(),
             actor: event.actor.clone(),
             changes: event.changes.clone(),
-            previous: crate::workflow::analysis::previous_fields(def)
-                .into_iter()
-                .filter(|f| !event.changes.iter().any(|c| &c.field == f))
-                .filter_map(|f| Some((f.clone(), fields::get(&ticket, &f)?)))
-                .collect(),
+            previous: crate::workflow::analysis::previous_values(def, &ticket, &event.changes),
             status: RunStatus::Running,
             waiting: None,
             cursor: def.steps.first().map(|s| s.id.clone()),

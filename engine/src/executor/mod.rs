@@ -761,11 +761,7 @@ impl Engine {
             event_type: event.kind.as_str().into(),
             actor: event.actor.clone(),
             changes: event.changes.clone(),
-            previous: crate::workflow::analysis::previous_fields(wf)
-                .into_iter()
-                .filter(|f| !event.changes.iter().any(|c| &c.field == f))
-                .filter_map(|f| Some((f.clone(), fields::get(ticket, &f)?)))
-                .collect(),
+            previous: crate::workflow::analysis::previous_values(wf, ticket, &event.changes),
             status: RunStatus::Pending,
             waiting: None,
             cursor: wf.steps.first().map(|s| s.id.clone()),

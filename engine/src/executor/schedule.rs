@@ -324,21 +324,11 @@ impl Engine {
     /// fan-out over tickets); its timer and next occurrences are untouched. Audited.
     pub async fn run_schedule_now(self: &Arc<Self>, id: &str, actor: &str) -> Result<Vec<String>> {
         let record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
-        let Some(schedule) = record.definition.schedule().cloned() else {
-            return Err(super::invalid(
-                "/ticket",
-                format!("`{id}` has no schedule trigger: give the ticket to run on"),
-            ));
-        };
+        let now = self.now();
+        let (schedule, compiled, firing, tickets) = self.firing_now(&record.definition, now)?;
         if !record.enabled {
             return Err(Error::Conflict(format!("workflow `{id}` is disabled")));
         }
-        let compiled = Compiled::new(&schedule.cron, &schedule.timezone)
-            .map_err(|e| super::invalid("/triggers", e.to_string()))?;
-        let now = self.now();
-        let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
-        let needs_tickets = schedule.tickets.is_some() || mentions(&record.definition, "backlog");
-        let tickets = if needs_tickets { Some(all_tickets(self)?) } else { None };
         let mut tx = Tx::new();
         let started = self.start_scheduled(&mut tx, &record, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
         tx.push(Write::Audit(crate::run::AuditEntry {
@@ -353,18 +343,32 @@ impl Engine {
         Ok(started)
     }
 
-    /// A dry run of a scheduled workflow as if its schedule fired now: one result for a
-    /// summary, or one per matching open ticket (at most 50) for a fan-out.
-    pub fn dry_run_schedule(&self, def: &Workflow, outputs: &Map<String, Value>) -> Result<Value> {
+    /// A firing of `def`'s schedule at `now`, for a run or dry run on demand: the schedule,
+    /// compiled, and the tickets it needs (for a fan-out or `vars.backlog`).
+    fn firing_now(
+        &self,
+        def: &Workflow,
+        now: DateTime<Utc>,
+    ) -> Result<(Schedule, Compiled, Firing, Option<Vec<Ticket>>)> {
         let Some(schedule) = def.schedule().cloned() else {
-            return Err(super::invalid("/ticket", format!("`{}` has no schedule trigger: give a ticket", def.id)));
+            return Err(super::invalid(
+                "/ticket",
+                format!("`{}` has no schedule trigger: give the ticket to run on", def.id),
+            ));
         };
         let compiled = Compiled::new(&schedule.cron, &schedule.timezone)
             .map_err(|e| super::invalid("/triggers", e.to_string()))?;
-        let now = self.now();
         let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
         let needs_tickets = schedule.tickets.is_some() || mentions(def, "backlog");
         let tickets = if needs_tickets { Some(all_tickets(self)?) } else { None };
+        Ok((schedule, compiled, firing, tickets))
+    }
+
+    /// A dry run of a scheduled workflow as if its schedule fired now: one result for a
+    /// summary, or one per matching open ticket (at most 50) for a fan-out.
+    pub fn dry_run_schedule(&self, def: &Workflow, outputs: &Map<String, Value>) -> Result<Value> {
+        let now = self.now();
+        let (schedule, compiled, firing, tickets) = self.firing_now(def, now)?;
         let targets = self.firing_targets(def, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
         let matching = targets.len();
         let mut results = Vec::new();

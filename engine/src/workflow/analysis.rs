@@ -3,8 +3,9 @@
 //! back to the first) found at publish time, before the loop guard has to stop them.
 
 use super::{Action, Trigger, Workflow};
+use crate::ticket::{FieldChange, Ticket};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One difference between two definitions.
@@ -129,11 +130,9 @@ fn feeds(a: &Workflow, b: &Workflow) -> bool {
     })
 }
 
-/// Cycles through `focus` among `workflows` (each as the list of ids around it, starting
-/// and ending at `focus`). Enabled workflows only; one cycle per first hop.
 /// The ticket fields a definition reads as `previous.<field>` (in conditions or
-/// templates), so a run can keep their values from before its triggering event.
-pub fn previous_fields(wf: &Workflow) -> Vec<String> {
+/// templates).
+fn previous_fields(wf: &Workflow) -> Vec<String> {
     let text = serde_json::to_string(wf).unwrap_or_default();
     let mut out: Vec<String> = text
         .match_indices("previous.")
@@ -149,6 +148,19 @@ pub fn previous_fields(wf: &Workflow) -> Vec<String> {
     out
 }
 
+/// What a run keeps as `previous.<field>` for the fields its definition reads that the
+/// triggering event did not change: their values as the event left them (the changed ones
+/// are read from the event's changes).
+pub fn previous_values(wf: &Workflow, ticket: &Ticket, changes: &[FieldChange]) -> Map<String, Value> {
+    previous_fields(wf)
+        .into_iter()
+        .filter(|f| !changes.iter().any(|c| &c.field == f))
+        .filter_map(|f| Some((f.clone(), crate::ticket::fields::get(ticket, &f)?)))
+        .collect()
+}
+
+/// Cycles through `focus` among `workflows` (each as the list of ids around it, starting
+/// and ending at `focus`). Enabled workflows only; one cycle per first hop.
 pub fn cycles(workflows: &[&Workflow], focus: &str) -> Vec<Vec<String>> {
     let by_id: BTreeMap<&str, &Workflow> =
         workflows.iter().filter(|w| w.enabled).map(|w| (w.id.as_str(), *w)).collect();
