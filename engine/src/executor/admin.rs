@@ -253,15 +253,13 @@ impl Engine {
             ..TraceEntry::new(now, "retry", "retried", format!("retried as {new_id} by {actor}"))
         });
         let mut tx = Tx::new();
-        tx.push(Write::Run(Box::new(old))).push(Write::Run(Box::new(run.clone()))).push(Write::Audit(
-            crate::run::AuditEntry {
-                at: now,
-                actor: actor.into(),
-                action: "run.retry".into(),
-                target: id.into(),
-                detail: json!({"new_run": new_id, "step": step}),
-            },
-        ));
+        tx.run(&mut old).run(&mut run).push(Write::Audit(crate::run::AuditEntry {
+            at: now,
+            actor: actor.into(),
+            action: "run.retry".into(),
+            target: id.into(),
+            detail: json!({"new_run": new_id, "step": step}),
+        }));
         self.store.commit(tx).await?;
         self.metrics.run(&run.workflow_id, "started");
         self.after_commit(std::slice::from_ref(&new_id));

@@ -468,7 +468,7 @@ impl Engine {
                 } else {
                     machine::target(Some(on_reject.as_deref().unwrap_or(crate::workflow::END)), None)
                 };
-                run.vars.insert(approval.step.clone(), summary(&approval));
+                run.set_var(&approval.step, summary(&approval));
                 let outcome = approval::status_name(approval.status);
                 run.trace.push(TraceEntry::step(
                     now,
@@ -482,7 +482,7 @@ impl Engine {
                 resume = run.status.is_active().then(|| run.id.clone());
             }
             run.updated_at = now;
-            tx.push(Write::Run(Box::new(run)));
+            tx.run(&mut run);
         }
         let mut started = Vec::new();
         if let Some(ticket) = self.store.ticket(&approval.ticket_id)? {
@@ -613,7 +613,7 @@ impl Engine {
             );
             run.trace.push(TraceEntry::step(engine.now(), &approval.step, "approval", outcome, message));
             let mut tx = Tx::new();
-            tx.push(Write::Run(Box::new(run)));
+            tx.run(&mut run);
             if let Err(e) = engine.store.commit(tx).await {
                 tracing::error!(approval = %id, error = %e, "recording the approval request");
             }

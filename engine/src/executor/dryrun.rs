@@ -154,6 +154,7 @@ impl Engine {
             updated_at: now,
             finished_at: None,
             error: None,
+            saved: Default::default(),
         };
         let (mut comments, mut children, mut notifications, mut plugin_calls) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -187,7 +188,7 @@ impl Engine {
                         "not_sent",
                         format!("would POST to {url}"),
                     ));
-                    run.vars.insert(step.id.clone(), json!({"status": 0, "dry_run": true}));
+                    run.set_var(&step.id, json!({"status": 0, "dry_run": true}));
                     run.cursor = def.following(index);
                 }
                 Action::Plugin { plugin, action, input, .. } => {
@@ -210,7 +211,7 @@ impl Engine {
                         "stubbed",
                         format!("{plugin}.{action} not called; output {source}"),
                     ));
-                    run.vars.insert(step.id.clone(), output);
+                    run.set_var(&step.id, output);
                     run.cursor = def.following(index);
                 }
                 Action::Wait { .. } | Action::Approval { .. } => {
@@ -246,7 +247,7 @@ impl Engine {
                         ticket = after;
                     }
                     if let Some(out) = effect.output {
-                        run.vars.insert(step.id.clone(), out);
+                        run.set_var(&step.id, out);
                     }
                     run.cursor = match effect.next {
                         Some(n) => crate::workflow::target(Some(&n), None),

@@ -716,11 +716,11 @@ impl Engine {
                 continue;
             }
             let (evaluation, run) = self.evaluate(record, &event, ticket, seed.clone())?;
-            if let Some(run) = run {
+            if let Some(mut run) = run {
                 if run.status.is_active() {
                     runs.push(run.id.clone());
                 }
-                tx.push(Write::Run(Box::new(run)));
+                tx.run(&mut run);
             }
             event.evaluations.push(evaluation);
         }
@@ -784,6 +784,7 @@ impl Engine {
             updated_at: now,
             finished_at: None,
             error: None,
+            saved: Default::default(),
         };
         let mut checks = Vec::new();
         let matched = match &wf.conditions {

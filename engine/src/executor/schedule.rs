@@ -240,11 +240,11 @@ impl Engine {
             self.firing_targets(&record.definition, schedule, compiled, firing, tickets, now)?
         {
             let (_, run) = self.evaluate(record, &event, &ticket, seed)?;
-            if let Some(run) = run {
+            if let Some(mut run) = run {
                 if run.status == RunStatus::Pending {
                     started.push(run.id.clone());
                 }
-                tx.push(Write::Run(Box::new(run)));
+                tx.run(&mut run);
             }
         }
         Ok(started)

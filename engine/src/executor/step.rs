@@ -92,19 +92,19 @@ impl Engine {
     /// commit waits for the flush.
     pub(super) async fn drive(self: &Arc<Self>, run_id: &str) -> Result<()> {
         let mut worker = Some(self.worker().await?);
+        // The run is read (header + journal, folded) once; after that the driver keeps it
+        // in memory: while a run is pending or running, its driver is its only writer.
+        let Some(mut run) = self.store.run(run_id)? else { return Ok(()) };
         loop {
-            if self.stopping.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let Some(run) = self.store.run(run_id)? else { return Ok(()) };
-            if !run.status.is_active() {
+            if self.stopping.load(Ordering::SeqCst) || !run.status.is_active() {
                 return Ok(());
             }
             let def = self.definition(&run.workflow_id, run.workflow_revision)?;
             // Every line logged while the step runs names its run, workflow and ticket.
             let span = tracing::info_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
-            if !tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await? {
-                return Ok(());
+            match tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await? {
+                Some(next) => run = next,
+                None => return Ok(()),
             }
         }
     }
@@ -134,27 +134,28 @@ impl Engine {
         self.workers.clone().acquire_owned().await.map_err(|_| Error::Conflict("the engine is stopping".into()))
     }
 
-    /// Executes the run's next step and commits it. Returns whether more steps follow.
+    /// Executes the run's next step and commits it. Returns the run, as stored, when more
+    /// steps follow.
     async fn step(
         self: &Arc<Self>,
         mut run: Run,
         def: &Workflow,
         worker: &mut Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Result<bool> {
+    ) -> Result<Option<Run>> {
         let timing = std::time::Instant::now();
         let now = self.now();
         let Some(step_id) = run.cursor.clone() else {
             self.finish(run, RunStatus::Completed, None).await?;
-            return Ok(false);
+            return Ok(None);
         };
         let Some(index) = def.step_index(&step_id) else {
             self.finish(run, RunStatus::Failed, Some(format!("step `{step_id}` does not exist in revision"))).await?;
-            return Ok(false);
+            return Ok(None);
         };
         if run.steps_done >= self.config.max_steps_per_run {
             let msg = format!("run executed {} steps, the limit (max_steps_per_run)", run.steps_done);
             self.finish(run, RunStatus::Failed, Some(msg)).await?;
-            return Ok(false);
+            return Ok(None);
         }
         let step = &def.steps[index];
         // Slow outbound calls happen before the ticket is locked, and without a worker.
@@ -165,14 +166,14 @@ impl Engine {
             Action::Notify { url, secret, payload } => {
                 let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
-                    return Ok(false);
+                    return Ok(None);
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
             Action::Plugin { plugin, action, input, retries, backoff_ms, max_backoff_ms, .. } => {
                 let Some(ticket) = self.run_ticket(&run)? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
-                    return Ok(false);
+                    return Ok(None);
                 };
                 let policy = Backoff { retries: *retries, first_ms: *backoff_ms, max_ms: *max_backoff_ms };
                 Some(self.call_plugin(&run, &ticket, step, plugin, action, input, policy).await?)
@@ -196,7 +197,7 @@ impl Engine {
         };
         let Some(ticket) = self.run_ticket(&run)? else {
             self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
-            return Ok(false);
+            return Ok(None);
         };
         let mut effect = match delivery {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
@@ -221,7 +222,7 @@ impl Engine {
         if let (Some(message), Action::Plugin { on_error: Some(target), .. }) = (&effect.failed, &step.action) {
             // The step failed for good, and the workflow says where to go: continue there.
             let code = effect.output.as_ref().map_or(Value::Null, |o| o["error"]["code"].clone());
-            run.vars.insert("error".into(), json!({"step": step.id, "code": code, "message": message}));
+            run.set_var("error", json!({"step": step.id, "code": code, "message": message}));
             effect.entry.message = format!("{message}; continuing at `{target}`");
             effect.failed = None;
             effect.next = machine::target(Some(target), None);
@@ -275,7 +276,7 @@ impl Engine {
         }
         tx.writes.append(&mut effect.writes);
         if let Some(output) = effect.output.take() {
-            run.vars.insert(step.id.clone(), output);
+            run.set_var(&step.id, output);
         }
         let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
         run.trace.push(effect.entry);
@@ -311,7 +312,7 @@ impl Engine {
             _ => None,
         };
         let ended = matches!(run.status, RunStatus::Completed | RunStatus::Failed).then(|| outcome_of(&run));
-        tx.push(Write::Run(Box::new(run)));
+        tx.run(&mut run);
         let durable = self.store.apply(tx)?;
         // The writes are visible now: the next step on this ticket, the next routing
         // decision (the routing locks of its group and agents) and other runs can go on while the flush
@@ -330,7 +331,7 @@ impl Engine {
         if let Some((id, url)) = request {
             self.spawn_approval_request(id, url, false);
         }
-        Ok(more)
+        Ok(more.then_some(run))
     }
 
     /// The run's ticket: the stored one, or a blank one for a run that has no ticket.
@@ -350,7 +351,7 @@ impl Engine {
         self.count_end(&run, &outcome);
         let ended = outcome_of(&run);
         let mut tx = Tx::new();
-        tx.push(Write::Run(Box::new(run)));
+        tx.run(&mut run);
         self.store.commit(tx).await.map_err(Error::from)?;
         ended.log();
         Ok(())

@@ -38,7 +38,7 @@ impl Engine {
             if run.status.is_active() {
                 woken.push(run.id.clone());
             }
-            tx.push(Write::Run(Box::new(run)));
+            tx.run(&mut run);
         }
         Ok(woken)
     }
@@ -71,7 +71,7 @@ impl Engine {
         let outcome = machine::advance(&mut run, next, now);
         self.count_end(&run, &outcome);
         let resume = run.status.is_active().then(|| run.id.clone());
-        tx.push(Write::Run(Box::new(run)));
+        tx.run(&mut run);
         self.store.commit(tx).await?;
         if let Some(id) = resume {
             self.spawn_run(id);

@@ -3,6 +3,7 @@
 //! Plain data shared by the store (which persists them) and the executor (which
 //! writes them). Nothing here runs anything.
 
+pub mod journal;
 pub mod machine;
 
 use crate::condition::Check;
@@ -211,7 +212,8 @@ impl TraceEntry {
     }
 }
 
-/// A workflow run: a durable state machine, persisted after every step.
+/// A workflow run: a durable state machine, persisted after every step as a small
+/// header and the journal entries appended since (see [`journal`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// `R-<n>`.
@@ -243,9 +245,10 @@ pub struct Run {
     pub waiting: Option<Waiting>,
     /// The next step to execute (`None` when finished).
     pub cursor: Option<String>,
-    /// Run variables: manual input under `input`, step outputs under the step id.
+    /// Run variables: manual input under `input`, step outputs under the step id. Set
+    /// them with [`Run::set_var`], which journals them.
     pub vars: Map<String, Value>,
-    /// What happened, in order.
+    /// What happened, in order: append only (entries are journaled once).
     pub trace: Vec<TraceEntry>,
     /// The runs that led to this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -262,6 +265,18 @@ pub struct Run {
     /// Why it failed or was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How much of the run is stored (see [`journal::delta`]).
+    #[serde(skip)]
+    pub saved: journal::Saved,
+}
+
+impl Run {
+    /// Sets a run variable (a step's output under its id, `error`...), to be journaled
+    /// with the run's next write.
+    pub fn set_var(&mut self, key: &str, value: Value) {
+        self.saved.touch(key);
+        self.vars.insert(key.to_string(), value);
+    }
 }
 
 /// A ticket's field-change history entry.

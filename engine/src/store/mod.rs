@@ -111,8 +111,9 @@ pub enum Write {
         /// The definition.
         definition: Box<Workflow>,
     },
-    /// Insert or replace a run (maintains the active-run index).
-    Run(Box<Run>),
+    /// A run's header, and its start record and journal entries when new (see
+    /// [`Tx::run`]); maintains the active, by-ticket and waiting indexes.
+    Run(Box<crate::run::journal::Delta>),
     /// Insert an event.
     Event(Box<Event>),
     /// Insert or replace an agent.
@@ -223,6 +224,12 @@ impl Tx {
     pub fn push(&mut self, w: Write) -> &mut Self {
         self.writes.push(w);
         self
+    }
+
+    /// Adds a run's write: its header, plus what it appended since it was last stored
+    /// (the run is marked stored).
+    pub fn run(&mut self, run: &mut Run) -> &mut Self {
+        self.push(Write::Run(Box::new(crate::run::journal::delta(run))))
     }
 
     /// Adds a ticket write and keeps the open-assignment index in step with it.

@@ -10,7 +10,9 @@
 //! | `h/` | ticket n, seq | history entry |
 //! | `w/` | workflow id | record |
 //! | `wv/` | workflow id, `/`, revision | definition |
-//! | `r/` | run n | run |
+//! | `r/` | run n | run header (`run::journal::Header`) |
+//! | `rs/` | run n | what started the run (`run::journal::Start`), written once |
+//! | `rj/` | run n, seq (u32) | journal entry (`run::journal::Entry`), appended |
 //! | `ra/` | run n | (active-run index) |
 //! | `rt/` | ticket n, run n | (runs by ticket) |
 //! | `rw/` | ticket n, run n | (runs waiting on a ticket) |
@@ -28,6 +30,9 @@
 //! | `pm/` | plugin id, `/`, version | module bytes |
 //! | `pk/` | plugin id, 0, key | plugin key-value entry |
 //! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize) |
+//! | `meta/format` | | the layout version (2: runs as header + journal) |
+
+mod runs;
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -55,6 +60,9 @@ pub struct SledStore {
     /// Until when (ms since the epoch) free space is known to be plentiful (at least
     /// four times the reserve when last looked at), so writes skip the `statvfs`.
     plenty_until_ms: std::sync::atomic::AtomicU64,
+    /// The bytes of each batch applied since [`SledStore::record_batch_sizes`] turned
+    /// recording on (tests and benchmarks: what one step writes).
+    batch_sizes: std::sync::Mutex<Option<Vec<u64>>>,
 }
 
 fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
@@ -130,6 +138,10 @@ impl SledStore {
                 ::sled::Error::Corruption { .. } => Error::Corrupt { key: path.clone(), detail: e.to_string() },
                 other => Error::Backend(other.to_string()),
             })?;
+        runs::migrate(&db).map_err(|e| match e {
+            Error::Backend(detail) => Error::Backend(format!("{path}: migrating runs to header + journal: {detail}")),
+            other => other,
+        })?;
         let data_file = std::fs::File::open(dir.join("db")).ok();
         let last = |prefix: &[u8]| -> Result<u64> {
             Ok(db.scan_prefix(prefix).keys().next_back().transpose().map_err(backend)?.map_or(0, |k| be(&k)))
@@ -170,6 +182,7 @@ impl SledStore {
             failed: std::sync::OnceLock::new(),
             min_free: 0,
             plenty_until_ms: Default::default(),
+            batch_sizes: Default::default(),
         })
     }
 
@@ -235,6 +248,22 @@ impl SledStore {
         }
     }
 
+    /// Starts (or stops) recording the bytes of every batch applied.
+    pub fn record_batch_sizes(&self, on: bool) {
+        *self.batch_sizes.lock().unwrap_or_else(|e| e.into_inner()) = on.then(Vec::new);
+    }
+
+    /// The bytes of each batch applied since recording started, in apply order.
+    pub fn batch_sizes(&self) -> Vec<u64> {
+        self.batch_sizes.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+    }
+
+    fn record_batch(&self, bytes: u64) {
+        if let Some(sizes) = self.batch_sizes.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            sizes.push(bytes);
+        }
+    }
+
     /// Group-commit counters.
     pub fn commit_stats(&self) -> &super::commit::Stats {
         &self.flusher.stats
@@ -283,8 +312,8 @@ impl SledStore {
         Ok(format!("{letter}-{}", counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1))
     }
 
-    fn batch(&self, tx: Tx) -> Result<::sled::Batch> {
-        let mut b = ::sled::Batch::default();
+    fn batch(&self, tx: Tx) -> Result<Batch> {
+        let mut b = Batch::default();
         // Timers set earlier in this batch, by key: a later write of the same key must
         // replace them too, or the earlier one would stay behind as an orphan that fires.
         let mut timers_here: HashMap<String, Vec<u8>> = HashMap::new();
@@ -306,29 +335,7 @@ impl SledStore {
                     k.extend_from_slice(&revision.to_be_bytes());
                     b.insert(k, encode(&*definition)?);
                 }
-                Write::Run(r) => {
-                    let n = id_num(&r.id, 'R')?;
-                    if r.status.is_active() {
-                        b.insert(num_key(b"ra/", n), &[][..]);
-                    } else {
-                        b.remove(num_key(b"ra/", n));
-                    }
-                    // Runs without a ticket (schedule summaries) have no ticket indexes.
-                    if !r.ticket_id.is_empty() {
-                        let t = id_num(&r.ticket_id, 'T')?;
-                        let mut by_ticket = num_key(b"rt/", t);
-                        by_ticket.extend_from_slice(&n.to_be_bytes());
-                        b.insert(by_ticket, &[][..]);
-                        let mut waiting = num_key(b"rw/", t);
-                        waiting.extend_from_slice(&n.to_be_bytes());
-                        if r.status == RunStatus::Waiting {
-                            b.insert(waiting, &[][..]);
-                        } else {
-                            b.remove(waiting);
-                        }
-                    }
-                    b.insert(num_key(b"r/", n), encode(&*r)?);
-                }
+                Write::Run(delta) => self.put_run(&mut b, *delta)?,
                 Write::Event(e) => {
                     let n = id_num(&e.id, 'E')?;
                     let mut by_ticket = num_key(b"et/", id_num(&e.ticket_id, 'T')?);
@@ -416,6 +423,28 @@ impl SledStore {
     }
 }
 
+/// A sled batch that counts the bytes it writes (keys and values; a removal counts its
+/// key), for [`SledStore::batch_sizes`].
+#[derive(Default)]
+struct Batch {
+    inner: ::sled::Batch,
+    bytes: u64,
+}
+
+impl Batch {
+    fn insert(&mut self, key: impl Into<::sled::IVec>, value: impl Into<::sled::IVec>) {
+        let (key, value) = (key.into(), value.into());
+        self.bytes += (key.len() + value.len()) as u64;
+        self.inner.insert(key, value);
+    }
+
+    fn remove(&mut self, key: impl Into<::sled::IVec>) {
+        let key = key.into();
+        self.bytes += key.len() as u64;
+        self.inner.remove(key);
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Backend(format!("encode: {e}")))
 }
@@ -500,74 +529,6 @@ impl WorkflowStore for SledStore {
             }
         }
         Ok(out)
-    }
-}
-
-impl RunStore for SledStore {
-    fn next_run_id(&self) -> Result<String> {
-        self.next_id('R')
-    }
-
-    fn run(&self, id: &str) -> Result<Option<Run>> {
-        match parse_id(id, 'R') {
-            Some(n) => self.get(&num_key(b"r/", n)),
-            None => Ok(None),
-        }
-    }
-
-    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-        let keep = |r: &Run| {
-            filter.workflow.as_ref().is_none_or(|w| &r.workflow_id == w) && filter.status.is_none_or(|s| r.status == s)
-        };
-        let mut out = Vec::new();
-        if let Some(ticket) = &filter.ticket {
-            let Some(t) = parse_id(ticket, 'T') else { return Ok(out) };
-            for k in self.keys(&num_key(b"rt/", t))?.into_iter().rev() {
-                if let Some(r) = self.get::<Run>(&num_key(b"r/", be(&k)))? {
-                    if keep(&r) {
-                        out.push(r);
-                    }
-                }
-                if out.len() >= limit {
-                    break;
-                }
-            }
-            return Ok(out);
-        }
-        for kv in self.db.scan_prefix(b"r/").rev() {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            let r: Run = decode(&k, &v)?;
-            if keep(&r) {
-                out.push(r);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for k in self.db.scan_prefix(b"ra/").keys().take(limit) {
-            out.push(format!("R-{}", be(&k.map_err(|e| self.io(e))?)));
-        }
-        Ok(out)
-    }
-
-    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
-        let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
-        Ok(self.keys(&num_key(b"rw/", t))?.iter().map(|k| format!("R-{}", be(k))).collect())
-    }
-
-    fn count_waiting_runs(&self) -> Result<u64> {
-        let mut n = 0;
-        for k in self.db.scan_prefix(b"rw/").keys() {
-            k.map_err(|e| self.io(e))?;
-            n += 1;
-        }
-        Ok(n)
     }
 }
 
@@ -666,7 +627,7 @@ impl SledStore {
         failure
     }
 
-    fn cancel_timer(&self, b: &mut ::sled::Batch, timers_here: &mut HashMap<String, Vec<u8>>, key: &str) -> Result<()> {
+    fn cancel_timer(&self, b: &mut Batch, timers_here: &mut HashMap<String, Vec<u8>>, key: &str) -> Result<()> {
         if let Some(earlier) = timers_here.remove(key) {
             b.remove(earlier);
         }
@@ -761,7 +722,7 @@ impl Store for SledStore {
         for w in &tx.writes {
             let (slot, id, letter) = match w {
                 Write::Ticket(t) => (0, &t.id, 'T'),
-                Write::Run(r) => (1, &r.id, 'R'),
+                Write::Run(r) => (1, &r.header.id, 'R'),
                 Write::Event(e) => (2, &e.id, 'E'),
                 _ => continue,
             };
@@ -774,7 +735,10 @@ impl Store for SledStore {
         }
         self.check_reserve()?;
         self.batch(tx)
-            .and_then(|batch| self.db.apply_batch(batch).map_err(|e| self.io(e)))
+            .and_then(|batch| {
+                self.record_batch(batch.bytes);
+                self.db.apply_batch(batch.inner).map_err(|e| self.io(e))
+            })
             .map_err(|e| self.classify(e))?;
         self.flusher.watermark.applied(max);
         Ok(Box::pin(async move { self.flusher.durable().await.map_err(|e| self.classify(e)) }))

@@ -124,6 +124,12 @@ pub fn kv_write(input: Value) -> Result<Value, Error> {
     Ok(json!({"written": key}))
 }
 
+/// Returns a string of `bytes` x's: a large output of a known size.
+pub fn sized_output(input: Value) -> Result<Value, Error> {
+    let n = input["bytes"].as_u64().unwrap_or(0).min(2 << 20) as usize;
+    Ok(Value::String("x".repeat(n)))
+}
+
 /// Works.
 pub fn ok(_: Value) -> Result<Value, Error> {
     Ok(json!({"ok": true}))
@@ -131,6 +137,7 @@ pub fn ok(_: Value) -> Result<Value, Error> {
 
 plugin!(manifest = "../manifest.json", actions = {
     "spin" => spin,
+    "sized_output" => sized_output,
     "grow_memory" => grow_memory,
     "recurse" => recurse,
     "huge_output" => huge_output,

@@ -45,7 +45,7 @@ async fn a_burst_beyond_the_run_queue_completes_every_run_once() {
 /// still being queued (found by the recovery benchmark: 16k of 20k runs stayed pending).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_beyond_the_run_queue_resumes_every_run() {
-    use switchboard::store::{Store, Tx, Write};
+    use switchboard::store::{Store, Tx};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
     let clock = Arc::new(FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap()));
@@ -72,7 +72,7 @@ async fn recovery_beyond_the_run_queue_resumes_every_run() {
         run.steps_done = 0;
         run.finished_at = None;
         run.trace.clear();
-        tx.push(Write::Run(Box::new(run)));
+        tx.run(&mut run);
     }
     store.commit(tx).await.unwrap();
 

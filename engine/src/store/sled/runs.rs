@@ -1,0 +1,174 @@
+//! Runs in sled: a header under `r/`, the start record under `rs/`, the journal under
+//! `rj/` (run n, seq), and the indexes (`ra/` active, `rt/` by ticket, `rw/` waiting).
+//! Also the one-time migration of stores written before the journal, which kept each
+//! run as one document under `r/`.
+
+use super::{be, decode, encode, id_num, num_key, parse_id, Batch, SledStore};
+use crate::run::journal::{self, Delta, Entry, Header, Start};
+use crate::run::{Run, RunStatus};
+use crate::store::{Error, Result, RunFilter, RunStore};
+
+/// The layout version key, and the version this code writes.
+const FORMAT_KEY: &[u8] = b"meta/format";
+const FORMAT: &[u8] = b"2";
+
+fn journal_key(run: u64, seq: u32) -> Vec<u8> {
+    let mut k = num_key(b"rj/", run);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl SledStore {
+    /// Adds a run's write to the batch: the header and its indexes, the start record of
+    /// a new run, the appended journal entries.
+    pub(super) fn put_run(&self, b: &mut Batch, delta: Delta) -> Result<()> {
+        put(b, delta)
+    }
+
+    /// Reads a run's header, start record and journal, folded.
+    fn load_run(&self, n: u64) -> Result<Option<Run>> {
+        let Some(header) = self.get::<Header>(&num_key(b"r/", n))? else { return Ok(None) };
+        self.assemble(n, header).map(Some)
+    }
+
+    fn assemble(&self, n: u64, header: Header) -> Result<Run> {
+        let start: Start = self.get(&num_key(b"rs/", n))?.ok_or_else(|| Error::Corrupt {
+            key: format!("rs/R-{n}"),
+            detail: "the run's header is stored but not what started it".into(),
+        })?;
+        let entries: Vec<Entry> = self.scan(&num_key(b"rj/", n))?;
+        Ok(journal::fold(header, start, entries))
+    }
+}
+
+fn put(b: &mut Batch, delta: Delta) -> Result<()> {
+    let Delta { header, start, entries } = delta;
+    let n = id_num(&header.id, 'R')?;
+    if header.status.is_active() {
+        b.insert(num_key(b"ra/", n), &[][..]);
+    } else {
+        b.remove(num_key(b"ra/", n));
+    }
+    // Runs without a ticket (schedule summaries) have no ticket indexes.
+    if let Some(ticket) = &header.ticket {
+        let t = id_num(ticket, 'T')?;
+        let mut by_ticket = num_key(b"rt/", t);
+        by_ticket.extend_from_slice(&n.to_be_bytes());
+        if start.is_some() {
+            b.insert(by_ticket, &[][..]);
+        }
+        let mut waiting = num_key(b"rw/", t);
+        waiting.extend_from_slice(&n.to_be_bytes());
+        if header.status == RunStatus::Waiting {
+            b.insert(waiting, &[][..]);
+        } else {
+            b.remove(waiting);
+        }
+    }
+    if let Some(start) = start {
+        b.insert(num_key(b"rs/", n), encode(&*start)?);
+    }
+    for (seq, entry) in entries {
+        b.insert(journal_key(n, seq), encode(&entry)?);
+    }
+    b.insert(num_key(b"r/", n), encode(&header)?);
+    Ok(())
+}
+
+/// Rewrites runs stored whole (before the journal) as header + start + journal, in
+/// batches, then records the layout version. Runs already rewritten (a migration cut
+/// short by a crash) do not decode as whole runs and are left alone, so it can run again.
+pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
+    let backend = |e: ::sled::Error| Error::Backend(e.to_string());
+    if db.get(FORMAT_KEY).map_err(backend)?.is_some() {
+        return Ok(());
+    }
+    let mut migrated = 0u64;
+    let mut batch = Batch::default();
+    let mut in_batch = 0;
+    for kv in db.scan_prefix(b"r/") {
+        let (_, v) = kv.map_err(backend)?;
+        let Ok(mut run) = serde_json::from_slice::<Run>(&v) else { continue };
+        put(&mut batch, journal::delta(&mut run))?;
+        migrated += 1;
+        in_batch += 1;
+        if in_batch == 512 {
+            db.apply_batch(std::mem::take(&mut batch).inner).map_err(backend)?;
+            in_batch = 0;
+        }
+    }
+    batch.insert(FORMAT_KEY, FORMAT);
+    db.apply_batch(batch.inner).map_err(backend)?;
+    db.flush().map_err(backend)?;
+    if migrated > 0 {
+        tracing::info!(runs = migrated, "migrated runs to header + journal");
+    }
+    Ok(())
+}
+
+impl RunStore for SledStore {
+    fn next_run_id(&self) -> Result<String> {
+        self.next_id('R')
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>> {
+        match parse_id(id, 'R') {
+            Some(n) => self.load_run(n),
+            None => Ok(None),
+        }
+    }
+
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let keep = |h: &Header| {
+            filter.workflow.as_ref().is_none_or(|w| &h.workflow_id == w) && filter.status.is_none_or(|s| h.status == s)
+        };
+        let mut out = Vec::new();
+        if let Some(ticket) = &filter.ticket {
+            let Some(t) = parse_id(ticket, 'T') else { return Ok(out) };
+            for k in self.keys(&num_key(b"rt/", t))?.into_iter().rev() {
+                let n = be(&k);
+                if let Some(h) = self.get::<Header>(&num_key(b"r/", n))?.filter(keep) {
+                    out.push(self.assemble(n, h)?);
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            return Ok(out);
+        }
+        for kv in self.db.scan_prefix(b"r/").rev() {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let h: Header = decode(&k, &v)?;
+            if keep(&h) {
+                out.push(self.assemble(be(&k), h)?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for k in self.db.scan_prefix(b"ra/").keys().take(limit) {
+            out.push(format!("R-{}", be(&k.map_err(|e| self.io(e))?)));
+        }
+        Ok(out)
+    }
+
+    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
+        let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
+        Ok(self.keys(&num_key(b"rw/", t))?.iter().map(|k| format!("R-{}", be(k))).collect())
+    }
+
+    fn count_waiting_runs(&self) -> Result<u64> {
+        let mut n = 0;
+        for k in self.db.scan_prefix(b"rw/").keys() {
+            k.map_err(|e| self.io(e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

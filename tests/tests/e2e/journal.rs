@@ -1,0 +1,77 @@
+//! Execution core v2: a run is stored as a small header plus an append-only journal, so
+//! what a step writes does not grow with the run, and a large output is written once.
+//! In-process, on a real sled store that records the bytes of every batch it applies.
+
+use serde_json::{json, Value};
+use std::sync::Arc;
+use switchboard::clock::FakeClock;
+use switchboard::config::Config;
+use switchboard::executor::Engine;
+use switchboard::run::RunStatus;
+use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore};
+use switchboard::ticket::NewTicket;
+
+async fn engine(config: Config) -> (tempfile::TempDir, Arc<SledStore>, Arc<Engine>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
+    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(config)).unwrap();
+    (dir, store, engine)
+}
+
+/// Publishes `wf`, logs one ticket, waits for its runs; gives back the run and the bytes
+/// of every batch applied from logging the ticket on.
+async fn run_once(store: &SledStore, engine: &Arc<Engine>, wf: Value) -> (switchboard::run::Run, Vec<u64>) {
+    let id = wf["id"].as_str().unwrap().to_string();
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    store.record_batch_sizes(true);
+    let new = NewTicket { title: "Printer jam".into(), requester: "ann".into(), ..Default::default() };
+    engine.create_ticket(new, "ann").await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let sizes = store.batch_sizes();
+    store.record_batch_sizes(false);
+    (store.runs(&RunFilter { workflow: Some(id), ..Default::default() }).unwrap().remove(0), sizes)
+}
+
+fn branch(id: &str, then: &str) -> Value {
+    json!({"id": id, "type": "if", "condition": {"field": "ticket.status", "op": "eq", "value": "new"}, "then": then})
+}
+
+#[tokio::test]
+async fn the_hundredth_step_of_a_run_writes_no_more_than_the_second() {
+    let (_dir, store, engine) = engine(Config { max_steps_per_run: 150, ..Config::default() }).await;
+    let wf = json!({"id": "spin", "name": "spin", "triggers": [{"on": "ticket.created"}],
+        "steps": [branch("a", "b"), branch("b", "a")]});
+    let (run, sizes) = run_once(&store, &engine, wf).await;
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
+    assert_eq!(run.steps_done, 150);
+    assert_eq!(run.trace.iter().filter(|t| t.kind == "step").count(), 150, "every step is in the journal");
+    // Batch 0 logs the ticket and starts the run; batch n is step n; the last ends the run.
+    assert_eq!(sizes.len(), 152, "{sizes:?}");
+    let (second, hundredth) = (sizes[2], sizes[100]);
+    // A few bytes of slack: the header's step counters grow from one digit to three.
+    assert!(hundredth <= second + 8, "step 100 wrote {hundredth} bytes, step 2 wrote {second}");
+    assert!(sizes[150] <= second + 8, "step 150 wrote {} bytes", sizes[150]);
+}
+
+#[tokio::test]
+async fn a_one_mebibyte_plugin_output_is_written_once() {
+    let mut config = Config::default();
+    config.plugins.max_output_bytes = 2 << 20;
+    let (_dir, store, engine) = engine(config).await;
+    let wasm = std::fs::read(switchboard_tests::plugin_wasm("hostile")).unwrap();
+    engine.plugins().install(&wasm, "test", switchboard::plugin::Installer::Admin).await.unwrap();
+    let mut steps = vec![json!({"id": "big", "type": "plugin", "plugin": "hostile", "action": "sized_output",
+        "input": {"bytes": 1 << 20}})];
+    steps.extend((0..5).map(|i| branch(&format!("s{i}"), &format!("s{}", i + 1))));
+    steps.push(json!({"id": "s5", "type": "comment", "body": "done", "internal": true}));
+    let wf = json!({"id": "big", "name": "big", "triggers": [{"on": "ticket.created"}], "steps": steps});
+    let (run, sizes) = run_once(&store, &engine, wf).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.vars["big"].as_str().map(str::len), Some(1 << 20), "the output reads back whole");
+    let large: Vec<u64> = sizes.iter().copied().filter(|&n| n > 64 << 10).collect();
+    assert_eq!(large.len(), 1, "one batch carries the output: {sizes:?}");
+    assert!(large[0] >= 1 << 20 && large[0] < (1 << 20) + (16 << 10), "{sizes:?}");
+}

@@ -1,0 +1,118 @@
+//! Upgrade: a data directory written by the binary before the run journal (each run one
+//! document under `r/`) opens with today's binary, is migrated once, and loses nothing.
+//! The fixture, and what the old binary's API answered, are made by
+//! `tests/fixtures/make-v1-store.sh`.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use switchboard::store::{sled::SledStore, Durability, RunStore, Store};
+use switchboard_tests::{repo, write_config, Api, Server, ADMIN};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every key and value of a sled directory.
+fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = sled::open(dir).unwrap();
+    let all = db.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
+    drop(db);
+    all
+}
+
+fn is_run_record(key: &[u8]) -> bool {
+    [&b"r/"[..], b"rs/", b"rj/"].iter().any(|p| key.starts_with(p))
+}
+
+#[tokio::test]
+async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
+    let fixture = repo().join("tests/fixtures/v1-store");
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&fixture.join("data"), &data);
+
+    // In-process first, with no timer running: every record outside the run tables is
+    // kept byte for byte (tickets, history, events, approvals, timers, webhooks and
+    // their deliveries, audit...), and every run folds back to its old document.
+    let before = raw(&data);
+    let old_runs: Vec<(String, Value)> = before
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"r/"))
+        .map(|(_, v)| {
+            let run: Value = serde_json::from_slice(v).unwrap();
+            (run["id"].as_str().unwrap().to_string(), run)
+        })
+        .collect();
+    assert!(old_runs.len() >= 8, "the fixture has runs of several kinds ({})", old_runs.len());
+    {
+        let store = SledStore::open(&data, 8 << 20, Durability::Group).unwrap();
+        for (id, old) in &old_runs {
+            let now = serde_json::to_value(store.run(id).unwrap().unwrap()).unwrap();
+            assert_eq!(&now, old, "{id} reads back as it was stored whole");
+        }
+        store.close().unwrap();
+    }
+    let after = raw(&data);
+    for (k, v) in before.iter().filter(|(k, _)| !is_run_record(k)) {
+        assert_eq!(after.get(k), Some(v), "{} is kept as it was", String::from_utf8_lossy(k));
+    }
+    let added: Vec<String> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k) && !is_run_record(k))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(added, ["meta/format"], "only the layout version is new outside the run tables");
+
+    // The server answers what the old binary answered, before and after a restart.
+    // (Tickets are left out here: their SLA and schedule timers fire in real time.)
+    let dave = "[[tokens]]\nname = \"dave\"\ntoken = \"dave-approver-token-0123456789\"\nrole = \"agent\"\n";
+    let config = write_config(dir.path(), dave).unwrap();
+    let stable = |k: &&String| k.starts_with("/runs/") || k.starts_with("/approvals") || k.as_str() == "/webhooks";
+    for _ in 0..2 {
+        let mut server = Server::start(&data, &config, &[]).unwrap();
+        let api = Api::new(&server.url, ADMIN);
+        for (path, want) in expected.iter().filter(|(k, _)| stable(k)) {
+            assert_eq!(&api.get(path).await.unwrap(), want, "{path} answers as the old binary did");
+        }
+        server.terminate();
+    }
+
+    // The migrated run parked at an approval goes on when the approval is decided.
+    let server = Server::start(&data, &config, &[]).unwrap();
+    let api = Api::new(&server.url, ADMIN);
+    let approvals = expected["/approvals"]["approvals"].as_array().unwrap();
+    let pending = approvals.iter().find(|a| a["status"] == "pending").unwrap();
+    assert_eq!(pending["stages"][0]["slots"][0]["approver"], "dave");
+    let run_id = pending["run_id"].as_str().unwrap();
+    let before = api.get(&format!("/runs/{run_id}")).await.unwrap();
+    assert_eq!(before["status"], "waiting");
+    let (status, body) = Api::new(&server.url, "dave-approver-token-0123456789")
+        .call(
+            "POST",
+            &format!("/approvals/{}/decisions", pending["id"].as_str().unwrap()),
+            Some(&json!({"decision": "reject", "comment": "not this one"})),
+        )
+        .await
+        .unwrap();
+    assert!(status < 300, "{status} {body}");
+    api.wait_idle(Duration::from_secs(20)).await.unwrap();
+    let after = api.get(&format!("/runs/{run_id}")).await.unwrap();
+    assert_ne!(after["status"], "waiting", "{after}");
+    let old = before["trace"].as_array().unwrap();
+    let new = after["trace"].as_array().unwrap();
+    assert!(new.len() > old.len(), "{after}");
+    assert_eq!(&new[..old.len()], &old[..], "the old journal is kept and new entries follow it");
+}
