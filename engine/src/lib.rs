@@ -17,9 +17,9 @@
 //! | [`approval`] | approval stages, counting policies, signed decision links (pure) |
 //! | [`webhook`] | inbound webhook endpoints: mapping, rate limits (pure) |
 //! | [`workflow`] | the workflow language: types, templates, validation, analysis (pure) |
-//! | [`run`] | records: events, runs and traces, history, audit |
+//! | [`run`] | records: events, runs (a header plus an append-only journal), history, audit |
 //! | [`manifest`] | plugin manifests (the actions a module declares) and plugin records (pure) |
-//! | [`store`] | storage traits and the sled backend with group commit |
+//! | [`store`] | storage traits, the sled backend with group commit, the in-memory backend, the contract every backend passes |
 //! | [`secret`] | secrets sealed at rest (XChaCha20-Poly1305) |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |

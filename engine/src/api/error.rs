@@ -96,6 +96,7 @@ impl From<crate::store::Error> for ApiError {
             e @ (crate::store::Error::WriteFailed { .. } | crate::store::Error::Unclassified { .. }) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string())
             }
+            e @ crate::store::Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),
         }
     }

@@ -68,7 +68,7 @@ impl Engine {
                 ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
                 ApproverSource::Var { var } => {
                     let path = format!("vars.{var}");
-                    let scope = super::step::scope(run, ticket, now);
+                    let scope = super::steps::scope(run, ticket, now);
                     names(&crate::workflow::condition::resolve(&scope, &path))
                 }
             };
@@ -605,6 +605,15 @@ impl Engine {
             let _guard = engine.locks.lock(&approval.ticket_id).await;
             let Ok(Some(mut run)) = engine.store.run(&approval.run_id) else { return };
             let outcome = if d.ok { "sent" } else { "not_sent" };
+            // Only a run still parked at this approval is written here: one that went on
+            // (decided before the request was answered) is its driver's alone, and an
+            // entry appended behind the driver's back would take the sequence number of
+            // the driver's next one.
+            let parked = run.status == RunStatus::Waiting && run.waiting.as_ref().is_some_and(|w| w.step == approval.step);
+            if !parked {
+                tracing::info!(approval = %id, run = %run.id, outcome, url = %url, "approval request answered after the run went on");
+                return;
+            }
             let message = format!(
                 "request for stage {} posted to {url}: status {} after {} attempt(s)",
                 approval.current + 1,

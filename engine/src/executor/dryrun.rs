@@ -173,7 +173,7 @@ impl Engine {
                 break;
             };
             let step = &def.steps[index];
-            let scope = super::step::scope(&run, &ticket, now);
+            let scope = super::steps::scope(&run, &ticket, now);
             match &step.action {
                 Action::Notify { url, payload, .. } => {
                     let body = match payload {
@@ -227,7 +227,7 @@ impl Engine {
                     break;
                 }
                 _ => {
-                    let effect = self.execute(&run, def, index, &ticket)?;
+                    let effect = self.execute(&run, def, index, &ticket, None)?;
                     let entry = effect.entry.clone();
                     run.trace.push(entry);
                     if let Some(msg) = &effect.failed {

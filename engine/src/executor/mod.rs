@@ -35,6 +35,7 @@ mod schedule;
 pub use schedule::ScheduleInfo;
 mod sla;
 mod step;
+mod steps;
 mod wait;
 mod webhook;
 

@@ -1,88 +1,14 @@
-//! Driving a run: one step at a time, each committed with its effects.
+//! Driving a run: one step at a time, each committed with its effects. What a step
+//! does is its type's module in `steps`; where the run goes is `run::machine`.
 
-use super::{Engine, Error, Result};
-use crate::routing::{self, Request};
-use crate::run::{machine, Cause, EventKind, Run, RunStatus, TraceEntry};
+use super::{steps, Engine, Error, Result};
+use crate::run::{machine, Cause, EventKind, Run, RunStatus};
 use crate::store::{Tx, Write};
-use crate::ticket::{fields, Comment, Link, LinkKind, NewTicket, Status, Ticket};
-use crate::workflow::condition::Scope;
-use crate::workflow::template::{render, render_value};
-use crate::workflow::{Action, Step, Workflow};
+use crate::ticket::{fields, Ticket};
+use crate::workflow::{Action, Workflow};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// What one step did, before it is committed.
-pub(super) struct Effect {
-    pub(super) ticket: Option<Ticket>,
-    pub(super) comment: Option<Comment>,
-    pub(super) children: Vec<Ticket>,
-    pub(super) next: Option<String>,
-    pub(super) entry: TraceEntry,
-    pub(super) output: Option<Value>,
-    pub(super) failed: Option<String>,
-    pub(super) writes: Vec<Write>,
-    /// Set by a `wait` step: park the run.
-    pub(super) wait: Option<crate::run::Waiting>,
-}
-
-impl Effect {
-    fn new(step: &Step, now: chrono::DateTime<chrono::Utc>) -> Self {
-        Self {
-            ticket: None,
-            comment: None,
-            children: Vec::new(),
-            next: None,
-            entry: TraceEntry::step(now, &step.id, step.action.kind(), "ok", ""),
-            output: None,
-            failed: None,
-            writes: Vec::new(),
-            wait: None,
-        }
-    }
-
-    fn fail(mut self, message: impl Into<String>) -> Self {
-        let message = message.into();
-        self.entry.outcome = "failed".into();
-        self.entry.message = message.clone();
-        self.failed = Some(message);
-        self.ticket = None;
-        self.comment = None;
-        self.children.clear();
-        self.writes.clear();
-        self
-    }
-}
-
-/// A plugin step's retry policy: `retries` extra attempts, waiting `first_ms`, then
-/// twice as long each time, at most `max_ms`.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    retries: u32,
-    first_ms: u64,
-    max_ms: u64,
-}
-
-impl Backoff {
-    /// The wait after the `attempt`-th attempt failed (from 1).
-    fn wait_ms(self, attempt: u32) -> u64 {
-        self.first_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(self.max_ms)
-    }
-}
-
-/// What a run's conditions and templates see: its ticket, triggering changes and vars.
-pub(super) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: chrono::DateTime<chrono::Utc>) -> Scope<'a> {
-    Scope {
-        ticket,
-        changes: &run.changes,
-        previous: Some(&run.previous),
-        vars: &run.vars,
-        event: &run.event_type,
-        actor: &run.actor,
-        now,
-    }
-}
 
 impl Engine {
     /// Drives a run until it finishes, fails, or the engine stops. The run holds one of
@@ -119,7 +45,7 @@ impl Engine {
     }
 
     /// Sleeps for `d` unless the engine stops first; returns whether the time passed.
-    async fn pause(&self, d: std::time::Duration) -> bool {
+    pub(super) async fn pause(&self, d: std::time::Duration) -> bool {
         let stopping = self.stop_signal.notified();
         if self.stopping.load(Ordering::SeqCst) {
             return false;
@@ -175,7 +101,8 @@ impl Engine {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(None);
                 };
-                let policy = Backoff { retries: *retries, first_ms: *backoff_ms, max_ms: *max_backoff_ms };
+                let policy =
+                    steps::plugin::Backoff { retries: *retries, first_ms: *backoff_ms, max_ms: *max_backoff_ms };
                 Some(self.call_plugin(&run, &ticket, step, plugin, action, input, policy).await?)
             }
             _ => None,
@@ -186,14 +113,17 @@ impl Engine {
         // A run with no ticket locks only itself.
         let lock_key = if run.ticket_id.is_empty() { &run.id } else { &run.ticket_id };
         let _ticket_guard = self.locks.lock(lock_key).await;
-        let _routing_guard = match &step.action {
+        // A route step locks its group (the round-robin cursor) and the group's agents
+        // (their load against capacity), read once and handed to the step.
+        let (_routing_guard, members) = match &step.action {
             Action::Route { group, .. } => {
-                let members = self.store.agents()?.into_iter().filter(|a| a.groups.contains(group));
-                let keys: Vec<String> =
-                    std::iter::once(format!("g:{group}")).chain(members.map(|a| format!("a:{}", a.id))).collect();
-                Some(self.routing.lock_all(keys.iter().map(String::as_str)).await)
+                let members = steps::route::members(self, group)?;
+                let keys: Vec<String> = std::iter::once(format!("g:{group}"))
+                    .chain(members.iter().map(|a| format!("a:{}", a.id)))
+                    .collect();
+                (Some(self.routing.lock_all(keys.iter().map(String::as_str)).await), Some(members))
             }
-            _ => None,
+            _ => (None, None),
         };
         let Some(ticket) = self.run_ticket(&run)? else {
             self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
@@ -201,7 +131,7 @@ impl Engine {
         };
         let mut effect = match delivery {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
-            None => self.execute(&run, def, index, &ticket)?,
+            None => self.execute(&run, def, index, &ticket, members)?,
         };
         if let Some(next) = effect.ticket.as_ref().filter(|n| ticket.status.is_open() && !n.status.is_open()) {
             let open = self.open_children(next)?;
@@ -356,360 +286,6 @@ impl Engine {
         ended.log();
         Ok(())
     }
-
-    async fn notify(
-        &self,
-        run: &Run,
-        ticket: &Ticket,
-        step: &Step,
-        url: &str,
-        secret: Option<&str>,
-        payload: Option<&Value>,
-    ) -> std::result::Result<Effect, Effect> {
-        let effect = Effect::new(step, self.now());
-        let name = secret.unwrap_or("default");
-        let Some(key) = self.config.secrets.get(name) else {
-            return Err(effect.fail(format!("signing secret `{name}` is not configured (config `secrets.{name}`)")));
-        };
-        let scope = scope(run, ticket, self.now());
-        let body = match payload {
-            Some(p) => render_value(p, &scope, &run.id, &run.workflow_id),
-            None => json!({"event": run.event_type, "run": run.id, "workflow": run.workflow_id, "ticket": ticket}),
-        };
-        let delivery_id = format!("{}/{}", run.id, step.id);
-        let delivery = self.notifier.send(url, key.as_bytes(), &delivery_id, &body, self.now().timestamp()).await;
-        let mut effect = effect;
-        let detail = json!({"url": url, "delivery": delivery_id, "status": delivery.status,
-            "attempts": delivery.attempts, "log": delivery.log});
-        effect.entry.detail = detail.clone();
-        effect.output = Some(json!({"status": delivery.status, "delivery": delivery_id}));
-        self.metrics.outbound("notify", if delivery.ok { "delivered" } else { "dead_lettered" });
-        if delivery.ok {
-            effect.entry.message = format!("delivered to {url} ({}, attempt {})", delivery.status, delivery.attempts);
-            Ok(effect)
-        } else {
-            let err = delivery.error.clone().unwrap_or_else(|| "not delivered".into());
-            let letter = crate::notify::DeadLetter {
-                id: delivery_id.replace('/', "-"),
-                url: url.to_string(),
-                secret: name.to_string(),
-                delivery: delivery_id.clone(),
-                body,
-                run: run.id.clone(),
-                step: step.id.clone(),
-                ticket: run.ticket_id.clone(),
-                at: self.now(),
-                attempts: delivery.log,
-                error: err.clone(),
-                resent: None,
-            };
-            let mut failed = effect.fail(format!(
-                "webhook to {url} failed after {} attempt(s): {err}; dead-lettered as {}",
-                delivery.attempts, letter.id
-            ));
-            failed.entry.detail = detail;
-            failed.writes.push(crate::store::Write::Doc {
-                kind: crate::store::DocKind::DeadLetter,
-                id: letter.id.clone(),
-                value: serde_json::to_vec(&letter).ok(),
-            });
-            Err(failed)
-        }
-    }
-
-    /// Calls a plugin, retrying retryable errors as `policy` says. The outer error means
-    /// the engine is stopping during a wait between attempts: the step is left undone, and
-    /// the run resumes at it after the restart (the idempotency key stays the same).
-    #[allow(clippy::too_many_arguments)]
-    async fn call_plugin(
-        &self,
-        run: &Run,
-        ticket: &Ticket,
-        step: &Step,
-        plugin: &str,
-        action: &str,
-        input: &Value,
-        policy: Backoff,
-    ) -> Result<std::result::Result<Effect, Effect>> {
-        let mut effect = Effect::new(step, self.now());
-        let input = render_value(input, &scope(run, ticket, self.now()), &run.id, &run.workflow_id);
-        let ticket_json = serde_json::to_value(ticket).unwrap_or(Value::Null);
-        let mut attempts = 0;
-        let mut waits_ms: Vec<u64> = Vec::new();
-        loop {
-            attempts += 1;
-            let ctx = crate::plugin::CallContext {
-                ticket: ticket_json.clone(),
-                idempotency_key: Some(format!("{}/{}/{}", run.id, step.id, run.steps_done)),
-            };
-            let timing = std::time::Instant::now();
-            let result = self.plugins.call(plugin, action, input.clone(), ctx).await;
-            let code = result.as_ref().err().map(|e| e.code.clone());
-            self.metrics.plugin_call(plugin, timing.elapsed().as_secs_f64(), code.as_deref());
-            match result {
-                Ok(out) => {
-                    effect.entry.message = format!("{plugin}.{action} answered in {} µs", out.micros);
-                    effect.entry.detail = json!({"plugin": plugin, "version": out.version, "action": action,
-                        "attempts": attempts, "waits_ms": waits_ms, "micros": out.micros, "logs": out.logs});
-                    effect.output = Some(out.output);
-                    // The call's key-value writes commit with the step, or not at all.
-                    effect.writes.extend(out.writes);
-                    return Ok(Ok(effect));
-                }
-                Err(e) if e.retryable && attempts <= policy.retries => {
-                    // Exponential backoff, or longer if the plugin passed on a Retry-After.
-                    let backoff = policy.wait_ms(attempts);
-                    let cap = self.config.plugins.max_retry_after_ms.max(policy.max_ms);
-                    let wait = e.retry_after_ms.map_or(backoff, |asked| asked.min(cap).max(backoff));
-                    tracing::info!(run = %run.id, plugin, action, code = %e.code, attempts, wait_ms = wait, "retryable plugin error; retrying");
-                    waits_ms.push(wait);
-                    if !self.pause(std::time::Duration::from_millis(wait)).await {
-                        return Err(Error::Conflict("the engine is stopping".into()));
-                    }
-                }
-                Err(e) => {
-                    let detail = json!({"plugin": plugin, "action": action, "attempts": attempts, "waits_ms": waits_ms,
-                        "code": e.code, "retryable": e.retryable, "logs": e.logs});
-                    let mut failed = effect.fail(format!("{plugin}.{action}: {}: {}", e.code, e.message));
-                    failed.entry.detail = detail;
-                    failed.output =
-                        Some(json!({"error": {"code": e.code, "message": e.message, "retryable": e.retryable}}));
-                    return Ok(Err(failed));
-                }
-            }
-        }
-    }
-
-    /// Computes a step's effect on the ticket (no I/O but store reads).
-    pub(super) fn execute(&self, run: &Run, def: &Workflow, index: usize, ticket: &Ticket) -> Result<Effect> {
-        let step = &def.steps[index];
-        let now = self.now();
-        let matrix = &self.config.priority_matrix;
-        let mut effect = Effect::new(step, now);
-        let sc = scope(run, ticket, self.now());
-        let rendered = |s: &str| render(s, &sc, &run.id, &run.workflow_id);
-        let mut next = ticket.clone();
-        match &step.action {
-            Action::Set { fields: map } => {
-                for (name, value) in map {
-                    let value = render_value(value, &sc, &run.id, &run.workflow_id);
-                    if let Err(e) = fields::set(&mut next, name, value, matrix, now) {
-                        return Ok(effect.fail(e.to_string()));
-                    }
-                }
-                effect.ticket = Some(next);
-            }
-            Action::Assign { group, agent } => {
-                if let Some(g) = group {
-                    if self.store.group(g)?.is_none() {
-                        return Ok(effect.fail(format!("unknown group `{g}`")));
-                    }
-                    next.group = Some(g.clone());
-                }
-                if let Some(a) = agent {
-                    if self.store.agent(a)?.is_none() {
-                        return Ok(effect.fail(format!("unknown agent `{a}`")));
-                    }
-                    if let Err(e) = fields::set(&mut next, "assignee", json!(a), matrix, now) {
-                        return Ok(effect.fail(e.to_string()));
-                    }
-                }
-                next.updated_at = now;
-                effect.output = Some(json!({"group": next.group, "agent": next.assignee}));
-                effect.ticket = Some(next);
-            }
-            Action::Route { group, strategy, skills, on_shift_only } => {
-                if self.store.group(group)?.is_none() {
-                    return Ok(effect.fail(format!("unknown group `{group}`")));
-                }
-                let agents: Vec<_> = self.store.agents()?.into_iter().filter(|a| a.groups.contains(group)).collect();
-                let mut load = HashMap::new();
-                for a in &agents {
-                    load.insert(a.id.clone(), self.store.open_load(&a.id)?);
-                }
-                let cursor = self.store.round_robin_cursor(group)?;
-                let decision = routing::choose(&Request {
-                    agents: &agents,
-                    load: &load,
-                    strategy: *strategy,
-                    skills,
-                    on_shift_only: *on_shift_only,
-                    cursor: cursor.as_deref(),
-                });
-                next.group = Some(group.clone());
-                next.updated_at = now;
-                let how =
-                    serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                match &decision.agent {
-                    Some(agent) => {
-                        if let Err(e) = fields::set(&mut next, "assignee", json!(agent), matrix, now) {
-                            return Ok(effect.fail(e.to_string()));
-                        }
-                        effect.entry.message = format!("{how} chose {agent} in {group}");
-                        if let Some(c) = &decision.cursor {
-                            effect.writes.push(Write::RoundRobin { group: group.clone(), agent: c.clone() });
-                        }
-                    }
-                    None => {
-                        effect.entry.outcome = "no_agent".into();
-                        effect.entry.message = format!("no eligible agent in {group}; left in the group queue");
-                    }
-                }
-                // For notes people read: who got it, or that no one could and what happens now.
-                let summary = match &decision.agent {
-                    Some(agent) => format!("{agent} ({} in {group})", how.replace('_', " ")),
-                    None => format!(
-                        "no one in {group} was available (at capacity, off shift or without the skills); the ticket waits unassigned in the {group} queue"
-                    ),
-                };
-                effect.output = Some(json!({"group": group, "agent": decision.agent,
-                    "assigned": decision.agent.is_some(), "summary": summary}));
-                effect.entry.detail = serde_json::to_value(&decision).unwrap_or(Value::Null);
-                effect.ticket = Some(next);
-            }
-            Action::Comment { body, internal } => {
-                let text = rendered(body);
-                let author = format!("workflow:{}", run.workflow_id);
-                effect.comment = Some(next.add_comment(&author, &text, *internal, now));
-                effect.entry.message = format!("added {} comment", if *internal { "an internal" } else { "a public" });
-                effect.ticket = Some(next);
-            }
-            Action::Resolve { resolution } => {
-                if next.status == Status::Resolved || next.status == Status::Closed {
-                    effect.entry.outcome = "skipped".into();
-                    effect.entry.message = format!("already {}", next.status);
-                    return Ok(effect);
-                }
-                if let Err(e) = fields::set(&mut next, "status", json!("resolved"), matrix, now) {
-                    return Ok(effect.fail(e.to_string()));
-                }
-                if let Some(r) = resolution {
-                    let author = format!("workflow:{}", run.workflow_id);
-                    effect.comment = Some(next.add_comment(&author, &rendered(r), false, now));
-                }
-                effect.ticket = Some(next);
-            }
-            Action::Fail { reason } => return Ok(effect.fail(rendered(reason))),
-            Action::Close {} => {
-                if next.status == Status::Closed {
-                    effect.entry.outcome = "skipped".into();
-                    effect.entry.message = "already closed".into();
-                    return Ok(effect);
-                }
-                if let Err(e) = fields::set(&mut next, "status", json!("closed"), matrix, now) {
-                    return Ok(effect.fail(e.to_string()));
-                }
-                effect.ticket = Some(next);
-            }
-            Action::CreateChild { ticket: spec } => {
-                let mut spec = render_value(&Value::Object(spec.clone()), &sc, &run.id, &run.workflow_id);
-                if let Some(m) = spec.as_object_mut() {
-                    m.entry("requester").or_insert_with(|| json!(ticket.requester));
-                }
-                let new: NewTicket = match serde_json::from_value(spec) {
-                    Ok(n) => n,
-                    Err(e) => return Ok(effect.fail(format!("child ticket: {e}"))),
-                };
-                if let Err((p, m)) = new.check() {
-                    return Ok(effect.fail(format!("child ticket {p}: {m}")));
-                }
-                let id = self.store.next_ticket_id()?;
-                let mut child = new.into_ticket(id.clone(), matrix, now);
-                child.links.push(Link { kind: LinkKind::Parent, ticket: ticket.id.clone() });
-                next.links.push(Link { kind: LinkKind::Child, ticket: id.clone() });
-                // Counted at once, so a `wait` for the children right after sees this one.
-                next.open_children += u32::from(child.status.is_open());
-                next.updated_at = now;
-                effect.entry.message = format!("created child {id}");
-                effect.output = Some(json!({"ticket": id}));
-                effect.children.push(child);
-                effect.ticket = Some(next);
-            }
-            Action::If { condition, then, otherwise } => {
-                let mut checks = Vec::new();
-                let holds = condition.evaluate(&sc, &format!("/steps/{index}/condition"), &mut checks);
-                effect.entry.outcome = holds.to_string();
-                effect.entry.checks = checks;
-                let target = if holds { Some(then.as_str()) } else { otherwise.as_deref() };
-                effect.next = machine::target(target, def.following(index));
-                effect.entry.message = format!("went to {}", effect.next.as_deref().unwrap_or("end"));
-            }
-            // Notify is executed before the ticket lock is taken; see `step`.
-            Action::Approval { stages, .. } => match self.begin_approval(run, &step.id, stages, ticket, now)? {
-                Err(why) => return Ok(effect.fail(why)),
-                Ok((tx, approval)) => {
-                    effect.writes.extend(tx.writes);
-                    let stage = approval.stage();
-                    let asked: Vec<String> = stage
-                        .slots
-                        .iter()
-                        .map(|s| match &s.delegation {
-                            Some(why) => format!("{} (for {}: {why})", s.acting, s.approver),
-                            None => s.acting.clone(),
-                        })
-                        .collect();
-                    effect.entry.outcome = "waiting".into();
-                    effect.entry.message =
-                        format!("approval {}: stage 1 ({}) asked {}", approval.id, stage.name, asked.join(", "));
-                    effect.entry.detail = json!({"approval": approval.id, "due": stage.due});
-                    effect.wait = Some(crate::run::Waiting { step: step.id.clone(), deadline: None });
-                }
-            },
-            Action::Wait { minutes, business, calendar, at, timezone, on_timeout, .. } => {
-                let deadline = match minutes {
-                    None => match at {
-                        None => None,
-                        Some(at) => {
-                            let text = rendered(at);
-                            let tz = timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::UTC);
-                            match crate::workflow::parse_at(&text, tz) {
-                                Some(t) => Some(t),
-                                None => {
-                                    return Ok(effect.fail(format!("`at` rendered to `{text}`, which is not a time")))
-                                }
-                            }
-                        }
-                    },
-                    Some(m) if !*business => Some(now + chrono::Duration::minutes(*m as i64)),
-                    Some(m) => {
-                        let setup = self.sla()?;
-                        let cal = match calendar {
-                            Some(id) => setup.calendar_by_id(id),
-                            None => self.store.ticket_sla(&ticket.id)?.and_then(|s| setup.policy_calendar(&s.policy)),
-                        };
-                        let Some(cal) = cal.or_else(|| calendar.is_none().then(crate::calendar::Calendar::always))
-                        else {
-                            return Ok(effect.fail(format!("unknown calendar `{}`", calendar.as_deref().unwrap_or(""))));
-                        };
-                        cal.add(now, chrono::Duration::minutes(*m as i64))
-                    }
-                };
-                if let Some(d) = deadline.filter(|d| *d <= now) {
-                    // Already past: go on now, as the timer would, without parking (a parked
-                    // run would look idle until the timer loop got to it).
-                    effect.next = machine::target(on_timeout.as_deref(), def.following(index));
-                    effect.entry.outcome = "timed_out".into();
-                    effect.entry.message = format!(
-                        "{} had already passed; went to {}",
-                        d.to_rfc3339(),
-                        effect.next.as_deref().unwrap_or("end")
-                    );
-                    return Ok(effect);
-                }
-                effect.entry.outcome = "waiting".into();
-                effect.entry.message = match deadline {
-                    Some(d) => format!("waiting until {}", d.to_rfc3339()),
-                    None => "waiting for its condition".into(),
-                };
-                effect.wait = Some(crate::run::Waiting { step: step.id.clone(), deadline });
-            }
-            // Notify and plugin steps are executed before the ticket lock is taken; see `step`.
-            Action::Notify { .. } | Action::Plugin { .. } => {
-                return Ok(effect.fail("slow step reached the wrong executor path"))
-            }
-        }
-        Ok(effect)
-    }
 }
 
 /// A finished run, for its one log line.
@@ -738,20 +314,5 @@ impl Ended {
                 tracing::warn!(run = %self.run, ticket = %self.ticket, workflow = %self.workflow, error = %e, "run failed")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Backoff;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_can_ride_out_minutes() {
-        let dc_reboot = Backoff { retries: 6, first_ms: 5000, max_ms: 60_000 };
-        let waits: Vec<u64> = (1..=6).map(|a| dc_reboot.wait_ms(a)).collect();
-        assert_eq!(waits, [5000, 10_000, 20_000, 40_000, 60_000, 60_000]);
-        assert!(waits.iter().sum::<u64>() > 120_000, "longer than a two-minute reboot");
-        let default = Backoff { retries: 2, first_ms: 200, max_ms: 6400 };
-        assert_eq!((default.wait_ms(1), default.wait_ms(2), default.wait_ms(40)), (200, 400, 6400));
     }
 }

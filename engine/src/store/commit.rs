@@ -86,7 +86,7 @@ impl Watermark {
     }
 
     /// Records `snap` (taken before a flush that succeeded). Each number is written
-    /// zero-padded to 20 digits, so the record always has the same 63 bytes and a write
+    /// padded with spaces to 20 characters, so the record always has the same 63 bytes and a write
     /// at offset 0 replaces it whole ([`Watermark::read`] reads both forms).
     fn write(&self, snap: [u64; 3]) {
         use std::os::unix::fs::FileExt;
@@ -94,7 +94,7 @@ impl Watermark {
         if file.as_ref().is_some_and(|(_, last)| *last == snap) {
             return;
         }
-        let text = format!("{:020} {:020} {:020}\n", snap[0], snap[1], snap[2]);
+        let text = format!("{:<20} {:<20} {:<20}\n", snap[0], snap[1], snap[2]);
         let written = match file.take() {
             Some((f, _)) => f.write_all_at(text.as_bytes(), 0).map(|_| f),
             // The first write replaces whatever an older version left (another width).

@@ -8,9 +8,14 @@
 //! one `Tx`, which is why a crash can never leave a step half done.
 //!
 //! [`sled`](self::sled) is the embedded implementation; [`commit`] groups many writers'
-//! flushes into one.
+//! flushes into one. [`memory`] keeps everything in maps (tests, and the second
+//! implementation the contract is checked against); `contract` is the test suite every
+//! backend must pass.
 
 pub mod commit;
+#[cfg(test)]
+mod contract;
+pub mod memory;
 pub mod sled;
 
 use crate::manifest::PluginRecord;
@@ -57,6 +62,10 @@ pub enum Error {
         /// What failed.
         detail: String,
     },
+    /// A write was based on a state another writer has changed since it was read (a run
+    /// whose journal grew behind the writer's back); nothing of the transaction was applied.
+    #[error("conflict: {0} was changed by another writer since it was read")]
+    Conflict(String),
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -90,6 +99,15 @@ pub enum Error {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+}
+
+/// Parses `T-42` (with the given letter) into 42: the numeric ids every backend keys by.
+pub(crate) fn parse_id(id: &str, letter: char) -> Option<u64> {
+    let rest = id.strip_prefix(letter)?.strip_prefix('-')?;
+    if rest.is_empty() || rest.len() > 20 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
 }
 
 /// Result with a storage [`Error`].

@@ -71,15 +71,6 @@ fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
     k
 }
 
-/// Parses `T-42` (with the given letter) into 42.
-fn parse_id(id: &str, letter: char) -> Option<u64> {
-    let rest = id.strip_prefix(letter)?.strip_prefix('-')?;
-    if rest.is_empty() || rest.len() > 20 || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    rest.parse().ok()
-}
-
 fn be(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     let n = bytes.len().min(8);

@@ -75,3 +75,28 @@ async fn a_one_mebibyte_plugin_output_is_written_once() {
     assert_eq!(large.len(), 1, "one batch carries the output: {sizes:?}");
     assert!(large[0] >= 1 << 20 && large[0] < (1 << 20) + (16 << 10), "{sizes:?}");
 }
+
+/// The engine runs on the in-memory store too (the second backend of the store contract):
+/// the same workflow, the same trace, no disk.
+#[tokio::test]
+async fn the_engine_runs_workflows_on_the_in_memory_store() {
+    use switchboard::store::memory::MemoryStore;
+    use switchboard::store::TicketStore;
+    let store = Arc::new(MemoryStore::new());
+    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    let wf = json!({"id": "tag", "name": "tag", "triggers": [{"on": "ticket.created"}],
+        "steps": [branch("check", "note"), {"id": "skipped", "type": "fail", "reason": "not reached"},
+                  {"id": "note", "type": "comment", "body": "seen by {{workflow.id}}", "internal": true}]});
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    let new = NewTicket { title: "Printer jam".into(), requester: "ann".into(), ..Default::default() };
+    let id = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let run = store.runs(&RunFilter::default()).unwrap().remove(0);
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let kinds: Vec<&str> = run.trace.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(kinds, ["trigger", "conditions", "step", "step", "finished"]);
+    assert_eq!(store.ticket(&id).unwrap().unwrap().comments[0].body, "seen by tag");
+}

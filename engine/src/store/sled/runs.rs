@@ -21,7 +21,17 @@ fn journal_key(run: u64, seq: u32) -> Vec<u8> {
 impl SledStore {
     /// Adds a run's write to the batch: the header and its indexes, the start record of
     /// a new run, the appended journal entries.
+    ///
+    /// A journal entry is never overwritten: a delta whose first sequence number is taken
+    /// was computed from a run another writer has appended to since, and is refused as
+    /// [`Error::Conflict`] (the whole transaction with it).
     pub(super) fn put_run(&self, b: &mut Batch, delta: Delta) -> Result<()> {
+        if let Some((seq, _)) = delta.entries.first().filter(|_| delta.start.is_none()) {
+            let n = id_num(&delta.header.id, 'R')?;
+            if self.db.contains_key(journal_key(n, *seq)).map_err(|e| self.io(e))? {
+                return Err(Error::Conflict(format!("run {} (journal entry {seq})", delta.header.id)));
+            }
+        }
         put(b, delta)
     }
 

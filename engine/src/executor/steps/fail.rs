@@ -1,0 +1,7 @@
+//! `fail`: ends the run as failed, with a reason (templates allowed).
+
+use super::{Ctx, Effect};
+
+pub(super) fn execute(cx: &Ctx<'_>, reason: &str) -> Effect {
+    cx.effect().fail(cx.render(reason))
+}

@@ -1,0 +1,323 @@
+//! The store contract: what every backend of [`Store`] must do, as tests run against
+//! each of them (sled and the in-memory store here; PostgreSQL joins with issue 17).
+//! Visibility, all-or-nothing transactions, ordering, run headers and journals with
+//! their indexes, conflicts, timers, routing state, documents and plugin state.
+
+use super::memory::MemoryStore;
+use super::sled::SledStore;
+use super::*;
+use crate::run::{Run, RunStatus, TraceEntry};
+use crate::ticket::{NewTicket, PriorityMatrix, Status};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    "2026-11-02T08:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(minutes)
+}
+
+fn ticket(id: &str, requester: &str) -> Ticket {
+    let new = NewTicket { title: format!("Ticket {id}"), requester: requester.into(), ..Default::default() };
+    new.into_ticket(id.into(), &PriorityMatrix::default(), at(0))
+}
+
+fn run(id: &str, ticket: &str, workflow: &str) -> Run {
+    serde_json::from_value(json!({
+        "id": id, "workflow_id": workflow, "workflow_revision": 1, "ticket_id": ticket, "event_id": "E-1",
+        "event_type": "ticket.created", "actor": "ann", "status": "pending", "cursor": "a", "vars": {"input": {"n": 1}},
+        "trace": [{"at": "2026-11-02T08:00:00Z", "kind": "trigger", "outcome": "matched"}],
+        "steps_done": 0, "created_at": "2026-11-02T08:00:00Z", "updated_at": "2026-11-02T08:00:00Z"
+    }))
+    .unwrap()
+}
+
+fn timer(key: &str, due: i64) -> Timer {
+    Timer { key: key.into(), due: at(due), kind: TimerKind::SlaCheck { ticket: "T-1".into() } }
+}
+
+async fn commit(store: &dyn Store, writes: Vec<Write>) -> Result<()> {
+    store.commit(Tx { writes }).await
+}
+
+async fn commit_run(store: &dyn Store, run: &mut Run) -> Result<()> {
+    let mut tx = Tx::new();
+    tx.run(run);
+    store.commit(tx).await
+}
+
+async fn ids_are_fresh_and_writes_are_visible_in_id_order(store: &dyn Store) {
+    let ids: Vec<String> = (0..12).map(|_| store.next_ticket_id().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 12, "{ids:?}");
+    assert_ne!(store.next_run_id().unwrap(), store.next_run_id().unwrap());
+    assert_ne!(store.next_event_id().unwrap(), store.next_event_id().unwrap());
+    // Written out of order; listed by number (T-10 after T-9, not after T-1).
+    let writes = ids.iter().rev().map(|id| Write::Ticket(Box::new(ticket(id, "ann")))).collect();
+    commit(store, writes).await.unwrap();
+    assert_eq!(store.ticket(&ids[3]).unwrap(), Some(ticket(&ids[3], "ann")));
+    assert_eq!(store.ticket("T-999").unwrap(), None);
+    assert_eq!(store.ticket("not an id").unwrap(), None);
+    let page = store.tickets(&TicketFilter { limit: Some(5), ..Default::default() }).unwrap();
+    assert_eq!(
+        page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ids[..5].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let next = store.tickets(&TicketFilter { after: Some(ids[4].clone()), limit: Some(100), ..Default::default() });
+    assert_eq!(next.unwrap().len(), 7);
+}
+
+async fn a_transaction_applies_whole_or_not_at_all(store: &dyn Store) {
+    let good = ticket("T-1", "ann");
+    let bad = ticket("X-1", "ann");
+    let err = commit(store, vec![Write::Ticket(Box::new(good.clone())), Write::Ticket(Box::new(bad))]).await;
+    assert!(err.is_err());
+    assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of a refused transaction is applied");
+    commit(store, vec![Write::Ticket(Box::new(good.clone()))]).await.unwrap();
+    assert_eq!(store.ticket("T-1").unwrap(), Some(good));
+}
+
+async fn a_run_is_a_header_and_a_journal_with_its_indexes(store: &dyn Store) {
+    let mut r = run("R-1", "T-1", "w");
+    let mut other = run("R-2", "T-1", "v");
+    let mut elsewhere = run("R-3", "T-2", "w");
+    for r in [&mut r, &mut other, &mut elsewhere] {
+        commit_run(store, r).await.unwrap();
+    }
+    assert_eq!(store.run("R-1").unwrap().as_ref(), Some(&r));
+    assert_eq!(store.active_runs(10).unwrap(), ["R-1", "R-2", "R-3"]);
+    // Steps append; the run reads back as it is in memory.
+    for i in 0..5 {
+        r.trace.push(TraceEntry::step(at(i), "a", "set", "ok", ""));
+        r.set_var("a", json!(i));
+        r.steps_done += 1;
+        r.status = RunStatus::Running;
+        commit_run(store, &mut r).await.unwrap();
+    }
+    assert_eq!(store.run("R-1").unwrap().as_ref(), Some(&r));
+    assert_eq!(r.vars["a"], json!(4));
+    // Parked: waiting on its ticket; then ended: out of every index but the ticket's.
+    r.status = RunStatus::Waiting;
+    r.waiting = Some(crate::run::Waiting { step: "a".into(), deadline: None });
+    commit_run(store, &mut r).await.unwrap();
+    assert_eq!(store.waiting_runs("T-1").unwrap(), ["R-1"]);
+    assert_eq!(store.count_waiting_runs().unwrap(), 1);
+    assert_eq!(store.active_runs(10).unwrap(), ["R-2", "R-3"]);
+    crate::run::machine::advance(&mut r, None, at(9));
+    commit_run(store, &mut r).await.unwrap();
+    assert!(store.waiting_runs("T-1").unwrap().is_empty());
+    assert_eq!(store.run("R-1").unwrap().unwrap().trace.last().unwrap().kind, "finished");
+    // Listing: newest first, by ticket, workflow and status.
+    let ids = |f: RunFilter| store.runs(&f).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(RunFilter::default()), ["R-3", "R-2", "R-1"]);
+    assert_eq!(ids(RunFilter { ticket: Some("T-1".into()), ..Default::default() }), ["R-2", "R-1"]);
+    assert_eq!(ids(RunFilter { workflow: Some("w".into()), ..Default::default() }), ["R-3", "R-1"]);
+    assert_eq!(ids(RunFilter { status: Some(RunStatus::Completed), ..Default::default() }), ["R-1"]);
+    assert_eq!(ids(RunFilter { limit: Some(1), ..Default::default() }), ["R-3"]);
+}
+
+async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) {
+    let mut r = run("R-3", "T-1", "w");
+    commit_run(store, &mut r).await.unwrap();
+    let (mut a, mut b) = (store.run("R-3").unwrap().unwrap(), store.run("R-3").unwrap().unwrap());
+    a.set_var("a", json!(1));
+    b.set_var("b", json!(2));
+    commit_run(store, &mut a).await.unwrap();
+    let t = ticket("T-1", "ann");
+    let mut tx = Tx::new();
+    tx.push(Write::Ticket(Box::new(t))).run(&mut b);
+    let err = store.commit(tx).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(store.run("R-3").unwrap().unwrap().vars, a.vars, "the first writer's entry is kept");
+    assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of the refused transaction is applied");
+}
+
+async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {
+    commit(store, vec![Write::Timer(timer("b", 10)), Write::Timer(timer("a", 5)), Write::Timer(timer("c", 20))])
+        .await
+        .unwrap();
+    let keys = |ts: Vec<Timer>| ts.into_iter().map(|t| t.key).collect::<Vec<_>>();
+    assert_eq!(keys(store.due_timers(at(15), 10).unwrap()), ["a", "b"]);
+    assert_eq!(keys(store.due_timers(at(15), 1).unwrap()), ["a"]);
+    assert_eq!(store.next_timer().unwrap(), Some(at(5)));
+    // Same key, new due time: replaced, also twice within one transaction.
+    commit(store, vec![Write::Timer(timer("b", 30)), Write::Timer(timer("b", 40))]).await.unwrap();
+    assert_eq!(keys(store.due_timers(at(100), 10).unwrap()), ["a", "c", "b"]);
+    assert_eq!(store.timer("b").unwrap().map(|t| t.due), Some(at(40)));
+    commit(store, vec![Write::CancelTimer("a".into()), Write::CancelTimer("nothing".into())]).await.unwrap();
+    assert_eq!(store.next_timer().unwrap(), Some(at(20)));
+    assert_eq!(store.timer("a").unwrap(), None);
+}
+
+async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
+    let entry = |event: &str| HistoryEntry {
+        ticket_id: "T-1".into(),
+        event_id: event.into(),
+        at: at(0),
+        actor: "ann".into(),
+        changes: Vec::new(),
+    };
+    commit(store, vec![Write::History(entry("E-2")), Write::History(entry("E-1"))]).await.unwrap();
+    commit(store, vec![Write::History(entry("E-3"))]).await.unwrap();
+    let order: Vec<String> = store.history("T-1").unwrap().into_iter().map(|h| h.event_id).collect();
+    assert_eq!(order, ["E-2", "E-1", "E-3"], "in the order written");
+    let event = |id: &str| Event {
+        id: id.into(),
+        ticket_id: "T-1".into(),
+        kind: crate::run::EventKind::Updated,
+        changes: Vec::new(),
+        comment: None,
+        actor: "ann".into(),
+        causation: Vec::new(),
+        at: at(0),
+        sla: None,
+        evaluations: Vec::new(),
+    };
+    commit(store, vec![Write::Event(Box::new(event("E-10"))), Write::Event(Box::new(event("E-9")))]).await.unwrap();
+    let ids: Vec<String> = store.ticket_events("T-1").unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["E-9", "E-10"], "by number");
+    assert_eq!(store.event("E-10").unwrap().map(|e| e.id), Some("E-10".into()));
+    let audit = |action: &str| {
+        Write::Audit(AuditEntry {
+            at: at(0),
+            actor: "ann".into(),
+            action: action.into(),
+            target: "x".into(),
+            detail: json!(null),
+        })
+    };
+    commit(store, vec![audit("first"), audit("second")]).await.unwrap();
+    commit(store, vec![audit("third")]).await.unwrap();
+    let actions: Vec<String> = store.audit(2).unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["third", "second"], "newest first");
+}
+
+async fn open_assignments_follow_the_ticket_and_routing_state_is_kept(store: &dyn Store) {
+    let mut t = ticket("T-1", "ann");
+    let mut tx = Tx::new();
+    tx.ticket(None, &t);
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.open_load("alice").unwrap(), 0);
+    let before = t.clone();
+    t.assignee = Some("alice".into());
+    t.status = Status::Assigned;
+    let mut tx = Tx::new();
+    tx.ticket(Some(&before), &t);
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.open_load("alice").unwrap(), 1);
+    assert_eq!(store.open_load("alice2").unwrap(), 0, "an agent whose id extends another's");
+    let before = t.clone();
+    t.status = Status::Resolved;
+    let mut tx = Tx::new();
+    tx.ticket(Some(&before), &t);
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.open_load("alice").unwrap(), 0, "a resolved ticket no longer counts");
+    commit(store, vec![Write::RoundRobin { group: "net".into(), agent: "bob".into() }]).await.unwrap();
+    assert_eq!(store.round_robin_cursor("net").unwrap().as_deref(), Some("bob"));
+    assert_eq!(store.round_robin_cursor("other").unwrap(), None);
+}
+
+async fn documents_page_in_id_order_and_delete(store: &dyn Store) {
+    let doc =
+        |id: &str| Write::Doc { kind: DocKind::Approval, id: id.into(), value: Some(format!("\"{id}\"").into_bytes()) };
+    commit(store, vec![doc("b"), doc("a"), doc("c")]).await.unwrap();
+    commit(store, vec![Write::Doc { kind: DocKind::Webhook, id: "a".into(), value: Some(b"1".to_vec()) }])
+        .await
+        .unwrap();
+    let ids = |after, limit| list_docs::<String>(store, DocKind::Approval, after, limit).unwrap();
+    assert_eq!(ids(None, 10), ["a", "b", "c"], "only the kind asked for");
+    assert_eq!(ids(Some("a"), 10), ["b", "c"]);
+    assert_eq!(ids(None, 2), ["a", "b"]);
+    commit(store, vec![Write::Doc { kind: DocKind::Approval, id: "b".into(), value: None }]).await.unwrap();
+    assert_eq!(ids(None, 10), ["a", "c"]);
+    assert_eq!(get_doc::<String>(store, DocKind::Approval, "c").unwrap().as_deref(), Some("c"));
+    let (first, second) = (store.next_number().unwrap(), store.next_number().unwrap());
+    assert_eq!(second, first + 1, "document numbers are dense");
+}
+
+async fn plugin_state_is_kept_and_deleted_whole(store: &dyn Store) {
+    let kv =
+        |key: &str, value: Option<serde_json::Value>| Write::PluginKv { plugin: "p".into(), key: key.into(), value };
+    commit(
+        store,
+        vec![
+            Write::PluginModule { id: "p".into(), version: "1.0.0".into(), bytes: b"wasm".to_vec() },
+            Write::PluginArtifact { id: "p".into(), version: "1.0.0".into(), bytes: b"code".to_vec() },
+            kv("a", Some(json!({"x": 1}))),
+            kv("b", Some(json!(2))),
+            Write::PluginKv { plugin: "q".into(), key: "a".into(), value: Some(json!(3)) },
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.plugin_kv("p", "a").unwrap(), Some(json!({"x": 1})));
+    assert_eq!(store.plugin_kv_usage("p").unwrap(), (2, (1 + 7 + 1 + 1) as u64));
+    commit(store, vec![kv("b", None)]).await.unwrap();
+    assert_eq!(store.plugin_kv("p", "b").unwrap(), None);
+    assert_eq!(store.plugin_module("p", "1.0.0").unwrap().as_deref(), Some(&b"wasm"[..]));
+    commit(store, vec![Write::DeletePlugin { id: "p".into() }]).await.unwrap();
+    assert_eq!(store.plugin_module("p", "1.0.0").unwrap(), None);
+    assert_eq!(store.plugin_artifact("p", "1.0.0").unwrap(), None);
+    assert_eq!(store.plugin_kv_usage("p").unwrap(), (0, 0));
+    assert_eq!(store.plugin_kv("q", "a").unwrap(), Some(json!(3)), "another plugin's state stays");
+}
+
+async fn workflow_revisions_are_kept(store: &dyn Store) {
+    let def: Workflow = crate::workflow::validate_value(&json!({"id": "w", "name": "w",
+        "triggers": [{"on": "ticket.created"}], "steps": [{"id": "a", "type": "comment", "body": "x"}]}))
+    .unwrap();
+    let writes = [3u32, 1, 2]
+        .into_iter()
+        .map(|revision| Write::WorkflowRevision { revision, definition: Box::new(def.clone()) })
+        .collect();
+    commit(store, writes).await.unwrap();
+    assert_eq!(store.workflow_revisions("w").unwrap(), [1, 2, 3]);
+    assert_eq!(store.workflow_revisions("w2").unwrap(), Vec::<u32>::new());
+    assert_eq!(store.workflow_revision("w", 2).unwrap().map(|d| d.id), Some("w".into()));
+    assert_eq!(store.workflow_revision("w", 4).unwrap().map(|d| d.id), None);
+}
+
+/// Runs every contract test against one backend, each on a fresh store.
+macro_rules! contract {
+    ($backend:ident, $open:ident, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (store, _dir) = super::$open();
+                    super::$test(&*store).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A sled store in a fresh directory (kept until the test ends).
+fn open_sled() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+    (Box::new(store), Some(dir))
+}
+
+fn open_memory() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+    (Box::new(MemoryStore::new()), None)
+}
+
+macro_rules! every_backend {
+    ($($test:ident),* $(,)?) => {
+        contract!(on_sled, open_sled, [$($test),*]);
+        contract!(on_memory, open_memory, [$($test),*]);
+    };
+}
+
+every_backend!(
+    ids_are_fresh_and_writes_are_visible_in_id_order,
+    a_transaction_applies_whole_or_not_at_all,
+    a_run_is_a_header_and_a_journal_with_its_indexes,
+    an_append_behind_another_writers_back_is_a_conflict,
+    timers_come_due_in_order_and_a_key_replaces_its_timer,
+    history_events_and_audit_keep_their_order,
+    open_assignments_follow_the_ticket_and_routing_state_is_kept,
+    documents_page_in_id_order_and_delete,
+    plugin_state_is_kept_and_deleted_whole,
+    workflow_revisions_are_kept,
+);
