@@ -20,6 +20,11 @@ fn ticket(id: &str, requester: &str) -> Ticket {
     new.into_ticket(id.into(), &PriorityMatrix::default(), at(0))
 }
 
+/// A new ticket's write.
+fn put(t: Ticket) -> Write {
+    Write::Ticket { ticket: Box::new(t), comments_from: 0 }
+}
+
 fn run(id: &str, ticket: &str, workflow: &str) -> Run {
     serde_json::from_value(json!({
         "id": id, "workflow_id": workflow, "workflow_revision": 1, "ticket_id": ticket, "event_id": "E-1",
@@ -52,7 +57,7 @@ async fn ids_are_fresh_and_writes_are_visible_in_id_order(store: &dyn Store) {
     assert_ne!(store.next_run_id().unwrap(), store.next_run_id().unwrap());
     assert_ne!(store.next_event_id().unwrap(), store.next_event_id().unwrap());
     // Written out of order; listed by number (T-10 after T-9, not after T-1).
-    let writes = ids.iter().rev().map(|id| Write::Ticket(Box::new(ticket(id, "ann")))).collect();
+    let writes = ids.iter().rev().map(|id| put(ticket(id, "ann"))).collect();
     commit(store, writes).await.unwrap();
     assert_eq!(store.ticket(&ids[3]).unwrap(), Some(ticket(&ids[3], "ann")));
     assert_eq!(store.ticket("T-999").unwrap(), None);
@@ -69,10 +74,10 @@ async fn ids_are_fresh_and_writes_are_visible_in_id_order(store: &dyn Store) {
 async fn a_transaction_applies_whole_or_not_at_all(store: &dyn Store) {
     let good = ticket("T-1", "ann");
     let bad = ticket("X-1", "ann");
-    let err = commit(store, vec![Write::Ticket(Box::new(good.clone())), Write::Ticket(Box::new(bad))]).await;
+    let err = commit(store, vec![put(good.clone()), put(bad)]).await;
     assert!(err.is_err());
     assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of a refused transaction is applied");
-    commit(store, vec![Write::Ticket(Box::new(good.clone()))]).await.unwrap();
+    commit(store, vec![put(good.clone())]).await.unwrap();
     assert_eq!(store.ticket("T-1").unwrap(), Some(good));
 }
 
@@ -124,7 +129,7 @@ async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) 
     commit_run(store, &mut a).await.unwrap();
     let t = ticket("T-1", "ann");
     let mut tx = Tx::new();
-    tx.push(Write::Ticket(Box::new(t))).run(&mut b);
+    tx.push(put(t)).run(&mut b);
     let err = store.commit(tx).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
     assert_eq!(store.run("R-3").unwrap().unwrap().vars, a.vars, "the first writer's entry is kept");
@@ -189,6 +194,29 @@ async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
     commit(store, vec![audit("third")]).await.unwrap();
     let actions: Vec<String> = store.audit(2).unwrap().into_iter().map(|a| a.action).collect();
     assert_eq!(actions, ["third", "second"], "newest first");
+}
+
+async fn comments_are_appended_never_rewritten(store: &dyn Store) {
+    let mut t = ticket("T-1", "ann");
+    t.add_comment("ann", "first", false, at(1));
+    t.add_comment("bob", "second", true, at(2));
+    let mut tx = Tx::new();
+    tx.ticket(None, &t);
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.ticket("T-1").unwrap(), Some(t.clone()));
+    // A writer whose copy differs in the stored comments appends only its new one.
+    let before = t.clone();
+    let mut after = t.clone();
+    after.comments[0].body = "rewritten".into();
+    after.add_comment("ann", "third", false, at(3));
+    let mut tx = Tx::new();
+    tx.ticket(Some(&before), &after);
+    store.commit(tx).await.unwrap();
+    let stored = store.ticket("T-1").unwrap().unwrap();
+    let bodies: Vec<&str> = stored.comments.iter().map(|c| c.body.as_str()).collect();
+    assert_eq!(bodies, ["first", "second", "third"]);
+    let listed = store.tickets(&TicketFilter::default()).unwrap();
+    assert_eq!(listed[0].comments, stored.comments, "a listed ticket has its comments");
 }
 
 async fn open_assignments_follow_the_ticket_and_routing_state_is_kept(store: &dyn Store) {
@@ -317,6 +345,7 @@ every_backend!(
     timers_come_due_in_order_and_a_key_replaces_its_timer,
     history_events_and_audit_keep_their_order,
     open_assignments_follow_the_ticket_and_routing_state_is_kept,
+    comments_are_appended_never_rewritten,
     documents_page_in_id_order_and_delete,
     plugin_state_is_kept_and_deleted_whole,
     workflow_revisions_are_kept,

@@ -24,7 +24,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Tables {
+    /// Without their comments, which are appended apart.
     tickets: BTreeMap<u64, Ticket>,
+    comments: BTreeMap<(u64, u32), crate::ticket::Comment>,
     history: BTreeMap<(u64, u64), HistoryEntry>,
     workflows: BTreeMap<String, WorkflowRecord>,
     revisions: BTreeMap<(String, u32), Workflow>,
@@ -81,7 +83,7 @@ impl Tables {
     fn check(&self, tx: &Tx) -> Result<()> {
         for w in &tx.writes {
             match w {
-                Write::Ticket(t) => num(&t.id, 'T').map(drop)?,
+                Write::Ticket { ticket, .. } => num(&ticket.id, 'T').map(drop)?,
                 Write::History(h) => num(&h.ticket_id, 'T').map(drop)?,
                 Write::Event(e) => {
                     num(&e.id, 'E')?;
@@ -109,8 +111,12 @@ impl Tables {
     fn apply(&mut self, tx: Tx) -> Result<()> {
         for w in tx.writes {
             match w {
-                Write::Ticket(t) => {
-                    self.tickets.insert(num(&t.id, 'T')?, *t);
+                Write::Ticket { mut ticket, comments_from } => {
+                    let n = num(&ticket.id, 'T')?;
+                    for c in std::mem::take(&mut ticket.comments).into_iter().skip(comments_from) {
+                        self.comments.insert((n, c.id), c);
+                    }
+                    self.tickets.insert(n, *ticket);
                 }
                 Write::History(h) => {
                     self.seq += 1;
@@ -236,6 +242,12 @@ impl Tables {
         Ok(())
     }
 
+    fn ticket(&self, n: u64) -> Option<Ticket> {
+        let mut t = self.tickets.get(&n)?.clone();
+        t.comments = self.comments.range((n, 0)..=(n, u32::MAX)).map(|(_, c)| c.clone()).collect();
+        Some(t)
+    }
+
     fn run(&self, n: u64) -> Option<Run> {
         let header = self.headers.get(&n)?.clone();
         let start = self.starts.get(&n)?.clone();
@@ -250,20 +262,14 @@ impl TicketStore for MemoryStore {
     }
 
     fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
-        Ok(parse_id(id, 'T').and_then(|n| self.tables().tickets.get(&n).cloned()))
+        Ok(parse_id(id, 'T').and_then(|n| self.tables().ticket(n)))
     }
 
     fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let from = filter.after.as_deref().and_then(|a| parse_id(a, 'T')).map_or(0, |n| n.saturating_add(1));
         let tables = self.tables();
-        Ok(tables
-            .tickets
-            .range(from..)
-            .map(|(_, t)| t)
-            .filter(|t| filter.matches(t))
-            .take(filter.page_size())
-            .cloned()
-            .collect())
+        let page = tables.tickets.range(from..).filter(|(_, t)| filter.matches(t)).take(filter.page_size());
+        Ok(page.filter_map(|(n, _)| tables.ticket(*n)).collect())
     }
 
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {

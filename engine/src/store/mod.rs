@@ -116,8 +116,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// One write of a [`Tx`].
 #[derive(Debug, Clone)]
 pub enum Write {
-    /// Insert or replace a ticket.
-    Ticket(Box<Ticket>),
+    /// Insert or replace a ticket. Its comments are appended, never rewritten: those
+    /// from index `comments_from` on are new; the ones before are stored already.
+    Ticket {
+        /// The ticket as it is now.
+        ticket: Box<Ticket>,
+        /// How many of its comments the store holds already.
+        comments_from: usize,
+    },
     /// Append to a ticket's history.
     History(HistoryEntry),
     /// Insert or replace a workflow record.
@@ -250,7 +256,8 @@ impl Tx {
         self.push(Write::Run(Box::new(crate::run::journal::delta(run))))
     }
 
-    /// Adds a ticket write and keeps the open-assignment index in step with it.
+    /// Adds a ticket write (its comments since `before` appended) and keeps the
+    /// open-assignment index in step with it.
     pub fn ticket(&mut self, before: Option<&Ticket>, after: &Ticket) -> &mut Self {
         let counted = |t: &Ticket| t.assignee.clone().filter(|_| t.status.is_open());
         let (old, new) = (before.and_then(counted), counted(after));
@@ -282,7 +289,8 @@ impl Tx {
                 }));
             }
         }
-        self.push(Write::Ticket(Box::new(after.clone())))
+        let comments_from = before.map_or(0, |b| b.comments.len()).min(after.comments.len());
+        self.push(Write::Ticket { ticket: Box::new(after.clone()), comments_from })
     }
 }
 

@@ -7,6 +7,7 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `t/` | ticket n | ticket |
+//! | `tc/` | ticket n, comment id (u32) | comment, appended (the ticket record has none) |
 //! | `h/` | ticket n, seq | history entry |
 //! | `w/` | workflow id | record |
 //! | `wv/` | workflow id, `/`, revision | definition |
@@ -30,8 +31,9 @@
 //! | `pm/` | plugin id, `/`, version | module bytes |
 //! | `pk/` | plugin id, 0, key | plugin key-value entry |
 //! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize) |
-//! | `meta/format` | | the layout version (2: runs as header + journal) |
+//! | `meta/format` | | the layout version (2: runs as header + journal; 3: comments apart) |
 
+mod migrate;
 mod runs;
 
 use super::commit::{Durability, Flusher};
@@ -129,8 +131,8 @@ impl SledStore {
                 ::sled::Error::Corruption { .. } => Error::Corrupt { key: path.clone(), detail: e.to_string() },
                 other => Error::Backend(other.to_string()),
             })?;
-        runs::migrate(&db).map_err(|e| match e {
-            Error::Backend(detail) => Error::Backend(format!("{path}: migrating runs to header + journal: {detail}")),
+        migrate::migrate(&db).map_err(|e| match e {
+            Error::Backend(detail) => Error::Backend(format!("{path}: migrating the data directory: {detail}")),
             other => other,
         })?;
         let data_file = std::fs::File::open(dir.join("db")).ok();
@@ -310,8 +312,13 @@ impl SledStore {
         let mut timers_here: HashMap<String, Vec<u8>> = HashMap::new();
         for w in tx.writes {
             match w {
-                Write::Ticket(t) => {
-                    b.insert(ticket_key(&t.id)?, encode(&*t)?);
+                Write::Ticket { mut ticket, comments_from } => {
+                    let n = id_num(&ticket.id, 'T')?;
+                    let comments = std::mem::take(&mut ticket.comments);
+                    for c in comments.iter().skip(comments_from) {
+                        b.insert(comment_key(n, c.id), encode(c)?);
+                    }
+                    b.insert(num_key(b"t/", n), encode(&*ticket)?);
                 }
                 Write::History(h) => {
                     let mut k = num_key(b"h/", id_num(&h.ticket_id, 'T')?);
@@ -449,8 +456,18 @@ fn id_num(id: &str, letter: char) -> Result<u64> {
     parse_id(id, letter).ok_or_else(|| Error::Backend(format!("malformed id `{id}`")))
 }
 
-fn ticket_key(id: &str) -> Result<Vec<u8>> {
-    Ok(num_key(b"t/", id_num(id, 'T')?))
+fn comment_key(ticket: u64, comment: u32) -> Vec<u8> {
+    let mut k = num_key(b"tc/", ticket);
+    k.extend_from_slice(&comment.to_be_bytes());
+    k
+}
+
+impl SledStore {
+    /// A stored ticket record with its comments (stored apart, appended) put back.
+    fn with_comments(&self, n: u64, mut ticket: Ticket) -> Result<Ticket> {
+        ticket.comments = self.scan(&num_key(b"tc/", n))?;
+        Ok(ticket)
+    }
 }
 
 impl TicketStore for SledStore {
@@ -460,7 +477,7 @@ impl TicketStore for SledStore {
 
     fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         match parse_id(id, 'T') {
-            Some(n) => self.get(&num_key(b"t/", n)),
+            Some(n) => self.get(&num_key(b"t/", n))?.map(|t| self.with_comments(n, t)).transpose(),
             None => Ok(None),
         }
     }
@@ -478,7 +495,7 @@ impl TicketStore for SledStore {
             }
             let t: Ticket = decode(&k, &v)?;
             if filter.matches(&t) {
-                out.push(t);
+                out.push(self.with_comments(be(&k), t)?);
                 if out.len() >= filter.page_size() {
                     break;
                 }
@@ -712,7 +729,7 @@ impl Store for SledStore {
         let mut max = [0u64; 3];
         for w in &tx.writes {
             let (slot, id, letter) = match w {
-                Write::Ticket(t) => (0, &t.id, 'T'),
+                Write::Ticket { ticket, .. } => (0, &ticket.id, 'T'),
                 Write::Run(r) => (1, &r.header.id, 'R'),
                 Write::Event(e) => (2, &e.id, 'E'),
                 _ => continue,

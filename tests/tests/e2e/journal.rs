@@ -56,6 +56,22 @@ async fn the_hundredth_step_of_a_run_writes_no_more_than_the_second() {
     assert!(sizes[150] <= second + 8, "step 150 wrote {} bytes", sizes[150]);
 }
 
+/// Comments are appended apart from their ticket: the 50th comment a run adds writes no
+/// more than the 2nd (the ticket used to be rewritten with every comment it had).
+#[tokio::test]
+async fn the_fiftieth_comment_writes_no_more_than_the_second() {
+    let (_dir, store, engine) = engine(Config { max_steps_per_run: 100, ..Config::default() }).await;
+    let wf = json!({"id": "chatty", "name": "chatty", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "note", "type": "comment", "body": "still looking at it", "internal": true}, branch("again", "note")]});
+    let (run, sizes) = run_once(&store, &engine, wf).await;
+    assert_eq!(run.steps_done, 100, "{:?}", run.error);
+    let ticket = switchboard::store::TicketStore::ticket(&*store, &run.ticket_id).unwrap().unwrap();
+    assert_eq!(ticket.comments.len(), 50);
+    // Batch 0 logs the ticket; then comment, branch, comment, branch...
+    let comment = |n: usize| sizes[2 * n - 1];
+    assert!(comment(50) <= comment(2) + 8, "comment 50 wrote {} bytes, comment 2 wrote {}", comment(50), comment(2));
+}
+
 #[tokio::test]
 async fn a_one_mebibyte_plugin_output_is_written_once() {
     let mut config = Config::default();

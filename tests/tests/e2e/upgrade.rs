@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use switchboard::store::{sled::SledStore, Durability, RunStore, Store};
+use switchboard::store::{sled::SledStore, Durability, RunStore, Store, TicketStore};
 use switchboard_tests::{repo, write_config, Api, Server, ADMIN};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -31,8 +31,10 @@ fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     all
 }
 
-fn is_run_record(key: &[u8]) -> bool {
-    [&b"r/"[..], b"rs/", b"rj/"].iter().any(|p| key.starts_with(p))
+/// The records the migrations rewrite: runs (into header, start and journal) and
+/// tickets (their comments into records of their own).
+fn is_rewritten(key: &[u8]) -> bool {
+    [&b"r/"[..], b"rs/", b"rj/", b"t/", b"tc/"].iter().any(|p| key.starts_with(p))
 }
 
 #[tokio::test]
@@ -44,9 +46,10 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
     let data = dir.path().join("data");
     copy_dir(&fixture.join("data"), &data);
 
-    // In-process first, with no timer running: every record outside the run tables is
-    // kept byte for byte (tickets, history, events, approvals, timers, webhooks and
-    // their deliveries, audit...), and every run folds back to its old document.
+    // In-process first, with no timer running: every record the migrations do not
+    // rewrite is kept byte for byte (history, events, approvals, timers, SLA clocks,
+    // webhooks and their deliveries, audit...); every run folds back to its old
+    // document, and every ticket reads back with its comments as it was stored whole.
     let before = raw(&data);
     let old_runs: Vec<(String, Value)> = before
         .iter()
@@ -57,24 +60,37 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
         })
         .collect();
     assert!(old_runs.len() >= 8, "the fixture has runs of several kinds ({})", old_runs.len());
+    let old_tickets: Vec<(String, Value)> = before
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"t/"))
+        .map(|(_, v)| {
+            let t: Value = serde_json::from_slice(v).unwrap();
+            (t["id"].as_str().unwrap().to_string(), t)
+        })
+        .collect();
+    assert!(old_tickets.iter().any(|(_, t)| t["comments"].as_array().unwrap().len() >= 2), "tickets with comments");
     {
         let store = SledStore::open(&data, 8 << 20, Durability::Group).unwrap();
         for (id, old) in &old_runs {
             let now = serde_json::to_value(store.run(id).unwrap().unwrap()).unwrap();
             assert_eq!(&now, old, "{id} reads back as it was stored whole");
         }
+        for (id, old) in &old_tickets {
+            let now = serde_json::to_value(store.ticket(id).unwrap().unwrap()).unwrap();
+            assert_eq!(&now, old, "{id} reads back with its comments");
+        }
         store.close().unwrap();
     }
     let after = raw(&data);
-    for (k, v) in before.iter().filter(|(k, _)| !is_run_record(k)) {
+    for (k, v) in before.iter().filter(|(k, _)| !is_rewritten(k)) {
         assert_eq!(after.get(k), Some(v), "{} is kept as it was", String::from_utf8_lossy(k));
     }
     let added: Vec<String> = after
         .keys()
-        .filter(|k| !before.contains_key(*k) && !is_run_record(k))
+        .filter(|k| !before.contains_key(*k) && !is_rewritten(k))
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .collect();
-    assert_eq!(added, ["meta/format"], "only the layout version is new outside the run tables");
+    assert_eq!(added, ["meta/format"], "only the layout version is new outside the rewritten tables");
 
     // The server answers what the old binary answered, before and after a restart.
     // (Tickets are left out here: their SLA and schedule timers fire in real time.)

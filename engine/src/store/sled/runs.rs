@@ -1,16 +1,10 @@
 //! Runs in sled: a header under `r/`, the start record under `rs/`, the journal under
 //! `rj/` (run n, seq), and the indexes (`ra/` active, `rt/` by ticket, `rw/` waiting).
-//! Also the one-time migration of stores written before the journal, which kept each
-//! run as one document under `r/`.
 
 use super::{be, decode, encode, id_num, num_key, parse_id, Batch, SledStore};
 use crate::run::journal::{self, Delta, Entry, Header, Start};
 use crate::run::{Run, RunStatus};
 use crate::store::{Error, Result, RunFilter, RunStore};
-
-/// The layout version key, and the version this code writes.
-const FORMAT_KEY: &[u8] = b"meta/format";
-const FORMAT: &[u8] = b"2";
 
 fn journal_key(run: u64, seq: u32) -> Vec<u8> {
     let mut k = num_key(b"rj/", run);
@@ -51,7 +45,7 @@ impl SledStore {
     }
 }
 
-fn put(b: &mut Batch, delta: Delta) -> Result<()> {
+pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
     let Delta { header, start, entries } = delta;
     let n = id_num(&header.id, 'R')?;
     if header.status.is_active() {
@@ -82,37 +76,6 @@ fn put(b: &mut Batch, delta: Delta) -> Result<()> {
         b.insert(journal_key(n, seq), encode(&entry)?);
     }
     b.insert(num_key(b"r/", n), encode(&header)?);
-    Ok(())
-}
-
-/// Rewrites runs stored whole (before the journal) as header + start + journal, in
-/// batches, then records the layout version. Runs already rewritten (a migration cut
-/// short by a crash) do not decode as whole runs and are left alone, so it can run again.
-pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
-    let backend = |e: ::sled::Error| Error::Backend(e.to_string());
-    if db.get(FORMAT_KEY).map_err(backend)?.is_some() {
-        return Ok(());
-    }
-    let mut migrated = 0u64;
-    let mut batch = Batch::default();
-    let mut in_batch = 0;
-    for kv in db.scan_prefix(b"r/") {
-        let (_, v) = kv.map_err(backend)?;
-        let Ok(mut run) = serde_json::from_slice::<Run>(&v) else { continue };
-        put(&mut batch, journal::delta(&mut run))?;
-        migrated += 1;
-        in_batch += 1;
-        if in_batch == 512 {
-            db.apply_batch(std::mem::take(&mut batch).inner).map_err(backend)?;
-            in_batch = 0;
-        }
-    }
-    batch.insert(FORMAT_KEY, FORMAT);
-    db.apply_batch(batch.inner).map_err(backend)?;
-    db.flush().map_err(backend)?;
-    if migrated > 0 {
-        tracing::info!(runs = migrated, "migrated runs to header + journal");
-    }
     Ok(())
 }
 

@@ -1,0 +1,88 @@
+//! One-time migrations of a data directory written by an older version, run at open
+//! before anything else reads it. `meta/format` holds the layout version: absent in
+//! stores from before the journal (version 1), then 2 (runs as header + start +
+//! journal), 3 (ticket comments stored apart, appended). Each step rewrites in batches
+//! and leaves alone what an earlier, interrupted run of it already rewrote, so a crash
+//! midway is finished by the next open; the version is written last.
+
+use super::{comment_key, num_key, runs, Batch};
+use crate::run::Run;
+use crate::store::{Error, Result};
+use crate::ticket::Ticket;
+
+const FORMAT_KEY: &[u8] = b"meta/format";
+/// The layout this code writes.
+const FORMAT: u32 = 3;
+/// Records rewritten per batch.
+const CHUNK: usize = 512;
+
+/// Brings the store in `db` to [`FORMAT`].
+pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
+    let backend = |e: ::sled::Error| Error::Backend(e.to_string());
+    let found = match db.get(FORMAT_KEY).map_err(backend)? {
+        None => 1,
+        Some(v) => std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()).ok_or_else(|| Error::Corrupt {
+            key: "meta/format".into(),
+            detail: format!("not a layout version: {:?}", String::from_utf8_lossy(&v)),
+        })?,
+    };
+    if found > FORMAT {
+        return Err(Error::Backend(format!(
+            "the data directory has layout version {found}, written by a newer switchboard; this one reads up to {FORMAT}"
+        )));
+    }
+    if found < 2 {
+        let n = rewrite(db, b"r/", |_, v, batch| {
+            // A run already rewritten is a header, which does not decode as a whole run.
+            let Ok(mut run) = serde_json::from_slice::<Run>(v) else { return Ok(false) };
+            runs::put(batch, crate::run::journal::delta(&mut run))?;
+            Ok(true)
+        })?;
+        tracing::info!(runs = n, "migrated runs to header + journal");
+    }
+    if found < 3 {
+        let n = rewrite(db, b"t/", |k, v, batch| {
+            let mut ticket: Ticket = serde_json::from_slice(v)
+                .map_err(|e| Error::Corrupt { key: String::from_utf8_lossy(k).into_owned(), detail: e.to_string() })?;
+            if ticket.comments.is_empty() {
+                return Ok(false);
+            }
+            let n = super::be(k);
+            for c in std::mem::take(&mut ticket.comments) {
+                batch.insert(comment_key(n, c.id), super::encode(&c)?);
+            }
+            batch.insert(num_key(b"t/", n), super::encode(&ticket)?);
+            Ok(true)
+        })?;
+        tracing::info!(tickets = n, "migrated ticket comments to their own records");
+    }
+    if found < FORMAT {
+        db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(backend)?;
+        db.flush().map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Offers every record under `prefix` to `change`, which adds its rewrite to the batch
+/// and says whether it did; applies the batches. Returns how many were rewritten.
+fn rewrite(
+    db: &::sled::Db,
+    prefix: &[u8],
+    mut change: impl FnMut(&[u8], &[u8], &mut Batch) -> Result<bool>,
+) -> Result<u64> {
+    let backend = |e: ::sled::Error| Error::Backend(e.to_string());
+    let (mut total, mut in_batch, mut batch) = (0u64, 0, Batch::default());
+    for kv in db.scan_prefix(prefix) {
+        let (k, v) = kv.map_err(backend)?;
+        if change(&k, &v, &mut batch)? {
+            total += 1;
+            in_batch += 1;
+        }
+        if in_batch == CHUNK {
+            db.apply_batch(std::mem::take(&mut batch).inner).map_err(backend)?;
+            in_batch = 0;
+        }
+    }
+    db.apply_batch(batch.inner).map_err(backend)?;
+    Ok(total)
+}
