@@ -470,14 +470,14 @@ impl Engine {
                 };
                 run.set_var(&approval.step, summary(&approval));
                 let outcome = approval::status_name(approval.status);
-                run.trace.push(TraceEntry::step(
+                let entry = TraceEntry::step(
                     now,
                     &approval.step,
                     "approval",
                     outcome,
                     format!("approval {} {outcome}; went to {}", approval.id, next.as_deref().unwrap_or("end")),
-                ));
-                let ended = machine::advance(&mut run, next, now);
+                );
+                let ended = machine::resume(&mut run, entry, next, now);
                 self.count_end(&run, &ended);
                 resume = run.status.is_active().then(|| run.id.clone());
             }

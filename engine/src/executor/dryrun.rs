@@ -4,7 +4,7 @@
 //! the first `wait` or `approval` (reporting what it would wait for).
 
 use super::{describe_failure, event_scope, Engine, Result};
-use crate::run::{Event, EventKind, Run, RunStatus, TraceEntry};
+use crate::run::{machine, Event, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::RunFilter;
 use crate::ticket::{fields, Ticket};
 use crate::workflow::template::render_value;
@@ -160,20 +160,24 @@ impl Engine {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut status = "completed";
         let mut steps = 0;
+        // The same machine as a real run (`run::machine`): what a step records, where it
+        // goes, how the run ends. Only the outside world is stubbed: notify and plugin
+        // steps record what they would send, and a wait or an approval stops the dry run.
         while let Some(id) = run.cursor.clone() {
             steps += 1;
             if steps > self.config.max_steps_per_run.min(1000) {
                 status = "failed";
-                run.trace.push(TraceEntry::new(now, "finished", "failed", "step limit reached"));
+                machine::fail(&mut run, "step limit reached".into(), now);
                 break;
             }
             let Some(index) = def.step_index(&id) else {
                 status = "failed";
-                run.trace.push(TraceEntry::new(now, "finished", "failed", format!("step `{id}` does not exist")));
+                machine::fail(&mut run, format!("step `{id}` does not exist"), now);
                 break;
             };
             let step = &def.steps[index];
             let scope = super::steps::scope(&run, &ticket, now);
+            let mut effect = super::steps::Effect::new(step, now);
             match &step.action {
                 Action::Notify { url, payload, .. } => {
                     let body = match payload {
@@ -181,15 +185,9 @@ impl Engine {
                         None => json!({"ticket": ticket.id}),
                     };
                     notifications.push(json!({"step": step.id, "url": url, "body": body}));
-                    run.trace.push(TraceEntry::step(
-                        now,
-                        &step.id,
-                        "notify",
-                        "not_sent",
-                        format!("would POST to {url}"),
-                    ));
-                    run.set_var(&step.id, json!({"status": 0, "dry_run": true}));
-                    run.cursor = def.following(index);
+                    effect.entry.outcome = "not_sent".into();
+                    effect.entry.message = format!("would POST to {url}");
+                    effect.output = Some(json!({"status": 0, "dry_run": true}));
                 }
                 Action::Plugin { plugin, action, input, .. } => {
                     let input = render_value(input, &scope, &run.id, &run.workflow_id);
@@ -204,15 +202,9 @@ impl Engine {
                         },
                     };
                     plugin_calls.push(json!({"step": step.id, "plugin": plugin, "action": action, "input": input, "output": output, "output_from": source}));
-                    run.trace.push(TraceEntry::step(
-                        now,
-                        &step.id,
-                        "plugin",
-                        "stubbed",
-                        format!("{plugin}.{action} not called; output {source}"),
-                    ));
-                    run.set_var(&step.id, output);
-                    run.cursor = def.following(index);
+                    effect.entry.outcome = "stubbed".into();
+                    effect.entry.message = format!("{plugin}.{action} not called; output {source}");
+                    effect.output = Some(output);
                 }
                 Action::Wait { .. } | Action::Approval { .. } => {
                     status = "waiting";
@@ -227,34 +219,26 @@ impl Engine {
                     break;
                 }
                 _ => {
-                    let effect = self.execute(&run, def, index, &ticket, None)?;
-                    let entry = effect.entry.clone();
-                    run.trace.push(entry);
-                    if let Some(msg) = &effect.failed {
-                        status = "failed";
-                        run.error = Some(format!("step `{}` failed: {msg}", step.id));
-                        break;
+                    effect = self.execute(&run, def, index, &ticket, None)?;
+                    if effect.failed.is_none() {
+                        if let Some(c) = &effect.comment {
+                            comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));
+                        }
+                        for child in &effect.children {
+                            children.push(
+                                json!({"step": step.id, "title": child.title, "kind": child.kind, "group": child.group}),
+                            );
+                        }
+                        if let Some(after) = effect.ticket.take() {
+                            ticket = after;
+                        }
                     }
-                    if let Some(c) = &effect.comment {
-                        comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));
-                    }
-                    for child in &effect.children {
-                        children.push(
-                            json!({"step": step.id, "title": child.title, "kind": child.kind, "group": child.group}),
-                        );
-                    }
-                    if let Some(after) = effect.ticket {
-                        ticket = after;
-                    }
-                    if let Some(out) = effect.output {
-                        run.set_var(&step.id, out);
-                    }
-                    run.cursor = match effect.next {
-                        Some(n) => crate::workflow::target(Some(&n), None),
-                        None if matches!(step.action, Action::If { .. }) => None,
-                        None => def.following(index),
-                    };
                 }
+            }
+            if let machine::Outcome::Failed(_) =
+                machine::complete_step(&mut run, effect.end(step), def.following(index), now)
+            {
+                status = "failed";
             }
         }
         Ok(json!({

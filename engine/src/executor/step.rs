@@ -6,7 +6,6 @@ use crate::run::{machine, Cause, EventKind, Run, RunStatus};
 use crate::store::{Tx, Write};
 use crate::ticket::{fields, Ticket};
 use crate::workflow::{Action, Workflow};
-use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -38,7 +37,7 @@ impl Engine {
     /// Counts a run that a transition ended (`/metrics`).
     pub(super) fn count_end(&self, run: &Run, outcome: &machine::Outcome) {
         match outcome {
-            machine::Outcome::Continues => {}
+            machine::Outcome::Continues | machine::Outcome::Parked => {}
             machine::Outcome::Completed => self.metrics.run(&run.workflow_id, "completed"),
             machine::Outcome::Failed(_) => self.metrics.run(&run.workflow_id, "failed"),
         }
@@ -149,19 +148,6 @@ impl Engine {
             // Validation refuses such workflows; a stored one from before still fails cleanly.
             effect = effect.fail(format!("`{}` needs a ticket and this run has none", step.action.kind()));
         }
-        if let (Some(message), Action::Plugin { on_error: Some(target), .. }) = (&effect.failed, &step.action) {
-            // The step failed for good, and the workflow says where to go: continue there.
-            let code = effect.output.as_ref().map_or(Value::Null, |o| o["error"]["code"].clone());
-            run.set_var("error", json!({"step": step.id, "code": code, "message": message}));
-            effect.entry.message = format!("{message}; continuing at `{target}`");
-            effect.failed = None;
-            effect.next = machine::target(Some(target), None);
-        } else if effect.failed.is_none()
-            && effect.next.is_none()
-            && !matches!(step.action, Action::If { .. } | Action::Wait { .. } | Action::Approval { .. })
-        {
-            effect.next = def.following(index);
-        }
 
         let mut tx = Tx::new();
         let mut new_runs = Vec::new();
@@ -205,38 +191,19 @@ impl Engine {
             new_runs.extend(runs);
         }
         tx.writes.append(&mut effect.writes);
-        if let Some(output) = effect.output.take() {
-            run.set_var(&step.id, output);
-        }
         let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
-        run.trace.push(effect.entry);
-        run.steps_done += 1;
-        run.updated_at = now;
-        let waiting = effect.wait.take();
-        let more = match effect.failed {
-            None if waiting.is_some() => {
-                if let Some(deadline) = waiting.as_ref().and_then(|w| w.deadline) {
-                    tx.push(Write::Timer(crate::store::Timer {
-                        key: format!("run:{}", run.id),
-                        due: deadline,
-                        kind: crate::store::TimerKind::ResumeRun { run: run.id.clone() },
-                    }));
-                }
-                run.status = RunStatus::Waiting;
-                run.waiting = waiting;
-                false
-            }
-            Some(msg) => {
-                let outcome = machine::fail(&mut run, format!("step `{}` failed: {msg}", step.id), now);
-                self.count_end(&run, &outcome);
-                false
-            }
-            None => {
-                let outcome = machine::advance(&mut run, effect.next, now);
-                self.count_end(&run, &outcome);
-                !outcome.ended()
-            }
-        };
+        let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
+        self.count_end(&run, &outcome);
+        if let Some(deadline) =
+            run.waiting.as_ref().and_then(|w| w.deadline).filter(|_| outcome == machine::Outcome::Parked)
+        {
+            tx.push(Write::Timer(crate::store::Timer {
+                key: format!("run:{}", run.id),
+                due: deadline,
+                kind: crate::store::TimerKind::ResumeRun { run: run.id.clone() },
+            }));
+        }
+        let more = outcome == machine::Outcome::Continues;
         let request = match (&step.action, approval_id) {
             (Action::Approval { notify_url: Some(url), .. }, Some(id)) => Some((id, url.clone())),
             _ => None,

@@ -30,9 +30,8 @@ impl Engine {
                 continue;
             }
             let message = format!("condition held on {} by {}", event.kind.as_str(), event.actor);
-            run.trace
-                .push(TraceEntry { checks, ..TraceEntry::step(event.at, &waiting.step, "wait", "resumed", message) });
-            let outcome = machine::advance(&mut run, def.following(index), event.at);
+            let entry = TraceEntry { checks, ..TraceEntry::step(event.at, &waiting.step, "wait", "resumed", message) };
+            let outcome = machine::resume(&mut run, entry, def.following(index), event.at);
             self.count_end(&run, &outcome);
             tx.push(Write::CancelTimer(format!("run:{}", run.id)));
             if run.status.is_active() {
@@ -67,8 +66,8 @@ impl Engine {
         };
         let next = machine::target(on_timeout.as_deref(), def.following(index));
         let message = format!("went to {}", next.as_deref().unwrap_or("end"));
-        run.trace.push(TraceEntry::step(now, &waiting.step, "wait", "timed_out", message));
-        let outcome = machine::advance(&mut run, next, now);
+        let entry = TraceEntry::step(now, &waiting.step, "wait", "timed_out", message);
+        let outcome = machine::resume(&mut run, entry, next, now);
         self.count_end(&run, &outcome);
         let resume = run.status.is_active().then(|| run.id.clone());
         tx.run(&mut run);

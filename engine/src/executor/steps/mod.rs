@@ -23,7 +23,7 @@ mod set;
 mod wait;
 
 use super::{Engine, Result};
-use crate::run::{Run, TraceEntry};
+use crate::run::{machine, Run, TraceEntry};
 use crate::store::Write;
 use crate::ticket::{Comment, Ticket};
 use crate::workflow::condition::Scope;
@@ -72,6 +72,30 @@ impl Effect {
         self.children.clear();
         self.writes.clear();
         self
+    }
+
+    /// The step's end, as the run machine takes it (after the driver has taken the
+    /// ticket change, comment, children and writes).
+    pub(in crate::executor) fn end(self, step: &Step) -> machine::StepEnd<'_> {
+        let decides = matches!(step.action, Action::If { .. } | Action::Wait { .. } | Action::Approval { .. });
+        let next = match self.next {
+            Some(next) => machine::Next::Decided(Some(next)),
+            None if decides => machine::Next::Decided(None),
+            None => machine::Next::InOrder,
+        };
+        let on_error = match &step.action {
+            Action::Plugin { on_error, .. } => on_error.as_deref(),
+            _ => None,
+        };
+        machine::StepEnd {
+            step: &step.id,
+            entry: self.entry,
+            output: self.output,
+            failed: self.failed,
+            next,
+            wait: self.wait,
+            on_error,
+        }
     }
 
     /// The step had nothing to do.

@@ -1,0 +1,53 @@
+//! Runs a fixed number of the benchmark's 5-step runs (one WASM plugin call each)
+//! in-process, on a sled store, and exits: the workload for counting CPU instructions
+//! per completed run with `valgrind --tool=callgrind`, which is repeatable on a noisy
+//! machine where wall-clock figures drift. Instructions per run is the difference
+//! between two counts (N runs and 0 runs) over N, so start-up and plugin compilation
+//! drop out. See docs/benchmarks/README.md.
+//!
+//! `run-cost <runs>`
+
+#![allow(clippy::unwrap_used)] // a benchmark harness: a panic is a failed run
+
+use serde_json::json;
+use std::sync::Arc;
+use switchboard::clock::SystemClock;
+use switchboard::config::Config;
+use switchboard::executor::Engine;
+use switchboard::store::{sled::SledStore, Durability};
+use switchboard::ticket::NewTicket;
+
+#[global_allocator]
+static GLOBAL: switchboard::Allocator = mimalloc::MiMalloc;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let runs: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 64 << 20, Durability::Group).unwrap());
+    let engine = Engine::new(store, Arc::new(SystemClock), Arc::new(Config::default())).unwrap();
+    let wasm = std::fs::read(switchboard_tests::plugin_wasm("kb-suggest")).unwrap();
+    engine.plugins().install(&wasm, "bench", switchboard::plugin::Installer::Admin).await.unwrap();
+    let wf = json!({"id": "five", "name": "five steps", "triggers": [{"on": "ticket.created"}],
+    "steps": [
+        {"id": "one", "type": "set", "fields": {"custom.step": 1}},
+        {"id": "suggest", "type": "plugin", "plugin": "kb-suggest", "action": "suggest", "input": {"title": "{{ticket.title}}"}},
+        {"id": "three", "type": "comment", "body": "score {{vars.suggest.score}}"},
+        {"id": "four", "type": "set", "fields": {"custom.step": 4}},
+        {"id": "five", "type": "resolve", "resolution": "done"}
+    ]});
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "bench").await.unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..runs {
+        let new = NewTicket { title: format!("printer jam {i}"), requester: "bench".into(), ..Default::default() };
+        engine.create_ticket(new, "bench").await.unwrap();
+        while engine.runs_in_flight() > 16 {
+            tokio::task::yield_now().await;
+        }
+    }
+    while engine.runs_in_flight() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    eprintln!("{runs} runs in {:.2} s", started.elapsed().as_secs_f64());
+    engine.shutdown().await;
+}
