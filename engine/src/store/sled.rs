@@ -1,7 +1,12 @@
 //! The embedded store: one sled database in the data directory.
 //!
 //! Everything lives in sled's default tree under short key prefixes, so one
-//! `apply_batch` makes a whole [`Tx`] atomic. Numeric ids are stored big-endian so
+//! `apply_batch` makes a whole [`Tx`] atomic; except plugin modules and their compiled
+//! code (megabytes each), which live in the `modules` tree: sled rewrites a whole leaf
+//! node when it splits or consolidates it, and a compiled module sharing a leaf with the
+//! run keys made every few run writes copy it again (a third of the CPU instructions per
+//! run, by callgrind). Module bytes are written before the records naming them and
+//! removed after. Numeric ids are stored big-endian so
 //! prefix scans come back in id order.
 //!
 //! | prefix | key | value |
@@ -28,9 +33,9 @@
 //! | `tm/` | due (ms), key | timer, so a range scan finds what is due |
 //! | `tk/` | timer key | its `tm/` key, to replace or cancel it |
 //! | `p/` | plugin id | plugin record |
-//! | `pm/` | plugin id, `/`, version | module bytes |
+//! | `pm/` | plugin id, `/`, version | module bytes (`modules` tree) |
 //! | `pk/` | plugin id, 0, key | plugin key-value entry |
-//! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize) |
+//! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize; `modules` tree) |
 //! | `meta/format` | | the layout version (2: runs as header + journal; 3: comments apart) |
 
 mod migrate;
@@ -45,6 +50,8 @@ use std::path::{Path, PathBuf};
 /// Sled-backed [`Store`].
 pub struct SledStore {
     db: ::sled::Db,
+    /// Plugin modules and compiled code, apart from the hot keys.
+    modules: ::sled::Tree,
     counters: [std::sync::atomic::AtomicU64; 3],
     /// The last document number handed out (approval ids `A-<n>`), dense like ticket
     /// numbers: the highest stored one at open, then one more each time.
@@ -66,6 +73,9 @@ pub struct SledStore {
     /// recording on (tests and benchmarks: what one step writes).
     batch_sizes: std::sync::Mutex<Option<Vec<u64>>>,
 }
+
+/// The tree of plugin modules and compiled code.
+const MODULES: &str = "modules";
 
 fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -97,7 +107,7 @@ impl SledStore {
     /// disk hold (for the disk-overhead benchmark; a full scan).
     pub fn payload(&self) -> Result<(u64, u64)> {
         let (mut n, mut bytes) = (0u64, 0u64);
-        for kv in self.db.iter() {
+        for kv in self.db.iter().chain(self.modules.iter()) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             n += 1;
             bytes += (k.len() + v.len()) as u64;
@@ -133,6 +143,7 @@ impl SledStore {
             })?;
         migrate::migrate(&db).map_err(|e| match e {
             Error::Backend(detail) => Error::Backend(format!("{path}: migrating the data directory: {detail}")),
+            Error::Damaged { detail, .. } => Error::Damaged { path: path.clone(), detail },
             other => other,
         })?;
         let data_file = std::fs::File::open(dir.join("db")).ok();
@@ -166,8 +177,10 @@ impl SledStore {
         let watermark = super::commit::Watermark::new(dir);
         watermark.applied(last);
         let flusher = Flusher::start(db.clone(), data_file, durability, watermark);
+        let modules = db.open_tree(MODULES).map_err(backend)?;
         Ok(Self {
             db,
+            modules,
             counters,
             numbers: highest.into(),
             flusher,
@@ -381,20 +394,23 @@ impl SledStore {
                     b.insert(format!("p/{}", p.id).into_bytes(), encode(&*p)?);
                 }
                 Write::PluginModule { id, version, bytes } => {
-                    b.insert(format!("pm/{id}/{version}").into_bytes(), bytes);
+                    b.put_module(format!("pm/{id}/{version}").into_bytes(), bytes);
                 }
                 Write::PluginArtifact { id, version, bytes } => {
-                    b.insert(format!("pc/{id}/{version}").into_bytes(), bytes);
+                    b.put_module(format!("pc/{id}/{version}").into_bytes(), bytes);
                 }
                 Write::DeletePluginVersion { id, version } => {
-                    b.remove(format!("pm/{id}/{version}").into_bytes());
-                    b.remove(format!("pc/{id}/{version}").into_bytes());
+                    b.remove_module(format!("pm/{id}/{version}").into_bytes());
+                    b.remove_module(format!("pc/{id}/{version}").into_bytes());
                 }
                 Write::DeletePlugin { id } => {
                     b.remove(format!("p/{id}").into_bytes());
-                    for prefix in [format!("pm/{id}/"), format!("pc/{id}/"), format!("pk/{id}\0")] {
-                        for k in self.keys(prefix.as_bytes())? {
-                            b.remove(k);
+                    for k in self.keys(format!("pk/{id}\0").as_bytes())? {
+                        b.remove(k);
+                    }
+                    for prefix in [format!("pm/{id}/"), format!("pc/{id}/")] {
+                        for k in self.modules.scan_prefix(prefix.as_bytes()).keys() {
+                            b.remove_module(k.map_err(|e| self.io(e))?);
                         }
                     }
                 }
@@ -422,11 +438,17 @@ impl SledStore {
 }
 
 /// A sled batch that counts the bytes it writes (keys and values; a removal counts its
-/// key), for [`SledStore::batch_sizes`].
+/// key), for [`SledStore::batch_sizes`]; with the writes of the `modules` tree beside it.
 #[derive(Default)]
 struct Batch {
     inner: ::sled::Batch,
     bytes: u64,
+    /// Module bytes stored, applied before `inner` (a record never names a module that
+    /// is not there yet).
+    modules_put: Option<::sled::Batch>,
+    /// Module bytes removed, applied after `inner` (a module goes after the record that
+    /// named it).
+    modules_remove: Option<::sled::Batch>,
 }
 
 impl Batch {
@@ -440,6 +462,17 @@ impl Batch {
         let key = key.into();
         self.bytes += key.len() as u64;
         self.inner.remove(key);
+    }
+
+    fn put_module(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += (key.len() + value.len()) as u64;
+        self.modules_put.get_or_insert_with(Default::default).insert(key, value);
+    }
+
+    fn remove_module(&mut self, key: impl Into<::sled::IVec>) {
+        let key = key.into();
+        self.bytes += key.len() as u64;
+        self.modules_remove.get_or_insert_with(Default::default).remove(key);
     }
 }
 
@@ -699,7 +732,7 @@ impl PluginStore for SledStore {
     }
 
     fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(format!("pm/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.modules.get(format!("pm/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
@@ -707,7 +740,7 @@ impl PluginStore for SledStore {
     }
 
     fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(format!("pc/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.modules.get(format!("pc/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
@@ -745,7 +778,14 @@ impl Store for SledStore {
         self.batch(tx)
             .and_then(|batch| {
                 self.record_batch(batch.bytes);
-                self.db.apply_batch(batch.inner).map_err(|e| self.io(e))
+                if let Some(put) = batch.modules_put {
+                    self.modules.apply_batch(put).map_err(|e| self.io(e))?;
+                }
+                self.db.apply_batch(batch.inner).map_err(|e| self.io(e))?;
+                if let Some(remove) = batch.modules_remove {
+                    self.modules.apply_batch(remove).map_err(|e| self.io(e))?;
+                }
+                Ok(())
             })
             .map_err(|e| self.classify(e))?;
         self.flusher.watermark.applied(max);

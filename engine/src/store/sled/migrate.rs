@@ -1,7 +1,8 @@
 //! One-time migrations of a data directory written by an older version, run at open
 //! before anything else reads it. `meta/format` holds the layout version: absent in
 //! stores from before the journal (version 1), then 2 (runs as header + start +
-//! journal), 3 (ticket comments stored apart, appended). Each step rewrites in batches
+//! journal), 3 (ticket comments stored apart, appended), 4 (plugin modules and compiled
+//! code in the `modules` tree). Each step rewrites in batches
 //! and leaves alone what an earlier, interrupted run of it already rewrote, so a crash
 //! midway is finished by the next open; the version is written last.
 
@@ -12,7 +13,7 @@ use crate::ticket::Ticket;
 
 const FORMAT_KEY: &[u8] = b"meta/format";
 /// The layout this code writes.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 /// Records rewritten per batch.
 const CHUNK: usize = 512;
 
@@ -27,9 +28,13 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         })?,
     };
     if found > FORMAT {
-        return Err(Error::Backend(format!(
-            "the data directory has layout version {found}, written by a newer switchboard; this one reads up to {FORMAT}"
-        )));
+        return Err(Error::Damaged {
+            path: String::new(),
+            detail: format!(
+                "it has layout version {found}, written by a newer switchboard; this one reads up to {FORMAT} \
+                 (run the newer version, or restore the copy kept from before the upgrade)"
+            ),
+        });
     }
     if found < 2 {
         let n = rewrite(db, b"r/", |_, v, batch| {
@@ -55,6 +60,23 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
             Ok(true)
         })?;
         tracing::info!(tickets = n, "migrated ticket comments to their own records");
+    }
+    if found < 4 {
+        // Copied first, then removed: a crash between leaves both, and the next open
+        // copies the same bytes again.
+        let modules = db.open_tree(super::MODULES).map_err(backend)?;
+        let mut moved = 0u64;
+        for prefix in [&b"pm/"[..], b"pc/"] {
+            let keys: Vec<::sled::IVec> = db.scan_prefix(prefix).keys().collect::<Result<_, _>>().map_err(backend)?;
+            for key in keys {
+                if let Some(v) = db.get(&key).map_err(backend)? {
+                    modules.insert(&key, v).map_err(backend)?;
+                    db.remove(&key).map_err(backend)?;
+                    moved += 1;
+                }
+            }
+        }
+        tracing::info!(modules = moved, "moved plugin modules to their own tree");
     }
     if found < FORMAT {
         db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(backend)?;
@@ -85,4 +107,46 @@ fn rewrite(
     }
     db.apply_batch(batch.inner).map_err(backend)?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sled::SledStore;
+    use crate::store::{Durability, Error, PluginStore, Store};
+
+    /// Layout 3 kept modules among the hot keys; opening moves them to their tree.
+    #[test]
+    fn plugin_modules_move_to_their_own_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = ::sled::open(dir.path()).unwrap();
+            db.insert(super::FORMAT_KEY, &b"3"[..]).unwrap();
+            db.insert(&b"pm/kb/1.0.0"[..], &b"wasm"[..]).unwrap();
+            db.insert(&b"pc/kb/1.0.0"[..], &b"code"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        assert_eq!(store.plugin_module("kb", "1.0.0").unwrap().as_deref(), Some(&b"wasm"[..]));
+        assert_eq!(store.plugin_artifact("kb", "1.0.0").unwrap().as_deref(), Some(&b"code"[..]));
+        store.close().unwrap();
+        drop(store);
+        let db = ::sled::open(dir.path()).unwrap();
+        assert!(db.get(b"pm/kb/1.0.0").unwrap().is_none(), "no longer among the hot keys");
+        assert_eq!(db.get(super::FORMAT_KEY).unwrap().as_deref(), Some(&b"4"[..]));
+    }
+
+    #[test]
+    fn a_store_from_a_newer_version_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap().close().unwrap();
+        {
+            let db = ::sled::open(dir.path()).unwrap();
+            db.insert(super::FORMAT_KEY, &b"99"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path(), 8 << 20, Durability::Group).err().unwrap();
+        assert!(matches!(err, Error::Damaged { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&dir.path().display().to_string()) && text.contains("layout version 99"), "{text}");
+    }
 }
