@@ -97,6 +97,8 @@ pub struct Saved {
     trace: usize,
     /// Variables set since, in order.
     vars: Vec<String>,
+    /// The status stored (none before the first write).
+    status: Option<RunStatus>,
 }
 
 impl Saved {
@@ -118,6 +120,9 @@ pub struct Delta {
     pub start: Option<Box<Start>>,
     /// New entries, by sequence number.
     pub entries: Vec<(u32, Entry)>,
+    /// The status the store holds for the run before this write (none for a run stored
+    /// for the first time): a backend touches its status indexes only when it changes.
+    pub was: Option<RunStatus>,
 }
 
 /// Takes what is new in `run` since it was last stored, and marks it stored.
@@ -137,6 +142,7 @@ pub fn delta(run: &mut Run) -> Delta {
     let entries: Vec<(u32, Entry)> = (first..).zip(trace.chain(outputs)).collect();
     run.saved.len = first + entries.len() as u32;
     run.saved.trace = run.trace.len();
+    let was = run.saved.status.replace(run.status);
     let start = fresh.then(|| {
         Box::new(Start {
             event_id: run.event_id.clone(),
@@ -147,7 +153,7 @@ pub fn delta(run: &mut Run) -> Delta {
             causation: run.causation.clone(),
         })
     });
-    Delta { header: header(run), start, entries }
+    Delta { header: header(run), start, entries, was }
 }
 
 fn header(run: &Run) -> Header {
@@ -180,7 +186,13 @@ pub fn fold(header: Header, start: Start, entries: impl IntoIterator<Item = Entr
             }
         }
     }
-    let saved = Saved { id: header.id.clone(), len: header.journal_len, trace: trace.len(), vars: Vec::new() };
+    let saved = Saved {
+        id: header.id.clone(),
+        len: header.journal_len,
+        trace: trace.len(),
+        vars: Vec::new(),
+        status: Some(header.status),
+    };
     Run {
         id: header.id,
         workflow_id: header.workflow_id,

@@ -216,7 +216,7 @@ impl Tables {
     }
 
     fn put_run(&mut self, delta: journal::Delta) -> Result<()> {
-        let journal::Delta { header, start, entries } = delta;
+        let journal::Delta { header, start, entries, .. } = delta;
         let n = num(&header.id, 'R')?;
         if header.status.is_active() {
             self.active.insert(n);

@@ -46,27 +46,34 @@ impl SledStore {
 }
 
 pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
-    let Delta { header, start, entries } = delta;
+    let Delta { header, start, entries, was } = delta;
     let n = id_num(&header.id, 'R')?;
-    if header.status.is_active() {
+    // The status indexes change only with the status (most steps leave them alone); a
+    // run stored for the first time has none yet (nor had one in the old layout unless
+    // it was active or waiting, which it still is).
+    let (active, was_active) = (header.status.is_active(), was.is_some_and(RunStatus::is_active));
+    if active && !was_active {
         b.insert(num_key(b"ra/", n), &[][..]);
-    } else {
+    } else if !active && was_active {
         b.remove(num_key(b"ra/", n));
     }
     // Runs without a ticket (schedule summaries) have no ticket indexes.
     if let Some(ticket) = &header.ticket {
         let t = id_num(ticket, 'T')?;
-        let mut by_ticket = num_key(b"rt/", t);
-        by_ticket.extend_from_slice(&n.to_be_bytes());
         if start.is_some() {
+            let mut by_ticket = num_key(b"rt/", t);
+            by_ticket.extend_from_slice(&n.to_be_bytes());
             b.insert(by_ticket, &[][..]);
         }
-        let mut waiting = num_key(b"rw/", t);
-        waiting.extend_from_slice(&n.to_be_bytes());
-        if header.status == RunStatus::Waiting {
-            b.insert(waiting, &[][..]);
-        } else {
-            b.remove(waiting);
+        let (waiting, was_waiting) = (header.status == RunStatus::Waiting, was == Some(RunStatus::Waiting));
+        if waiting != was_waiting {
+            let mut key = num_key(b"rw/", t);
+            key.extend_from_slice(&n.to_be_bytes());
+            if waiting {
+                b.insert(key, &[][..]);
+            } else {
+                b.remove(key);
+            }
         }
     }
     if let Some(start) = start {
