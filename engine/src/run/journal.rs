@@ -68,6 +68,13 @@ pub struct Start {
     /// The runs that led to this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causation: Vec<Cause>,
+    /// The trace as the run was first stored (its trigger and conditions): the journal's
+    /// entries follow these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceEntry>,
+    /// The variables as the run was first stored (`input` of a manual start).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Map<String, Value>,
 }
 
 /// One journal entry: appended, never rewritten.
@@ -131,10 +138,25 @@ pub fn delta(run: &mut Run) -> Delta {
     if fresh {
         run.saved = Saved { id: run.id.clone(), ..Saved::default() };
     }
-    let keys: Vec<String> =
-        if fresh { run.vars.keys().cloned().collect() } else { std::mem::take(&mut run.saved.vars) };
+    let was = run.saved.status.replace(run.status);
+    if fresh {
+        // Stored for the first time: one record with everything so far (a run starting
+        // is one key, not one per trace entry); the journal starts after it.
+        run.saved.trace = run.trace.len();
+        let start = Start {
+            event_id: run.event_id.clone(),
+            event_type: run.event_type.clone(),
+            actor: run.actor.clone(),
+            changes: run.changes.clone(),
+            previous: run.previous.clone(),
+            causation: run.causation.clone(),
+            trace: run.trace.clone(),
+            vars: run.vars.clone(),
+        };
+        return Delta { header: header(run), start: Some(Box::new(start)), entries: Vec::new(), was };
+    }
     let trace = run.trace[run.saved.trace.min(run.trace.len())..].iter().cloned().map(Entry::Trace);
-    let outputs = keys.into_iter().filter_map(|key| {
+    let outputs = std::mem::take(&mut run.saved.vars).into_iter().filter_map(|key| {
         let value = run.vars.get(&key)?.clone();
         Some(Entry::Output { key, value })
     });
@@ -142,17 +164,7 @@ pub fn delta(run: &mut Run) -> Delta {
     let entries: Vec<(u32, Entry)> = (first..).zip(trace.chain(outputs)).collect();
     run.saved.len = first + entries.len() as u32;
     run.saved.trace = run.trace.len();
-    let was = run.saved.status.replace(run.status);
-    let start = fresh.then(|| {
-        Box::new(Start {
-            event_id: run.event_id.clone(),
-            event_type: run.event_type.clone(),
-            actor: run.actor.clone(),
-            changes: run.changes.clone(),
-            previous: run.previous.clone(),
-            causation: run.causation.clone(),
-        })
-    });
+    let start = None;
     Delta { header: header(run), start, entries, was }
 }
 
@@ -177,7 +189,7 @@ fn header(run: &Run) -> Header {
 /// Folds a stored header, start record and journal (in sequence order) into the run,
 /// marked as wholly stored.
 pub fn fold(header: Header, start: Start, entries: impl IntoIterator<Item = Entry>) -> Run {
-    let (mut trace, mut vars) = (Vec::new(), Map::new());
+    let (mut trace, mut vars) = (start.trace, start.vars);
     for entry in entries {
         match entry {
             Entry::Trace(t) => trace.push(t),
@@ -245,16 +257,17 @@ mod tests {
     fn a_run_is_stored_once_then_only_what_is_new() {
         let mut r = run();
         let first = delta(&mut r);
-        assert!(first.start.is_some());
-        assert_eq!(first.entries.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 1]);
-        assert_eq!(first.header.journal_len, 2);
+        let start = first.start.expect("stored for the first time");
+        assert_eq!((start.trace.len(), start.vars.len()), (1, 1), "what the run started with, in one record");
+        assert!(first.entries.is_empty());
+        assert_eq!(first.header.journal_len, 0);
         assert!(delta(&mut r).entries.is_empty(), "nothing new, nothing appended");
 
         step(&mut r, "a", Some(json!({"big": "x".repeat(1000)})));
         let second = delta(&mut r);
         assert!(second.start.is_none());
         assert_eq!(second.entries.len(), 2, "the step's trace entry and its output");
-        assert_eq!((second.entries[0].0, second.header.journal_len), (2, 4));
+        assert_eq!((second.entries[0].0, second.header.journal_len), (0, 2));
         step(&mut r, "b", None);
         let third = delta(&mut r);
         assert_eq!(third.entries.len(), 1, "the 1 KB output of `a` is not written again");
@@ -286,8 +299,8 @@ mod tests {
         let mut copy = r.clone();
         copy.id = "R-8".into();
         let d = delta(&mut copy);
-        assert!(d.start.is_some());
-        assert_eq!(d.entries.len(), 2);
+        assert_eq!(d.start.map(|s| s.trace.len()), Some(1));
+        assert!(d.entries.is_empty());
         assert_eq!(d.header.ticket.as_deref(), Some("T-1"));
     }
 }
