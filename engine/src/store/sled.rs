@@ -1,6 +1,7 @@
 //! The embedded store: one sled database in the data directory.
 //!
-//! Everything lives in sled's default tree under short key prefixes, so one
+//! Everything lives in sled's default tree under short key prefixes (every key is a
+//! [`keys::Key`]), so one
 //! `apply_batch` makes a whole [`Tx`] atomic; except plugin modules and their compiled
 //! code (megabytes each), which live in the `modules` tree: sled rewrites a whole leaf
 //! node when it splits or consolidates it, and a compiled module sharing a leaf with the
@@ -38,8 +39,11 @@
 //! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize; `modules` tree) |
 //! | `meta/format` | | the layout version (2: runs as header + journal; 3: comments apart) |
 
+mod keys;
 mod migrate;
 mod runs;
+
+use keys::Key;
 
 use super::commit::{Durability, Flusher};
 use super::*;
@@ -76,12 +80,6 @@ pub struct SledStore {
 
 /// The tree of plugin modules and compiled code.
 const MODULES: &str = "modules";
-
-fn num_key(prefix: &[u8], n: u64) -> Vec<u8> {
-    let mut k = prefix.to_vec();
-    k.extend_from_slice(&n.to_be_bytes());
-    k
-}
 
 fn be(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
@@ -150,7 +148,7 @@ impl SledStore {
         let last = |prefix: &[u8]| -> Result<u64> {
             Ok(db.scan_prefix(prefix).keys().next_back().transpose().map_err(backend)?.map_or(0, |k| be(&k)))
         };
-        let last = [last(b"t/")?, last(b"r/")?, last(b"e/")?];
+        let last = [last(&Key::Tickets.bytes())?, last(&Key::Runs.bytes())?, last(&Key::Events.bytes())?];
         if let Some(durable) = super::commit::Watermark::read(dir) {
             for ((have, had), (letter, what)) in
                 last.iter().zip(durable).zip([('T', "tickets"), ('R', "runs"), ('E', "events")])
@@ -329,40 +327,34 @@ impl SledStore {
                     let n = id_num(&ticket.id, 'T')?;
                     let comments = std::mem::take(&mut ticket.comments);
                     for c in comments.iter().skip(comments_from) {
-                        b.insert(comment_key(n, c.id), encode(c)?);
+                        b.insert(Key::Comment(n, c.id).bytes(), encode(c)?);
                     }
-                    b.insert(num_key(b"t/", n), encode(&*ticket)?);
+                    b.insert(Key::Ticket(n).bytes(), encode(&*ticket)?);
                 }
                 Write::History(h) => {
-                    let mut k = num_key(b"h/", id_num(&h.ticket_id, 'T')?);
-                    k.extend_from_slice(&self.db.generate_id().map_err(|e| self.io(e))?.to_be_bytes());
-                    b.insert(k, encode(&h)?);
+                    let seq = self.db.generate_id().map_err(|e| self.io(e))?;
+                    b.insert(Key::History(id_num(&h.ticket_id, 'T')?, seq).bytes(), encode(&h)?);
                 }
                 Write::Workflow(w) => {
-                    b.insert(format!("w/{}", w.id).into_bytes(), encode(&*w)?);
+                    b.insert(Key::Workflow(&w.id).bytes(), encode(&*w)?);
                 }
                 Write::WorkflowRevision { revision, definition } => {
-                    let mut k = format!("wv/{}/", definition.id).into_bytes();
-                    k.extend_from_slice(&revision.to_be_bytes());
-                    b.insert(k, encode(&*definition)?);
+                    b.insert(Key::Revision(&definition.id, revision).bytes(), encode(&*definition)?);
                 }
                 Write::Run(delta) => self.put_run(&mut b, *delta)?,
                 Write::Event(e) => {
                     let n = id_num(&e.id, 'E')?;
-                    let mut by_ticket = num_key(b"et/", id_num(&e.ticket_id, 'T')?);
-                    by_ticket.extend_from_slice(&n.to_be_bytes());
-                    b.insert(by_ticket, &[][..]);
-                    b.insert(num_key(b"e/", n), encode(&*e)?);
+                    b.insert(Key::EventOfTicket(id_num(&e.ticket_id, 'T')?, n).bytes(), &[][..]);
+                    b.insert(Key::Event(n).bytes(), encode(&*e)?);
                 }
                 Write::Agent(a) => {
-                    b.insert(format!("ag/{}", a.id).into_bytes(), encode(&a)?);
+                    b.insert(Key::Agent(&a.id).bytes(), encode(&a)?);
                 }
                 Write::Group(g) => {
-                    b.insert(format!("gr/{}", g.id).into_bytes(), encode(&g)?);
+                    b.insert(Key::Group(&g.id).bytes(), encode(&g)?);
                 }
                 Write::OpenAssignment { agent, ticket, open } => {
-                    let mut k = format!("ao/{agent}\0").into_bytes();
-                    k.extend_from_slice(&id_num(&ticket, 'T')?.to_be_bytes());
+                    let k = Key::Open(&agent, id_num(&ticket, 'T')?).bytes();
                     if open {
                         b.insert(k, &[][..]);
                     } else {
@@ -370,66 +362,65 @@ impl SledStore {
                     }
                 }
                 Write::RoundRobin { group, agent } => {
-                    b.insert(format!("rr/{group}").into_bytes(), agent.into_bytes());
+                    b.insert(Key::RoundRobin(&group).bytes(), agent.into_bytes());
                 }
                 Write::Sla(state) => {
-                    b.insert(num_key(b"sla/", id_num(&state.ticket_id, 'T')?), encode(&*state)?);
+                    b.insert(Key::Sla(id_num(&state.ticket_id, 'T')?).bytes(), encode(&*state)?);
                 }
                 Write::Calendar(c) => {
-                    b.insert(format!("cal/{}", c.id).into_bytes(), encode(&c)?);
+                    b.insert(Key::Calendar(&c.id).bytes(), encode(&c)?);
                 }
                 Write::SlaPolicy(p) => {
-                    b.insert(format!("slp/{}", p.id).into_bytes(), encode(&*p)?);
+                    b.insert(Key::SlaPolicy(&p.id).bytes(), encode(&*p)?);
                 }
                 Write::Timer(t) => {
                     self.cancel_timer(&mut b, &mut timers_here, &t.key)?;
-                    let mut k = num_key(b"tm/", t.due.timestamp_millis().max(0) as u64);
-                    k.extend_from_slice(t.key.as_bytes());
-                    b.insert(format!("tk/{}", t.key).into_bytes(), k.clone());
+                    let k = Key::Timer(t.due.timestamp_millis().max(0) as u64, &t.key).bytes();
+                    b.insert(Key::TimerIndex(&t.key).bytes(), k.clone());
                     b.insert(k.clone(), encode(&t)?);
                     timers_here.insert(t.key.clone(), k);
                 }
                 Write::CancelTimer(key) => self.cancel_timer(&mut b, &mut timers_here, &key)?,
                 Write::Plugin(p) => {
-                    b.insert(format!("p/{}", p.id).into_bytes(), encode(&*p)?);
+                    b.insert(Key::Plugin(&p.id).bytes(), encode(&*p)?);
                 }
                 Write::PluginModule { id, version, bytes } => {
-                    b.put_module(format!("pm/{id}/{version}").into_bytes(), bytes);
+                    b.put_module(Key::Module(&id, &version).bytes(), bytes);
                 }
                 Write::PluginArtifact { id, version, bytes } => {
-                    b.put_module(format!("pc/{id}/{version}").into_bytes(), bytes);
+                    b.put_module(Key::Artifact(&id, &version).bytes(), bytes);
                 }
                 Write::DeletePluginVersion { id, version } => {
-                    b.remove_module(format!("pm/{id}/{version}").into_bytes());
-                    b.remove_module(format!("pc/{id}/{version}").into_bytes());
+                    b.remove_module(Key::Module(&id, &version).bytes());
+                    b.remove_module(Key::Artifact(&id, &version).bytes());
                 }
                 Write::DeletePlugin { id } => {
-                    b.remove(format!("p/{id}").into_bytes());
-                    for k in self.keys(format!("pk/{id}\0").as_bytes())? {
+                    b.remove(Key::Plugin(&id).bytes());
+                    for k in self.keys(&Key::KvOf(&id).bytes())? {
                         b.remove(k);
                     }
-                    for prefix in [format!("pm/{id}/"), format!("pc/{id}/")] {
-                        for k in self.modules.scan_prefix(prefix.as_bytes()).keys() {
+                    for prefix in [Key::ModulesOf(&id).bytes(), Key::ArtifactsOf(&id).bytes()] {
+                        for k in self.modules.scan_prefix(prefix).keys() {
                             b.remove_module(k.map_err(|e| self.io(e))?);
                         }
                     }
                 }
                 Write::Doc { kind, id, value } => {
-                    let k = format!("{}{id}", kind.prefix()).into_bytes();
+                    let k = Key::Doc(kind, &id).bytes();
                     match value {
                         Some(v) => b.insert(k, v),
                         None => b.remove(k),
                     }
                 }
                 Write::PluginKv { plugin, key, value } => {
-                    let k = format!("pk/{plugin}\0{key}").into_bytes();
+                    let k = Key::Kv(&plugin, &key).bytes();
                     match value {
                         Some(v) => b.insert(k, encode(&v)?),
                         None => b.remove(k),
                     }
                 }
                 Write::Audit(a) => {
-                    b.insert(num_key(b"au/", self.db.generate_id().map_err(|e| self.io(e))?), encode(&a)?);
+                    b.insert(Key::Audit(self.db.generate_id().map_err(|e| self.io(e))?).bytes(), encode(&a)?);
                 }
             }
         }
@@ -489,16 +480,10 @@ fn id_num(id: &str, letter: char) -> Result<u64> {
     parse_id(id, letter).ok_or_else(|| Error::Backend(format!("malformed id `{id}`")))
 }
 
-fn comment_key(ticket: u64, comment: u32) -> Vec<u8> {
-    let mut k = num_key(b"tc/", ticket);
-    k.extend_from_slice(&comment.to_be_bytes());
-    k
-}
-
 impl SledStore {
     /// A stored ticket record with its comments (stored apart, appended) put back.
     fn with_comments(&self, n: u64, mut ticket: Ticket) -> Result<Ticket> {
-        ticket.comments = self.scan(&num_key(b"tc/", n))?;
+        ticket.comments = self.scan(&Key::Comments(n).bytes())?;
         Ok(ticket)
     }
 }
@@ -510,20 +495,20 @@ impl TicketStore for SledStore {
 
     fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         match parse_id(id, 'T') {
-            Some(n) => self.get(&num_key(b"t/", n))?.map(|t| self.with_comments(n, t)).transpose(),
+            Some(n) => self.get(&Key::Ticket(n).bytes())?.map(|t| self.with_comments(n, t)).transpose(),
             None => Ok(None),
         }
     }
 
     fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let start = match filter.after.as_deref().and_then(|a| parse_id(a, 'T')) {
-            Some(n) => num_key(b"t/", n.saturating_add(1)),
-            None => b"t/".to_vec(),
+            Some(n) => Key::Ticket(n.saturating_add(1)).bytes(),
+            None => Key::Tickets.bytes(),
         };
         let mut out = Vec::new();
         for kv in self.db.range(start..) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
-            if !k.starts_with(b"t/") {
+            if !k.starts_with(&Key::Tickets.bytes()) {
                 break;
             }
             let t: Ticket = decode(&k, &v)?;
@@ -539,7 +524,7 @@ impl TicketStore for SledStore {
 
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         match parse_id(id, 'T') {
-            Some(n) => self.scan(&num_key(b"h/", n)),
+            Some(n) => self.scan(&Key::HistoryOf(n).bytes()),
             None => Ok(Vec::new()),
         }
     }
@@ -547,21 +532,19 @@ impl TicketStore for SledStore {
 
 impl WorkflowStore for SledStore {
     fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
-        self.get(format!("w/{id}").as_bytes())
+        self.get(&Key::Workflow(id).bytes())
     }
 
     fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
-        self.scan(b"w/")
+        self.scan(&Key::Workflows.bytes())
     }
 
     fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
-        let mut k = format!("wv/{id}/").into_bytes();
-        k.extend_from_slice(&revision.to_be_bytes());
-        self.get(&k)
+        self.get(&Key::Revision(id, revision).bytes())
     }
 
     fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
-        let prefix = format!("wv/{id}/").into_bytes();
+        let prefix = Key::Revisions(id).bytes();
         let mut out = Vec::new();
         for k in self.db.scan_prefix(&prefix).keys() {
             let k = k.map_err(|e| self.io(e))?;
@@ -580,7 +563,7 @@ impl EventStore for SledStore {
 
     fn event(&self, id: &str) -> Result<Option<Event>> {
         match parse_id(id, 'E') {
-            Some(n) => self.get(&num_key(b"e/", n)),
+            Some(n) => self.get(&Key::Event(n).bytes()),
             None => Ok(None),
         }
     }
@@ -588,8 +571,8 @@ impl EventStore for SledStore {
     fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        for k in self.keys(&num_key(b"et/", t))? {
-            if let Some(e) = self.get(&num_key(b"e/", be(&k)))? {
+        for k in self.keys(&Key::EventsOfTicket(t).bytes())? {
+            if let Some(e) = self.get(&Key::Event(be(&k)).bytes())? {
                 out.push(e);
             }
         }
@@ -599,29 +582,29 @@ impl EventStore for SledStore {
 
 impl TeamStore for SledStore {
     fn agent(&self, id: &str) -> Result<Option<Agent>> {
-        self.get(format!("ag/{id}").as_bytes())
+        self.get(&Key::Agent(id).bytes())
     }
 
     fn agents(&self) -> Result<Vec<Agent>> {
-        self.scan(b"ag/")
+        self.scan(&Key::Agents.bytes())
     }
 
     fn group(&self, id: &str) -> Result<Option<Group>> {
-        self.get(format!("gr/{id}").as_bytes())
+        self.get(&Key::Group(id).bytes())
     }
 
     fn groups(&self) -> Result<Vec<Group>> {
-        self.scan(b"gr/")
+        self.scan(&Key::Groups.bytes())
     }
 
     fn open_load(&self, agent: &str) -> Result<u32> {
-        Ok(self.keys(format!("ao/{agent}\0").as_bytes())?.len() as u32)
+        Ok(self.keys(&Key::OpenOf(agent).bytes())?.len() as u32)
     }
 
     fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
         Ok(self
             .db
-            .get(format!("rr/{group}").as_bytes())
+            .get(Key::RoundRobin(group).bytes())
             .map_err(|e| self.io(e))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
@@ -630,7 +613,7 @@ impl TeamStore for SledStore {
 impl AuditStore for SledStore {
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(b"au/").rev().take(limit) {
+        for kv in self.db.scan_prefix(Key::Audits.bytes()).rev().take(limit) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode(&k, &v)?);
         }
@@ -672,7 +655,7 @@ impl SledStore {
         if let Some(earlier) = timers_here.remove(key) {
             b.remove(earlier);
         }
-        let index = format!("tk/{key}").into_bytes();
+        let index = Key::TimerIndex(key).bytes();
         if let Some(old) = self.db.get(&index).map_err(|e| self.io(e))? {
             b.remove(old.to_vec());
             b.remove(index);
@@ -683,9 +666,9 @@ impl SledStore {
 
 impl TimeStore for SledStore {
     fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
-        let end = num_key(b"tm/", until.timestamp_millis().max(0) as u64 + 1);
+        let end = Key::TimersBefore(until.timestamp_millis().max(0) as u64 + 1).bytes();
         let mut out = Vec::new();
-        for kv in self.db.range(b"tm/".to_vec()..end).take(limit) {
+        for kv in self.db.range(Key::Timers.bytes()..end).take(limit) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode(&k, &v)?);
         }
@@ -693,14 +676,14 @@ impl TimeStore for SledStore {
     }
 
     fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        match self.db.scan_prefix(b"tm/").next().transpose().map_err(|e| self.io(e))? {
+        match self.db.scan_prefix(Key::Timers.bytes()).next().transpose().map_err(|e| self.io(e))? {
             Some((k, v)) => Ok(Some(decode::<Timer>(&k, &v)?.due)),
             None => Ok(None),
         }
     }
 
     fn timer(&self, key: &str) -> Result<Option<Timer>> {
-        match self.db.get(format!("tk/{key}").as_bytes()).map_err(|e| self.io(e))? {
+        match self.db.get(Key::TimerIndex(key).bytes()).map_err(|e| self.io(e))? {
             Some(k) => self.get(&k),
             None => Ok(None),
         }
@@ -708,45 +691,45 @@ impl TimeStore for SledStore {
 
     fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>> {
         match parse_id(ticket, 'T') {
-            Some(n) => self.get(&num_key(b"sla/", n)),
+            Some(n) => self.get(&Key::Sla(n).bytes()),
             None => Ok(None),
         }
     }
 
     fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>> {
-        self.scan(b"cal/")
+        self.scan(&Key::Calendars.bytes())
     }
 
     fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>> {
-        self.scan(b"slp/")
+        self.scan(&Key::SlaPolicies.bytes())
     }
 }
 
 impl PluginStore for SledStore {
     fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
-        self.get(format!("p/{id}").as_bytes())
+        self.get(&Key::Plugin(id).bytes())
     }
 
     fn plugins(&self) -> Result<Vec<PluginRecord>> {
-        self.scan(b"p/")
+        self.scan(&Key::Plugins.bytes())
     }
 
     fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.modules.get(format!("pm/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.modules.get(Key::Module(id, version).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
-        self.get(format!("pk/{plugin}\0{key}").as_bytes())
+        self.get(&Key::Kv(plugin, key).bytes())
     }
 
     fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.modules.get(format!("pc/{id}/{version}").as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.modules.get(Key::Artifact(id, version).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
-        let prefix = format!("pk/{plugin}\0");
+        let prefix = Key::KvOf(plugin).bytes();
         let (mut keys, mut bytes) = (0u64, 0u64);
-        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+        for kv in self.db.scan_prefix(&prefix) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             keys += 1;
             bytes += (k.len() - prefix.len() + v.len()) as u64;
@@ -809,23 +792,23 @@ impl DocStore for SledStore {
     }
 
     fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(format!("{}{id}", kind.prefix()).as_bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.db.get(Key::Doc(kind, id).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
     fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
-        let prefix = kind.prefix().as_bytes();
+        let prefix = Key::Docs(kind).bytes();
         let start = match after {
             Some(a) => {
-                let mut k = format!("{}{a}", kind.prefix()).into_bytes();
+                let mut k = Key::Doc(kind, a).bytes();
                 k.push(0);
                 k
             }
-            None => prefix.to_vec(),
+            None => prefix.clone(),
         };
         let mut out = Vec::new();
         for kv in self.db.range(start..).take(limit) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
-            if !k.starts_with(prefix) {
+            if !k.starts_with(&prefix) {
                 break;
             }
             out.push(v.to_vec());

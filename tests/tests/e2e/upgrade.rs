@@ -8,20 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use switchboard::store::{sled::SledStore, Durability, RunStore, Store, TicketStore};
-use switchboard_tests::{repo, write_config, Api, Server, ADMIN};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use switchboard_tests::{copy_dir, repo, write_config, Api, Server, ADMIN};
 
 /// Every key and value of a sled directory.
 fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -33,6 +20,14 @@ fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 /// The records the migrations rewrite: runs (into header, start and journal) and
 /// tickets (their comments into records of their own).
+/// The JSON documents stored under `prefix`, by their `id`.
+fn documents(all: &BTreeMap<Vec<u8>, Vec<u8>>, prefix: &[u8]) -> Vec<(String, Value)> {
+    let docs = all.iter().filter(|(k, _)| k.starts_with(prefix));
+    docs.map(|(_, v)| serde_json::from_slice::<Value>(v).unwrap())
+        .map(|d| (d["id"].as_str().unwrap().to_string(), d))
+        .collect()
+}
+
 fn is_rewritten(key: &[u8]) -> bool {
     [&b"r/"[..], b"rs/", b"rj/", b"t/", b"tc/"].iter().any(|p| key.starts_with(p))
 }
@@ -44,30 +39,16 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
         serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    copy_dir(&fixture.join("data"), &data);
+    copy_dir(&fixture.join("data"), &data).unwrap();
 
     // In-process first, with no timer running: every record the migrations do not
     // rewrite is kept byte for byte (history, events, approvals, timers, SLA clocks,
     // webhooks and their deliveries, audit...); every run folds back to its old
     // document, and every ticket reads back with its comments as it was stored whole.
     let before = raw(&data);
-    let old_runs: Vec<(String, Value)> = before
-        .iter()
-        .filter(|(k, _)| k.starts_with(b"r/"))
-        .map(|(_, v)| {
-            let run: Value = serde_json::from_slice(v).unwrap();
-            (run["id"].as_str().unwrap().to_string(), run)
-        })
-        .collect();
+    let old_runs = documents(&before, b"r/");
     assert!(old_runs.len() >= 8, "the fixture has runs of several kinds ({})", old_runs.len());
-    let old_tickets: Vec<(String, Value)> = before
-        .iter()
-        .filter(|(k, _)| k.starts_with(b"t/"))
-        .map(|(_, v)| {
-            let t: Value = serde_json::from_slice(v).unwrap();
-            (t["id"].as_str().unwrap().to_string(), t)
-        })
-        .collect();
+    let old_tickets = documents(&before, b"t/");
     assert!(old_tickets.iter().any(|(_, t)| t["comments"].as_array().unwrap().len() >= 2), "tickets with comments");
     {
         let store = SledStore::open(&data, 8 << 20, Durability::Group).unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard::notify::sign;
-use switchboard_tests::{repo, write_config, Api, Server, ADMIN};
+use switchboard_tests::{copy_dir, repo, write_config, Api, Server, ADMIN};
 
 const HOOK_SECRET: &str = "hook-secret-0123456789abcdef";
 
@@ -383,7 +383,7 @@ async fn a_demo_restart_keeps_the_admins_edits_and_applies_only_changed_files() 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "").unwrap();
     let shipped = dir.path().join("workflows");
-    copy_dir(&repo().join("workflows"), &shipped);
+    copy_dir(&repo().join("workflows"), &shipped).unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
     let args = ["--demo", "--workflows", shipped.to_str().unwrap(), "--plugins", dir.path().to_str().unwrap()];
@@ -421,19 +421,6 @@ async fn a_demo_restart_keeps_the_admins_edits_and_applies_only_changed_files() 
     assert_eq!(audits(&admin.get("/audit?limit=1000").await.unwrap()), registered, "no endpoint registered twice");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("kept the stored workflow `reopen-note`"), "the log says what it kept: {text}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn free_port() -> u16 {

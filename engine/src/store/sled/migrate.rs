@@ -6,12 +6,11 @@
 //! and leaves alone what an earlier, interrupted run of it already rewrote, so a crash
 //! midway is finished by the next open; the version is written last.
 
-use super::{comment_key, num_key, runs, Batch};
+use super::{runs, Batch, Key};
 use crate::run::Run;
 use crate::store::{Error, Result};
 use crate::ticket::Ticket;
 
-const FORMAT_KEY: &[u8] = b"meta/format";
 /// The layout this code writes.
 const FORMAT: u32 = 4;
 /// Records rewritten per batch.
@@ -20,7 +19,7 @@ const CHUNK: usize = 512;
 /// Brings the store in `db` to [`FORMAT`].
 pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
     let backend = |e: ::sled::Error| Error::Backend(e.to_string());
-    let found = match db.get(FORMAT_KEY).map_err(backend)? {
+    let found = match db.get(Key::Format.bytes()).map_err(backend)? {
         None => 1,
         Some(v) => std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()).ok_or_else(|| Error::Corrupt {
             key: "meta/format".into(),
@@ -37,7 +36,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         });
     }
     if found < 2 {
-        let n = rewrite(db, b"r/", |_, v, batch| {
+        let n = rewrite(db, &Key::Runs.bytes(), |_, v, batch| {
             // A run already rewritten is a header, which does not decode as a whole run.
             let Ok(mut run) = serde_json::from_slice::<Run>(v) else { return Ok(false) };
             runs::put(batch, crate::run::journal::delta(&mut run))?;
@@ -46,7 +45,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         tracing::info!(runs = n, "migrated runs to header + journal");
     }
     if found < 3 {
-        let n = rewrite(db, b"t/", |k, v, batch| {
+        let n = rewrite(db, &Key::Tickets.bytes(), |k, v, batch| {
             let mut ticket: Ticket = serde_json::from_slice(v)
                 .map_err(|e| Error::Corrupt { key: String::from_utf8_lossy(k).into_owned(), detail: e.to_string() })?;
             if ticket.comments.is_empty() {
@@ -54,9 +53,9 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
             }
             let n = super::be(k);
             for c in std::mem::take(&mut ticket.comments) {
-                batch.insert(comment_key(n, c.id), super::encode(&c)?);
+                batch.insert(Key::Comment(n, c.id).bytes(), super::encode(&c)?);
             }
-            batch.insert(num_key(b"t/", n), super::encode(&ticket)?);
+            batch.insert(Key::Ticket(n).bytes(), super::encode(&ticket)?);
             Ok(true)
         })?;
         tracing::info!(tickets = n, "migrated ticket comments to their own records");
@@ -66,7 +65,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         // copies the same bytes again.
         let modules = db.open_tree(super::MODULES).map_err(backend)?;
         let mut moved = 0u64;
-        for prefix in [&b"pm/"[..], b"pc/"] {
+        for prefix in [Key::Modules.bytes(), Key::Artifacts.bytes()] {
             let keys: Vec<::sled::IVec> = db.scan_prefix(prefix).keys().collect::<Result<_, _>>().map_err(backend)?;
             for key in keys {
                 if let Some(v) = db.get(&key).map_err(backend)? {
@@ -79,7 +78,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         tracing::info!(modules = moved, "moved plugin modules to their own tree");
     }
     if found < FORMAT {
-        db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(backend)?;
+        db.insert(Key::Format.bytes(), FORMAT.to_string().as_bytes()).map_err(backend)?;
         db.flush().map_err(backend)?;
     }
     Ok(())
@@ -120,7 +119,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = ::sled::open(dir.path()).unwrap();
-            db.insert(super::FORMAT_KEY, &b"3"[..]).unwrap();
+            db.insert(super::Key::Format.bytes(), &b"3"[..]).unwrap();
             db.insert(&b"pm/kb/1.0.0"[..], &b"wasm"[..]).unwrap();
             db.insert(&b"pc/kb/1.0.0"[..], &b"code"[..]).unwrap();
             db.flush().unwrap();
@@ -132,7 +131,7 @@ mod tests {
         drop(store);
         let db = ::sled::open(dir.path()).unwrap();
         assert!(db.get(b"pm/kb/1.0.0").unwrap().is_none(), "no longer among the hot keys");
-        assert_eq!(db.get(super::FORMAT_KEY).unwrap().as_deref(), Some(&b"4"[..]));
+        assert_eq!(db.get(super::Key::Format.bytes()).unwrap().as_deref(), Some(&b"4"[..]));
     }
 
     #[test]
@@ -141,7 +140,7 @@ mod tests {
         SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap().close().unwrap();
         {
             let db = ::sled::open(dir.path()).unwrap();
-            db.insert(super::FORMAT_KEY, &b"99"[..]).unwrap();
+            db.insert(super::Key::Format.bytes(), &b"99"[..]).unwrap();
             db.flush().unwrap();
         }
         let err = SledStore::open(dir.path(), 8 << 20, Durability::Group).err().unwrap();

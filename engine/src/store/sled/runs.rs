@@ -1,16 +1,10 @@
 //! Runs in sled: a header under `r/`, the start record under `rs/`, the journal under
 //! `rj/` (run n, seq), and the indexes (`ra/` active, `rt/` by ticket, `rw/` waiting).
 
-use super::{be, decode, encode, id_num, num_key, parse_id, Batch, SledStore};
+use super::{be, decode, encode, id_num, parse_id, Batch, Key, SledStore};
 use crate::run::journal::{self, Delta, Entry, Header, Start};
 use crate::run::{Run, RunStatus};
 use crate::store::{Error, Result, RunFilter, RunStore};
-
-fn journal_key(run: u64, seq: u32) -> Vec<u8> {
-    let mut k = num_key(b"rj/", run);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
 
 impl SledStore {
     /// Adds a run's write to the batch: the header and its indexes, the start record of
@@ -22,7 +16,7 @@ impl SledStore {
     pub(super) fn put_run(&self, b: &mut Batch, delta: Delta) -> Result<()> {
         if let Some((seq, _)) = delta.entries.first().filter(|_| delta.start.is_none()) {
             let n = id_num(&delta.header.id, 'R')?;
-            if self.db.contains_key(journal_key(n, *seq)).map_err(|e| self.io(e))? {
+            if self.db.contains_key(Key::Journal(n, *seq).bytes()).map_err(|e| self.io(e))? {
                 return Err(Error::Conflict(format!("run {} (journal entry {seq})", delta.header.id)));
             }
         }
@@ -31,16 +25,16 @@ impl SledStore {
 
     /// Reads a run's header, start record and journal, folded.
     fn load_run(&self, n: u64) -> Result<Option<Run>> {
-        let Some(header) = self.get::<Header>(&num_key(b"r/", n))? else { return Ok(None) };
+        let Some(header) = self.get::<Header>(&Key::Run(n).bytes())? else { return Ok(None) };
         self.assemble(n, header).map(Some)
     }
 
     fn assemble(&self, n: u64, header: Header) -> Result<Run> {
-        let start: Start = self.get(&num_key(b"rs/", n))?.ok_or_else(|| Error::Corrupt {
+        let start: Start = self.get(&Key::RunStart(n).bytes())?.ok_or_else(|| Error::Corrupt {
             key: format!("rs/R-{n}"),
             detail: "the run's header is stored but not what started it".into(),
         })?;
-        let entries: Vec<Entry> = self.scan(&num_key(b"rj/", n))?;
+        let entries: Vec<Entry> = self.scan(&Key::JournalOf(n).bytes())?;
         Ok(journal::fold(header, start, entries))
     }
 }
@@ -53,22 +47,19 @@ pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
     // it was active or waiting, which it still is).
     let (active, was_active) = (header.status.is_active(), was.is_some_and(RunStatus::is_active));
     if active && !was_active {
-        b.insert(num_key(b"ra/", n), &[][..]);
+        b.insert(Key::Active(n).bytes(), &[][..]);
     } else if !active && was_active {
-        b.remove(num_key(b"ra/", n));
+        b.remove(Key::Active(n).bytes());
     }
     // Runs without a ticket (schedule summaries) have no ticket indexes.
     if let Some(ticket) = &header.ticket {
         let t = id_num(ticket, 'T')?;
         if start.is_some() {
-            let mut by_ticket = num_key(b"rt/", t);
-            by_ticket.extend_from_slice(&n.to_be_bytes());
-            b.insert(by_ticket, &[][..]);
+            b.insert(Key::RunOfTicket(t, n).bytes(), &[][..]);
         }
         let (waiting, was_waiting) = (header.status == RunStatus::Waiting, was == Some(RunStatus::Waiting));
         if waiting != was_waiting {
-            let mut key = num_key(b"rw/", t);
-            key.extend_from_slice(&n.to_be_bytes());
+            let key = Key::Waiting(t, n).bytes();
             if waiting {
                 b.insert(key, &[][..]);
             } else {
@@ -77,12 +68,12 @@ pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
         }
     }
     if let Some(start) = start {
-        b.insert(num_key(b"rs/", n), encode(&*start)?);
+        b.insert(Key::RunStart(n).bytes(), encode(&*start)?);
     }
     for (seq, entry) in entries {
-        b.insert(journal_key(n, seq), encode(&entry)?);
+        b.insert(Key::Journal(n, seq).bytes(), encode(&entry)?);
     }
-    b.insert(num_key(b"r/", n), encode(&header)?);
+    b.insert(Key::Run(n).bytes(), encode(&header)?);
     Ok(())
 }
 
@@ -106,9 +97,9 @@ impl RunStore for SledStore {
         let mut out = Vec::new();
         if let Some(ticket) = &filter.ticket {
             let Some(t) = parse_id(ticket, 'T') else { return Ok(out) };
-            for k in self.keys(&num_key(b"rt/", t))?.into_iter().rev() {
+            for k in self.keys(&Key::RunsOfTicket(t).bytes())?.into_iter().rev() {
                 let n = be(&k);
-                if let Some(h) = self.get::<Header>(&num_key(b"r/", n))?.filter(keep) {
+                if let Some(h) = self.get::<Header>(&Key::Run(n).bytes())?.filter(keep) {
                     out.push(self.assemble(n, h)?);
                 }
                 if out.len() >= limit {
@@ -117,7 +108,7 @@ impl RunStore for SledStore {
             }
             return Ok(out);
         }
-        for kv in self.db.scan_prefix(b"r/").rev() {
+        for kv in self.db.scan_prefix(Key::Runs.bytes()).rev() {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             let h: Header = decode(&k, &v)?;
             if keep(&h) {
@@ -132,7 +123,7 @@ impl RunStore for SledStore {
 
     fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for k in self.db.scan_prefix(b"ra/").keys().take(limit) {
+        for k in self.db.scan_prefix(Key::Actives.bytes()).keys().take(limit) {
             out.push(format!("R-{}", be(&k.map_err(|e| self.io(e))?)));
         }
         Ok(out)
@@ -140,12 +131,12 @@ impl RunStore for SledStore {
 
     fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
-        Ok(self.keys(&num_key(b"rw/", t))?.iter().map(|k| format!("R-{}", be(k))).collect())
+        Ok(self.keys(&Key::WaitingOn(t).bytes())?.iter().map(|k| format!("R-{}", be(k))).collect())
     }
 
     fn count_waiting_runs(&self) -> Result<u64> {
         let mut n = 0;
-        for k in self.db.scan_prefix(b"rw/").keys() {
+        for k in self.db.scan_prefix(Key::Waitings.bytes()).keys() {
             k.map_err(|e| self.io(e))?;
             n += 1;
         }
