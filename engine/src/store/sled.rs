@@ -408,7 +408,7 @@ impl SledStore {
                 Write::Doc { kind, id, value } => {
                     let k = Key::Doc(kind, &id).bytes();
                     match value {
-                        Some(v) => b.insert(k, v),
+                        Some(v) => b.insert(k, [&[JSON_V1][..], &v].concat()),
                         None => b.remove(k),
                     }
                 }
@@ -467,12 +467,29 @@ impl Batch {
     }
 }
 
+/// The envelope of a stored record: its first byte says how the rest is encoded, so a
+/// record kind can move to another encoding (a compact binary one for the hot records)
+/// while older records stay readable. Records written before the envelope are bare JSON,
+/// whose first byte is never this one.
+const JSON_V1: u8 = 0x01;
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Backend(format!("encode: {e}")))
+    let mut out = vec![JSON_V1];
+    serde_json::to_writer(&mut out, v).map_err(|e| Error::Backend(format!("encode: {e}")))?;
+    Ok(out)
+}
+
+/// A record's encoded body, its envelope taken off (bare JSON from before the envelope
+/// is its own body).
+fn body(bytes: &[u8]) -> &[u8] {
+    match bytes.split_first() {
+        Some((&JSON_V1, rest)) => rest,
+        _ => bytes,
+    }
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes)
+    serde_json::from_slice(body(bytes))
         .map_err(|e| Error::Corrupt { key: String::from_utf8_lossy(key).into_owned(), detail: e.to_string() })
 }
 
@@ -732,7 +749,7 @@ impl PluginStore for SledStore {
         for kv in self.db.scan_prefix(&prefix) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             keys += 1;
-            bytes += (k.len() - prefix.len() + v.len()) as u64;
+            bytes += (k.len() - prefix.len() + body(&v).len()) as u64;
         }
         Ok((keys, bytes))
     }
@@ -792,7 +809,7 @@ impl DocStore for SledStore {
     }
 
     fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(Key::Doc(kind, id).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
+        Ok(self.db.get(Key::Doc(kind, id).bytes()).map_err(|e| self.io(e))?.map(|v| body(&v).to_vec()))
     }
 
     fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
@@ -811,7 +828,7 @@ impl DocStore for SledStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            out.push(v.to_vec());
+            out.push(body(&v).to_vec());
         }
         Ok(out)
     }
@@ -821,6 +838,21 @@ impl DocStore for SledStore {
 mod tests {
     use super::*;
     use crate::ticket::{NewTicket, PriorityMatrix};
+
+    /// New records carry the envelope; records from before it (bare JSON) still read.
+    #[tokio::test]
+    async fn records_carry_a_version_envelope_and_bare_json_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        let group: crate::team::Group =
+            serde_json::from_value(serde_json::json!({"id": "net", "name": "Net"})).unwrap();
+        store.commit(Tx { writes: vec![Write::Group(group)] }).await.unwrap();
+        let raw = store.db.get(Key::Group("net").bytes()).unwrap().unwrap();
+        assert_eq!(raw[0], JSON_V1);
+        store.db.insert(Key::Group("old").bytes(), &br#"{"id":"old","name":"Old"}"#[..]).unwrap();
+        let groups: Vec<String> = store.groups().unwrap().into_iter().map(|g| g.id).collect();
+        assert_eq!(groups, ["net", "old"]);
+    }
 
     #[test]
     fn ids_parse_strictly() {

@@ -38,7 +38,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
     if found < 2 {
         let n = rewrite(db, &Key::Runs.bytes(), |_, v, batch| {
             // A run already rewritten is a header, which does not decode as a whole run.
-            let Ok(mut run) = serde_json::from_slice::<Run>(v) else { return Ok(false) };
+            let Ok(mut run) = serde_json::from_slice::<Run>(super::body(v)) else { return Ok(false) };
             runs::put(batch, crate::run::journal::delta(&mut run))?;
             Ok(true)
         })?;
@@ -46,8 +46,7 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
     }
     if found < 3 {
         let n = rewrite(db, &Key::Tickets.bytes(), |k, v, batch| {
-            let mut ticket: Ticket = serde_json::from_slice(v)
-                .map_err(|e| Error::Corrupt { key: String::from_utf8_lossy(k).into_owned(), detail: e.to_string() })?;
+            let mut ticket: Ticket = super::decode(k, v)?;
             if ticket.comments.is_empty() {
                 return Ok(false);
             }
