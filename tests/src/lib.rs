@@ -31,6 +31,26 @@ pub fn binary() -> PathBuf {
     dir.join(format!("switchboard-under-test{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Opens a sled store that a test closed a moment ago. sled releases its directory lock
+/// only when its last I/O thread lets go of it, which on a loaded machine can come a
+/// moment after the store was dropped (a CI run failed with `Locked`): this waits for
+/// that, at most 10 s. A real second server must still be refused at once, so the wait
+/// is here and not in `SledStore::open`.
+pub async fn reopen_store(
+    dir: &Path,
+    durability: switchboard::store::Durability,
+) -> switchboard::store::sled::SledStore {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match switchboard::store::sled::SledStore::open(dir, 8 << 20, durability) {
+            Err(switchboard::store::Error::Locked { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            other => return other.expect("open the store"),
+        }
+    }
+}
+
 /// Copies a directory tree (a data directory, a fixture).
 pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;

@@ -5,7 +5,9 @@
 //! between two counts (N runs and 0 runs) over N, so start-up and plugin compilation
 //! drop out. See docs/benchmarks/README.md.
 //!
-//! `run-cost <runs>`
+//! `run-cost <runs> [park]`: with `park`, the workflow is the webhook benchmark's instead
+//! (one `wait` step that parks the run for an hour): the cost of logging a ticket and
+//! durably starting and parking its run.
 
 #![allow(clippy::unwrap_used)] // a benchmark harness: a panic is a failed run
 
@@ -23,6 +25,7 @@ static GLOBAL: switchboard::Allocator = mimalloc::MiMalloc;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runs: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+    let park = std::env::args().nth(2).as_deref() == Some("park");
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 64 << 20, Durability::Group).unwrap());
     // A small plugin pool: valgrind cannot map the default pool's address space
@@ -40,6 +43,12 @@ async fn main() {
         {"id": "four", "type": "set", "fields": {"custom.step": 4}},
         {"id": "five", "type": "resolve", "resolution": "done"}
     ]});
+    let wf = if park {
+        json!({"id": "park", "name": "park", "triggers": [{"on": "ticket.created"}],
+            "steps": [{"id": "hold", "type": "wait", "minutes": 60}]})
+    } else {
+        wf
+    };
     engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "bench").await.unwrap();
     let started = std::time::Instant::now();
     for i in 0..runs {

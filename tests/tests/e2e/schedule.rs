@@ -19,7 +19,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 async fn open(dir: &std::path::Path, clock: &FakeClock) -> (Arc<SledStore>, Arc<Engine>) {
-    let store = Arc::new(SledStore::open(dir, 8 << 20, Durability::Group).unwrap());
+    let store = Arc::new(switchboard_tests::reopen_store(dir, Durability::Group).await);
     let engine = Engine::new(store.clone(), Arc::new(clock.clone()), Arc::new(Config::default())).unwrap();
     (store, engine)
 }

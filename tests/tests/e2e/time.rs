@@ -176,7 +176,7 @@ async fn after_a_restart_due_timers_fire_exactly_once_and_a_priority_change_keep
 }
 
 async fn auto_close(dir: &std::path::Path, clock: &FakeClock) -> (Arc<SledStore>, Arc<Engine>) {
-    let store = Arc::new(SledStore::open(dir, 8 << 20, Durability::Group).unwrap());
+    let store = Arc::new(switchboard_tests::reopen_store(dir, Durability::Group).await);
     let engine = engine(store.clone(), clock).await;
     let sla: Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("workflows/sla/standard.json")).unwrap()).unwrap();

@@ -7,12 +7,22 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use switchboard::store::{sled::SledStore, Durability, RunStore, Store, TicketStore};
+use switchboard::store::{Durability, RunStore, Store, TicketStore};
 use switchboard_tests::{copy_dir, repo, write_config, Api, Server, ADMIN};
 
 /// Every key and value of a sled directory.
-fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let db = sled::open(dir).unwrap();
+async fn raw(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    // After a store was closed, sled's lock goes with its last I/O thread, which on a
+    // loaded machine can be a moment later (see `reopen_store`): retry, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let db = loop {
+        match sled::open(dir) {
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            other => break other.unwrap(),
+        }
+    };
     let all = db.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
     drop(db);
     all
@@ -45,13 +55,13 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
     // rewrite is kept byte for byte (history, events, approvals, timers, SLA clocks,
     // webhooks and their deliveries, audit...); every run folds back to its old
     // document, and every ticket reads back with its comments as it was stored whole.
-    let before = raw(&data);
+    let before = raw(&data).await;
     let old_runs = documents(&before, b"r/");
     assert!(old_runs.len() >= 8, "the fixture has runs of several kinds ({})", old_runs.len());
     let old_tickets = documents(&before, b"t/");
     assert!(old_tickets.iter().any(|(_, t)| t["comments"].as_array().unwrap().len() >= 2), "tickets with comments");
     {
-        let store = SledStore::open(&data, 8 << 20, Durability::Group).unwrap();
+        let store = switchboard_tests::reopen_store(&data, Durability::Group).await;
         for (id, old) in &old_runs {
             let now = serde_json::to_value(store.run(id).unwrap().unwrap()).unwrap();
             assert_eq!(&now, old, "{id} reads back as it was stored whole");
@@ -62,7 +72,7 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
         }
         store.close().unwrap();
     }
-    let after = raw(&data);
+    let after = raw(&data).await;
     for (k, v) in before.iter().filter(|(k, _)| !is_rewritten(k)) {
         assert_eq!(after.get(k), Some(v), "{} is kept as it was", String::from_utf8_lossy(k));
     }
