@@ -23,6 +23,9 @@ async fn send(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, Option<Value>) {
+    if body.len() > 64 << 10 {
+        return send_raw(url, method, token, content_type, body).await;
+    }
     let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -34,6 +37,52 @@ async fn send(
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).ok())
+}
+
+/// Sends a large body over a plain TCP connection, reading the answer while the body is
+/// still being written. The server may answer 413 from the headers alone and close the
+/// connection without reading the rest; an HTTP client then fails on the write (broken
+/// pipe, seen in a CI run) before it reads the answer that was sent.
+async fn send_raw(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Option<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    if let Some(t) = token {
+        head.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    if let Some(ct) = content_type {
+        head.push_str(&format!("content-type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    // Write errors are expected once the server has answered and closed.
+    let writer = tokio::spawn(async move {
+        if wr.write_all(head.as_bytes()).await.is_ok() {
+            let _ = wr.write_all(&body).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    writer.abort();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).ok())
 }
 
 /// Every route, every role: a role outside the route's list gets 403 with the JSON
