@@ -59,8 +59,8 @@ impl Engine {
         self.workers.clone().acquire_owned().await.map_err(|_| Error::Conflict("the engine is stopping".into()))
     }
 
-    /// Executes the run's next step and commits it. Returns the run, as stored, when more
-    /// steps follow.
+    /// Executes the run's next step, and the local steps that follow it, and commits them
+    /// as one transaction. Returns the run, as stored, when more steps follow.
     async fn step(
         self: &Arc<Self>,
         mut run: Run,
@@ -68,7 +68,6 @@ impl Engine {
         worker: &mut Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<Option<Run>> {
         let timing = std::time::Instant::now();
-        let now = self.now();
         let Some(step_id) = run.cursor.clone() else {
             self.finish(run, RunStatus::Completed, None).await?;
             return Ok(None);
@@ -124,7 +123,7 @@ impl Engine {
             }
             _ => (None, None),
         };
-        let Some(ticket) = self.run_ticket(&run)? else {
+        let Some(mut ticket) = self.run_ticket(&run)? else {
             self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
             return Ok(None);
         };
@@ -132,82 +131,56 @@ impl Engine {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
             None => self.execute(&run, def, index, &ticket, members)?,
         };
-        if let Some(next) = effect.ticket.as_ref().filter(|n| ticket.status.is_open() && !n.status.is_open()) {
-            let open = self.open_children(next)?;
-            if !open.is_empty() {
-                let msg = format!(
-                    "{} has open child tickets ({}): it cannot be {} before them (wait until ticket.open_children is 0)",
-                    ticket.id,
-                    open.join(", "),
-                    next.status
-                );
-                effect = effect.fail(msg);
-            }
-        }
-        if run.ticket_id.is_empty() && (effect.ticket.is_some() || !effect.children.is_empty()) {
-            // Validation refuses such workflows; a stored one from before still fails cleanly.
-            effect = effect.fail(format!("`{}` needs a ticket and this run has none", step.action.kind()));
-        }
-
+        // A segment: this step and the local steps that follow it (they read and write
+        // only the ticket and the run) commit as one transaction, under the one ticket
+        // lock, with the run header and the ticket written once.
         let mut tx = Tx::new();
         let mut new_runs = Vec::new();
-        let causation = {
-            let mut c = run.causation.clone();
-            c.push(Cause {
-                workflow_id: run.workflow_id.clone(),
-                run_id: run.id.clone(),
-                event_id: run.event_id.clone(),
-            });
-            c
+        let mut request = None;
+        let (mut index, mut step, mut timing) = (index, step, timing);
+        let outcome = loop {
+            self.guard_effect(&run, &ticket, step, &mut effect)?;
+            let now = self.now();
+            let creates_children = !effect.children.is_empty();
+            if let Some(after) = effect.ticket.take() {
+                new_runs.extend(self.commit_ticket_change(&mut tx, &run, &ticket, &after, &mut effect)?);
+                ticket = after;
+            }
+            new_runs.extend(self.commit_children(&mut tx, &run, &effect.children)?);
+            tx.writes.append(&mut effect.writes);
+            let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
+            let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
+            self.count_end(&run, &outcome);
+            self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
+            if let Some(deadline) =
+                run.waiting.as_ref().and_then(|w| w.deadline).filter(|_| outcome == machine::Outcome::Parked)
+            {
+                tx.push(Write::Timer(crate::store::Timer {
+                    key: format!("run:{}", run.id),
+                    due: deadline,
+                    kind: crate::store::TimerKind::ResumeRun { run: run.id.clone() },
+                }));
+            }
+            if let (Action::Approval { notify_url: Some(url), .. }, Some(id)) = (&step.action, approval_id) {
+                request = Some((id, url.clone()));
+            }
+            // The next step joins the segment when it is local and nothing this step
+            // wrote needs to be visible to it through the store (children are counted
+            // from the store).
+            let next = run.cursor.as_deref().and_then(|id| def.step_index(id));
+            let Some(next) = next.filter(|&n| {
+                outcome == machine::Outcome::Continues
+                    && !creates_children
+                    && steps::is_local(&def.steps[n].action)
+                    && run.steps_done < self.config.max_steps_per_run
+                    && !self.stopping.load(Ordering::SeqCst)
+            }) else {
+                break outcome;
+            };
+            (index, step, timing) = (next, &def.steps[next], std::time::Instant::now());
+            effect = self.execute(&run, def, index, &ticket, None)?;
         };
-        let actor = format!("workflow:{}", run.workflow_id);
-        if let Some(after) = &effect.ticket {
-            let changes = fields::diff(&ticket, after);
-            effect.entry.changes = changes.clone();
-            tx.ticket(Some(&ticket), after);
-            if !changes.is_empty() {
-                let (_, runs) =
-                    self.raise(&mut tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
-                new_runs.extend(runs);
-            }
-            if let Some(comment) = effect.comment.take() {
-                let (_, runs) = self.raise(
-                    &mut tx,
-                    after,
-                    EventKind::CommentAdded,
-                    Vec::new(),
-                    Some(comment),
-                    &actor,
-                    &causation,
-                    None,
-                )?;
-                new_runs.extend(runs);
-            }
-        }
-        for child in &effect.children {
-            tx.ticket(None, child);
-            let (_, runs) =
-                self.raise(&mut tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
-            new_runs.extend(runs);
-        }
-        tx.writes.append(&mut effect.writes);
-        let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
-        let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
-        self.count_end(&run, &outcome);
-        if let Some(deadline) =
-            run.waiting.as_ref().and_then(|w| w.deadline).filter(|_| outcome == machine::Outcome::Parked)
-        {
-            tx.push(Write::Timer(crate::store::Timer {
-                key: format!("run:{}", run.id),
-                due: deadline,
-                kind: crate::store::TimerKind::ResumeRun { run: run.id.clone() },
-            }));
-        }
         let more = outcome == machine::Outcome::Continues;
-        let request = match (&step.action, approval_id) {
-            (Action::Approval { notify_url: Some(url), .. }, Some(id)) => Some((id, url.clone())),
-            _ => None,
-        };
         let ended = matches!(run.status, RunStatus::Completed | RunStatus::Failed).then(|| outcome_of(&run));
         tx.run(&mut run);
         let durable = self.store.apply(tx)?;
@@ -223,12 +196,79 @@ impl Engine {
         if let Some(o) = ended {
             o.log();
         }
-        self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
         self.after_commit(&new_runs);
         if let Some((id, url)) = request {
             self.spawn_approval_request(id, url, false);
         }
         Ok(more.then_some(run))
+    }
+
+    /// Refuses an effect that would close a ticket before its open children, or that
+    /// needs a ticket when the run has none: the step fails instead.
+    fn guard_effect(
+        &self,
+        run: &Run,
+        ticket: &Ticket,
+        step: &crate::workflow::Step,
+        effect: &mut steps::Effect,
+    ) -> Result<()> {
+        if let Some(next) = effect.ticket.as_ref().filter(|n| ticket.status.is_open() && !n.status.is_open()) {
+            let open = self.open_children(next)?;
+            if !open.is_empty() {
+                let msg = format!(
+                    "{} has open child tickets ({}): it cannot be {} before them (wait until ticket.open_children is 0)",
+                    ticket.id,
+                    open.join(", "),
+                    next.status
+                );
+                effect.refuse(msg);
+            }
+        }
+        if run.ticket_id.is_empty() && (effect.ticket.is_some() || !effect.children.is_empty()) {
+            // Validation refuses such workflows; a stored one from before still fails cleanly.
+            let msg = format!("`{}` needs a ticket and this run has none", step.action.kind());
+            effect.refuse(msg);
+        }
+        Ok(())
+    }
+
+    /// Writes a step's change to its run's ticket, with the events it raises (an update
+    /// when fields changed, a comment when it added one). Returns the runs they start.
+    fn commit_ticket_change(
+        &self,
+        tx: &mut Tx,
+        run: &Run,
+        before: &Ticket,
+        after: &Ticket,
+        effect: &mut steps::Effect,
+    ) -> Result<Vec<String>> {
+        let (actor, causation) = (format!("workflow:{}", run.workflow_id), causation(run));
+        let mut new_runs = Vec::new();
+        let changes = fields::diff(before, after);
+        effect.entry.changes = changes.clone();
+        tx.ticket(Some(before), after);
+        if !changes.is_empty() {
+            let (_, runs) = self.raise(tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
+            new_runs.extend(runs);
+        }
+        if let Some(comment) = effect.comment.take() {
+            let (_, runs) =
+                self.raise(tx, after, EventKind::CommentAdded, Vec::new(), Some(comment), &actor, &causation, None)?;
+            new_runs.extend(runs);
+        }
+        Ok(new_runs)
+    }
+
+    /// Writes the tickets a step created, each with its `created` event.
+    fn commit_children(&self, tx: &mut Tx, run: &Run, children: &[Ticket]) -> Result<Vec<String>> {
+        let (actor, causation) = (format!("workflow:{}", run.workflow_id), causation(run));
+        let mut new_runs = Vec::new();
+        for child in children {
+            tx.ticket(None, child);
+            let (_, runs) = self.raise(tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
+            new_runs.extend(runs);
+        }
+        Ok(new_runs)
     }
 
     /// The run's ticket: the stored one, or a blank one for a run that has no ticket.
@@ -253,6 +293,13 @@ impl Engine {
         ended.log();
         Ok(())
     }
+}
+
+/// The chain of runs that led to what a run does, this run last.
+fn causation(run: &Run) -> Vec<Cause> {
+    let mut c = run.causation.clone();
+    c.push(Cause { workflow_id: run.workflow_id.clone(), run_id: run.id.clone(), event_id: run.event_id.clone() });
+    c
 }
 
 /// A finished run, for its one log line.

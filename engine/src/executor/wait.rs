@@ -19,6 +19,9 @@ impl Engine {
     pub(super) fn wake_waiting(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<Vec<String>> {
         let mut woken = Vec::new();
         for id in self.store.waiting_runs(&ticket.id)? {
+            if tx.writes_run(&id) {
+                continue; // resumed by an earlier event of this same transaction
+            }
             let Some(mut run) = self.store.run(&id)? else { continue };
             let Some(waiting) = run.waiting.clone().filter(|_| run.status == RunStatus::Waiting) else { continue };
             let def = self.definition(&run.workflow_id, run.workflow_revision)?;

@@ -290,7 +290,24 @@ impl Tx {
             }
         }
         let comments_from = before.map_or(0, |b| b.comments.len()).min(after.comments.len());
+        // A ticket changed twice in one transaction (a segment of steps) is written once,
+        // as it ends up, with every comment added since the transaction's first change.
+        for w in &mut self.writes {
+            if let Write::Ticket { ticket, comments_from: first } = w {
+                if ticket.id == after.id {
+                    **ticket = after.clone();
+                    *first = (*first).min(comments_from);
+                    return self;
+                }
+            }
+        }
         self.push(Write::Ticket { ticket: Box::new(after.clone()), comments_from })
+    }
+
+    /// Whether the transaction writes the run already (an earlier event in it resumed
+    /// it, say).
+    pub fn writes_run(&self, id: &str) -> bool {
+        self.writes.iter().any(|w| matches!(w, Write::Run(d) if d.header.id == id))
     }
 }
 

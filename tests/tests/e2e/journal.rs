@@ -39,37 +39,68 @@ fn branch(id: &str, then: &str) -> Value {
     json!({"id": id, "type": "if", "condition": {"field": "ticket.status", "op": "eq", "value": "new"}, "then": then})
 }
 
+fn ok_call(id: &str) -> Value {
+    json!({"id": id, "type": "plugin", "plugin": "hostile", "action": "ok", "input": {}})
+}
+
+async fn install_hostile(engine: &Engine) {
+    let wasm = std::fs::read(switchboard_tests::plugin_wasm("hostile")).unwrap();
+    engine.plugins().install(&wasm, "test", switchboard::plugin::Installer::Admin).await.unwrap();
+}
+
+/// A plugin call ends a commit (it calls the outside world), so a loop of a call and a
+/// branch commits once per turn: turn 50 writes no more than turn 2.
 #[tokio::test]
 async fn the_hundredth_step_of_a_run_writes_no_more_than_the_second() {
+    let (_dir, store, engine) = engine(Config { max_steps_per_run: 150, ..Config::default() }).await;
+    install_hostile(&engine).await;
+    let wf = json!({"id": "spin", "name": "spin", "triggers": [{"on": "ticket.created"}],
+        "steps": [ok_call("a"), branch("b", "a")]});
+    let (run, sizes) = run_once(&store, &engine, wf).await;
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
+    assert_eq!(run.steps_done, 150);
+    assert_eq!(run.trace.iter().filter(|t| t.kind == "step").count(), 150, "every step is in the journal");
+    // Batch 0 logs the ticket and starts the run; batch n is turn n (steps 2n-1 and 2n);
+    // the last ends the run.
+    assert_eq!(sizes.len(), 77, "{sizes:?}");
+    let (second, fiftieth) = (sizes[2], sizes[50]);
+    // A few bytes of slack: the header's step counters grow from one digit to three.
+    assert!(fiftieth <= second + 8, "turn 50 wrote {fiftieth} bytes, turn 2 wrote {second}");
+    assert!(sizes[75] <= second + 8, "turn 75 wrote {} bytes", sizes[75]);
+}
+
+/// Steps that touch only their run and ticket share one commit: 150 branch steps are
+/// one batch, its size the sum of their journal entries (no header or ticket per step).
+#[tokio::test]
+async fn local_steps_share_one_commit() {
     let (_dir, store, engine) = engine(Config { max_steps_per_run: 150, ..Config::default() }).await;
     let wf = json!({"id": "spin", "name": "spin", "triggers": [{"on": "ticket.created"}],
         "steps": [branch("a", "b"), branch("b", "a")]});
     let (run, sizes) = run_once(&store, &engine, wf).await;
     assert_eq!(run.status, RunStatus::Failed, "{:?}", run.error);
-    assert_eq!(run.steps_done, 150);
     assert_eq!(run.trace.iter().filter(|t| t.kind == "step").count(), 150, "every step is in the journal");
-    // Batch 0 logs the ticket and starts the run; batch n is step n; the last ends the run.
-    assert_eq!(sizes.len(), 152, "{sizes:?}");
-    let (second, hundredth) = (sizes[2], sizes[100]);
-    // A few bytes of slack: the header's step counters grow from one digit to three.
-    assert!(hundredth <= second + 8, "step 100 wrote {hundredth} bytes, step 2 wrote {second}");
-    assert!(sizes[150] <= second + 8, "step 150 wrote {} bytes", sizes[150]);
+    // The ticket and the run's start; the 150 steps; the run failed at its step limit.
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+    let entry = serde_json::to_vec(&run.trace[5]).unwrap().len() as u64;
+    assert!(sizes[1] <= 150 * (entry + 64), "150 steps wrote {} bytes, one entry is {entry}", sizes[1]);
 }
 
 /// Comments are appended apart from their ticket: the 50th comment a run adds writes no
 /// more than the 2nd (the ticket used to be rewritten with every comment it had).
 #[tokio::test]
 async fn the_fiftieth_comment_writes_no_more_than_the_second() {
-    let (_dir, store, engine) = engine(Config { max_steps_per_run: 100, ..Config::default() }).await;
+    let (_dir, store, engine) = engine(Config { max_steps_per_run: 150, ..Config::default() }).await;
+    install_hostile(&engine).await;
     let wf = json!({"id": "chatty", "name": "chatty", "triggers": [{"on": "ticket.created"}],
-        "steps": [{"id": "note", "type": "comment", "body": "still looking at it", "internal": true}, branch("again", "note")]});
+        "steps": [{"id": "note", "type": "comment", "body": "still looking at it", "internal": true},
+                  ok_call("call"), branch("again", "note")]});
     let (run, sizes) = run_once(&store, &engine, wf).await;
-    assert_eq!(run.steps_done, 100, "{:?}", run.error);
+    assert_eq!(run.steps_done, 150, "{:?}", run.error);
     let ticket = switchboard::store::TicketStore::ticket(&*store, &run.ticket_id).unwrap().unwrap();
     assert_eq!(ticket.comments.len(), 50);
-    // Batch 0 logs the ticket; then comment, branch, comment, branch...
-    let comment = |n: usize| sizes[2 * n - 1];
-    assert!(comment(50) <= comment(2) + 8, "comment 50 wrote {} bytes, comment 2 wrote {}", comment(50), comment(2));
+    // Batch 0 logs the ticket; batch 1 is the first comment; batch n the call, the
+    // branch and comment n. Slack: ids (comment, event, step counters) grow by a digit or two.
+    assert!(sizes[50] <= sizes[2] + 16, "comment 50 wrote {} bytes, comment 2 wrote {}", sizes[50], sizes[2]);
 }
 
 #[tokio::test]
@@ -77,8 +108,7 @@ async fn a_one_mebibyte_plugin_output_is_written_once() {
     let mut config = Config::default();
     config.plugins.max_output_bytes = 2 << 20;
     let (_dir, store, engine) = engine(config).await;
-    let wasm = std::fs::read(switchboard_tests::plugin_wasm("hostile")).unwrap();
-    engine.plugins().install(&wasm, "test", switchboard::plugin::Installer::Admin).await.unwrap();
+    install_hostile(&engine).await;
     let mut steps = vec![json!({"id": "big", "type": "plugin", "plugin": "hostile", "action": "sized_output",
         "input": {"bytes": 1 << 20}})];
     steps.extend((0..5).map(|i| branch(&format!("s{i}"), &format!("s{}", i + 1))));
@@ -115,4 +145,36 @@ async fn the_engine_runs_workflows_on_the_in_memory_store() {
     let kinds: Vec<&str> = run.trace.iter().map(|t| t.kind.as_str()).collect();
     assert_eq!(kinds, ["trigger", "conditions", "step", "step", "finished"]);
     assert_eq!(store.ticket(&id).unwrap().unwrap().comments[0].body, "seen by tag");
+}
+
+/// Two events of one commit (a segment that changes a field, then comments) both satisfy
+/// a waiting run's condition: the run is resumed once, by the first.
+#[tokio::test]
+async fn a_waiting_run_is_resumed_once_by_a_commit_with_two_events() {
+    let (_dir, store, engine) = engine(Config::default()).await;
+    let waiter = json!({"id": "waiter", "name": "waiter", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "w", "type": "wait", "until": {"field": "ticket.priority", "op": "eq", "value": "P1"}}]});
+    let mover = json!({"id": "mover", "name": "mover", "triggers": [{"on": "manual"}],
+        "steps": [{"id": "up", "type": "set", "fields": {"priority": "P1"}},
+                  {"id": "say", "type": "comment", "body": "raised", "internal": true}]});
+    for wf in [waiter, mover] {
+        engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    }
+    let new = NewTicket { title: "Printer jam".into(), requester: "ann".into(), ..Default::default() };
+    let ticket = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    engine.start_manual("mover", &ticket, Value::Null, "ann").await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let runs = store.runs(&RunFilter { workflow: Some("waiter".into()), ..Default::default() }).unwrap();
+    let run = &runs[0];
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let resumed = run.trace.iter().filter(|t| t.outcome == "resumed").count();
+    assert_eq!(resumed, 1, "{:#?}", run.trace);
+    let metrics = engine.metrics().render(&[]);
+    let completed = metrics.lines().find(|l| l.contains("workflow=\"waiter\"") && l.contains("completed"));
+    assert!(completed.is_some_and(|l| l.ends_with(" 1")), "counted once: {completed:?}");
 }

@@ -63,6 +63,12 @@ impl Effect {
 
     /// The step failed: nothing it changed is kept.
     pub(super) fn fail(mut self, message: impl Into<String>) -> Self {
+        self.refuse(message);
+        self
+    }
+
+    /// [`Effect::fail`] in place.
+    pub(in crate::executor) fn refuse(&mut self, message: impl Into<String>) {
         let message = message.into();
         self.entry.outcome = "failed".into();
         self.entry.message = message.clone();
@@ -71,7 +77,6 @@ impl Effect {
         self.comment = None;
         self.children.clear();
         self.writes.clear();
-        self
     }
 
     /// The step's end, as the run machine takes it (after the driver has taken the
@@ -157,6 +162,22 @@ impl<'a> Ctx<'a> {
     fn author(&self) -> String {
         format!("workflow:{}", self.run.workflow_id)
     }
+}
+
+/// Whether a step reads and writes only its run and its ticket (no outside call, no
+/// routing decision, no parking, no new tickets): it can share its commit with the
+/// step before it.
+pub(in crate::executor) fn is_local(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Set { .. }
+            | Action::Assign { .. }
+            | Action::Comment { .. }
+            | Action::Resolve { .. }
+            | Action::Close {}
+            | Action::Fail { .. }
+            | Action::If { .. }
+    )
 }
 
 impl Engine {
