@@ -161,7 +161,8 @@ fn schemas() -> Value {
             "status": {"enum": ["new", "assigned", "in_progress", "pending", "resolved", "closed", "reopened"]},
             "priority": {"enum": ["P1", "P2", "P3", "P4"]}, "group": {"type": ["string", "null"]},
             "assignee": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]},
-            "custom": s("object"), "comments": s("array"), "created_at": {"type": "string", "format": "date-time"}}},
+            "custom": s("object"), "comments": s("array"), "created_at": {"type": "string", "format": "date-time"},
+            "version": {"type": "integer", "minimum": 1, "description": "One more with every stored change of the ticket"}}},
         "TicketList": {"type": "object", "required": ["tickets"], "properties": {"tickets": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}}}},
         "Outcome": {"type": "object", "required": ["ticket", "runs"], "properties": {
             "ticket": {"$ref": "#/components/schemas/Ticket"}, "event": s("string"), "runs": strings}},

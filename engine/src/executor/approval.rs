@@ -496,7 +496,7 @@ impl Engine {
             let mut after = ticket.clone();
             after.comments.push(comment.clone());
             after.updated_at = now;
-            tx.ticket(Some(&ticket), &after);
+            tx.ticket(Some(&ticket), &mut after);
             let (_, runs) =
                 self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
             started.extend(runs);

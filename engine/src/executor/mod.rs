@@ -394,9 +394,9 @@ impl Engine {
             }
         }
         let id = self.store.next_ticket_id()?;
-        let ticket = new.into_ticket(id, &self.config.priority_matrix, self.now());
+        let mut ticket = new.into_ticket(id, &self.config.priority_matrix, self.now());
         let mut tx = Tx::new();
-        tx.ticket(None, &ticket);
+        tx.ticket(None, &mut ticket);
         let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None)?;
         let outcome = Outcome { ticket, event: Some(event.0), runs: event.1 };
         tx.writes.extend(extra(&outcome));
@@ -420,7 +420,7 @@ impl Engine {
     ) -> Result<Outcome> {
         let _guard = self.locks.lock(id).await;
         let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
-        let after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
+        let mut after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
             .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
         let changes = fields::diff(&before, &after);
         if changes.is_empty() {
@@ -448,7 +448,7 @@ impl Engine {
             after.assignee.as_deref().filter(|_| changed("assignee")),
         )?;
         let mut tx = Tx::new();
-        tx.ticket(Some(&before), &after);
+        tx.ticket(Some(&before), &mut after);
         let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
         let outcome = Outcome { ticket: after, event: Some(event), runs };
         tx.writes.extend(extra(&outcome));
@@ -482,7 +482,7 @@ impl Engine {
                 after.open_children = open;
                 let change =
                     FieldChange { field: "open_children".into(), from: json!(before.open_children), to: json!(open) };
-                tx.ticket(Some(&before), &after);
+                tx.ticket(Some(&before), &mut after);
                 runs = self.raise(&mut tx, &after, EventKind::Updated, vec![change], None, CHILDREN, &[], None)?.1;
             }
         }
@@ -525,7 +525,7 @@ impl Engine {
         let mut after = before.clone();
         let comment = after.add_comment(actor, body, internal, self.now());
         let mut tx = Tx::new();
-        tx.ticket(Some(&before), &after);
+        tx.ticket(Some(&before), &mut after);
         if let Some(poster) = poster {
             tx.push(Write::Audit(crate::run::AuditEntry {
                 at: self.now(),
@@ -576,7 +576,7 @@ impl Engine {
         let changes = vec![change(&before, &link)];
         after.links.push(link.clone());
         after.updated_at = now;
-        tx.ticket(Some(&before), &after);
+        tx.ticket(Some(&before), &mut after);
         let (event, mut runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
         if let Some(kind) = reverse {
             let back = Link { kind, ticket: id.to_string() };
@@ -585,7 +585,7 @@ impl Engine {
                 let changes = vec![change(&other_before, &back)];
                 other.links.push(back);
                 other.updated_at = now;
-                tx.ticket(Some(&other_before), &other);
+                tx.ticket(Some(&other_before), &mut other);
                 runs.extend(self.raise(&mut tx, &other, EventKind::Updated, changes, None, actor, &[], None)?.1);
             }
         }

@@ -142,11 +142,11 @@ impl Engine {
             self.guard_effect(&run, &ticket, step, &mut effect)?;
             let now = self.now();
             let creates_children = !effect.children.is_empty();
-            if let Some(after) = effect.ticket.take() {
-                new_runs.extend(self.commit_ticket_change(&mut tx, &run, &ticket, &after, &mut effect)?);
+            if let Some(mut after) = effect.ticket.take() {
+                new_runs.extend(self.commit_ticket_change(&mut tx, &run, &ticket, &mut after, &mut effect)?);
                 ticket = after;
             }
-            new_runs.extend(self.commit_children(&mut tx, &run, &effect.children)?);
+            new_runs.extend(self.commit_children(&mut tx, &run, &mut effect.children)?);
             tx.writes.append(&mut effect.writes);
             let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
             let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
@@ -239,7 +239,7 @@ impl Engine {
         tx: &mut Tx,
         run: &Run,
         before: &Ticket,
-        after: &Ticket,
+        after: &mut Ticket,
         effect: &mut steps::Effect,
     ) -> Result<Vec<String>> {
         let (actor, causation) = (format!("workflow:{}", run.workflow_id), causation(run));
@@ -260,7 +260,7 @@ impl Engine {
     }
 
     /// Writes the tickets a step created, each with its `created` event.
-    fn commit_children(&self, tx: &mut Tx, run: &Run, children: &[Ticket]) -> Result<Vec<String>> {
+    fn commit_children(&self, tx: &mut Tx, run: &Run, children: &mut [Ticket]) -> Result<Vec<String>> {
         let (actor, causation) = (format!("workflow:{}", run.workflow_id), causation(run));
         let mut new_runs = Vec::new();
         for child in children {

@@ -15,14 +15,15 @@ fn at(minutes: i64) -> DateTime<Utc> {
     "2026-11-02T08:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(minutes)
 }
 
+/// A ticket as a new one is stored (version 1).
 fn ticket(id: &str, requester: &str) -> Ticket {
     let new = NewTicket { title: format!("Ticket {id}"), requester: requester.into(), ..Default::default() };
-    new.into_ticket(id.into(), &PriorityMatrix::default(), at(0))
+    Ticket { version: 1, ..new.into_ticket(id.into(), &PriorityMatrix::default(), at(0)) }
 }
 
 /// A new ticket's write.
 fn put(t: Ticket) -> Write {
-    Write::Ticket { ticket: Box::new(t), comments_from: 0 }
+    Write::Ticket { ticket: Box::new(t), comments_from: 0, expect: None }
 }
 
 fn run(id: &str, ticket: &str, workflow: &str) -> Run {
@@ -136,6 +137,56 @@ async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) 
     assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of the refused transaction is applied");
 }
 
+async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
+    let mut t = ticket("T-1", "ann");
+    let mut tx = Tx::new();
+    tx.ticket(None, &mut t);
+    store.commit(tx).await.unwrap();
+    let v1 = store.ticket("T-1").unwrap().unwrap();
+    assert_eq!(v1.version, 1, "a new ticket is stored at version 1");
+    // Two writers read version 1; the first to commit wins.
+    let (mut a, mut b) = (v1.clone(), v1.clone());
+    a.title = "first writer".into();
+    b.title = "second writer".into();
+    let mut tx = Tx::new();
+    tx.ticket(Some(&v1), &mut a);
+    store.commit(tx).await.unwrap();
+    assert_eq!(a.version, 2);
+    let mut tx = Tx::new();
+    tx.ticket(Some(&v1), &mut b).push(put(ticket("T-2", "bob")));
+    let err = store.commit(tx).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    let stored = store.ticket("T-1").unwrap().unwrap();
+    assert_eq!((stored.title.as_str(), stored.version), ("first writer", 2), "no blind overwrite");
+    assert_eq!(store.ticket("T-2").unwrap(), None, "nothing of the refused transaction is applied");
+    // Logging a ticket under an id that is taken is a conflict too.
+    let err = commit(store, vec![put(ticket("T-1", "eve"))]).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    // Two changes in one transaction: written once, one version up.
+    let (before, mut mid) = (stored.clone(), stored.clone());
+    mid.title = "mid".into();
+    let mut tx = Tx::new();
+    tx.ticket(Some(&before), &mut mid);
+    let mut last = mid.clone();
+    last.title = "last".into();
+    tx.ticket(Some(&mid), &mut last);
+    assert_eq!(tx.writes.len(), 1, "merged");
+    store.commit(tx).await.unwrap();
+    let stored = store.ticket("T-1").unwrap().unwrap();
+    assert_eq!((stored.title.as_str(), stored.version, last.version), ("last", 3, 3));
+    // Written twice in one transaction as two writes: each expects what the one before wrote.
+    let w = |title: &str, expect: u64| Write::Ticket {
+        ticket: Box::new(Ticket { title: title.into(), version: expect + 1, ..stored.clone() }),
+        comments_from: 0,
+        expect: Some(expect),
+    };
+    commit(store, vec![w("four", 3), w("five", 4)]).await.unwrap();
+    assert_eq!(store.ticket("T-1").unwrap().unwrap().version, 5);
+    let err = commit(store, vec![w("six", 5), w("stale", 5)]).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(store.ticket("T-1").unwrap().unwrap().title, "five");
+}
+
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {
     commit(store, vec![Write::Timer(timer("b", 10)), Write::Timer(timer("a", 5)), Write::Timer(timer("c", 20))])
         .await
@@ -201,7 +252,7 @@ async fn comments_are_appended_never_rewritten(store: &dyn Store) {
     t.add_comment("ann", "first", false, at(1));
     t.add_comment("bob", "second", true, at(2));
     let mut tx = Tx::new();
-    tx.ticket(None, &t);
+    tx.ticket(None, &mut t);
     store.commit(tx).await.unwrap();
     assert_eq!(store.ticket("T-1").unwrap(), Some(t.clone()));
     // A writer whose copy differs in the stored comments appends only its new one.
@@ -210,7 +261,7 @@ async fn comments_are_appended_never_rewritten(store: &dyn Store) {
     after.comments[0].body = "rewritten".into();
     after.add_comment("ann", "third", false, at(3));
     let mut tx = Tx::new();
-    tx.ticket(Some(&before), &after);
+    tx.ticket(Some(&before), &mut after);
     store.commit(tx).await.unwrap();
     let stored = store.ticket("T-1").unwrap().unwrap();
     let bodies: Vec<&str> = stored.comments.iter().map(|c| c.body.as_str()).collect();
@@ -222,21 +273,21 @@ async fn comments_are_appended_never_rewritten(store: &dyn Store) {
 async fn open_assignments_follow_the_ticket_and_routing_state_is_kept(store: &dyn Store) {
     let mut t = ticket("T-1", "ann");
     let mut tx = Tx::new();
-    tx.ticket(None, &t);
+    tx.ticket(None, &mut t);
     store.commit(tx).await.unwrap();
     assert_eq!(store.open_load("alice").unwrap(), 0);
     let before = t.clone();
     t.assignee = Some("alice".into());
     t.status = Status::Assigned;
     let mut tx = Tx::new();
-    tx.ticket(Some(&before), &t);
+    tx.ticket(Some(&before), &mut t);
     store.commit(tx).await.unwrap();
     assert_eq!(store.open_load("alice").unwrap(), 1);
     assert_eq!(store.open_load("alice2").unwrap(), 0, "an agent whose id extends another's");
     let before = t.clone();
     t.status = Status::Resolved;
     let mut tx = Tx::new();
-    tx.ticket(Some(&before), &t);
+    tx.ticket(Some(&before), &mut t);
     store.commit(tx).await.unwrap();
     assert_eq!(store.open_load("alice").unwrap(), 0, "a resolved ticket no longer counts");
     commit(store, vec![Write::RoundRobin { group: "net".into(), agent: "bob".into() }]).await.unwrap();
@@ -342,6 +393,7 @@ every_backend!(
     a_transaction_applies_whole_or_not_at_all,
     a_run_is_a_header_and_a_journal_with_its_indexes,
     an_append_behind_another_writers_back_is_a_conflict,
+    a_ticket_write_expects_the_version_it_read,
     timers_come_due_in_order_and_a_key_replaces_its_timer,
     history_events_and_audit_keep_their_order,
     open_assignments_follow_the_ticket_and_routing_state_is_kept,

@@ -78,9 +78,13 @@ fn num(id: &str, letter: char) -> Result<u64> {
 }
 
 impl Tables {
-    /// Refuses what sled refuses before it applies anything: malformed ids, and a run
-    /// delta whose journal entries were appended by another writer since it was read.
+    /// Refuses what sled refuses before it applies anything: malformed ids, a ticket
+    /// write that expects another version than the one held, and a run delta whose
+    /// journal entries were appended by another writer since it was read.
     fn check(&self, tx: &Tx) -> Result<()> {
+        super::check_ticket_versions(&super::ticket_expectations(tx), |id| {
+            Ok(self.tickets.get(&num(id, 'T')?).map(|t| t.version))
+        })?;
         for w in &tx.writes {
             match w {
                 Write::Ticket { ticket, .. } => num(&ticket.id, 'T').map(drop)?,
@@ -111,7 +115,7 @@ impl Tables {
     fn apply(&mut self, tx: Tx) -> Result<()> {
         for w in tx.writes {
             match w {
-                Write::Ticket { mut ticket, comments_from } => {
+                Write::Ticket { mut ticket, comments_from, .. } => {
                     let n = num(&ticket.id, 'T')?;
                     for c in std::mem::take(&mut ticket.comments).into_iter().skip(comments_from) {
                         self.comments.insert((n, c.id), c);

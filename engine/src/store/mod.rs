@@ -110,6 +110,47 @@ pub(crate) fn parse_id(id: &str, letter: char) -> Option<u64> {
     rest.parse().ok()
 }
 
+/// What a ticket write expects the store to hold: its id, the version expected (none
+/// for a new ticket), the version written.
+pub(crate) type Expectation<'a> = (&'a str, Option<u64>, u64);
+
+/// The expectations of a transaction's ticket writes, in order.
+pub(crate) fn ticket_expectations(tx: &Tx) -> Vec<Expectation<'_>> {
+    tx.writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Ticket { ticket, expect, .. } => Some((ticket.id.as_str(), *expect, ticket.version)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Refuses ticket writes that expect versions the store does not hold: `stored(id)` is
+/// the version a backend holds (none when no such ticket); a ticket written earlier in
+/// the same transaction counts as held at the version written.
+pub(crate) fn check_ticket_versions(
+    expectations: &[Expectation<'_>],
+    mut stored: impl FnMut(&str) -> Result<Option<u64>>,
+) -> Result<()> {
+    let mut here: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for &(id, expect, version) in expectations {
+        let held = match here.get(id) {
+            Some(v) => Some(*v),
+            None => stored(id)?,
+        };
+        if held != expect {
+            let show = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+            return Err(Error::Conflict(format!(
+                "ticket {id} (version {} expected, {} stored)",
+                show(expect),
+                show(held)
+            )));
+        }
+        here.insert(id, version);
+    }
+    Ok(())
+}
+
 /// Result with a storage [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -119,10 +160,14 @@ pub enum Write {
     /// Insert or replace a ticket. Its comments are appended, never rewritten: those
     /// from index `comments_from` on are new; the ones before are stored already.
     Ticket {
-        /// The ticket as it is now.
+        /// The ticket as it is now (its `version` the one it is stored with).
         ticket: Box<Ticket>,
         /// How many of its comments the store holds already.
         comments_from: usize,
+        /// The version the store must hold for the write to apply: `None` for a new
+        /// ticket (none stored under its id). On a mismatch the whole transaction is
+        /// refused with [`Error::Conflict`].
+        expect: Option<u64>,
     },
     /// Append to a ticket's history.
     History(HistoryEntry),
@@ -257,8 +302,10 @@ impl Tx {
     }
 
     /// Adds a ticket write (its comments since `before` appended) and keeps the
-    /// open-assignment index in step with it.
-    pub fn ticket(&mut self, before: Option<&Ticket>, after: &Ticket) -> &mut Self {
+    /// open-assignment index in step with it. The write expects the store to hold
+    /// `before`'s version (none for a new ticket); `after` gets the version it is stored
+    /// with.
+    pub fn ticket(&mut self, before: Option<&Ticket>, after: &mut Ticket) -> &mut Self {
         let counted = |t: &Ticket| t.assignee.clone().filter(|_| t.status.is_open());
         let (old, new) = (before.and_then(counted), counted(after));
         if old != new {
@@ -291,17 +338,21 @@ impl Tx {
         }
         let comments_from = before.map_or(0, |b| b.comments.len()).min(after.comments.len());
         // A ticket changed twice in one transaction (a segment of steps) is written once,
-        // as it ends up, with every comment added since the transaction's first change.
+        // as it ends up, with every comment added since the transaction's first change,
+        // expecting the version the first change expected.
         for w in &mut self.writes {
-            if let Write::Ticket { ticket, comments_from: first } = w {
+            if let Write::Ticket { ticket, comments_from: first, expect } = w {
                 if ticket.id == after.id {
+                    after.version = expect.map_or(1, |v| v + 1);
                     **ticket = after.clone();
                     *first = (*first).min(comments_from);
                     return self;
                 }
             }
         }
-        self.push(Write::Ticket { ticket: Box::new(after.clone()), comments_from })
+        let expect = before.map(|b| b.version);
+        after.version = expect.map_or(1, |v| v + 1);
+        self.push(Write::Ticket { ticket: Box::new(after.clone()), comments_from, expect })
     }
 
     /// Whether the transaction writes the run already (an earlier event in it resumed

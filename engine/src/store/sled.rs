@@ -76,6 +76,9 @@ pub struct SledStore {
     /// The bytes of each batch applied since [`SledStore::record_batch_sizes`] turned
     /// recording on (tests and benchmarks: what one step writes).
     batch_sizes: std::sync::Mutex<Option<Vec<u64>>>,
+    /// Held while a batch's expectations (ticket versions, journal entries not yet
+    /// taken) are checked and the batch applied, so the check and the write are one step.
+    applying: std::sync::Mutex<()>,
 }
 
 /// The tree of plugin modules and compiled code.
@@ -187,6 +190,7 @@ impl SledStore {
             min_free: 0,
             plenty_until_ms: Default::default(),
             batch_sizes: Default::default(),
+            applying: Default::default(),
         })
     }
 
@@ -323,13 +327,14 @@ impl SledStore {
         let mut timers_here: HashMap<String, Vec<u8>> = HashMap::new();
         for w in tx.writes {
             match w {
-                Write::Ticket { mut ticket, comments_from } => {
+                Write::Ticket { mut ticket, comments_from, expect } => {
                     let n = id_num(&ticket.id, 'T')?;
                     let comments = std::mem::take(&mut ticket.comments);
                     for c in comments.iter().skip(comments_from) {
                         b.insert(Key::Comment(n, c.id).bytes(), encode(c)?);
                     }
-                    b.insert(Key::Ticket(n).bytes(), encode(&*ticket)?);
+                    b.tickets.push((ticket.id.clone(), expect, ticket.version));
+                    b.insert(Key::Ticket(n).bytes(), encode_versioned(&*ticket, ticket.version)?);
                 }
                 Write::History(h) => {
                     let seq = self.db.generate_id().map_err(|e| self.io(e))?;
@@ -440,6 +445,11 @@ struct Batch {
     /// Module bytes removed, applied after `inner` (a module goes after the record that
     /// named it).
     modules_remove: Option<::sled::Batch>,
+    /// The ticket writes' expectations (id, version expected, version written).
+    tickets: Vec<(String, Option<u64>, u64)>,
+    /// Journal entries appended to runs stored before (run number, first sequence
+    /// number, run id): each must not be taken yet.
+    journals: Vec<(u64, u32, String)>,
 }
 
 impl Batch {
@@ -472,6 +482,8 @@ impl Batch {
 /// while older records stay readable. Records written before the envelope are bare JSON,
 /// whose first byte is never this one.
 const JSON_V1: u8 = 0x01;
+/// A record with a version: the version (u64, big-endian), then JSON.
+const VERSIONED_JSON_V1: u8 = 0x02;
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     let mut out = vec![JSON_V1];
@@ -484,8 +496,37 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 fn body(bytes: &[u8]) -> &[u8] {
     match bytes.split_first() {
         Some((&JSON_V1, rest)) => rest,
+        Some((&VERSIONED_JSON_V1, rest)) if rest.len() >= 8 => &rest[8..],
         _ => bytes,
     }
+}
+
+/// [`encode`] for a record that carries a version in its envelope (tickets), so a write
+/// can check it without decoding the record.
+fn encode_versioned<T: Serialize>(v: &T, version: u64) -> Result<Vec<u8>> {
+    let mut out = vec![VERSIONED_JSON_V1];
+    out.extend_from_slice(&version.to_be_bytes());
+    serde_json::to_writer(&mut out, v).map_err(|e| Error::Backend(format!("encode: {e}")))?;
+    Ok(out)
+}
+
+/// The version a stored ticket carries: from its envelope, or, for a record stored
+/// before versions, its JSON `version` member (1 when it has none, as it reads).
+fn stored_version(key: &[u8], bytes: &[u8]) -> Result<u64> {
+    if let Some((&VERSIONED_JSON_V1, rest)) = bytes.split_first() {
+        if rest.len() >= 8 {
+            return Ok(be(&rest[..8]));
+        }
+    }
+    #[derive(Deserialize)]
+    struct Versioned {
+        #[serde(default = "one")]
+        version: u64,
+    }
+    fn one() -> u64 {
+        1
+    }
+    decode::<Versioned>(key, bytes).map(|v| v.version)
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -777,6 +818,16 @@ impl Store for SledStore {
         self.check_reserve()?;
         self.batch(tx)
             .and_then(|batch| {
+                let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+                let expectations: Vec<_> = batch.tickets.iter().map(|(id, e, v)| (id.as_str(), *e, *v)).collect();
+                check_ticket_versions(&expectations, |id| {
+                    let key = Key::Ticket(id_num(id, 'T')?).bytes();
+                    match self.db.get(&key).map_err(|e| self.io(e))? {
+                        Some(bytes) => stored_version(&key, &bytes).map(Some),
+                        None => Ok(None),
+                    }
+                })?;
+                self.check_journals(&batch)?;
                 self.record_batch(batch.bytes);
                 if let Some(put) = batch.modules_put {
                     self.modules.apply_batch(put).map_err(|e| self.io(e))?;
@@ -888,7 +939,7 @@ mod tests {
         {
             let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
             id = store.next_ticket_id().unwrap();
-            let t = NewTicket {
+            let mut t = NewTicket {
                 title: "x".into(),
                 requester: "r".into(),
                 assignee: Some("bob".into()),
@@ -896,7 +947,7 @@ mod tests {
             }
             .into_ticket(id.clone(), &PriorityMatrix::default(), chrono::Utc::now());
             let mut tx = Tx::new();
-            tx.ticket(None, &t);
+            tx.ticket(None, &mut t);
             store.commit(tx).await.unwrap();
             assert_eq!(store.open_load("bob").unwrap(), 1);
             store.close().unwrap();
@@ -915,13 +966,13 @@ mod tests {
             ids = (0..2).map(|_| store.next_ticket_id().unwrap()).collect();
             let mut waits = Vec::new();
             for id in &ids {
-                let t = NewTicket { title: id.clone(), requester: "r".into(), ..Default::default() }.into_ticket(
+                let mut t = NewTicket { title: id.clone(), requester: "r".into(), ..Default::default() }.into_ticket(
                     id.clone(),
                     &PriorityMatrix::default(),
                     chrono::Utc::now(),
                 );
                 let mut tx = Tx::new();
-                tx.ticket(None, &t);
+                tx.ticket(None, &mut t);
                 waits.push(store.apply(tx).unwrap());
                 // Readable before anyone waits for the flush.
                 assert_eq!(store.ticket(id).unwrap().unwrap().title, *id);

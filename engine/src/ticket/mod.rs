@@ -149,6 +149,12 @@ pub struct Ticket {
     pub resolved_at: Option<DateTime<Utc>>,
     /// When it was closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Counts the ticket's stored changes: 1 when it is logged, one more with every
+    /// commit that changes it. A write computed from an older version is refused (the
+    /// store's optimistic check), so two writers can never overwrite each other blindly.
+    /// A ticket stored before versions reads as version 1.
+    #[serde(default = "first_version")]
+    pub version: u64,
 }
 
 impl Ticket {
@@ -254,8 +260,13 @@ impl NewTicket {
             updated_at: now,
             resolved_at: None,
             closed_at: None,
+            version: 0,
         }
     }
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 fn is_zero(n: &u32) -> bool {

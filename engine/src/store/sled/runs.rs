@@ -15,12 +15,20 @@ impl SledStore {
     /// [`Error::Conflict`] (the whole transaction with it).
     pub(super) fn put_run(&self, b: &mut Batch, delta: Delta) -> Result<()> {
         if let Some((seq, _)) = delta.entries.first().filter(|_| delta.start.is_none()) {
-            let n = id_num(&delta.header.id, 'R')?;
-            if self.db.contains_key(Key::Journal(n, *seq).bytes()).map_err(|e| self.io(e))? {
-                return Err(Error::Conflict(format!("run {} (journal entry {seq})", delta.header.id)));
-            }
+            b.journals.push((id_num(&delta.header.id, 'R')?, *seq, delta.header.id.clone()));
         }
         put(b, delta)
+    }
+
+    /// Refuses the batch when a journal entry it appends is taken already (checked with
+    /// the batch's other expectations, just before it is applied).
+    pub(super) fn check_journals(&self, b: &Batch) -> Result<()> {
+        for (n, seq, id) in &b.journals {
+            if self.db.contains_key(Key::Journal(*n, *seq).bytes()).map_err(|e| self.io(e))? {
+                return Err(Error::Conflict(format!("run {id} (journal entry {seq})")));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a run's header, start record and journal, folded.
