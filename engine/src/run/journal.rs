@@ -132,6 +132,19 @@ pub struct Delta {
     pub was: Option<RunStatus>,
 }
 
+impl Delta {
+    /// The sequence number that must still be free for this write to apply (none for a
+    /// run stored for the first time): its first new entry's, or, when it appends none,
+    /// the one after the journal it was computed from. Taken means another writer
+    /// appended since (the run's version moved): a conflict.
+    pub fn expected_free(&self) -> Option<u32> {
+        if self.start.is_some() {
+            return None;
+        }
+        Some(self.entries.first().map_or(self.header.journal_len, |(seq, _)| *seq))
+    }
+}
+
 /// Takes what is new in `run` since it was last stored, and marks it stored.
 pub fn delta(run: &mut Run) -> Delta {
     let fresh = run.saved.id != run.id;

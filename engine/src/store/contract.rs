@@ -135,6 +135,15 @@ async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) 
     assert!(matches!(err, Error::Conflict(_)), "{err}");
     assert_eq!(store.run("R-3").unwrap().unwrap().vars, a.vars, "the first writer's entry is kept");
     assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of the refused transaction is applied");
+    // A header-only write (no entry of its own) from a stale copy is refused too.
+    let mut c = store.run("R-3").unwrap().unwrap();
+    let mut stale = c.clone();
+    c.set_var("c", json!(3));
+    commit_run(store, &mut c).await.unwrap();
+    stale.status = RunStatus::Failed;
+    let err = commit_run(store, &mut stale).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(store.run("R-3").unwrap().unwrap().status, RunStatus::Pending, "the header is not overwritten");
 }
 
 async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {

@@ -100,8 +100,8 @@ impl Tables {
                     if let Some(t) = &d.header.ticket {
                         num(t, 'T')?;
                     }
-                    if let Some((seq, _)) = d.entries.first().filter(|_| d.start.is_none()) {
-                        if self.journal.contains_key(&(n, *seq)) {
+                    if let Some(seq) = d.expected_free() {
+                        if self.journal.contains_key(&(n, seq)) {
                             return Err(Error::Conflict(format!("run {} (journal entry {seq})", d.header.id)));
                         }
                     }

@@ -11,11 +11,12 @@ impl SledStore {
     /// a new run, the appended journal entries.
     ///
     /// A journal entry is never overwritten: a delta whose first sequence number is taken
-    /// was computed from a run another writer has appended to since, and is refused as
-    /// [`Error::Conflict`] (the whole transaction with it).
+    /// (or, when it appends nothing, the one after its journal) was computed from a run
+    /// another writer has appended to since, and is refused as [`Error::Conflict`] (the
+    /// whole transaction with it).
     pub(super) fn put_run(&self, b: &mut Batch, delta: Delta) -> Result<()> {
-        if let Some((seq, _)) = delta.entries.first().filter(|_| delta.start.is_none()) {
-            b.journals.push((id_num(&delta.header.id, 'R')?, *seq, delta.header.id.clone()));
+        if let Some(seq) = delta.expected_free() {
+            b.journals.push((id_num(&delta.header.id, 'R')?, seq, delta.header.id.clone()));
         }
         put(b, delta)
     }
