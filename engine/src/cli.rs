@@ -440,7 +440,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
         for (_, mut wf) in demo_workflows {
             wf.schema = None;
-            let current = engine.store().workflow(&wf.id).map_err(|e| Failure::runtime(e.to_string()))?;
+            let current = engine.store().workflow(&wf.id).await.map_err(|e| Failure::runtime(e.to_string()))?;
             let current = current.map(|r| json(&r.definition));
             let file = json(&wf);
             let id = wf.id.clone();
@@ -452,7 +452,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
     }
     engine.seal_stored_secrets().await.map_err(|e| Failure::runtime(e.to_string()))?;
-    let resumed = engine.recover().map_err(|e| Failure::runtime(e.to_string()))?;
+    let resumed = engine.recover().await.map_err(|e| Failure::runtime(e.to_string()))?;
     engine.spawn_timers();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");
     if args.demo {
@@ -571,7 +571,7 @@ async fn apply_to_engine(engine: &Arc<Engine>, setup: crate::setup::Setup) -> Re
         println!("{}: webhook {}", file.display(), stored.id);
     }
     for (file, id, grants) in setup.grants {
-        let Some(mut record) = engine.store().plugin(&id).map_err(|e| Failure::runtime(e.to_string()))? else {
+        let Some(mut record) = engine.store().plugin(&id).await.map_err(|e| Failure::runtime(e.to_string()))? else {
             eprintln!(
                 "{}: plugin `{id}` is not installed; its grants were skipped (install it, then apply again)",
                 file.display()
@@ -672,7 +672,8 @@ async fn explain(args: ExplainArgs) -> Result<(), Failure> {
         }
         (None, Some(dir)) => {
             let (store, engine) = offline_engine(existing_store(&dir)?)?;
-            let report = engine.explain(&args.ticket).map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
+            let report =
+                engine.explain(&args.ticket).await.map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
             store.close()?;
             report
         }
@@ -716,7 +717,7 @@ async fn report(args: ReportArgs) -> Result<(), Failure> {
             let query = crate::api::reports::query(&q, chrono::Utc::now(), &config.reports)
                 .map_err(|e| Failure::input(format!("report: {}", e.message)))?;
             let (store, engine) = offline_engine_with(Config { data_dir: existing_store(&dir)?, ..config })?;
-            let report = engine.report(&query).map_err(|e| Failure::input(format!("report: {e}")))?;
+            let report = engine.report(&query).await.map_err(|e| Failure::input(format!("report: {e}")))?;
             store.close()?;
             match args.format.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
@@ -742,7 +743,8 @@ async fn show_run(args: RunArgs) -> Result<(), Failure> {
         (None, Some(dir)) => {
             let (store, _engine) = offline_engine(existing_store(&dir)?)?;
             use crate::store::RunStore as _;
-            let run = store.run(&args.run)?.ok_or_else(|| Failure::input(format!("{}: no such run", args.run)))?;
+            let run =
+                store.run(&args.run).await?.ok_or_else(|| Failure::input(format!("{}: no such run", args.run)))?;
             store.close()?;
             serde_json::to_value(run).unwrap_or_default()
         }
@@ -857,7 +859,7 @@ async fn grant_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
     let Ok(files) = workflow_files(dir) else { return Ok(()) };
     for file in files {
         let (id, grants) = crate::setup::read_grants(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
-        let Some(mut record) = engine.store().plugin(&id).map_err(|e| Failure::runtime(e.to_string()))? else {
+        let Some(mut record) = engine.store().plugin(&id).await.map_err(|e| Failure::runtime(e.to_string()))? else {
             tracing::warn!(file = %file.display(), "grants for a plugin that is not installed");
             continue;
         };
@@ -931,7 +933,7 @@ async fn load_webhooks(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> 
             v.as_object_mut().map(|m| m.remove("secret"));
             v
         };
-        let current = engine.endpoint(&endpoint.id).map_err(|e| engine_failure(&file, e))?.map(|e| shape(&e));
+        let current = engine.endpoint(&endpoint.id).await.map_err(|e| engine_failure(&file, e))?.map(|e| shape(&e));
         let id = endpoint.id.clone();
         let shipped = shape(&endpoint);
         crate::demo::seed_object(engine, "webhook", &id, current, shipped, || async {
@@ -954,7 +956,7 @@ async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
     for file in files {
         let sla = crate::setup::read_sla(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
         let invalid = |e| engine_failure(&file, e);
-        let calendars = engine.store().calendars().map_err(|e| invalid(e.into()))?;
+        let calendars = engine.store().calendars().await.map_err(|e| invalid(e.into()))?;
         for c in sla.calendars {
             let current = calendars.iter().find(|x| x.id == c.id).map(json);
             let (id, shipped) = (c.id.clone(), json(&c));
@@ -964,7 +966,7 @@ async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
             .await
             .map_err(invalid)?;
         }
-        let policies = engine.store().sla_policies().map_err(|e| invalid(e.into()))?;
+        let policies = engine.store().sla_policies().await.map_err(|e| invalid(e.into()))?;
         for p in sla.policies {
             let current = policies.iter().find(|x| x.id == p.id).map(json);
             let (id, shipped) = (p.id.clone(), json(&p));

@@ -128,7 +128,7 @@ pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
         ("major-incident", "Major Incident", "P1 coordination"),
     ];
     for (id, name, description) in groups {
-        if engine.store().group(id)?.is_none() {
+        if engine.store().group(id).await?.is_none() {
             let g = Group {
                 id: id.into(),
                 name: name.into(),
@@ -148,7 +148,7 @@ pub async fn seed(engine: &Arc<Engine>) -> crate::executor::Result<()> {
         agent("frank", "Frank Access", &["access"], &["active-directory", "entra"], 8, true),
     ];
     for a in agents {
-        if engine.store().agent(&a.id)?.is_none() {
+        if engine.store().agent(&a.id).await?.is_none() {
             engine.put_agent(a, "demo").await?;
         }
     }
@@ -201,7 +201,7 @@ where
     Fut: Future<Output = crate::executor::Result<()>>,
 {
     let key = format!("{kind}/{id}");
-    let last: Option<Value> = crate::store::get_doc(engine.store().as_ref(), DocKind::Seeded, &key)?;
+    let last: Option<Value> = crate::store::get_doc(engine.store().as_ref(), DocKind::Seeded, &key).await?;
     let last = last.as_ref().and_then(|v| v["digest"].as_str().map(String::from));
     let verdict = seeding(last.as_deref(), current.as_ref(), &file);
     match verdict {

@@ -29,12 +29,12 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let pending_for = q.pending_for.as_deref().map(|p| if p == "me" { who.name.as_str() } else { p });
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(json!({"approvals": s.engine.approvals(pending_for, limit)?})))
+    Ok(Json(json!({"approvals": s.engine.approvals(pending_for, limit).await?})))
 }
 
 /// `GET /approvals/{id}`.
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Approval>, ApiError> {
-    Ok(Json(s.engine.approval(&id)?))
+    Ok(Json(s.engine.approval(&id).await?))
 }
 
 /// Body of `POST /approvals/{id}/decisions`.
@@ -106,7 +106,7 @@ pub async fn delegate(
 /// `POST /approvals/{id}/links` (admin): signed links for the undecided approvers of the
 /// current stage, e.g. to put in an e-mail sent by another system.
 pub async fn links(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let approval = s.engine.approval(&id)?;
+    let approval = s.engine.approval(&id).await?;
     if approval.status != crate::approval::Status::Pending {
         return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("approval {id} is closed")));
     }
@@ -140,9 +140,9 @@ pub async fn confirm_page(
     Path(id): Path<String>,
     QueryArgs(q): QueryArgs<LinkQuery>,
 ) -> Result<Response, ApiError> {
-    let approval = s.engine.approval(&id)?;
+    let approval = s.engine.approval(&id).await?;
     let verb = if matches!(q.decision, Verdict::Approve) { "Approve" } else { "Reject" };
-    let ticket = s.engine.store().ticket(&approval.ticket_id)?;
+    let ticket = s.engine.store().ticket(&approval.ticket_id).await?;
     let title = ticket.map(|t| format!("{}: {}", t.id, t.title)).unwrap_or_default();
     let page = format!(
         "<!doctype html><meta charset=utf-8><title>{verb} {id}</title>\

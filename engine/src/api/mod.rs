@@ -132,18 +132,23 @@ async fn health(State(state): State<AppState>) -> (axum::http::StatusCode, Json<
         "reason": failure.map(|e| e.to_string()),
         "runs_in_flight": state.engine.runs_in_flight(),
         // A durable timer is due and not fired yet (work about to start): one index read.
-        "timers_due": state.engine.store().next_timer().ok().flatten().is_some_and(|due| due <= state.engine.clock_now()),
+        "timers_due": state.engine.store().next_timer().await.ok().flatten().is_some_and(|due| due <= state.engine.clock_now()),
         "durability": state.engine.config().durability,
     });
     (status, Json(body))
 }
 
 /// Runs a store-reading computation (a report, a replay, a dry run: they read tickets,
-/// history and runs) on a blocking thread, so it never stalls the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> crate::executor::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
+/// history and runs) on a blocking thread, so it never stalls the async runtime: the
+/// future `f` makes is driven there to completion.
+pub(crate) async fn blocking<T, F, Fut>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::executor::Result<T>>,
+{
+    let runtime = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || runtime.block_on(f())).await {
         Ok(result) => Ok(result?),
         Err(e) => {
             Err(ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}")))
@@ -154,13 +159,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let e = &state.engine;
-    let next_timer_in = match e.store().next_timer() {
+    let next_timer_in = match e.store().next_timer().await {
         Ok(Some(due)) => (due - e.clock_now()).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
     };
-    let overdue = e.store().due_timers(e.clock_now(), 1000).map_or(0, |t| t.len());
+    let overdue = e.store().due_timers(e.clock_now(), 1000).await.map_or(0, |t| t.len());
     let engine = e.clone();
-    let inventory = tokio::task::spawn_blocking(move || engine.inventory()).await.ok().and_then(|r| r.ok());
+    let inventory = blocking(move || async move { engine.inventory().await }).await.ok();
     let mut gauges: Vec<(String, &str, f64)> = vec![(
         format!(
             "switchboard_build_info{{version=\"{}\",commit=\"{}\"}}",

@@ -48,12 +48,12 @@ pub async fn install(
 
 /// A plugin as the API shows it: `config` only to admins (config is not for secrets,
 /// but it is the admin's), and the key-value usage against its quota.
-fn view(s: &AppState, who: &Principal, mut record: PluginRecord) -> Value {
+async fn view(s: &AppState, who: &Principal, mut record: PluginRecord) -> Value {
     if who.role != Role::Admin {
         record.config.clear();
     }
     let c = s.engine.plugins().config();
-    let usage = s.engine.plugins().kv_usage(&record.id).ok();
+    let usage = s.engine.plugins().kv_usage(&record.id).await.ok();
     let mut v = serde_json::to_value(&record).unwrap_or_default();
     if who.role != Role::Admin {
         v["config"] = json!("(admins only)");
@@ -66,12 +66,15 @@ fn view(s: &AppState, who: &Principal, mut record: PluginRecord) -> Value {
 
 /// `GET /plugins`
 pub async fn list(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
-    let plugins: Vec<Value> = s.engine.store().plugins()?.into_iter().map(|r| view(&s, &who, r)).collect();
+    let mut plugins = Vec::new();
+    for r in s.engine.store().plugins().await? {
+        plugins.push(view(&s, &who, r).await);
+    }
     Ok(Json(json!({"plugins": plugins})))
 }
 
-fn load(s: &AppState, id: &str) -> Result<PluginRecord, ApiError> {
-    s.engine.store().plugin(id)?.ok_or_else(|| ApiError::not_found("plugin", id))
+async fn load(s: &AppState, id: &str) -> Result<PluginRecord, ApiError> {
+    s.engine.store().plugin(id).await?.ok_or_else(|| ApiError::not_found("plugin", id))
 }
 
 /// `GET /plugins/{id}`
@@ -80,8 +83,8 @@ pub async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = load(&s, &id)?;
-    Ok(Json(view(&s, &who, record)))
+    let record = load(&s, &id).await?;
+    Ok(Json(view(&s, &who, record).await))
 }
 
 /// `DELETE /plugins/{id}` (admin): the plugin, every version and its key-value store;
@@ -116,14 +119,14 @@ pub async fn grants(
     Path(id): Path<String>,
     JsonBody(g): JsonBody<Grants>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    let mut record = load(&s, &id)?;
+    let mut record = load(&s, &id).await?;
     record.connections = g.connections;
     record.config = g.config;
     Ok(Json(s.engine.plugins().update(record, &who.name).await?))
 }
 
 async fn set_enabled(s: &AppState, who: &Principal, id: &str, enabled: bool) -> Result<Json<PluginRecord>, ApiError> {
-    let mut record = load(s, id)?;
+    let mut record = load(s, id).await?;
     record.enabled = enabled;
     Ok(Json(s.engine.plugins().update(record, &who.name).await?))
 }
@@ -156,8 +159,10 @@ pub async fn call(
     JsonBody(input): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let ticket = match q.get("ticket").and_then(Value::as_str) {
-        Some(t) => serde_json::to_value(s.engine.store().ticket(t)?.ok_or_else(|| ApiError::not_found("ticket", t))?)
-            .unwrap_or_default(),
+        Some(t) => {
+            serde_json::to_value(s.engine.store().ticket(t).await?.ok_or_else(|| ApiError::not_found("ticket", t))?)
+                .unwrap_or_default()
+        }
         None => Value::Null,
     };
     let out = s.engine.plugins().call(&id, &action, input, CallContext { ticket, idempotency_key: None }).await?;

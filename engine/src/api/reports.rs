@@ -81,7 +81,7 @@ pub fn query(q: &ReportQuery, now: DateTime<Utc>, savings: &Savings) -> Result<Q
 pub async fn get(State(s): State<AppState>, QueryArgs(q): QueryArgs<ReportQuery>) -> Result<Response, ApiError> {
     let query = query(&q, s.engine.clock_now(), &s.engine.config().reports)?;
     let engine = s.engine.clone();
-    let report = super::blocking(move || engine.report(&query)).await?;
+    let report = super::blocking(move || async move { engine.report(&query).await }).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], crate::report::csv(&report)).into_response()),

@@ -12,13 +12,13 @@ use serde_json::{json, Value};
 
 /// `GET /runs?ticket=&workflow=&status=&limit=` (newest first).
 pub async fn list(State(s): State<AppState>, QueryArgs(filter): QueryArgs<RunFilter>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"runs": s.engine.store().runs(&filter)?})))
+    Ok(Json(json!({"runs": s.engine.store().runs(&filter).await?})))
 }
 
 /// `GET /runs/{id}` with the full trace.
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<RunView>, ApiError> {
-    let run = s.engine.store().run(&id)?.ok_or_else(|| ApiError::not_found("run", &id))?;
-    let tree = s.engine.causation_tree(&run)?;
+    let run = s.engine.store().run(&id).await?.ok_or_else(|| ApiError::not_found("run", &id))?;
+    let tree = s.engine.causation_tree(&run).await?;
     Ok(Json(RunView { run, tree }))
 }
 
@@ -45,7 +45,7 @@ pub struct AuditQuery {
 /// `GET /audit` (admin).
 pub async fn audit(State(s): State<AppState>, QueryArgs(q): QueryArgs<AuditQuery>) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(json!({"audit": s.engine.store().audit(limit)?})))
+    Ok(Json(json!({"audit": s.engine.store().audit(limit).await?})))
 }
 
 /// `POST /runs/{id}/retry` (admin): start a failed run again from its failed step on the

@@ -8,5 +8,5 @@ use axum::Json;
 
 /// `GET /schedules`
 pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ScheduleInfo>>, ApiError> {
-    Ok(Json(s.engine.schedules()?))
+    Ok(Json(s.engine.schedules().await?))
 }

@@ -27,11 +27,11 @@ pub async fn put_policy(
 /// `GET /sla`: calendars and policies.
 pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = s.engine.store();
-    Ok(Json(json!({"calendars": store.calendars()?, "policies": store.sla_policies()?})))
+    Ok(Json(json!({"calendars": store.calendars().await?, "policies": store.sla_policies().await?})))
 }
 
 /// `GET /tickets/{id}/sla`: per metric, status, business minutes used and left, and the
 /// breach time if nothing pauses the clock (404 when no policy applies).
 pub async fn ticket(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    s.engine.sla_report(&id)?.map(Json).ok_or_else(|| ApiError::not_found("SLA state of ticket", &id))
+    s.engine.sla_report(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("SLA state of ticket", &id))
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 pub async fn list_agents(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = s.engine.store();
     let mut out = Vec::new();
-    for a in store.agents()? {
-        let load = store.open_load(&a.id)?;
+    for a in store.agents().await? {
+        let load = store.open_load(&a.id).await?;
         let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
         v["open_tickets"] = json!(load);
         out.push(v);
@@ -23,9 +23,9 @@ pub async fn list_agents(State(s): State<AppState>) -> Result<Json<Value>, ApiEr
 
 /// `GET /agents/{id}`
 pub async fn get_agent(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let a = s.engine.store().agent(&id)?.ok_or_else(|| ApiError::not_found("agent", &id))?;
+    let a = s.engine.store().agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", &id))?;
     let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
-    v["open_tickets"] = json!(s.engine.store().open_load(&id)?);
+    v["open_tickets"] = json!(s.engine.store().open_load(&id).await?);
     Ok(Json(v))
 }
 
@@ -53,14 +53,14 @@ pub async fn replace_agent(
 
 /// `GET /groups`
 pub async fn list_groups(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"groups": s.engine.store().groups()?})))
+    Ok(Json(json!({"groups": s.engine.store().groups().await?})))
 }
 
 /// `GET /groups/{id}` with its agents.
 pub async fn get_group(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let g = s.engine.store().group(&id)?.ok_or_else(|| ApiError::not_found("group", &id))?;
+    let g = s.engine.store().group(&id).await?.ok_or_else(|| ApiError::not_found("group", &id))?;
     let members: Vec<String> =
-        s.engine.store().agents()?.into_iter().filter(|a| a.groups.contains(&id)).map(|a| a.id).collect();
+        s.engine.store().agents().await?.into_iter().filter(|a| a.groups.contains(&id)).map(|a| a.id).collect();
     let mut v = serde_json::to_value(&g).unwrap_or(Value::Null);
     v["agents"] = json!(members);
     Ok(Json(v))

@@ -29,18 +29,18 @@ pub async fn list(
     State(s): State<AppState>,
     QueryArgs(filter): QueryArgs<TicketFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let tickets = s.engine.store().tickets(&filter)?;
+    let tickets = s.engine.store().tickets(&filter).await?;
     let next = (tickets.len() >= filter.page_size()).then(|| tickets.last().map(|t| t.id.clone())).flatten();
     Ok(Json(json!({"tickets": tickets, "next_after": next})))
 }
 
-fn load(s: &AppState, id: &str) -> Result<Ticket, ApiError> {
-    s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))
+async fn load(s: &AppState, id: &str) -> Result<Ticket, ApiError> {
+    s.engine.store().ticket(id).await?.ok_or_else(|| ApiError::not_found("ticket", id))
 }
 
 /// `GET /tickets/{id}`
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Ticket>, ApiError> {
-    load(&s, &id).map(Json)
+    load(&s, &id).await.map(Json)
 }
 
 /// `PATCH /tickets/{id}` with `{field: value, ..., "custom": {...}}`.
@@ -104,14 +104,14 @@ pub async fn link(
 
 /// `GET /tickets/{id}/history`: every field change, oldest first.
 pub async fn history(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    load(&s, &id)?;
-    Ok(Json(json!({"history": s.engine.store().history(&id)?})))
+    load(&s, &id).await?;
+    Ok(Json(json!({"history": s.engine.store().history(&id).await?})))
 }
 
 /// `GET /tickets/{id}/events`: events with the workflows each one was offered to.
 pub async fn events(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    load(&s, &id)?;
-    Ok(Json(json!({"events": s.engine.store().ticket_events(&id)?})))
+    load(&s, &id).await?;
+    Ok(Json(json!({"events": s.engine.store().ticket_events(&id).await?})))
 }
 
 /// `GET /tickets/{id}/explain`: why each workflow and SLA policy did or did not apply.
@@ -119,5 +119,5 @@ pub async fn explain(
     axum::extract::State(s): axum::extract::State<super::AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
-    Ok(axum::Json(s.engine.explain(&id)?))
+    Ok(axum::Json(s.engine.explain(&id).await?))
 }

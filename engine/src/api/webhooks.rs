@@ -29,13 +29,13 @@ pub async fn put(
 
 /// `GET /webhooks` (admin), secrets redacted.
 pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let all: Vec<Value> = s.engine.endpoints()?.iter().map(Endpoint::redacted).collect();
+    let all: Vec<Value> = s.engine.endpoints().await?.iter().map(Endpoint::redacted).collect();
     Ok(Json(json!({"webhooks": all})))
 }
 
 /// `GET /webhooks/{id}` (admin), secret redacted.
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let e = s.engine.endpoint(&id)?.ok_or_else(|| ApiError::not_found("webhook", &id))?;
+    let e = s.engine.endpoint(&id).await?.ok_or_else(|| ApiError::not_found("webhook", &id))?;
     Ok(Json(e.redacted()))
 }
 
@@ -52,7 +52,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(endpoint) = s.engine.endpoint(&id)?.filter(|e| e.enabled) else {
+    let Some(endpoint) = s.engine.endpoint(&id).await?.filter(|e| e.enabled) else {
         return Err(ApiError::not_found("webhook", &id));
     };
     let too_large = || {
@@ -131,7 +131,7 @@ pub async fn receive(
 
 /// `GET /dead-letters` (admin): outbound webhooks that ran out of attempts.
 pub async fn dead_letters(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"dead_letters": s.engine.dead_letters()?})))
+    Ok(Json(json!({"dead_letters": s.engine.dead_letters().await?})))
 }
 
 /// `POST /dead-letters/{id}/resend` (admin).

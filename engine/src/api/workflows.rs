@@ -20,7 +20,7 @@ fn validated(body: &Bytes) -> Result<Workflow, ApiError> {
 
 /// `GET /workflows`
 pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"workflows": s.engine.store().workflows()?})))
+    Ok(Json(json!({"workflows": s.engine.store().workflows().await?})))
 }
 
 /// `POST /workflows` (admin): validate and publish; 201 for a new workflow, 200 for a
@@ -31,7 +31,7 @@ pub async fn create(
     JsonText(body): JsonText,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let def = validated(&body)?;
-    let warnings = cycle_warnings(&s, &def)?;
+    let warnings = cycle_warnings(&s, &def).await?;
     let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
     let status = if record.revision == 1 && changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({"workflow": record, "changed": changed, "warnings": warnings}))))
@@ -39,20 +39,21 @@ pub async fn create(
 
 /// A body validated for the workflow `id` (its id must match the URL), with the
 /// cycles it would close.
-fn validated_for(s: &AppState, id: &str, body: &Bytes) -> Result<(Workflow, Vec<String>), ApiError> {
+async fn validated_for(s: &AppState, id: &str, body: &Bytes) -> Result<(Workflow, Vec<String>), ApiError> {
     let def = validated(body)?;
     if def.id != id {
         return Err(ApiError::invalid("/id", format!("body id `{}` differs from the URL's `{id}`", def.id)));
     }
-    let warnings = cycle_warnings(s, &def)?;
+    let warnings = cycle_warnings(s, &def).await?;
     Ok((def, warnings))
 }
 
 /// Cycles the definition closes, as messages (publishing refuses them instead when
 /// `on_cycle = "refuse"`).
-fn cycle_warnings(s: &AppState, def: &Workflow) -> Result<Vec<String>, ApiError> {
+async fn cycle_warnings(s: &AppState, def: &Workflow) -> Result<Vec<String>, ApiError> {
     Ok(s.engine
-        .cycles(def)?
+        .cycles(def)
+        .await?
         .into_iter()
         .map(|c| {
             format!(
@@ -65,7 +66,7 @@ fn cycle_warnings(s: &AppState, def: &Workflow) -> Result<Vec<String>, ApiError>
 
 /// `GET /workflows/{id}/revisions`: the revision numbers kept.
 pub async fn revisions(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let revisions = s.engine.store().workflow_revisions(&id)?;
+    let revisions = s.engine.store().workflow_revisions(&id).await?;
     if revisions.is_empty() {
         return Err(ApiError::not_found("workflow", &id));
     }
@@ -90,9 +91,9 @@ pub async fn diff(
 ) -> Result<Json<Value>, ApiError> {
     let to = match q.to {
         Some(t) => t,
-        None => s.engine.store().workflow(&id)?.ok_or_else(|| ApiError::not_found("workflow", &id))?.revision,
+        None => s.engine.store().workflow(&id).await?.ok_or_else(|| ApiError::not_found("workflow", &id))?.revision,
     };
-    Ok(Json(json!({"workflow": id, "from": q.from, "to": to, "changes": s.engine.diff(&id, q.from, to)?})))
+    Ok(Json(json!({"workflow": id, "from": q.from, "to": to, "changes": s.engine.diff(&id, q.from, to).await?})))
 }
 
 /// Body of `POST /workflows/{id}/rollback`.
@@ -122,7 +123,7 @@ pub async fn replace(
     Path(id): Path<String>,
     JsonText(body): JsonText,
 ) -> Result<Json<Value>, ApiError> {
-    let (def, warnings) = validated_for(&s, &id, &body)?;
+    let (def, warnings) = validated_for(&s, &id, &body).await?;
     let (record, changed) = s.engine.put_workflow(def, &who.name).await?;
     Ok(Json(json!({"workflow": record, "changed": changed, "warnings": warnings})))
 }
@@ -138,8 +139,8 @@ pub async fn validate(JsonText(body): JsonText) -> Result<Json<Value>, ApiError>
 
 /// `GET /workflows/{id}`
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowView>, ApiError> {
-    let record = s.engine.store().workflow(&id)?.ok_or_else(|| ApiError::not_found("workflow", &id))?;
-    let schedule = s.engine.schedule_info(&record)?;
+    let record = s.engine.store().workflow(&id).await?.ok_or_else(|| ApiError::not_found("workflow", &id))?;
+    let schedule = s.engine.schedule_info(&record).await?;
     Ok(Json(WorkflowView { record, schedule }))
 }
 
@@ -162,7 +163,8 @@ pub async fn revision(
 ) -> Result<Json<Workflow>, ApiError> {
     s.engine
         .store()
-        .workflow_revision(&id, revision)?
+        .workflow_revision(&id, revision)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("workflow revision", &format!("{id}@{revision}")))
 }
@@ -219,7 +221,7 @@ pub async fn start(
 
 /// The definition a dry run or replay uses: given inline (validated, errors under
 /// `/workflow`), a saved draft's, or a published workflow's.
-fn definition_from(
+async fn definition_from(
     s: &AppState,
     workflow: Option<&Value>,
     id: Option<&str>,
@@ -229,14 +231,14 @@ fn definition_from(
         if workflow.is_some() || id.is_empty() {
             return Err(ApiError::invalid("/draft", "give one of `workflow`, `workflow_id` or `draft`"));
         }
-        return Ok(s.engine.draft(id)?);
+        return Ok(s.engine.draft(id).await?);
     }
     match (workflow, id) {
         (Some(v), None) => validate_value(v).map_err(|errs| {
             ApiError::invalid_all(errs.into_iter().map(|e| (format!("/workflow{}", e.pointer), e.message)).collect())
         }),
         (None, Some(id)) => {
-            Ok(s.engine.store().workflow(id)?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition)
+            Ok(s.engine.store().workflow(id).await?.ok_or_else(|| ApiError::not_found("workflow", id))?.definition)
         }
         _ => Err(ApiError::invalid("/workflow", "give `workflow` (a definition) or `workflow_id`, not both")),
     }
@@ -270,13 +272,13 @@ pub struct DryRunBody {
 /// `POST /workflows/dry-run` (admin, integrator): what a definition would do to a
 /// ticket, with no side effects (nothing stored, no plugin or webhook called).
 pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunBody>) -> Result<Json<Value>, ApiError> {
-    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref()).await?;
     let ticket = match &body.ticket {
         Value::Null if body.event.is_none() => {
             let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-            return blocking(move || engine.dry_run_schedule(&def, &outputs)).await.map(Json);
+            return blocking(move || async move { engine.dry_run_schedule(&def, &outputs).await }).await.map(Json);
         }
-        Value::String(id) => s.engine.store().ticket(id)?.ok_or_else(|| ApiError::not_found("ticket", id))?,
+        Value::String(id) => s.engine.store().ticket(id).await?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
             let new: crate::ticket::NewTicket = serde_path_to_error::deserialize(body.ticket.clone()).map_err(|e| {
                 ApiError::invalid(&format!("/ticket{}", crate::json::pointer_of(e.path())), e.inner().to_string())
@@ -288,7 +290,7 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
     };
     let event = body.event.unwrap_or(crate::run::EventKind::Created);
     let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-    blocking(move || engine.dry_run(&def, ticket, event, &outputs)).await.map(Json)
+    blocking(move || async move { engine.dry_run(&def, ticket, event, &outputs).await }).await.map(Json)
 }
 
 /// Body of `POST /workflows/replay`.
@@ -312,13 +314,13 @@ pub struct ReplayBody {
 /// `POST /workflows/replay` (admin, integrator): a definition run dry against each
 /// ticket of the last N days as it was when logged, beside what happened.
 pub async fn replay(State(s): State<AppState>, JsonBody(body): JsonBody<ReplayBody>) -> Result<Json<Value>, ApiError> {
-    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref())?;
+    let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref()).await?;
     let days = body.days.unwrap_or(7);
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid("/days", "between 1 and 90"));
     }
     let engine = s.engine.clone();
-    blocking(move || engine.replay(&def, days)).await.map(Json)
+    blocking(move || async move { engine.replay(&def, days).await }).await.map(Json)
 }
 
 /// `PUT /workflows/{id}/draft` (admin): save a draft (validated; not active).
@@ -328,9 +330,9 @@ pub async fn put_draft(
     Path(id): Path<String>,
     JsonText(body): JsonText,
 ) -> Result<Json<Value>, ApiError> {
-    let (def, warnings) = validated_for(&s, &id, &body)?;
+    let (def, warnings) = validated_for(&s, &id, &body).await?;
     let draft = s.engine.put_draft(def, &who.name).await?;
-    let changes = match s.engine.store().workflow(&id)? {
+    let changes = match s.engine.store().workflow(&id).await? {
         Some(current) => crate::workflow::analysis::diff(
             &serde_json::to_value(&current.definition).unwrap_or(Value::Null),
             &serde_json::to_value(&draft).unwrap_or(Value::Null),
@@ -342,7 +344,7 @@ pub async fn put_draft(
 
 /// `GET /workflows/{id}/draft`.
 pub async fn get_draft(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Workflow>, ApiError> {
-    Ok(Json(s.engine.draft(&id)?))
+    Ok(Json(s.engine.draft(&id).await?))
 }
 
 /// `POST /workflows/{id}/publish` (admin): the draft becomes a new revision.

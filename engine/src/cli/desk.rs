@@ -203,7 +203,7 @@ pub async fn tickets(cmd: TicketsCommand) -> Result<(), Failure> {
                         limit: Some(args.limit.clamp(1, 1000)),
                         ..Default::default()
                     };
-                    let tickets = engine.store().tickets(&filter).map_err(|e| Failure::runtime(e.to_string()))?;
+                    let tickets = engine.store().tickets(&filter).await.map_err(|e| Failure::runtime(e.to_string()))?;
                     store.close()?;
                     serde_json::to_value(tickets).unwrap_or_default()
                 }
@@ -234,7 +234,7 @@ pub async fn tickets(cmd: TicketsCommand) -> Result<(), Failure> {
                 }
                 (None, Some(dir)) => {
                     let (store, engine) = offline_engine(existing_store(&dir)?)?;
-                    let t = engine.store().ticket(&args.ticket).map_err(|e| Failure::runtime(e.to_string()))?;
+                    let t = engine.store().ticket(&args.ticket).await.map_err(|e| Failure::runtime(e.to_string()))?;
                     store.close()?;
                     let t = t.ok_or_else(|| Failure::input(format!("{}: ticket not found", args.ticket)))?;
                     serde_json::to_value(t).unwrap_or_default()

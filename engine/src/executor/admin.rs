@@ -16,7 +16,7 @@ impl Engine {
         def.schema = None;
         let now = self.now();
         if self.config.on_cycle == crate::config::OnCycle::Refuse {
-            let cycles = self.cycles(&def)?;
+            let cycles = self.cycles(&def).await?;
             if let Some(c) = cycles.first() {
                 return Err(invalid(
                     "/triggers",
@@ -24,7 +24,7 @@ impl Engine {
                 ));
             }
         }
-        let current = self.store.workflow(&def.id)?;
+        let current = self.store.workflow(&def.id).await?;
         if let Some(cur) = &current {
             if cur.definition == def {
                 return Ok((cur.clone(), false));
@@ -40,7 +40,7 @@ impl Engine {
             updated_by: actor.to_string(),
         };
         let mut tx = Tx::new();
-        if let Some(w) = self.schedule_timer(&record)? {
+        if let Some(w) = self.schedule_timer(&record).await? {
             tx.push(w);
         }
         tx.push(Write::WorkflowRevision { revision, definition: Box::new(def) })
@@ -53,15 +53,15 @@ impl Engine {
                 detail: json!({"revision": revision}),
             }));
         self.store.commit(tx).await?;
-        self.forget_workflows();
+        self.forget_workflows().await;
         self.wake_timers();
         Ok((record, true))
     }
 
     /// The cycles `def` would close among the current workflows (see
     /// [`crate::workflow::analysis::cycles`]).
-    pub fn cycles(&self, def: &Workflow) -> Result<Vec<Vec<String>>> {
-        let current = self.current_workflows()?;
+    pub async fn cycles(&self, def: &Workflow) -> Result<Vec<Vec<String>>> {
+        let current = self.current_workflows().await?;
         let mut all: Vec<&Workflow> =
             current.iter().filter(|r| r.id != def.id && r.enabled).map(|r| &r.definition).collect();
         all.push(def);
@@ -85,14 +85,15 @@ impl Engine {
     }
 
     /// A workflow's draft.
-    pub fn draft(&self, id: &str) -> Result<Workflow> {
-        crate::store::get_doc::<Workflow>(&*self.store, crate::store::DocKind::Draft, id)?
+    pub async fn draft(&self, id: &str) -> Result<Workflow> {
+        crate::store::get_doc::<Workflow>(&*self.store, crate::store::DocKind::Draft, id)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "draft", id: id.into() })
     }
 
     /// Publishes the draft as a new revision and removes it.
     pub async fn publish_draft(&self, id: &str, actor: &str) -> Result<(WorkflowRecord, bool)> {
-        let def = self.draft(id)?;
+        let def = self.draft(id).await?;
         let published = self.put_workflow(def, actor).await?;
         let mut tx = Tx::new();
         tx.push(Write::Doc { kind: crate::store::DocKind::Draft, id: id.into(), value: None });
@@ -104,7 +105,8 @@ impl Engine {
     pub async fn rollback(&self, id: &str, revision: u32, actor: &str) -> Result<(WorkflowRecord, bool)> {
         let def = self
             .store
-            .workflow_revision(id, revision)?
+            .workflow_revision(id, revision)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{revision}") })?;
         let (record, changed) = self.put_workflow(def, actor).await?;
         let mut tx = Tx::new();
@@ -120,25 +122,27 @@ impl Engine {
     }
 
     /// The semantic differences between two revisions (JSON pointers).
-    pub fn diff(&self, id: &str, from: u32, to: u32) -> Result<Vec<crate::workflow::analysis::Change>> {
-        let get = |rev: u32| -> Result<Value> {
+    pub async fn diff(&self, id: &str, from: u32, to: u32) -> Result<Vec<crate::workflow::analysis::Change>> {
+        let get = |rev: u32| async move {
             let def = self
                 .store
-                .workflow_revision(id, rev)?
+                .workflow_revision(id, rev)
+                .await?
                 .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{rev}") })?;
-            Ok(serde_json::to_value(def).unwrap_or(Value::Null))
+            Ok::<_, Error>(serde_json::to_value(def).unwrap_or(Value::Null))
         };
-        Ok(crate::workflow::analysis::diff(&get(from)?, &get(to)?))
+        Ok(crate::workflow::analysis::diff(&get(from).await?, &get(to).await?))
     }
 
     /// Enables or disables a workflow without a new revision.
     pub async fn set_enabled(&self, id: &str, enabled: bool, actor: &str) -> Result<WorkflowRecord> {
-        let mut record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
+        let mut record =
+            self.store.workflow(id).await?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
         record.enabled = enabled;
         record.updated_at = self.now();
         record.updated_by = actor.into();
         let mut tx = Tx::new();
-        if let Some(w) = self.schedule_timer(&record)? {
+        if let Some(w) = self.schedule_timer(&record).await? {
             tx.push(w);
         }
         tx.push(Write::Workflow(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
@@ -149,7 +153,7 @@ impl Engine {
             detail: Value::Null,
         }));
         self.store.commit(tx).await?;
-        self.forget_workflows();
+        self.forget_workflows().await;
         self.wake_timers();
         Ok(record)
     }
@@ -160,7 +164,7 @@ impl Engine {
             return Err(invalid("/id", "id must be 1-64 characters of letters, digits, `.`, `_` or `-`"));
         }
         for (i, g) in agent.groups.iter().enumerate() {
-            if self.store.group(g)?.is_none() {
+            if self.store.group(g).await?.is_none() {
                 return Err(invalid(&format!("/groups/{i}"), format!("unknown group `{g}`")));
             }
         }
@@ -201,10 +205,10 @@ impl Engine {
     pub async fn retry_run(self: &std::sync::Arc<Self>, id: &str, actor: &str) -> Result<crate::run::Run> {
         use crate::run::{RunStatus, TraceEntry};
         let _guard;
-        let mut old = self.store.run(id)?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
+        let mut old = self.store.run(id).await?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
         if !old.ticket_id.is_empty() {
             _guard = self.locks.lock(&old.ticket_id).await;
-            old = self.store.run(id)?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
+            old = self.store.run(id).await?.ok_or_else(|| Error::NotFound { kind: "run", id: id.into() })?;
         }
         if old.status != RunStatus::Failed {
             return Err(Error::Conflict(format!("run {id} is {:?}, not failed", old.status).to_lowercase()));
@@ -218,7 +222,8 @@ impl Engine {
             .ok_or_else(|| Error::Conflict(format!("run {id} did not fail at a step")))?;
         let record = self
             .store
-            .workflow(&old.workflow_id)?
+            .workflow(&old.workflow_id)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "workflow", id: old.workflow_id.clone() })?;
         if record.definition.step_index(&step).is_none() {
             return Err(Error::Conflict(format!(
@@ -227,7 +232,7 @@ impl Engine {
             )));
         }
         let now = self.now();
-        let new_id = self.store.next_run_id()?;
+        let new_id = self.store.next_run_id().await?;
         let mut run = old.clone();
         run.id = new_id.clone();
         run.workflow_revision = record.revision;
@@ -281,10 +286,10 @@ impl Engine {
         use crate::run::RunStatus;
         use crate::store::RunFilter;
         let storage = |e: super::Error| PluginError::new("storage", e.to_string());
-        let record = self.plugins.installed(id)?;
+        let record = self.plugins.installed(id).await?;
         if version.is_none_or(|v| v == record.version) {
             let mut users = Vec::new();
-            for wf in self.store.workflows().map_err(|e| storage(e.into()))? {
+            for wf in self.store.workflows().await.map_err(|e| storage(e.into()))? {
                 for status in [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting] {
                     let filter = RunFilter {
                         workflow: Some(wf.id.clone()),
@@ -292,8 +297,8 @@ impl Engine {
                         limit: Some(1000),
                         ..Default::default()
                     };
-                    for run in self.store.runs(&filter).map_err(|e| storage(e.into()))? {
-                        let def = self.definition(&run.workflow_id, run.workflow_revision).map_err(storage)?;
+                    for run in self.store.runs(&filter).await.map_err(|e| storage(e.into()))? {
+                        let def = self.definition(&run.workflow_id, run.workflow_revision).await.map_err(storage)?;
                         let calls = def.steps.iter().any(
                             |s| matches!(&s.action, crate::workflow::Action::Plugin { plugin, .. } if plugin == id),
                         );
@@ -339,27 +344,26 @@ const INVENTORY_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Engine {
     /// Ticket, run, approval and dead-letter counts, at most [`INVENTORY_TTL`] old.
-    /// Reads the store: call it from a blocking task.
-    pub fn inventory(&self) -> Result<Arc<Inventory>> {
-        let mut cache = self.inventory.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, inv)) = cache.as_ref() {
+    /// Scans the store: call it from a blocking task.
+    pub async fn inventory(&self) -> Result<Arc<Inventory>> {
+        if let Some((at, inv)) = self.inventory.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             if at.elapsed() < INVENTORY_TTL {
                 return Ok(inv.clone());
             }
         }
         let mut inv = Inventory::default();
-        for t in super::schedule::all_tickets(self)? {
+        for t in super::schedule::all_tickets(self).await? {
             let key = (t.status.as_str().to_string(), t.group.unwrap_or_else(|| "(none)".into()));
             *inv.tickets.entry(key).or_default() += 1;
         }
-        inv.waiting_runs = self.store.count_waiting_runs()?;
+        inv.waiting_runs = self.store.count_waiting_runs().await?;
         let approvals: Vec<crate::approval::Approval> =
-            crate::store::list_docs(self.store.as_ref(), crate::store::DocKind::Approval, None, usize::MAX)?;
+            crate::store::list_docs(self.store.as_ref(), crate::store::DocKind::Approval, None, usize::MAX).await?;
         inv.pending_approvals =
             approvals.iter().filter(|a| a.status == crate::approval::Status::Pending).count() as u64;
-        inv.dead_letters = self.store.docs(crate::store::DocKind::DeadLetter, None, usize::MAX)?.len() as u64;
+        inv.dead_letters = self.store.docs(crate::store::DocKind::DeadLetter, None, usize::MAX).await?.len() as u64;
         let inv = Arc::new(inv);
-        *cache = Some((std::time::Instant::now(), inv.clone()));
+        *self.inventory.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), inv.clone()));
         Ok(inv)
     }
 }

@@ -47,7 +47,7 @@ fn names(v: &Value) -> Vec<String> {
 
 impl Engine {
     /// Resolves a stage's approvers: `(approver, acting, why someone else acts)`.
-    fn resolve_approvers(
+    async fn resolve_approvers(
         &self,
         spec: &StageSpec,
         ticket: &Ticket,
@@ -59,10 +59,10 @@ impl Engine {
             let found = match source {
                 ApproverSource::User { user } => vec![user.clone()],
                 ApproverSource::Group { group } => {
-                    if self.store.group(group).map_err(|e| e.to_string())?.is_none() {
+                    if self.store.group(group).await.map_err(|e| e.to_string())?.is_none() {
                         return Err(format!("group `{group}` does not exist"));
                     }
-                    let agents = self.store.agents().map_err(|e| e.to_string())?;
+                    let agents = self.store.agents().await.map_err(|e| e.to_string())?;
                     agents.into_iter().filter(|a| a.groups.contains(group)).map(|a| a.id).collect()
                 }
                 ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
@@ -83,7 +83,7 @@ impl Engine {
         }
         let mut out = Vec::new();
         for id in ids {
-            let agent = self.store.agent(&id).map_err(|e| e.to_string())?;
+            let agent = self.store.agent(&id).await.map_err(|e| e.to_string())?;
             match agent.as_ref().and_then(|a| a.delegate_at(now)) {
                 Some(ooo) => {
                     let why = format!("{id} is out of office until {}", ooo.until.to_rfc3339());
@@ -97,7 +97,7 @@ impl Engine {
 
     /// Starts stage `index` from `spec`: resolves approvers, sets the due time and its timer.
     #[allow(clippy::too_many_arguments)]
-    fn start_stage(
+    async fn start_stage(
         &self,
         approval: &mut Approval,
         spec: &StageSpec,
@@ -107,15 +107,15 @@ impl Engine {
         tx: &mut Tx,
         now: DateTime<Utc>,
     ) -> std::result::Result<(), String> {
-        let mut stage = Stage::new(spec, self.resolve_approvers(spec, ticket, run, now)?);
+        let mut stage = Stage::new(spec, self.resolve_approvers(spec, ticket, run, now).await?);
         stage.status = Status::Pending;
         stage.started_at = Some(now);
-        stage.due = self.due_after(spec.due_minutes, spec.business, ticket, now)?;
+        stage.due = self.due_after(spec.due_minutes, spec.business, ticket, now).await?;
         if let Some(due) = stage.due {
             let kind = TimerKind::ApprovalDue { approval: approval.id.clone(), stage: index };
             tx.push(Write::Timer(Timer { key: due_key(&approval.id), due, kind }));
         }
-        match self.due_after(spec.remind_minutes, spec.business, ticket, now)? {
+        match self.due_after(spec.remind_minutes, spec.business, ticket, now).await? {
             Some(due) if !stage.escalated => {
                 let kind = TimerKind::ApprovalRemind { approval: approval.id.clone(), stage: index };
                 tx.push(Write::Timer(Timer { key: remind_key(&approval.id), due, kind }));
@@ -133,7 +133,7 @@ impl Engine {
         Ok(())
     }
 
-    fn due_after(
+    async fn due_after(
         &self,
         minutes: Option<u32>,
         business: bool,
@@ -145,10 +145,11 @@ impl Engine {
         if !business {
             return Ok(Some(now + duration));
         }
-        let setup = self.sla().map_err(|e| e.to_string())?;
+        let setup = self.sla().await.map_err(|e| e.to_string())?;
         let cal = self
             .store
             .ticket_sla(&ticket.id)
+            .await
             .map_err(|e| e.to_string())?
             .and_then(|s| setup.policy_calendar(&s.policy))
             .unwrap_or_else(crate::calendar::Calendar::always);
@@ -157,7 +158,7 @@ impl Engine {
 
     /// The `approval` step: creates the approval and parks the run. Returns the writes,
     /// the approval (for the trace) or why it could not start.
-    pub(super) fn begin_approval(
+    pub(super) async fn begin_approval(
         &self,
         run: &Run,
         step: &str,
@@ -165,7 +166,7 @@ impl Engine {
         ticket: &Ticket,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<(Tx, Approval), String>> {
-        let id = format!("A-{}", self.store.next_number()?);
+        let id = format!("A-{}", self.store.next_number().await?);
         let mut approval = Approval {
             id,
             run_id: run.id.clone(),
@@ -179,7 +180,7 @@ impl Engine {
             closed_at: None,
         };
         let mut tx = Tx::new();
-        if let Err(why) = self.start_stage(&mut approval, &specs[0], 0, ticket, run, &mut tx, now) {
+        if let Err(why) = self.start_stage(&mut approval, &specs[0], 0, ticket, run, &mut tx, now).await {
             return Ok(Err(why));
         }
         // Later stages are listed (waiting) so the record shows the whole chain.
@@ -191,22 +192,23 @@ impl Engine {
     }
 
     /// An approval by id.
-    pub fn approval(&self, id: &str) -> Result<Approval> {
-        get_doc::<Approval>(&*self.store, DocKind::Approval, id)?
+    pub async fn approval(&self, id: &str) -> Result<Approval> {
+        get_doc::<Approval>(&*self.store, DocKind::Approval, id)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "approval", id: id.into() })
     }
 
     /// An approval read under its ticket's lock, held while the guard lives (every change
     /// to an approval happens under it, with the ticket note and run it commits with).
     async fn locked_approval(&self, id: &str) -> Result<(tokio::sync::MutexGuard<'_, ()>, Approval)> {
-        let ticket = self.approval(id)?.ticket_id;
+        let ticket = self.approval(id).await?.ticket_id;
         let guard = self.locks.lock(&ticket).await;
-        Ok((guard, self.approval(id)?))
+        Ok((guard, self.approval(id).await?))
     }
 
     /// Approvals, optionally only pending ones where `acting` may decide.
-    pub fn approvals(&self, pending_for: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
-        let all: Vec<Approval> = crate::store::list_docs(&*self.store, DocKind::Approval, None, 100_000)?;
+    pub async fn approvals(&self, pending_for: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
+        let all: Vec<Approval> = crate::store::list_docs(&*self.store, DocKind::Approval, None, 100_000).await?;
         Ok(all
             .into_iter()
             .filter(|a| {
@@ -219,8 +221,12 @@ impl Engine {
             .collect())
     }
 
-    fn approval_step(&self, approval: &Approval, run: &Run) -> Result<(Arc<Workflow>, Vec<StageSpec>, Option<String>)> {
-        let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+    async fn approval_step(
+        &self,
+        approval: &Approval,
+        run: &Run,
+    ) -> Result<(Arc<Workflow>, Vec<StageSpec>, Option<String>)> {
+        let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
         let index = def.step_index(&approval.step).ok_or_else(|| invalid("/step", "approval step no longer exists"))?;
         match &def.steps[index].action {
             Action::Approval { stages, on_reject, .. } => {
@@ -296,8 +302,8 @@ impl Engine {
             return self.drop_timer(timer).await;
         }
         let now = self.now();
-        let Some(run) = self.store.run(&approval.run_id)? else { return Ok(()) };
-        let (_, specs, _) = self.approval_step(&approval, &run)?;
+        let Some(run) = self.store.run(&approval.run_id).await? else { return Ok(()) };
+        let (_, specs, _) = self.approval_step(&approval, &run).await?;
         let spec = &specs[stage];
         let name = approval.stages[stage].name.clone();
         let action =
@@ -305,7 +311,7 @@ impl Engine {
         let note = match action {
             OnExpiry::Escalate { escalate_to } => {
                 let mut tx = Tx::new();
-                let ticket = self.store.ticket(&approval.ticket_id)?.unwrap_or_else(|| Ticket::placeholder(now));
+                let ticket = self.store.ticket(&approval.ticket_id).await?.unwrap_or_else(|| Ticket::placeholder(now));
                 let escalated = StageSpec {
                     approvers: vec![ApproverSource::User { user: escalate_to.clone() }],
                     policy: approval::Policy::Any,
@@ -314,7 +320,8 @@ impl Engine {
                 };
                 // The escalation target replaces the stage's approvers (the trace and the
                 // ticket's notes keep who was asked before), with a fresh due time.
-                if let Err(why) = self.start_stage(&mut approval, &escalated, stage, &ticket, &run, &mut tx, now) {
+                if let Err(why) = self.start_stage(&mut approval, &escalated, stage, &ticket, &run, &mut tx, now).await
+                {
                     tracing::warn!(approval = %id, %why, "escalation failed; rejecting");
                     approval.stages[stage].status = Status::Rejected;
                     let note = format!("Approval stage {} ({name}) was due; escalation failed: {why}", stage + 1);
@@ -359,9 +366,9 @@ impl Engine {
             waiting.join(", ")
         );
         let now = self.now();
-        let url = match self.store.run(&approval.run_id)? {
+        let url = match self.store.run(&approval.run_id).await? {
             Some(run) => {
-                let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+                let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
                 match def.step_index(&approval.step).map(|i| &def.steps[i].action) {
                     Some(Action::Approval { notify_url: Some(url), .. }) => Some(url.clone()),
                     _ => None,
@@ -397,14 +404,15 @@ impl Engine {
             approval.stages[stage].status = if approved { Status::Approved } else { Status::Rejected };
             tx.push(Write::CancelTimer(due_key(&approval.id)));
             tx.push(Write::CancelTimer(remind_key(&approval.id)));
-            let run = self.store.run(&approval.run_id)?;
+            let run = self.store.run(&approval.run_id).await?;
             let more = approved && stage + 1 < approval.stages.len();
             if more {
                 if let Some(run) = &run {
-                    let (_, specs, _) = self.approval_step(&approval, run)?;
-                    let ticket = self.store.ticket(&approval.ticket_id)?.unwrap_or_else(|| Ticket::placeholder(now));
+                    let (_, specs, _) = self.approval_step(&approval, run).await?;
+                    let ticket =
+                        self.store.ticket(&approval.ticket_id).await?.unwrap_or_else(|| Ticket::placeholder(now));
                     if let Err(why) =
-                        self.start_stage(&mut approval, &specs[stage + 1], stage + 1, &ticket, run, &mut tx, now)
+                        self.start_stage(&mut approval, &specs[stage + 1], stage + 1, &ticket, run, &mut tx, now).await
                     {
                         approval.status = Status::Rejected;
                         approval.closed_at = Some(now);
@@ -435,7 +443,7 @@ impl Engine {
     ) -> Result<Approval> {
         let mut resume = None;
         let mut request = None;
-        if let Some(mut run) = self.store.run(&approval.run_id)? {
+        if let Some(mut run) = self.store.run(&approval.run_id).await? {
             let started_next = started_stage && approval.status == Status::Pending;
             run.trace.push(TraceEntry {
                 detail: json!({"approval": approval.id, "stage": approval.current, "status": approval::status_name(approval.status)}),
@@ -451,7 +459,7 @@ impl Engine {
                     "requested",
                     format!("stage {} ({}) asked {}", approval.current + 1, s.name, who.join(", ")),
                 ));
-                let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+                let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
                 if let Some(Action::Approval { notify_url: Some(url), .. }) =
                     def.step_index(&approval.step).map(|i| &def.steps[i].action)
                 {
@@ -459,7 +467,7 @@ impl Engine {
                 }
             }
             if approval.status != Status::Pending && run.status == RunStatus::Waiting {
-                let (def, _, on_reject) = self.approval_step(&approval, &run)?;
+                let (def, _, on_reject) = self.approval_step(&approval, &run).await?;
                 let index = def.step_index(&approval.step).unwrap_or_default();
                 let approved = approval.status == Status::Approved;
                 // Approved: the next step; rejected: `on_reject`, else the run ends.
@@ -485,7 +493,7 @@ impl Engine {
             tx.run(&mut run);
         }
         let mut started = Vec::new();
-        if let Some(ticket) = self.store.ticket(&approval.ticket_id)? {
+        if let Some(ticket) = self.store.ticket(&approval.ticket_id).await? {
             let comment = Comment {
                 id: ticket.comments.len() as u32 + 1,
                 author: actor.to_string(),
@@ -497,8 +505,9 @@ impl Engine {
             after.comments.push(comment.clone());
             after.updated_at = now;
             tx.ticket(Some(&ticket), &mut after);
-            let (_, runs) =
-                self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
+            let (_, runs) = self
+                .raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)
+                .await?;
             started.extend(runs);
         }
         tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
@@ -585,9 +594,9 @@ impl Engine {
     pub(super) fn spawn_approval_request(self: &Arc<Self>, id: String, url: String, reminder: bool) {
         let engine = self.clone();
         self.tasks.spawn(async move {
-            let Ok(approval) = engine.approval(&id) else { return };
+            let Ok(approval) = engine.approval(&id).await else { return };
             let links = engine.approval_links(&approval).unwrap_or_default();
-            let ticket = engine.store.ticket(&approval.ticket_id).ok().flatten();
+            let ticket = engine.store.ticket(&approval.ticket_id).await.ok().flatten();
             let body = json!({
                 "type": if reminder { "approval.reminder" } else { "approval.requested" },
                 "approval": approval.id,
@@ -603,7 +612,7 @@ impl Engine {
             let d = engine.notifier.send(&url, &key, &delivery_id, &body, engine.now().timestamp()).await;
             engine.metrics.outbound("approval_request", if d.ok { "delivered" } else { "not_sent" });
             let _guard = engine.locks.lock(&approval.ticket_id).await;
-            let Ok(Some(mut run)) = engine.store.run(&approval.run_id) else { return };
+            let Ok(Some(mut run)) = engine.store.run(&approval.run_id).await else { return };
             let outcome = if d.ok { "sent" } else { "not_sent" };
             // Only a run still parked at this approval is written here: one that went on
             // (decided before the request was answered) is its driver's alone, and an

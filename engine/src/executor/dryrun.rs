@@ -64,23 +64,26 @@ fn example(schema: &Value, depth: usize) -> Value {
 
 impl Engine {
     /// A plugin action's output schema, if the plugin is installed and has the action.
-    fn output_schema(&self, plugin: &str, action: &str) -> Result<Option<Value>> {
+    async fn output_schema(&self, plugin: &str, action: &str) -> Result<Option<Value>> {
         Ok(self
             .store
-            .plugin(plugin)?
+            .plugin(plugin)
+            .await?
             .and_then(|r| r.manifest.actions.into_iter().find(|a| a.name == action).map(|a| a.output_schema)))
     }
 
     /// The most recent output a real run of `workflow` recorded for `step`.
-    fn recorded_output(&self, workflow: &str, step: &str) -> Result<Option<Value>> {
-        let runs =
-            self.store.runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(200), ..Default::default() })?;
+    async fn recorded_output(&self, workflow: &str, step: &str) -> Result<Option<Value>> {
+        let runs = self
+            .store
+            .runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(200), ..Default::default() })
+            .await?;
         Ok(runs.into_iter().find_map(|r| r.vars.get(step).cloned()))
     }
 
     /// Runs `def` against `ticket` as if `event_type` had happened, with no side effects.
     /// `outputs` answers plugin steps by step id (else the last recorded output, else `{}`).
-    pub fn dry_run(
+    pub async fn dry_run(
         &self,
         def: &Workflow,
         ticket: Ticket,
@@ -99,12 +102,12 @@ impl Engine {
             sla: None,
             evaluations: Vec::new(),
         };
-        self.dry_run_event(def, ticket, &event, Map::new(), outputs)
+        self.dry_run_event(def, ticket, &event, Map::new(), outputs).await
     }
 
     /// [`Engine::dry_run`] for a given event (a recorded one, in replay): its changes,
     /// comment and actor are what triggers, conditions and `previous.*` see.
-    pub fn dry_run_event(
+    pub async fn dry_run_event(
         &self,
         def: &Workflow,
         ticket: Ticket,
@@ -193,9 +196,9 @@ impl Engine {
                     let input = render_value(input, &scope, &run.id, &run.workflow_id);
                     let (output, source) = match outputs.get(&step.id) {
                         Some(v) => (v.clone(), "given"),
-                        None => match self.recorded_output(&def.id, &step.id)? {
+                        None => match self.recorded_output(&def.id, &step.id).await? {
                             Some(v) => (v, "recorded"),
-                            None => match self.output_schema(plugin, action)? {
+                            None => match self.output_schema(plugin, action).await? {
                                 Some(schema) => (example(&schema, 0), "stubbed from the output schema"),
                                 None => (json!({}), "plugin not installed: {}"),
                             },
@@ -219,7 +222,7 @@ impl Engine {
                     break;
                 }
                 _ => {
-                    effect = self.execute(&run, def, index, &ticket, None)?;
+                    effect = self.execute(&run, def, index, &ticket, None).await?;
                     if effect.failed.is_none() {
                         if let Some(c) = &effect.comment {
                             comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));
@@ -260,15 +263,15 @@ impl Engine {
 impl Engine {
     /// A ticket as it was when it was logged: its current state with every recorded
     /// change undone, newest first (comments and later links dropped).
-    pub fn ticket_at_creation(&self, id: &str) -> Result<Option<Ticket>> {
-        self.ticket_as_of(id, 0)
+    pub async fn ticket_at_creation(&self, id: &str) -> Result<Option<Ticket>> {
+        self.ticket_as_of(id, 0).await
     }
 
     /// A ticket as event number `event` (`E-<n>`; 0: its creation) left it: every
     /// change of a later event undone, the comments they added dropped.
-    pub fn ticket_as_of(&self, id: &str, event: u64) -> Result<Option<Ticket>> {
-        let Some(ticket) = self.store.ticket(id)? else { return Ok(None) };
-        let history = self.store.history(id)?;
+    pub async fn ticket_as_of(&self, id: &str, event: u64) -> Result<Option<Ticket>> {
+        let Some(ticket) = self.store.ticket(id).await? else { return Ok(None) };
+        let history = self.store.history(id).await?;
         // Event 0 undoes everything (the creation entry itself changes nothing).
         let undo: Vec<&crate::run::HistoryEntry> =
             history.iter().filter(|h| event == 0 || event_number(&h.event_id) > event).collect();
@@ -313,7 +316,7 @@ impl Engine {
     }
 
     /// What a real run did up to its first wait or approval (where a dry run stops).
-    fn effects_of_run(&self, r: &Run) -> Result<Effects> {
+    async fn effects_of_run(&self, r: &Run) -> Result<Effects> {
         let mut fx = Effects { status: format!("{:?}", r.status).to_lowercase(), ..Default::default() };
         let mut until = r.finished_at.unwrap_or(r.updated_at);
         // Step entries only: the trigger entry carries the event's own changes.
@@ -335,14 +338,16 @@ impl Engine {
                 )),
                 Some("create_child") => {
                     let child = e.step.as_ref().and_then(|s| r.vars.get(s)).and_then(|v| v["ticket"].as_str());
-                    if let Some(child) = child.and_then(|c| self.store.ticket(c).ok().flatten()) {
-                        fx.children.push(child.title);
+                    if let Some(c) = child {
+                        if let Some(child) = self.store.ticket(c).await.ok().flatten() {
+                            fx.children.push(child.title);
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        if let Some(t) = self.store.ticket(&r.ticket_id)? {
+        if let Some(t) = self.store.ticket(&r.ticket_id).await? {
             let author = format!("workflow:{}", r.workflow_id);
             fx.comments = t
                 .comments
@@ -360,32 +365,35 @@ impl Engine {
     /// what the workflow with the same id did for that event: field values, comments,
     /// notifications, plugin calls, child tickets and how the run ended, up to the first
     /// wait or approval (where a dry run stops).
-    pub fn replay(&self, def: &Workflow, days: u32) -> Result<Value> {
+    pub async fn replay(&self, def: &Workflow, days: u32) -> Result<Value> {
         let since = self.now() - chrono::Duration::days(days.into());
         let tickets: Vec<Ticket> =
-            super::schedule::all_tickets(self)?.into_iter().filter(|t| t.updated_at >= since).collect();
+            super::schedule::all_tickets(self).await?.into_iter().filter(|t| t.updated_at >= since).collect();
         let mut rows = Vec::new();
         let (mut differ, mut same) = (0, 0);
         let mut seen = std::collections::BTreeSet::new();
         for t in &tickets {
-            let runs = self.store.runs(&RunFilter {
-                ticket: Some(t.id.clone()),
-                workflow: Some(def.id.clone()),
-                limit: Some(1000),
-                ..Default::default()
-            })?;
-            for event in self.store.ticket_events(&t.id)? {
+            let runs = self
+                .store
+                .runs(&RunFilter {
+                    ticket: Some(t.id.clone()),
+                    workflow: Some(def.id.clone()),
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await?;
+            for event in self.store.ticket_events(&t.id).await? {
                 if event.at < since || event.kind == EventKind::Manual || !super::triggered(def, &event) {
                     continue;
                 }
                 let number = if event.kind == EventKind::Created { 0 } else { event_number(&event.id) };
-                let Some(then) = self.ticket_as_of(&t.id, number)? else { continue };
-                let would = self.dry_run_event(def, then, &event, Map::new(), &Map::new())?;
+                let Some(then) = self.ticket_as_of(&t.id, number).await? else { continue };
+                let would = self.dry_run_event(def, then, &event, Map::new(), &Map::new()).await?;
                 let would_fx = Effects::of_dry_run(&would);
                 let happened: Vec<&Run> = runs.iter().filter(|r| r.event_id == event.id).collect();
                 let mut did = Effects::default();
                 for r in &happened {
-                    did.absorb(self.effects_of_run(r)?);
+                    did.absorb(self.effects_of_run(r).await?);
                 }
                 let ran = !happened.is_empty();
                 let differences = if would["matched"].as_bool() == Some(ran) {

@@ -30,12 +30,13 @@ fn trigger_name(t: &Trigger) -> String {
 
 impl Engine {
     /// The explanation for ticket `id` (see the module docs).
-    pub fn explain(&self, id: &str) -> Result<Value> {
-        let ticket = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
-        let events = self.store.ticket_events(id)?;
-        let runs = self.store.runs(&RunFilter { ticket: Some(id.into()), limit: Some(1000), ..Default::default() })?;
+    pub async fn explain(&self, id: &str) -> Result<Value> {
+        let ticket = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let events = self.store.ticket_events(id).await?;
+        let runs =
+            self.store.runs(&RunFilter { ticket: Some(id.into()), limit: Some(1000), ..Default::default() }).await?;
         let mut workflows = Vec::new();
-        for record in self.current_workflows()?.iter() {
+        for record in self.current_workflows().await?.iter() {
             let mut seen = Vec::new();
             let (mut started, mut refused) = (0, 0);
             let mut first_miss = None;
@@ -79,7 +80,7 @@ impl Engine {
                 "triggers": triggers, "summary": summary, "scheduled_runs": scheduled, "events": seen,
             }));
         }
-        let state = self.store.ticket_sla(id)?;
+        let state = self.store.ticket_sla(id).await?;
         // Policies are tested against the ticket as it is now, as an update would.
         let probe = Event {
             id: String::new(),
@@ -95,7 +96,7 @@ impl Engine {
         };
         let vars = Map::new();
         let mut policies = Vec::new();
-        for policy in self.store.sla_policies()? {
+        for policy in self.store.sla_policies().await? {
             let mut checks = Vec::new();
             let holds = match &policy.applies_to {
                 Some(c) => c.evaluate(&event_scope(&ticket, &probe, &vars), "/applies_to", &mut checks),
@@ -120,7 +121,7 @@ impl Engine {
             "ticket": id,
             "workflows": workflows,
             "sla_policies": policies,
-            "sla": self.sla_report(id)?,
+            "sla": self.sla_report(id).await?,
             "waiting_runs": waiting,
             "trees": self.ticket_trees(&events),
         }))

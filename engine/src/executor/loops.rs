@@ -146,10 +146,10 @@ impl Engine {
 
     /// The causation tree around a run: from its originating event, every run each
     /// event started (or refused) and every event those runs caused, on the run's ticket.
-    pub fn causation_tree(&self, run: &Run) -> Result<Value> {
+    pub async fn causation_tree(&self, run: &Run) -> Result<Value> {
         let events = match run.ticket_id.as_str() {
             "" => Vec::new(),
-            ticket => self.store.ticket_events(ticket)?,
+            ticket => self.store.ticket_events(ticket).await?,
         };
         let origin = run.causation.first().map_or(run.event_id.as_str(), |c| c.event_id.as_str());
         Ok(self.tree_from(&events, &children(&events), origin))

@@ -100,9 +100,9 @@ pub struct Engine {
     definitions: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
     /// Current workflow records, read once and replaced whenever one changes, so
     /// dispatching an event does not decode every definition from the store.
-    workflows: Mutex<Option<Arc<Vec<WorkflowRecord>>>>,
+    workflows: tokio::sync::Mutex<Option<Arc<Vec<WorkflowRecord>>>>,
     /// SLA policies and calendars, read once and replaced whenever one changes.
-    sla_setup: Mutex<Option<Arc<sla::Setup>>>,
+    sla_setup: tokio::sync::Mutex<Option<Arc<sla::Setup>>>,
     /// Loop-guard budgets of causation trees.
     trees: loops::Trees,
     /// Seals stored secrets (`secrets_key`), if configured.
@@ -174,8 +174,8 @@ impl Engine {
             locks: locks::TicketLocks::new(),
             routing: locks::TicketLocks::new(),
             definitions: Mutex::new(HashMap::new()),
-            workflows: Mutex::new(None),
-            sla_setup: Mutex::new(None),
+            workflows: tokio::sync::Mutex::new(None),
+            sla_setup: tokio::sync::Mutex::new(None),
             trees: loops::Trees::default(),
             timer_wakeup: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
@@ -212,9 +212,9 @@ impl Engine {
     /// Re-queues the runs that were pending or running when the process stopped (up to
     /// `run_queue` at once; the rest follow as the queue drains). Returns how many were
     /// queued now.
-    pub fn recover(self: &Arc<Self>) -> Result<usize> {
+    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
         let limit = self.config.run_queue + 1;
-        let active = self.store.active_runs(limit)?;
+        let active = self.store.active_runs(limit).await?;
         let n = active.len().min(self.config.run_queue);
         self.queue(active, limit);
         Ok(n)
@@ -234,7 +234,8 @@ impl Engine {
             let left = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
             // Everything spawned may be done already; then no finishing run will refill.
             if left <= self.config.run_queue / 2 && self.overflow.swap(false, Ordering::SeqCst) {
-                self.refill();
+                let engine = self.clone();
+                self.tasks.spawn(async move { engine.refill().await });
             }
         }
     }
@@ -282,20 +283,20 @@ impl Engine {
             };
             // Refill at half capacity, so each scan of the store queues many runs.
             if left <= engine.config.run_queue / 2 && engine.overflow.swap(false, Ordering::SeqCst) {
-                engine.refill();
+                engine.refill().await;
             }
         });
     }
 
     /// Queues active runs that were left in the store while the queue was full.
-    fn refill(self: &Arc<Self>) {
+    async fn refill(self: &Arc<Self>) {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
         // The oldest active runs are the ones in flight and the next to queue.
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
         let limit = in_flight + self.config.run_queue;
-        match self.store.active_runs(limit) {
+        match self.store.active_runs(limit).await {
             Ok(ids) => self.queue(ids, limit),
             Err(e) => {
                 tracing::error!(error = %e, "reading pending runs; they resume on restart");
@@ -324,45 +325,46 @@ impl Engine {
         self.clock.now()
     }
 
-    fn definition(&self, id: &str, revision: u32) -> Result<Arc<Workflow>> {
+    async fn definition(&self, id: &str, revision: u32) -> Result<Arc<Workflow>> {
         let key = (id.to_string(), revision);
         if let Some(d) = self.definitions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(d.clone());
         }
         let def = self
             .store
-            .workflow_revision(id, revision)?
+            .workflow_revision(id, revision)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "workflow revision", id: format!("{id}@{revision}") })?;
         let def = Arc::new(def);
         self.definitions.lock().unwrap_or_else(|p| p.into_inner()).insert(key, def.clone());
         Ok(def)
     }
 
-    fn current_workflows(&self) -> Result<Arc<Vec<WorkflowRecord>>> {
-        let mut cache = self.workflows.lock().unwrap_or_else(|p| p.into_inner());
+    async fn current_workflows(&self) -> Result<Arc<Vec<WorkflowRecord>>> {
+        let mut cache = self.workflows.lock().await;
         if let Some(list) = cache.as_ref() {
             return Ok(list.clone());
         }
-        let list = Arc::new(self.store.workflows()?);
+        let list = Arc::new(self.store.workflows().await?);
         *cache = Some(list.clone());
         Ok(list)
     }
 
-    fn forget_workflows(&self) {
-        *self.workflows.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    async fn forget_workflows(&self) {
+        *self.workflows.lock().await = None;
     }
 
     // ----- tickets -------------------------------------------------------------------
 
-    fn check_people(&self, group: Option<&str>, assignee: Option<&str>) -> Result<()> {
+    async fn check_people(&self, group: Option<&str>, assignee: Option<&str>) -> Result<()> {
         let mut errors = Vec::new();
         if let Some(g) = group {
-            if self.store.group(g)?.is_none() {
+            if self.store.group(g).await?.is_none() {
                 errors.push(("/group".to_string(), format!("unknown group `{g}`")));
             }
         }
         if let Some(a) = assignee {
-            if self.store.agent(a)?.is_none() {
+            if self.store.agent(a).await?.is_none() {
                 errors.push(("/assignee".to_string(), format!("unknown agent `{a}`")));
             }
         }
@@ -387,17 +389,17 @@ impl Engine {
         extra: impl FnOnce(&Outcome) -> Vec<Write>,
     ) -> Result<Outcome> {
         new.check().map_err(|(p, m)| invalid(&p, m))?;
-        self.check_people(new.group.as_deref(), new.assignee.as_deref())?;
+        self.check_people(new.group.as_deref(), new.assignee.as_deref()).await?;
         for (i, link) in new.links.iter().enumerate() {
-            if self.store.ticket(&link.ticket)?.is_none() {
+            if self.store.ticket(&link.ticket).await?.is_none() {
                 return Err(invalid(&format!("/links/{i}/ticket"), format!("unknown ticket `{}`", link.ticket)));
             }
         }
-        let id = self.store.next_ticket_id()?;
+        let id = self.store.next_ticket_id().await?;
         let mut ticket = new.into_ticket(id, &self.config.priority_matrix, self.now());
         let mut tx = Tx::new();
         tx.ticket(None, &mut ticket);
-        let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None)?;
+        let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None).await?;
         let outcome = Outcome { ticket, event: Some(event.0), runs: event.1 };
         tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
@@ -419,7 +421,7 @@ impl Engine {
         extra: impl FnOnce(&Outcome) -> Vec<Write>,
     ) -> Result<Outcome> {
         let _guard = self.locks.lock(id).await;
-        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
         let mut after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
             .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
         let changes = fields::diff(&before, &after);
@@ -435,7 +437,7 @@ impl Engine {
         }
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
         if changed("status") && !after.status.is_open() {
-            let open = self.open_children(&after)?;
+            let open = self.open_children(&after).await?;
             if !open.is_empty() {
                 return Err(Error::Conflict(format!(
                     "{id} has open child tickets ({}): resolve or close them first",
@@ -446,10 +448,11 @@ impl Engine {
         self.check_people(
             after.group.as_deref().filter(|_| changed("group")),
             after.assignee.as_deref().filter(|_| changed("assignee")),
-        )?;
+        )
+        .await?;
         let mut tx = Tx::new();
         tx.ticket(Some(&before), &mut after);
-        let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
+        let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None).await?;
         let outcome = Outcome { ticket: after, event: Some(event), runs };
         tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
@@ -458,10 +461,10 @@ impl Engine {
     }
 
     /// The ids of a ticket's children that are still open.
-    pub(crate) fn open_children(&self, t: &Ticket) -> Result<Vec<String>> {
+    pub(crate) async fn open_children(&self, t: &Ticket) -> Result<Vec<String>> {
         let mut open = Vec::new();
         for child in t.children() {
-            if self.store.ticket(child)?.is_some_and(|c| c.status.is_open()) {
+            if self.store.ticket(child).await?.is_some_and(|c| c.status.is_open()) {
                 open.push(child.to_string());
             }
         }
@@ -475,15 +478,16 @@ impl Engine {
         let mut tx = Tx::new();
         tx.push(Write::CancelTimer(timer.key.clone()));
         let mut runs = Vec::new();
-        if let Some(before) = self.store.ticket(parent)? {
-            let open = self.open_children(&before)?.len() as u32;
+        if let Some(before) = self.store.ticket(parent).await? {
+            let open = self.open_children(&before).await?.len() as u32;
             if open != before.open_children {
                 let mut after = before.clone();
                 after.open_children = open;
                 let change =
                     FieldChange { field: "open_children".into(), from: json!(before.open_children), to: json!(open) };
                 tx.ticket(Some(&before), &mut after);
-                runs = self.raise(&mut tx, &after, EventKind::Updated, vec![change], None, CHILDREN, &[], None)?.1;
+                runs =
+                    self.raise(&mut tx, &after, EventKind::Updated, vec![change], None, CHILDREN, &[], None).await?.1;
             }
         }
         self.store.commit(tx).await?;
@@ -521,7 +525,7 @@ impl Engine {
             return Err(invalid("/body", "body must not be empty"));
         }
         let _guard = self.locks.lock(id).await;
-        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
         let mut after = before.clone();
         let comment = after.add_comment(actor, body, internal, self.now());
         let mut tx = Tx::new();
@@ -536,7 +540,7 @@ impl Engine {
             }));
         }
         let (event, runs) =
-            self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None)?;
+            self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None).await?;
         self.store.commit(tx).await?;
         self.after_commit(&runs);
         Ok(Outcome { ticket: after, event: Some(event), runs })
@@ -550,10 +554,11 @@ impl Engine {
             return Err(invalid("/ticket", "a ticket cannot link to itself"));
         }
         let _guards = self.locks.lock_pair(id, &link.ticket).await;
-        let before = self.store.ticket(id)?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
         let other_before = self
             .store
-            .ticket(&link.ticket)?
+            .ticket(&link.ticket)
+            .await?
             .ok_or_else(|| invalid("/ticket", format!("unknown ticket `{}`", link.ticket)))?;
         if before.links.contains(&link) {
             return Ok(Outcome { ticket: before, event: None, runs: Vec::new() });
@@ -577,7 +582,8 @@ impl Engine {
         after.links.push(link.clone());
         after.updated_at = now;
         tx.ticket(Some(&before), &mut after);
-        let (event, mut runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None)?;
+        let (event, mut runs) =
+            self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None).await?;
         if let Some(kind) = reverse {
             let back = Link { kind, ticket: id.to_string() };
             if !other_before.links.contains(&back) {
@@ -586,7 +592,7 @@ impl Engine {
                 other.links.push(back);
                 other.updated_at = now;
                 tx.ticket(Some(&other_before), &mut other);
-                runs.extend(self.raise(&mut tx, &other, EventKind::Updated, changes, None, actor, &[], None)?.1);
+                runs.extend(self.raise(&mut tx, &other, EventKind::Updated, changes, None, actor, &[], None).await?.1);
             }
         }
         self.store.commit(tx).await?;
@@ -614,16 +620,20 @@ impl Engine {
         actor: &str,
         extra: impl FnOnce(&Outcome) -> Vec<Write>,
     ) -> Result<Outcome> {
-        let record =
-            self.store.workflow(workflow)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
+        let record = self
+            .store
+            .workflow(workflow)
+            .await?
+            .ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
         if !record.definition.triggers.contains(&Trigger::Manual) {
             return Err(Error::Conflict(format!("workflow `{workflow}` has no `manual` trigger")));
         }
         let _guard = self.locks.lock(ticket).await;
-        let t = self.store.ticket(ticket)?.ok_or_else(|| invalid("/ticket", format!("unknown ticket `{ticket}`")))?;
+        let t =
+            self.store.ticket(ticket).await?.ok_or_else(|| invalid("/ticket", format!("unknown ticket `{ticket}`")))?;
         let mut tx = Tx::new();
         let (event, runs) =
-            self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input)))?;
+            self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input))).await?;
         let outcome = Outcome { ticket: t, event: Some(event), runs };
         tx.writes.extend(extra(&outcome));
         self.store.commit(tx).await?;
@@ -635,7 +645,7 @@ impl Engine {
     ///
     /// `manual` restricts dispatch to one workflow and hands it input.
     #[allow(clippy::too_many_arguments)]
-    fn raise(
+    async fn raise(
         &self,
         tx: &mut Tx,
         ticket: &Ticket,
@@ -646,12 +656,12 @@ impl Engine {
         causation: &[Cause],
         manual: Option<(&str, Value)>,
     ) -> Result<(String, Vec<String>)> {
-        self.raise_with(tx, ticket, kind, changes, comment, actor, causation, manual, None)
+        self.raise_with(tx, ticket, kind, changes, comment, actor, causation, manual, None).await
     }
 
     /// [`Engine::raise`] for SLA events, which carry their signal.
     #[allow(clippy::too_many_arguments)]
-    fn raise_with(
+    async fn raise_with(
         &self,
         tx: &mut Tx,
         ticket: &Ticket,
@@ -664,7 +674,7 @@ impl Engine {
         signal: Option<crate::run::SlaSignal>,
     ) -> Result<(String, Vec<String>)> {
         let now = self.now();
-        let event_id = self.store.next_event_id()?;
+        let event_id = self.store.next_event_id().await?;
         let mut history = changes.clone();
         if let Some(c) = &comment {
             history.push(FieldChange {
@@ -695,7 +705,7 @@ impl Engine {
             evaluations: Vec::new(),
         };
         if matches!(kind, EventKind::Created | EventKind::Updated | EventKind::CommentAdded) {
-            self.observe_sla(tx, ticket, &event)?;
+            self.observe_sla(tx, ticket, &event).await?;
         }
         self.count_changes(&event);
         let mut runs = Vec::new();
@@ -712,11 +722,11 @@ impl Engine {
         if let Some(signal) = &event.sla {
             seed.insert("sla".into(), serde_json::to_value(signal).unwrap_or(Value::Null));
         }
-        for record in self.current_workflows()?.iter() {
+        for record in self.current_workflows().await?.iter() {
             if only.is_some_and(|w| w != record.id) || !triggered(&record.definition, &event) {
                 continue;
             }
-            let (evaluation, run) = self.evaluate(record, &event, ticket, seed.clone())?;
+            let (evaluation, run) = self.evaluate(record, &event, ticket, seed.clone()).await?;
             if let Some(mut run) = run {
                 if run.status.is_active() {
                     runs.push(run.id.clone());
@@ -725,13 +735,13 @@ impl Engine {
             }
             event.evaluations.push(evaluation);
         }
-        runs.extend(self.wake_waiting(tx, ticket, &event)?);
+        runs.extend(self.wake_waiting(tx, ticket, &event).await?);
         tx.push(Write::Event(Box::new(event)));
         Ok((event_id, runs))
     }
 
     /// Offers one event to one workflow whose trigger matched.
-    fn evaluate(
+    async fn evaluate(
         &self,
         record: &WorkflowRecord,
         event: &Event,
@@ -812,7 +822,7 @@ impl Engine {
             if !record_run {
                 return Ok((evaluation, None));
             }
-            run.id = self.store.next_run_id()?;
+            run.id = self.store.next_run_id().await?;
             run.status = RunStatus::Refused;
             run.cursor = None;
             run.finished_at = Some(now);
@@ -827,7 +837,7 @@ impl Engine {
             evaluation.run_id = Some(run.id.clone());
             return Ok((evaluation, Some(run)));
         }
-        run.id = self.store.next_run_id()?;
+        run.id = self.store.next_run_id().await?;
         let message = if checks.is_empty() {
             "no conditions".into()
         } else {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 impl Engine {
     /// The report `q` asks for.
-    pub fn report(&self, q: &Query) -> Result<Value> {
+    pub async fn report(&self, q: &Query) -> Result<Value> {
         if q.to <= q.from {
             return Err(invalid("/to", "`to` must be after `from`"));
         }
@@ -20,12 +20,13 @@ impl Engine {
                 ));
             }
         }
-        let tickets: Vec<_> = super::schedule::all_tickets(self)?.into_iter().filter(|t| t.created_at < q.to).collect();
+        let tickets: Vec<_> =
+            super::schedule::all_tickets(self).await?.into_iter().filter(|t| t.created_at < q.to).collect();
         let mut histories = Vec::with_capacity(tickets.len());
         let mut slas = Vec::with_capacity(tickets.len());
         for t in &tickets {
-            histories.push(self.store.history(&t.id)?);
-            slas.push(self.store.ticket_sla(&t.id)?);
+            histories.push(self.store.history(&t.id).await?);
+            slas.push(self.store.ticket_sla(&t.id).await?);
         }
         let items: Vec<Item<'_>> = tickets
             .iter()

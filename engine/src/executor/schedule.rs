@@ -50,11 +50,11 @@ pub(super) fn timer_key(workflow: &str) -> String {
 }
 
 /// Reads every ticket, a page at a time.
-pub(super) fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+pub(super) async fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
     let mut out: Vec<Ticket> = Vec::new();
     loop {
         let filter = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..Default::default() };
-        let page = engine.store.tickets(&filter)?;
+        let page = engine.store.tickets(&filter).await?;
         let done = page.len() < 1000;
         out.extend(page);
         if done {
@@ -108,10 +108,10 @@ fn backlog(tickets: &[Ticket], now: DateTime<Utc>) -> Value {
 
 impl Engine {
     /// Every scheduled workflow with its next occurrences, last firing and misses.
-    pub fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
         let mut out = Vec::new();
-        for record in self.current_workflows()?.iter() {
-            if let Some(info) = self.schedule_info(record)? {
+        for record in self.current_workflows().await?.iter() {
+            if let Some(info) = self.schedule_info(record).await? {
                 out.push(info);
             }
         }
@@ -119,10 +119,10 @@ impl Engine {
     }
 
     /// One workflow's schedule (`None` when it has no schedule trigger).
-    pub fn schedule_info(&self, record: &WorkflowRecord) -> Result<Option<ScheduleInfo>> {
+    pub async fn schedule_info(&self, record: &WorkflowRecord) -> Result<Option<ScheduleInfo>> {
         let Some(schedule) = record.definition.schedule() else { return Ok(None) };
         let Ok(compiled) = Compiled::new(&schedule.cron, &schedule.timezone) else { return Ok(None) };
-        let timer = self.store.timer(&timer_key(&record.id))?;
+        let timer = self.store.timer(&timer_key(&record.id)).await?;
         let (last_fired, missed) = match timer.as_ref().map(|t| &t.kind) {
             Some(TimerKind::Cron { last_fired, missed, .. }) => (*last_fired, *missed),
             _ => (None, 0),
@@ -142,9 +142,9 @@ impl Engine {
 
     /// The write that keeps `record`'s schedule timer right after a publish or an
     /// enable/disable; `None` when the current timer is already right.
-    pub(super) fn schedule_timer(&self, record: &WorkflowRecord) -> Result<Option<Write>> {
+    pub(super) async fn schedule_timer(&self, record: &WorkflowRecord) -> Result<Option<Write>> {
         let key = timer_key(&record.id);
-        let current = self.store.timer(&key)?;
+        let current = self.store.timer(&key).await?;
         let Some(schedule) = record.definition.schedule().filter(|_| record.enabled) else {
             return Ok(current.map(|_| Write::CancelTimer(key)));
         };
@@ -170,7 +170,7 @@ impl Engine {
         let mut tickets: Option<Vec<Ticket>> = None;
         // The engine's cached current definitions, indexed once for the batch, and each
         // distinct expression parsed once: 10k schedules due together cost no store reads.
-        let current = self.current_workflows()?;
+        let current = self.current_workflows().await?;
         let by_id: HashMap<&str, &WorkflowRecord> = current.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut parsed: HashMap<(String, String), Compiled> = HashMap::new();
         for timer in timers {
@@ -204,11 +204,12 @@ impl Engine {
             // that use the backlog, and once per batch of due schedules.
             let needs_tickets = schedule.tickets.is_some() || mentions(&record.definition, "backlog");
             if !plan.firings.is_empty() && needs_tickets && tickets.is_none() {
-                tickets = Some(all_tickets(self)?);
+                tickets = Some(all_tickets(self).await?);
             }
             for firing in &plan.firings {
                 let tickets = if needs_tickets { tickets.as_deref() } else { None };
-                started.extend(self.start_scheduled(&mut tx, record, &schedule, &compiled, firing, tickets, now)?);
+                started
+                    .extend(self.start_scheduled(&mut tx, record, &schedule, &compiled, firing, tickets, now).await?);
             }
             let fired = plan.firings.iter().map(|f| f.scheduled_for).max().max(*last_fired);
             let kind = cron_kind(workflow, &schedule, fired, missed + plan.missed as u64);
@@ -225,7 +226,7 @@ impl Engine {
     /// Writes the runs of one firing: one with no ticket, or one per open ticket that
     /// `tickets` holds for.
     #[allow(clippy::too_many_arguments)]
-    fn start_scheduled(
+    async fn start_scheduled(
         &self,
         tx: &mut Tx,
         record: &WorkflowRecord,
@@ -237,9 +238,9 @@ impl Engine {
     ) -> Result<Vec<String>> {
         let mut started = Vec::new();
         for (ticket, event, seed) in
-            self.firing_targets(&record.definition, schedule, compiled, firing, tickets, now)?
+            self.firing_targets(&record.definition, schedule, compiled, firing, tickets, now).await?
         {
-            let (_, run) = self.evaluate(record, &event, &ticket, seed)?;
+            let (_, run) = self.evaluate(record, &event, &ticket, seed).await?;
             if let Some(mut run) = run {
                 if run.status == RunStatus::Pending {
                     started.push(run.id.clone());
@@ -253,7 +254,7 @@ impl Engine {
     /// What one firing runs on, with the event and the variables each run starts with:
     /// the no-ticket placeholder (with `vars.backlog` / `vars.report` when the definition
     /// reads them), or each open ticket the schedule's `tickets` condition holds for.
-    fn firing_targets(
+    async fn firing_targets(
         &self,
         def: &Workflow,
         schedule: &Schedule,
@@ -303,7 +304,7 @@ impl Engine {
                         tz: chrono_tz::UTC,
                         savings: self.config.reports.clone(),
                     };
-                    seed.insert("report".into(), self.report(&week)?);
+                    seed.insert("report".into(), self.report(&week).await?);
                 }
                 out.push((Ticket::placeholder(now), event(""), seed));
             }
@@ -323,14 +324,16 @@ impl Engine {
     /// Runs a scheduled workflow now, as if its schedule had fired (same variables, same
     /// fan-out over tickets); its timer and next occurrences are untouched. Audited.
     pub async fn run_schedule_now(self: &Arc<Self>, id: &str, actor: &str) -> Result<Vec<String>> {
-        let record = self.store.workflow(id)?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
+        let record =
+            self.store.workflow(id).await?.ok_or_else(|| Error::NotFound { kind: "workflow", id: id.into() })?;
         let now = self.now();
-        let (schedule, compiled, firing, tickets) = self.firing_now(&record.definition, now)?;
+        let (schedule, compiled, firing, tickets) = self.firing_now(&record.definition, now).await?;
         if !record.enabled {
             return Err(Error::Conflict(format!("workflow `{id}` is disabled")));
         }
         let mut tx = Tx::new();
-        let started = self.start_scheduled(&mut tx, &record, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
+        let started =
+            self.start_scheduled(&mut tx, &record, &schedule, &compiled, &firing, tickets.as_deref(), now).await?;
         tx.push(Write::Audit(crate::run::AuditEntry {
             at: now,
             actor: actor.into(),
@@ -345,7 +348,7 @@ impl Engine {
 
     /// A firing of `def`'s schedule at `now`, for a run or dry run on demand: the schedule,
     /// compiled, and the tickets it needs (for a fan-out or `vars.backlog`).
-    fn firing_now(
+    async fn firing_now(
         &self,
         def: &Workflow,
         now: DateTime<Utc>,
@@ -360,21 +363,21 @@ impl Engine {
             .map_err(|e| super::invalid("/triggers", e.to_string()))?;
         let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
         let needs_tickets = schedule.tickets.is_some() || mentions(def, "backlog");
-        let tickets = if needs_tickets { Some(all_tickets(self)?) } else { None };
+        let tickets = if needs_tickets { Some(all_tickets(self).await?) } else { None };
         Ok((schedule, compiled, firing, tickets))
     }
 
     /// A dry run of a scheduled workflow as if its schedule fired now: one result for a
     /// summary, or one per matching open ticket (at most 50) for a fan-out.
-    pub fn dry_run_schedule(&self, def: &Workflow, outputs: &Map<String, Value>) -> Result<Value> {
+    pub async fn dry_run_schedule(&self, def: &Workflow, outputs: &Map<String, Value>) -> Result<Value> {
         let now = self.now();
-        let (schedule, compiled, firing, tickets) = self.firing_now(def, now)?;
-        let targets = self.firing_targets(def, &schedule, &compiled, &firing, tickets.as_deref(), now)?;
+        let (schedule, compiled, firing, tickets) = self.firing_now(def, now).await?;
+        let targets = self.firing_targets(def, &schedule, &compiled, &firing, tickets.as_deref(), now).await?;
         let matching = targets.len();
         let mut results = Vec::new();
         for (ticket, event, seed) in targets.into_iter().take(50) {
             let id = ticket.id.clone();
-            let result = self.dry_run_event(def, ticket, &event, seed, outputs)?;
+            let result = self.dry_run_event(def, ticket, &event, seed, outputs).await?;
             results.push(json!({"ticket": (!id.is_empty()).then_some(id), "result": result}));
         }
         Ok(json!({"schedule": schedule.cron, "timezone": schedule.timezone, "fan_out": schedule.tickets.is_some(),

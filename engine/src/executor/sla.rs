@@ -71,18 +71,18 @@ fn timer_for(state: &TicketSla, policy: &Policy, cal: &Calendar, now: chrono::Da
 }
 
 impl Engine {
-    pub(super) fn sla(&self) -> Result<Arc<Setup>> {
-        let mut cache = self.sla_setup.lock().unwrap_or_else(|p| p.into_inner());
+    pub(super) async fn sla(&self) -> Result<Arc<Setup>> {
+        let mut cache = self.sla_setup.lock().await;
         if let Some(s) = cache.as_ref() {
             return Ok(s.clone());
         }
         let mut calendars = HashMap::new();
-        for spec in self.store.calendars()? {
+        for spec in self.store.calendars().await? {
             if let Ok(cal) = Calendar::new(&spec) {
                 calendars.insert(spec.id.clone(), cal);
             }
         }
-        let setup = Arc::new(Setup { policies: self.store.sla_policies()?, calendars });
+        let setup = Arc::new(Setup { policies: self.store.sla_policies().await?, calendars });
         *cache = Some(setup.clone());
         Ok(setup)
     }
@@ -90,9 +90,9 @@ impl Engine {
     /// A ticket's SLA clocks as a person reads them: per metric, its state
     /// (`running`, `paused`, `met`, `breached`), business minutes used and left, and when
     /// the target runs out if nothing pauses it. `None` when no policy applies.
-    pub fn sla_report(&self, ticket: &str) -> Result<Option<serde_json::Value>> {
-        let Some(state) = self.store.ticket_sla(ticket)? else { return Ok(None) };
-        let setup = self.sla()?;
+    pub async fn sla_report(&self, ticket: &str) -> Result<Option<serde_json::Value>> {
+        let Some(state) = self.store.ticket_sla(ticket).await? else { return Ok(None) };
+        let setup = self.sla().await?;
         let cal = setup.policy_calendar(&state.policy).unwrap_or_else(Calendar::always);
         let now = self.now();
         let describe = |c: &Clock| {
@@ -141,7 +141,7 @@ impl Engine {
         let mut tx = Tx::new();
         tx.push(Write::Calendar(spec.clone()));
         self.store.commit(tx).await?;
-        *self.sla_setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.sla_setup.lock().await = None;
         Ok(spec)
     }
 
@@ -156,7 +156,7 @@ impl Engine {
             }
         }
         if let Some(c) = &policy.calendar {
-            if !self.store.calendars()?.iter().any(|s| &s.id == c) {
+            if !self.store.calendars().await?.iter().any(|s| &s.id == c) {
                 errors.push(("/calendar".into(), format!("unknown calendar `{c}`")));
             }
         }
@@ -166,12 +166,12 @@ impl Engine {
         let mut tx = Tx::new();
         tx.push(Write::SlaPolicy(Box::new(policy.clone())));
         self.store.commit(tx).await?;
-        *self.sla_setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.sla_setup.lock().await = None;
         Ok(policy)
     }
 
     /// The SLA state written earlier in this transaction, else the stored one.
-    fn pending_sla(&self, tx: &Tx, ticket: &str) -> Result<Option<TicketSla>> {
+    async fn pending_sla(&self, tx: &Tx, ticket: &str) -> Result<Option<TicketSla>> {
         for w in tx.writes.iter().rev() {
             if let Write::Sla(s) = w {
                 if s.ticket_id == ticket {
@@ -179,17 +179,17 @@ impl Engine {
                 }
             }
         }
-        Ok(self.store.ticket_sla(ticket)?)
+        Ok(self.store.ticket_sla(ticket).await?)
     }
 
     /// Updates the ticket's SLA clocks for an event; writes state and timer into `tx`.
-    pub(super) fn observe_sla(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<()> {
-        let setup = self.sla()?;
+    pub(super) async fn observe_sla(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<()> {
+        let setup = self.sla().await?;
         if setup.policies.is_empty() {
             return Ok(());
         }
         let now = event.at;
-        let mut state = match self.pending_sla(tx, &ticket.id)? {
+        let mut state = match self.pending_sla(tx, &ticket.id).await? {
             Some(s) => s,
             None => {
                 let Some(policy) =
@@ -253,7 +253,7 @@ impl Engine {
         let now = self.now();
         let mut fired = 0;
         loop {
-            let due = self.store.due_timers(now, 1024)?;
+            let due = self.store.due_timers(now, 1024).await?;
             if due.is_empty() {
                 return Ok(fired);
             }
@@ -299,10 +299,12 @@ impl Engine {
     ) -> Result<()> {
         let _guard = self.locks.lock(ticket_id).await;
         let mut tx = Tx::new();
-        let (Some(ticket), Some(mut state)) = (self.store.ticket(ticket_id)?, self.store.ticket_sla(ticket_id)?) else {
+        let (Some(ticket), Some(mut state)) =
+            (self.store.ticket(ticket_id).await?, self.store.ticket_sla(ticket_id).await?)
+        else {
             return self.drop_timer(timer).await;
         };
-        let setup = self.sla()?;
+        let setup = self.sla().await?;
         let Some(policy) = setup.policy(&state.policy).cloned() else {
             return self.drop_timer(timer).await;
         };
@@ -320,7 +322,7 @@ impl Engine {
                 tracing::info!(ticket = %ticket_id, metric = metric.as_str(), ?percent, "SLA {}", kind.as_str());
                 let signal = SlaSignal { policy: policy.id.clone(), metric, percent };
                 let (_, started) =
-                    self.raise_with(&mut tx, &ticket, kind, Vec::new(), None, &actor, &[], None, Some(signal))?;
+                    self.raise_with(&mut tx, &ticket, kind, Vec::new(), None, &actor, &[], None, Some(signal)).await?;
                 runs.extend(started);
             }
         }
@@ -340,7 +342,7 @@ impl Engine {
                 if let Err(e) = engine.fire_due_timers().await {
                     tracing::error!(error = %e, "timer loop");
                 }
-                let wait = match engine.store.next_timer() {
+                let wait = match engine.store.next_timer().await {
                     Ok(Some(due)) => {
                         (due - engine.now()).to_std().unwrap_or_default().min(std::time::Duration::from_secs(1))
                     }

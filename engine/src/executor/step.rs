@@ -19,12 +19,12 @@ impl Engine {
         let mut worker = Some(self.worker().await?);
         // The run is read (header + journal, folded) once; after that the driver keeps it
         // in memory: while a run is pending or running, its driver is its only writer.
-        let Some(mut run) = self.store.run(run_id)? else { return Ok(()) };
+        let Some(mut run) = self.store.run(run_id).await? else { return Ok(()) };
         loop {
             if self.stopping.load(Ordering::SeqCst) || !run.status.is_active() {
                 return Ok(());
             }
-            let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+            let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
             // Every line logged while the step runs names its run, workflow and ticket.
             let span = tracing::info_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
             match tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await? {
@@ -88,14 +88,14 @@ impl Engine {
         }
         let delivery = match &step.action {
             Action::Notify { url, secret, payload } => {
-                let Some(ticket) = self.run_ticket(&run)? else {
+                let Some(ticket) = self.run_ticket(&run).await? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(None);
                 };
                 Some(self.notify(&run, &ticket, step, url, secret.as_deref(), payload.as_ref()).await)
             }
             Action::Plugin { plugin, action, input, retries, backoff_ms, max_backoff_ms, .. } => {
-                let Some(ticket) = self.run_ticket(&run)? else {
+                let Some(ticket) = self.run_ticket(&run).await? else {
                     self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
                     return Ok(None);
                 };
@@ -115,7 +115,7 @@ impl Engine {
         // (their load against capacity), read once and handed to the step.
         let (_routing_guard, members) = match &step.action {
             Action::Route { group, .. } => {
-                let members = steps::route::members(self, group)?;
+                let members = steps::route::members(self, group).await?;
                 let keys: Vec<String> = std::iter::once(format!("g:{group}"))
                     .chain(members.iter().map(|a| format!("a:{}", a.id)))
                     .collect();
@@ -123,13 +123,13 @@ impl Engine {
             }
             _ => (None, None),
         };
-        let Some(mut ticket) = self.run_ticket(&run)? else {
+        let Some(mut ticket) = self.run_ticket(&run).await? else {
             self.finish(run, RunStatus::Failed, Some("ticket no longer exists".into())).await?;
             return Ok(None);
         };
         let mut effect = match delivery {
             Some(Ok(effect)) | Some(Err(effect)) => effect,
-            None => self.execute(&run, def, index, &ticket, members)?,
+            None => self.execute(&run, def, index, &ticket, members).await?,
         };
         // A segment: this step and the local steps that follow it (they read and write
         // only the ticket and the run) commit as one transaction, under the one ticket
@@ -139,14 +139,14 @@ impl Engine {
         let mut request = None;
         let (mut index, mut step, mut timing) = (index, step, timing);
         let outcome = loop {
-            self.guard_effect(&run, &ticket, step, &mut effect)?;
+            self.guard_effect(&run, &ticket, step, &mut effect).await?;
             let now = self.now();
             let creates_children = !effect.children.is_empty();
             if let Some(mut after) = effect.ticket.take() {
-                new_runs.extend(self.commit_ticket_change(&mut tx, &run, &ticket, &mut after, &mut effect)?);
+                new_runs.extend(self.commit_ticket_change(&mut tx, &run, &ticket, &mut after, &mut effect).await?);
                 ticket = after;
             }
-            new_runs.extend(self.commit_children(&mut tx, &run, &mut effect.children)?);
+            new_runs.extend(self.commit_children(&mut tx, &run, &mut effect.children).await?);
             tx.writes.append(&mut effect.writes);
             let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
             let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
@@ -178,12 +178,12 @@ impl Engine {
                 break outcome;
             };
             (index, step, timing) = (next, &def.steps[next], std::time::Instant::now());
-            effect = self.execute(&run, def, index, &ticket, None)?;
+            effect = self.execute(&run, def, index, &ticket, None).await?;
         };
         let more = outcome == machine::Outcome::Continues;
         let ended = matches!(run.status, RunStatus::Completed | RunStatus::Failed).then(|| outcome_of(&run));
         tx.run(&mut run);
-        let durable = self.store.apply(tx)?;
+        let durable = self.store.apply(tx).await?;
         // The writes are visible now: the next step on this ticket, the next routing
         // decision (the routing locks of its group and agents) and other runs can go on while the flush
         // completes, since the store keeps durability in apply order. Run throughput in
@@ -205,7 +205,7 @@ impl Engine {
 
     /// Refuses an effect that would close a ticket before its open children, or that
     /// needs a ticket when the run has none: the step fails instead.
-    fn guard_effect(
+    async fn guard_effect(
         &self,
         run: &Run,
         ticket: &Ticket,
@@ -213,7 +213,7 @@ impl Engine {
         effect: &mut steps::Effect,
     ) -> Result<()> {
         if let Some(next) = effect.ticket.as_ref().filter(|n| ticket.status.is_open() && !n.status.is_open()) {
-            let open = self.open_children(next)?;
+            let open = self.open_children(next).await?;
             if !open.is_empty() {
                 let msg = format!(
                     "{} has open child tickets ({}): it cannot be {} before them (wait until ticket.open_children is 0)",
@@ -234,7 +234,7 @@ impl Engine {
 
     /// Writes a step's change to its run's ticket, with the events it raises (an update
     /// when fields changed, a comment when it added one). Returns the runs they start.
-    fn commit_ticket_change(
+    async fn commit_ticket_change(
         &self,
         tx: &mut Tx,
         run: &Run,
@@ -248,35 +248,37 @@ impl Engine {
         effect.entry.changes = changes.clone();
         tx.ticket(Some(before), after);
         if !changes.is_empty() {
-            let (_, runs) = self.raise(tx, after, EventKind::Updated, changes, None, &actor, &causation, None)?;
+            let (_, runs) = self.raise(tx, after, EventKind::Updated, changes, None, &actor, &causation, None).await?;
             new_runs.extend(runs);
         }
         if let Some(comment) = effect.comment.take() {
-            let (_, runs) =
-                self.raise(tx, after, EventKind::CommentAdded, Vec::new(), Some(comment), &actor, &causation, None)?;
+            let (_, runs) = self
+                .raise(tx, after, EventKind::CommentAdded, Vec::new(), Some(comment), &actor, &causation, None)
+                .await?;
             new_runs.extend(runs);
         }
         Ok(new_runs)
     }
 
     /// Writes the tickets a step created, each with its `created` event.
-    fn commit_children(&self, tx: &mut Tx, run: &Run, children: &mut [Ticket]) -> Result<Vec<String>> {
+    async fn commit_children(&self, tx: &mut Tx, run: &Run, children: &mut [Ticket]) -> Result<Vec<String>> {
         let (actor, causation) = (format!("workflow:{}", run.workflow_id), causation(run));
         let mut new_runs = Vec::new();
         for child in children {
             tx.ticket(None, child);
-            let (_, runs) = self.raise(tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None)?;
+            let (_, runs) =
+                self.raise(tx, child, EventKind::Created, Vec::new(), None, &actor, &causation, None).await?;
             new_runs.extend(runs);
         }
         Ok(new_runs)
     }
 
     /// The run's ticket: the stored one, or a blank one for a run that has no ticket.
-    fn run_ticket(&self, run: &Run) -> Result<Option<Ticket>> {
+    async fn run_ticket(&self, run: &Run) -> Result<Option<Ticket>> {
         if run.ticket_id.is_empty() {
             return Ok(Some(Ticket::placeholder(run.created_at)));
         }
-        Ok(self.store.ticket(&run.ticket_id)?)
+        Ok(self.store.ticket(&run.ticket_id).await?)
     }
 
     async fn finish(&self, mut run: Run, status: RunStatus, error: Option<String>) -> Result<()> {

@@ -16,15 +16,15 @@ use std::sync::Arc;
 impl Engine {
     /// Resumes the runs waiting on `ticket` whose condition holds for `event`. Returns
     /// their ids (to drive after the commit).
-    pub(super) fn wake_waiting(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<Vec<String>> {
+    pub(super) async fn wake_waiting(&self, tx: &mut Tx, ticket: &Ticket, event: &Event) -> Result<Vec<String>> {
         let mut woken = Vec::new();
-        for id in self.store.waiting_runs(&ticket.id)? {
+        for id in self.store.waiting_runs(&ticket.id).await? {
             if tx.writes_run(&id) {
                 continue; // resumed by an earlier event of this same transaction
             }
-            let Some(mut run) = self.store.run(&id)? else { continue };
+            let Some(mut run) = self.store.run(&id).await? else { continue };
             let Some(waiting) = run.waiting.clone().filter(|_| run.status == RunStatus::Waiting) else { continue };
-            let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+            let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
             let Some(index) = def.step_index(&waiting.step) else { continue };
             let Action::Wait { until: Some(cond), .. } = &def.steps[index].action else { continue };
             let mut checks = Vec::new();
@@ -54,14 +54,14 @@ impl Engine {
     ) -> Result<()> {
         let mut tx = Tx::new();
         tx.push(Write::CancelTimer(timer.key.clone()));
-        let Some(run) = self.store.run(run_id)? else { return Ok(self.store.commit(tx).await?) };
+        let Some(run) = self.store.run(run_id).await? else { return Ok(self.store.commit(tx).await?) };
         let _guard = self.locks.lock(&run.ticket_id).await;
         // Re-read under the lock: an event may have resumed it meanwhile.
-        let Some(mut run) = self.store.run(run_id)? else { return Ok(self.store.commit(tx).await?) };
+        let Some(mut run) = self.store.run(run_id).await? else { return Ok(self.store.commit(tx).await?) };
         let Some(waiting) = run.waiting.clone().filter(|_| run.status == RunStatus::Waiting) else {
             return Ok(self.store.commit(tx).await?);
         };
-        let def = self.definition(&run.workflow_id, run.workflow_revision)?;
+        let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
         let Some(index) = def.step_index(&waiting.step) else { return Ok(self.store.commit(tx).await?) };
         let on_timeout = match &def.steps[index].action {
             Action::Wait { on_timeout, .. } => on_timeout.clone(),

@@ -33,7 +33,7 @@ impl Engine {
             return Err(Error::Invalid(errors));
         }
         if let Action::StartWorkflow { workflow } = &endpoint.action {
-            if self.store.workflow(workflow)?.is_none() {
+            if self.store.workflow(workflow).await?.is_none() {
                 return Err(invalid("/action/workflow", format!("unknown workflow `{workflow}`")));
             }
         }
@@ -55,11 +55,11 @@ impl Engine {
     }
 
     /// An endpoint (cached; replaced on every `put_endpoint`).
-    pub fn endpoint(&self, id: &str) -> Result<Option<Arc<Endpoint>>> {
+    pub async fn endpoint(&self, id: &str) -> Result<Option<Arc<Endpoint>>> {
         if let Some(e) = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(mut e) = get_doc::<Endpoint>(&*self.store, DocKind::Webhook, id)? else { return Ok(None) };
+        let Some(mut e) = get_doc::<Endpoint>(&*self.store, DocKind::Webhook, id).await? else { return Ok(None) };
         if crate::secret::is_sealed(&e.secret) {
             let opened = match &self.secret_box {
                 Some(b) => b.open(&e.secret),
@@ -77,7 +77,7 @@ impl Engine {
     /// configured (at start). Returns how many were sealed.
     pub async fn seal_stored_secrets(&self) -> Result<usize> {
         let Some(b) = &self.secret_box else {
-            let clear = self.endpoints()?.iter().filter(|e| !crate::secret::is_sealed(&e.secret)).count();
+            let clear = self.endpoints().await?.iter().filter(|e| !crate::secret::is_sealed(&e.secret)).count();
             if clear > 0 {
                 tracing::warn!(
                     endpoints = clear,
@@ -88,7 +88,7 @@ impl Engine {
         };
         let mut tx = crate::store::Tx::new();
         let mut n = 0;
-        for mut e in self.endpoints()? {
+        for mut e in self.endpoints().await? {
             if !crate::secret::is_sealed(&e.secret) {
                 e.secret = b.seal(&e.secret);
                 tx.doc(DocKind::Webhook, &e.id.clone(), &e);
@@ -104,8 +104,8 @@ impl Engine {
     }
 
     /// All endpoints.
-    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        Ok(crate::store::list_docs(&*self.store, DocKind::Webhook, None, 10_000)?)
+    pub async fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        Ok(crate::store::list_docs(&*self.store, DocKind::Webhook, None, 10_000).await?)
     }
 
     /// Takes a token from the endpoint's bucket, or the seconds to wait.
@@ -135,7 +135,7 @@ impl Engine {
         let key = format!("{}/{delivery}", endpoint.id);
         // Same delivery id at once: the second waits for the first, then replays it.
         let _guard = self.locks.lock(&format!("hook:{key}")).await;
-        if let Some(seen) = get_doc::<DeliveryRecord>(&*self.store, DocKind::Delivery, &key)? {
+        if let Some(seen) = get_doc::<DeliveryRecord>(&*self.store, DocKind::Delivery, &key).await? {
             return Ok((seen.response, true));
         }
         self.apply(endpoint, payload, Some(key)).await.map(|v| (v, false))
@@ -184,12 +184,12 @@ impl Engine {
             Action::UpdateTicket { create_if_missing } => {
                 let by_id = endpoint.mapping.ticket.as_ref().map(|s| value_text(&webhook::extract(s, payload)));
                 let found = match by_id.filter(|s| !s.is_empty()) {
-                    Some(id) => Some(self.store.ticket(&id)?.ok_or(Error::NotFound { kind: "ticket", id })?),
+                    Some(id) => Some(self.store.ticket(&id).await?.ok_or(Error::NotFound { kind: "ticket", id })?),
                     None => {
                         let x = external.as_ref().map(value_text).ok_or_else(|| {
                             invalid("/mapping/external_id", "the payload has no value at the external_id mapping")
                         })?;
-                        let t = self.ticket_by_external_id(&x)?;
+                        let t = self.ticket_by_external_id(&x).await?;
                         if t.is_none() && !*create_if_missing {
                             return Err(Error::NotFound { kind: "ticket with external_id", id: x });
                         }
@@ -218,10 +218,10 @@ impl Engine {
                     .map(|s| value_text(&webhook::extract(s, payload)))
                     .filter(|s| !s.is_empty())
                     .ok_or_else(|| invalid("/mapping/ticket", "the payload has no value at the ticket mapping"))?;
-                let ticket = match self.store.ticket(&reference)? {
+                let ticket = match self.store.ticket(&reference).await? {
                     Some(t) => t.id,
                     None => {
-                        let t = self.ticket_by_external_id(&reference)?;
+                        let t = self.ticket_by_external_id(&reference).await?;
                         t.map(|t| t.id).ok_or(Error::NotFound { kind: "ticket", id: reference })?
                     }
                 };
@@ -233,9 +233,9 @@ impl Engine {
     }
 
     /// The ticket another system knows by `external_id`.
-    fn ticket_by_external_id(&self, external_id: &str) -> Result<Option<crate::ticket::Ticket>> {
+    async fn ticket_by_external_id(&self, external_id: &str) -> Result<Option<crate::ticket::Ticket>> {
         let filter = TicketFilter { external_id: Some(external_id.into()), limit: Some(1), ..Default::default() };
-        Ok(self.store.tickets(&filter)?.into_iter().next())
+        Ok(self.store.tickets(&filter).await?.into_iter().next())
     }
 }
 
@@ -257,14 +257,15 @@ fn value_text(v: &Value) -> String {
 
 impl Engine {
     /// Outbound webhooks that ran out of attempts, oldest id first.
-    pub fn dead_letters(&self) -> Result<Vec<crate::notify::DeadLetter>> {
-        Ok(crate::store::list_docs(&*self.store, DocKind::DeadLetter, None, 10_000)?)
+    pub async fn dead_letters(&self) -> Result<Vec<crate::notify::DeadLetter>> {
+        Ok(crate::store::list_docs(&*self.store, DocKind::DeadLetter, None, 10_000).await?)
     }
 
     /// Sends a dead letter again (same delivery id, fresh signature and attempts). On
     /// success it is marked `resent`; either way the attempt is returned.
     pub async fn resend(&self, id: &str, actor: &str) -> Result<(crate::notify::DeadLetter, crate::notify::Delivery)> {
-        let mut letter: crate::notify::DeadLetter = get_doc(&*self.store, DocKind::DeadLetter, id)?
+        let mut letter: crate::notify::DeadLetter = get_doc(&*self.store, DocKind::DeadLetter, id)
+            .await?
             .ok_or_else(|| Error::NotFound { kind: "dead letter", id: id.into() })?;
         let key = self.config.secrets.get(&letter.secret).ok_or_else(|| {
             Error::Conflict(format!(

@@ -334,7 +334,7 @@ impl PluginHost {
         self.check_size(&info)?;
         let m = info.manifest;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let existing = self.store.plugin(&m.id).map_err(storage)?;
+        let existing = self.store.plugin(&m.id).await.map_err(storage)?;
         if let Some(old) = &existing {
             if who != Installer::Admin {
                 return Err(PluginError::new(
@@ -351,6 +351,7 @@ impl PluginHost {
                     None => self
                         .store
                         .plugin_module(&m.id, &m.version)
+                        .await
                         .map_err(storage)?
                         .map(|b| hex::encode(Sha256::digest(&b))),
                 };
@@ -432,7 +433,7 @@ impl PluginHost {
         version: Option<&str>,
         actor: &str,
     ) -> Result<Option<PluginRecord>, PluginError> {
-        let record = self.installed(id)?;
+        let record = self.installed(id).await?;
         let mut tx = Tx::new();
         let after = match version {
             None => {
@@ -455,7 +456,7 @@ impl PluginHost {
                 if record.version == v {
                     let back = next.versions.last().cloned().unwrap_or_default();
                     let bytes =
-                        self.store.plugin_module(id, &back).map_err(storage)?.ok_or_else(|| {
+                        self.store.plugin_module(id, &back).await.map_err(storage)?.ok_or_else(|| {
                             PluginError::new("not_found", format!("module of `{id}` {back} is missing"))
                         })?;
                     let info = inspect(&bytes).map_err(|e| PluginError::new("invalid_plugin", e.to_string()))?;
@@ -482,19 +483,20 @@ impl PluginHost {
     }
 
     /// The record of an installed plugin (`not_found` otherwise).
-    pub fn installed(&self, id: &str) -> Result<PluginRecord, PluginError> {
+    pub async fn installed(&self, id: &str) -> Result<PluginRecord, PluginError> {
         self.store
             .plugin(id)
+            .await
             .map_err(storage)?
             .ok_or_else(|| PluginError::new("not_found", format!("plugin `{id}` is not installed")))
     }
 
     /// Key-value usage of a plugin: (keys, bytes).
-    pub fn kv_usage(&self, id: &str) -> Result<(u64, u64), PluginError> {
+    pub async fn kv_usage(&self, id: &str) -> Result<(u64, u64), PluginError> {
         if let Some(u) = self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(*u);
         }
-        let u = self.store.plugin_kv_usage(id).map_err(storage)?;
+        let u = self.store.plugin_kv_usage(id).await.map_err(storage)?;
         self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), u);
         Ok(u)
     }
@@ -555,8 +557,8 @@ impl PluginHost {
         if let Some(l) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(l.clone());
         }
-        let record = self.installed(id)?;
-        let stored = self.store.plugin_artifact(id, &record.version).map_err(storage)?;
+        let record = self.installed(id).await?;
+        let stored = self.store.plugin_artifact(id, &record.version).await.map_err(storage)?;
         let pre = match stored {
             Some(a) => self.deserialize(a).await,
             None => None,
@@ -569,7 +571,7 @@ impl PluginHost {
         let pre = match pre {
             Some(pre) => pre,
             None => {
-                let bytes = self.store.plugin_module(id, &record.version).map_err(storage)?.ok_or_else(|| {
+                let bytes = self.store.plugin_module(id, &record.version).await.map_err(storage)?.ok_or_else(|| {
                     PluginError::new("not_found", format!("module of `{id}` {} is missing", record.version))
                 })?;
                 let (pre, artifact) = self.compile(Arc::new(bytes)).await?;
@@ -639,7 +641,7 @@ impl PluginHost {
             deadline: started + limits.timeout,
             timeout_ms: self.config.timeout_ms,
             kv: Mutex::new(KvPending::default()),
-            kv_usage: self.kv_usage(plugin)?,
+            kv_usage: self.kv_usage(plugin).await?,
             kv_quota: (self.config.kv_max_keys, self.config.kv_max_bytes),
             late: Mutex::new(None),
         });
@@ -873,11 +875,12 @@ impl HostServices {
         e
     }
 
+    /// Host calls run on the call's blocking thread: a store read is waited for there.
     fn kv_get(&self, key: &str) -> Result<Option<Value>, crate::store::Error> {
         if let Some(v) = self.kv.lock().unwrap_or_else(|p| p.into_inner()).values.get(key) {
             return Ok(v.clone());
         }
-        self.store.plugin_kv(&self.record.id, key)
+        self.rt.block_on(self.store.plugin_kv(&self.record.id, key))
     }
 
     fn kv_set(&self, key: String, value: Option<Value>) -> Value {

@@ -51,24 +51,28 @@ async fn commit_run(store: &dyn Store, run: &mut Run) -> Result<()> {
 }
 
 async fn ids_are_fresh_and_writes_are_visible_in_id_order(store: &dyn Store) {
-    let ids: Vec<String> = (0..12).map(|_| store.next_ticket_id().unwrap()).collect();
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..12 {
+        ids.push(store.next_ticket_id().await.unwrap());
+    }
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique.len(), 12, "{ids:?}");
-    assert_ne!(store.next_run_id().unwrap(), store.next_run_id().unwrap());
-    assert_ne!(store.next_event_id().unwrap(), store.next_event_id().unwrap());
+    assert_ne!(store.next_run_id().await.unwrap(), store.next_run_id().await.unwrap());
+    assert_ne!(store.next_event_id().await.unwrap(), store.next_event_id().await.unwrap());
     // Written out of order; listed by number (T-10 after T-9, not after T-1).
     let writes = ids.iter().rev().map(|id| put(ticket(id, "ann"))).collect();
     commit(store, writes).await.unwrap();
-    assert_eq!(store.ticket(&ids[3]).unwrap(), Some(ticket(&ids[3], "ann")));
-    assert_eq!(store.ticket("T-999").unwrap(), None);
-    assert_eq!(store.ticket("not an id").unwrap(), None);
-    let page = store.tickets(&TicketFilter { limit: Some(5), ..Default::default() }).unwrap();
+    assert_eq!(store.ticket(&ids[3]).await.unwrap(), Some(ticket(&ids[3], "ann")));
+    assert_eq!(store.ticket("T-999").await.unwrap(), None);
+    assert_eq!(store.ticket("not an id").await.unwrap(), None);
+    let page = store.tickets(&TicketFilter { limit: Some(5), ..Default::default() }).await.unwrap();
     assert_eq!(
         page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
         ids[..5].iter().map(String::as_str).collect::<Vec<_>>()
     );
-    let next = store.tickets(&TicketFilter { after: Some(ids[4].clone()), limit: Some(100), ..Default::default() });
+    let next =
+        store.tickets(&TicketFilter { after: Some(ids[4].clone()), limit: Some(100), ..Default::default() }).await;
     assert_eq!(next.unwrap().len(), 7);
 }
 
@@ -77,9 +81,9 @@ async fn a_transaction_applies_whole_or_not_at_all(store: &dyn Store) {
     let bad = ticket("X-1", "ann");
     let err = commit(store, vec![put(good.clone()), put(bad)]).await;
     assert!(err.is_err());
-    assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of a refused transaction is applied");
+    assert_eq!(store.ticket("T-1").await.unwrap(), None, "nothing of a refused transaction is applied");
     commit(store, vec![put(good.clone())]).await.unwrap();
-    assert_eq!(store.ticket("T-1").unwrap(), Some(good));
+    assert_eq!(store.ticket("T-1").await.unwrap(), Some(good));
 }
 
 async fn a_run_is_a_header_and_a_journal_with_its_indexes(store: &dyn Store) {
@@ -89,8 +93,8 @@ async fn a_run_is_a_header_and_a_journal_with_its_indexes(store: &dyn Store) {
     for r in [&mut r, &mut other, &mut elsewhere] {
         commit_run(store, r).await.unwrap();
     }
-    assert_eq!(store.run("R-1").unwrap().as_ref(), Some(&r));
-    assert_eq!(store.active_runs(10).unwrap(), ["R-1", "R-2", "R-3"]);
+    assert_eq!(store.run("R-1").await.unwrap().as_ref(), Some(&r));
+    assert_eq!(store.active_runs(10).await.unwrap(), ["R-1", "R-2", "R-3"]);
     // Steps append; the run reads back as it is in memory.
     for i in 0..5 {
         r.trace.push(TraceEntry::step(at(i), "a", "set", "ok", ""));
@@ -99,32 +103,32 @@ async fn a_run_is_a_header_and_a_journal_with_its_indexes(store: &dyn Store) {
         r.status = RunStatus::Running;
         commit_run(store, &mut r).await.unwrap();
     }
-    assert_eq!(store.run("R-1").unwrap().as_ref(), Some(&r));
+    assert_eq!(store.run("R-1").await.unwrap().as_ref(), Some(&r));
     assert_eq!(r.vars["a"], json!(4));
     // Parked: waiting on its ticket; then ended: out of every index but the ticket's.
     r.status = RunStatus::Waiting;
     r.waiting = Some(crate::run::Waiting { step: "a".into(), deadline: None });
     commit_run(store, &mut r).await.unwrap();
-    assert_eq!(store.waiting_runs("T-1").unwrap(), ["R-1"]);
-    assert_eq!(store.count_waiting_runs().unwrap(), 1);
-    assert_eq!(store.active_runs(10).unwrap(), ["R-2", "R-3"]);
+    assert_eq!(store.waiting_runs("T-1").await.unwrap(), ["R-1"]);
+    assert_eq!(store.count_waiting_runs().await.unwrap(), 1);
+    assert_eq!(store.active_runs(10).await.unwrap(), ["R-2", "R-3"]);
     crate::run::machine::advance(&mut r, None, at(9));
     commit_run(store, &mut r).await.unwrap();
-    assert!(store.waiting_runs("T-1").unwrap().is_empty());
-    assert_eq!(store.run("R-1").unwrap().unwrap().trace.last().unwrap().kind, "finished");
+    assert!(store.waiting_runs("T-1").await.unwrap().is_empty());
+    assert_eq!(store.run("R-1").await.unwrap().unwrap().trace.last().unwrap().kind, "finished");
     // Listing: newest first, by ticket, workflow and status.
-    let ids = |f: RunFilter| store.runs(&f).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(ids(RunFilter::default()), ["R-3", "R-2", "R-1"]);
-    assert_eq!(ids(RunFilter { ticket: Some("T-1".into()), ..Default::default() }), ["R-2", "R-1"]);
-    assert_eq!(ids(RunFilter { workflow: Some("w".into()), ..Default::default() }), ["R-3", "R-1"]);
-    assert_eq!(ids(RunFilter { status: Some(RunStatus::Completed), ..Default::default() }), ["R-1"]);
-    assert_eq!(ids(RunFilter { limit: Some(1), ..Default::default() }), ["R-3"]);
+    let ids = async |f: RunFilter| store.runs(&f).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(RunFilter::default()).await, ["R-3", "R-2", "R-1"]);
+    assert_eq!(ids(RunFilter { ticket: Some("T-1".into()), ..Default::default() }).await, ["R-2", "R-1"]);
+    assert_eq!(ids(RunFilter { workflow: Some("w".into()), ..Default::default() }).await, ["R-3", "R-1"]);
+    assert_eq!(ids(RunFilter { status: Some(RunStatus::Completed), ..Default::default() }).await, ["R-1"]);
+    assert_eq!(ids(RunFilter { limit: Some(1), ..Default::default() }).await, ["R-3"]);
 }
 
 async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) {
     let mut r = run("R-3", "T-1", "w");
     commit_run(store, &mut r).await.unwrap();
-    let (mut a, mut b) = (store.run("R-3").unwrap().unwrap(), store.run("R-3").unwrap().unwrap());
+    let (mut a, mut b) = (store.run("R-3").await.unwrap().unwrap(), store.run("R-3").await.unwrap().unwrap());
     a.set_var("a", json!(1));
     b.set_var("b", json!(2));
     commit_run(store, &mut a).await.unwrap();
@@ -133,17 +137,17 @@ async fn an_append_behind_another_writers_back_is_a_conflict(store: &dyn Store) 
     tx.push(put(t)).run(&mut b);
     let err = store.commit(tx).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert_eq!(store.run("R-3").unwrap().unwrap().vars, a.vars, "the first writer's entry is kept");
-    assert_eq!(store.ticket("T-1").unwrap(), None, "nothing of the refused transaction is applied");
+    assert_eq!(store.run("R-3").await.unwrap().unwrap().vars, a.vars, "the first writer's entry is kept");
+    assert_eq!(store.ticket("T-1").await.unwrap(), None, "nothing of the refused transaction is applied");
     // A header-only write (no entry of its own) from a stale copy is refused too.
-    let mut c = store.run("R-3").unwrap().unwrap();
+    let mut c = store.run("R-3").await.unwrap().unwrap();
     let mut stale = c.clone();
     c.set_var("c", json!(3));
     commit_run(store, &mut c).await.unwrap();
     stale.status = RunStatus::Failed;
     let err = commit_run(store, &mut stale).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert_eq!(store.run("R-3").unwrap().unwrap().status, RunStatus::Pending, "the header is not overwritten");
+    assert_eq!(store.run("R-3").await.unwrap().unwrap().status, RunStatus::Pending, "the header is not overwritten");
 }
 
 async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
@@ -151,7 +155,7 @@ async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
     let mut tx = Tx::new();
     tx.ticket(None, &mut t);
     store.commit(tx).await.unwrap();
-    let v1 = store.ticket("T-1").unwrap().unwrap();
+    let v1 = store.ticket("T-1").await.unwrap().unwrap();
     assert_eq!(v1.version, 1, "a new ticket is stored at version 1");
     // Two writers read version 1; the first to commit wins.
     let (mut a, mut b) = (v1.clone(), v1.clone());
@@ -165,9 +169,9 @@ async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
     tx.ticket(Some(&v1), &mut b).push(put(ticket("T-2", "bob")));
     let err = store.commit(tx).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    let stored = store.ticket("T-1").unwrap().unwrap();
+    let stored = store.ticket("T-1").await.unwrap().unwrap();
     assert_eq!((stored.title.as_str(), stored.version), ("first writer", 2), "no blind overwrite");
-    assert_eq!(store.ticket("T-2").unwrap(), None, "nothing of the refused transaction is applied");
+    assert_eq!(store.ticket("T-2").await.unwrap(), None, "nothing of the refused transaction is applied");
     // Logging a ticket under an id that is taken is a conflict too.
     let err = commit(store, vec![put(ticket("T-1", "eve"))]).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
@@ -181,7 +185,7 @@ async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
     tx.ticket(Some(&mid), &mut last);
     assert_eq!(tx.writes.len(), 1, "merged");
     store.commit(tx).await.unwrap();
-    let stored = store.ticket("T-1").unwrap().unwrap();
+    let stored = store.ticket("T-1").await.unwrap().unwrap();
     assert_eq!((stored.title.as_str(), stored.version, last.version), ("last", 3, 3));
     // Written twice in one transaction as two writes: each expects what the one before wrote.
     let w = |title: &str, expect: u64| Write::Ticket {
@@ -190,10 +194,10 @@ async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
         expect: Some(expect),
     };
     commit(store, vec![w("four", 3), w("five", 4)]).await.unwrap();
-    assert_eq!(store.ticket("T-1").unwrap().unwrap().version, 5);
+    assert_eq!(store.ticket("T-1").await.unwrap().unwrap().version, 5);
     let err = commit(store, vec![w("six", 5), w("stale", 5)]).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert_eq!(store.ticket("T-1").unwrap().unwrap().title, "five");
+    assert_eq!(store.ticket("T-1").await.unwrap().unwrap().title, "five");
 }
 
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {
@@ -201,16 +205,16 @@ async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store
         .await
         .unwrap();
     let keys = |ts: Vec<Timer>| ts.into_iter().map(|t| t.key).collect::<Vec<_>>();
-    assert_eq!(keys(store.due_timers(at(15), 10).unwrap()), ["a", "b"]);
-    assert_eq!(keys(store.due_timers(at(15), 1).unwrap()), ["a"]);
-    assert_eq!(store.next_timer().unwrap(), Some(at(5)));
+    assert_eq!(keys(store.due_timers(at(15), 10).await.unwrap()), ["a", "b"]);
+    assert_eq!(keys(store.due_timers(at(15), 1).await.unwrap()), ["a"]);
+    assert_eq!(store.next_timer().await.unwrap(), Some(at(5)));
     // Same key, new due time: replaced, also twice within one transaction.
     commit(store, vec![Write::Timer(timer("b", 30)), Write::Timer(timer("b", 40))]).await.unwrap();
-    assert_eq!(keys(store.due_timers(at(100), 10).unwrap()), ["a", "c", "b"]);
-    assert_eq!(store.timer("b").unwrap().map(|t| t.due), Some(at(40)));
+    assert_eq!(keys(store.due_timers(at(100), 10).await.unwrap()), ["a", "c", "b"]);
+    assert_eq!(store.timer("b").await.unwrap().map(|t| t.due), Some(at(40)));
     commit(store, vec![Write::CancelTimer("a".into()), Write::CancelTimer("nothing".into())]).await.unwrap();
-    assert_eq!(store.next_timer().unwrap(), Some(at(20)));
-    assert_eq!(store.timer("a").unwrap(), None);
+    assert_eq!(store.next_timer().await.unwrap(), Some(at(20)));
+    assert_eq!(store.timer("a").await.unwrap(), None);
 }
 
 async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
@@ -223,7 +227,7 @@ async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
     };
     commit(store, vec![Write::History(entry("E-2")), Write::History(entry("E-1"))]).await.unwrap();
     commit(store, vec![Write::History(entry("E-3"))]).await.unwrap();
-    let order: Vec<String> = store.history("T-1").unwrap().into_iter().map(|h| h.event_id).collect();
+    let order: Vec<String> = store.history("T-1").await.unwrap().into_iter().map(|h| h.event_id).collect();
     assert_eq!(order, ["E-2", "E-1", "E-3"], "in the order written");
     let event = |id: &str| Event {
         id: id.into(),
@@ -238,9 +242,9 @@ async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
         evaluations: Vec::new(),
     };
     commit(store, vec![Write::Event(Box::new(event("E-10"))), Write::Event(Box::new(event("E-9")))]).await.unwrap();
-    let ids: Vec<String> = store.ticket_events("T-1").unwrap().into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = store.ticket_events("T-1").await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["E-9", "E-10"], "by number");
-    assert_eq!(store.event("E-10").unwrap().map(|e| e.id), Some("E-10".into()));
+    assert_eq!(store.event("E-10").await.unwrap().map(|e| e.id), Some("E-10".into()));
     let audit = |action: &str| {
         Write::Audit(AuditEntry {
             at: at(0),
@@ -252,7 +256,7 @@ async fn history_events_and_audit_keep_their_order(store: &dyn Store) {
     };
     commit(store, vec![audit("first"), audit("second")]).await.unwrap();
     commit(store, vec![audit("third")]).await.unwrap();
-    let actions: Vec<String> = store.audit(2).unwrap().into_iter().map(|a| a.action).collect();
+    let actions: Vec<String> = store.audit(2).await.unwrap().into_iter().map(|a| a.action).collect();
     assert_eq!(actions, ["third", "second"], "newest first");
 }
 
@@ -263,7 +267,7 @@ async fn comments_are_appended_never_rewritten(store: &dyn Store) {
     let mut tx = Tx::new();
     tx.ticket(None, &mut t);
     store.commit(tx).await.unwrap();
-    assert_eq!(store.ticket("T-1").unwrap(), Some(t.clone()));
+    assert_eq!(store.ticket("T-1").await.unwrap(), Some(t.clone()));
     // A writer whose copy differs in the stored comments appends only its new one.
     let before = t.clone();
     let mut after = t.clone();
@@ -272,10 +276,10 @@ async fn comments_are_appended_never_rewritten(store: &dyn Store) {
     let mut tx = Tx::new();
     tx.ticket(Some(&before), &mut after);
     store.commit(tx).await.unwrap();
-    let stored = store.ticket("T-1").unwrap().unwrap();
+    let stored = store.ticket("T-1").await.unwrap().unwrap();
     let bodies: Vec<&str> = stored.comments.iter().map(|c| c.body.as_str()).collect();
     assert_eq!(bodies, ["first", "second", "third"]);
-    let listed = store.tickets(&TicketFilter::default()).unwrap();
+    let listed = store.tickets(&TicketFilter::default()).await.unwrap();
     assert_eq!(listed[0].comments, stored.comments, "a listed ticket has its comments");
 }
 
@@ -284,24 +288,24 @@ async fn open_assignments_follow_the_ticket_and_routing_state_is_kept(store: &dy
     let mut tx = Tx::new();
     tx.ticket(None, &mut t);
     store.commit(tx).await.unwrap();
-    assert_eq!(store.open_load("alice").unwrap(), 0);
+    assert_eq!(store.open_load("alice").await.unwrap(), 0);
     let before = t.clone();
     t.assignee = Some("alice".into());
     t.status = Status::Assigned;
     let mut tx = Tx::new();
     tx.ticket(Some(&before), &mut t);
     store.commit(tx).await.unwrap();
-    assert_eq!(store.open_load("alice").unwrap(), 1);
-    assert_eq!(store.open_load("alice2").unwrap(), 0, "an agent whose id extends another's");
+    assert_eq!(store.open_load("alice").await.unwrap(), 1);
+    assert_eq!(store.open_load("alice2").await.unwrap(), 0, "an agent whose id extends another's");
     let before = t.clone();
     t.status = Status::Resolved;
     let mut tx = Tx::new();
     tx.ticket(Some(&before), &mut t);
     store.commit(tx).await.unwrap();
-    assert_eq!(store.open_load("alice").unwrap(), 0, "a resolved ticket no longer counts");
+    assert_eq!(store.open_load("alice").await.unwrap(), 0, "a resolved ticket no longer counts");
     commit(store, vec![Write::RoundRobin { group: "net".into(), agent: "bob".into() }]).await.unwrap();
-    assert_eq!(store.round_robin_cursor("net").unwrap().as_deref(), Some("bob"));
-    assert_eq!(store.round_robin_cursor("other").unwrap(), None);
+    assert_eq!(store.round_robin_cursor("net").await.unwrap().as_deref(), Some("bob"));
+    assert_eq!(store.round_robin_cursor("other").await.unwrap(), None);
 }
 
 async fn documents_page_in_id_order_and_delete(store: &dyn Store) {
@@ -311,14 +315,14 @@ async fn documents_page_in_id_order_and_delete(store: &dyn Store) {
     commit(store, vec![Write::Doc { kind: DocKind::Webhook, id: "a".into(), value: Some(b"1".to_vec()) }])
         .await
         .unwrap();
-    let ids = |after, limit| list_docs::<String>(store, DocKind::Approval, after, limit).unwrap();
-    assert_eq!(ids(None, 10), ["a", "b", "c"], "only the kind asked for");
-    assert_eq!(ids(Some("a"), 10), ["b", "c"]);
-    assert_eq!(ids(None, 2), ["a", "b"]);
+    let ids = async |after, limit| list_docs::<String>(store, DocKind::Approval, after, limit).await.unwrap();
+    assert_eq!(ids(None, 10).await, ["a", "b", "c"], "only the kind asked for");
+    assert_eq!(ids(Some("a"), 10).await, ["b", "c"]);
+    assert_eq!(ids(None, 2).await, ["a", "b"]);
     commit(store, vec![Write::Doc { kind: DocKind::Approval, id: "b".into(), value: None }]).await.unwrap();
-    assert_eq!(ids(None, 10), ["a", "c"]);
-    assert_eq!(get_doc::<String>(store, DocKind::Approval, "c").unwrap().as_deref(), Some("c"));
-    let (first, second) = (store.next_number().unwrap(), store.next_number().unwrap());
+    assert_eq!(ids(None, 10).await, ["a", "c"]);
+    assert_eq!(get_doc::<String>(store, DocKind::Approval, "c").await.unwrap().as_deref(), Some("c"));
+    let (first, second) = (store.next_number().await.unwrap(), store.next_number().await.unwrap());
     assert_eq!(second, first + 1, "document numbers are dense");
 }
 
@@ -337,16 +341,16 @@ async fn plugin_state_is_kept_and_deleted_whole(store: &dyn Store) {
     )
     .await
     .unwrap();
-    assert_eq!(store.plugin_kv("p", "a").unwrap(), Some(json!({"x": 1})));
-    assert_eq!(store.plugin_kv_usage("p").unwrap(), (2, (1 + 7 + 1 + 1) as u64));
+    assert_eq!(store.plugin_kv("p", "a").await.unwrap(), Some(json!({"x": 1})));
+    assert_eq!(store.plugin_kv_usage("p").await.unwrap(), (2, (1 + 7 + 1 + 1) as u64));
     commit(store, vec![kv("b", None)]).await.unwrap();
-    assert_eq!(store.plugin_kv("p", "b").unwrap(), None);
-    assert_eq!(store.plugin_module("p", "1.0.0").unwrap().as_deref(), Some(&b"wasm"[..]));
+    assert_eq!(store.plugin_kv("p", "b").await.unwrap(), None);
+    assert_eq!(store.plugin_module("p", "1.0.0").await.unwrap().as_deref(), Some(&b"wasm"[..]));
     commit(store, vec![Write::DeletePlugin { id: "p".into() }]).await.unwrap();
-    assert_eq!(store.plugin_module("p", "1.0.0").unwrap(), None);
-    assert_eq!(store.plugin_artifact("p", "1.0.0").unwrap(), None);
-    assert_eq!(store.plugin_kv_usage("p").unwrap(), (0, 0));
-    assert_eq!(store.plugin_kv("q", "a").unwrap(), Some(json!(3)), "another plugin's state stays");
+    assert_eq!(store.plugin_module("p", "1.0.0").await.unwrap(), None);
+    assert_eq!(store.plugin_artifact("p", "1.0.0").await.unwrap(), None);
+    assert_eq!(store.plugin_kv_usage("p").await.unwrap(), (0, 0));
+    assert_eq!(store.plugin_kv("q", "a").await.unwrap(), Some(json!(3)), "another plugin's state stays");
 }
 
 async fn workflow_revisions_are_kept(store: &dyn Store) {
@@ -358,10 +362,10 @@ async fn workflow_revisions_are_kept(store: &dyn Store) {
         .map(|revision| Write::WorkflowRevision { revision, definition: Box::new(def.clone()) })
         .collect();
     commit(store, writes).await.unwrap();
-    assert_eq!(store.workflow_revisions("w").unwrap(), [1, 2, 3]);
-    assert_eq!(store.workflow_revisions("w2").unwrap(), Vec::<u32>::new());
-    assert_eq!(store.workflow_revision("w", 2).unwrap().map(|d| d.id), Some("w".into()));
-    assert_eq!(store.workflow_revision("w", 4).unwrap().map(|d| d.id), None);
+    assert_eq!(store.workflow_revisions("w").await.unwrap(), [1, 2, 3]);
+    assert_eq!(store.workflow_revisions("w2").await.unwrap(), Vec::<u32>::new());
+    assert_eq!(store.workflow_revision("w", 2).await.unwrap().map(|d| d.id), Some("w".into()));
+    assert_eq!(store.workflow_revision("w", 4).await.unwrap().map(|d| d.id), None);
 }
 
 /// Runs every contract test against one backend, each on a fresh store.

@@ -260,57 +260,60 @@ impl Tables {
     }
 }
 
+#[async_trait::async_trait]
 impl TicketStore for MemoryStore {
-    fn next_ticket_id(&self) -> Result<String> {
+    async fn next_ticket_id(&self) -> Result<String> {
         Ok(self.next(0, 'T'))
     }
 
-    fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
+    async fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         Ok(parse_id(id, 'T').and_then(|n| self.tables().ticket(n)))
     }
 
-    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let from = filter.after.as_deref().and_then(|a| parse_id(a, 'T')).map_or(0, |n| n.saturating_add(1));
         let tables = self.tables();
         let page = tables.tickets.range(from..).filter(|(_, t)| filter.matches(t)).take(filter.page_size());
         Ok(page.filter_map(|(n, _)| tables.ticket(*n)).collect())
     }
 
-    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let Some(n) = parse_id(id, 'T') else { return Ok(Vec::new()) };
         Ok(self.tables().history.range((n, 0)..=(n, u64::MAX)).map(|(_, h)| h.clone()).collect())
     }
 }
 
+#[async_trait::async_trait]
 impl WorkflowStore for MemoryStore {
-    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
         Ok(self.tables().workflows.get(id).cloned())
     }
 
-    fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
         Ok(self.tables().workflows.values().cloned().collect())
     }
 
-    fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
+    async fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
         Ok(self.tables().revisions.get(&(id.to_string(), revision)).cloned())
     }
 
-    fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
+    async fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
         let tables = self.tables();
         Ok(tables.revisions.range((id.to_string(), 0)..=(id.to_string(), u32::MAX)).map(|((_, r), _)| *r).collect())
     }
 }
 
+#[async_trait::async_trait]
 impl RunStore for MemoryStore {
-    fn next_run_id(&self) -> Result<String> {
+    async fn next_run_id(&self) -> Result<String> {
         Ok(self.next(1, 'R'))
     }
 
-    fn run(&self, id: &str) -> Result<Option<Run>> {
+    async fn run(&self, id: &str) -> Result<Option<Run>> {
         Ok(parse_id(id, 'R').and_then(|n| self.tables().run(n)))
     }
 
-    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
         let keep = |h: &Header| {
             filter.workflow.as_ref().is_none_or(|w| &h.workflow_id == w) && filter.status.is_none_or(|s| h.status == s)
@@ -331,30 +334,31 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
-    fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
+    async fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         Ok(self.tables().active.iter().take(limit).map(|n| format!("R-{n}")).collect())
     }
 
-    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
+    async fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         Ok(self.tables().waiting.range((t, 0)..=(t, u64::MAX)).map(|(_, n)| format!("R-{n}")).collect())
     }
 
-    fn count_waiting_runs(&self) -> Result<u64> {
+    async fn count_waiting_runs(&self) -> Result<u64> {
         Ok(self.tables().waiting.len() as u64)
     }
 }
 
+#[async_trait::async_trait]
 impl EventStore for MemoryStore {
-    fn next_event_id(&self) -> Result<String> {
+    async fn next_event_id(&self) -> Result<String> {
         Ok(self.next(2, 'E'))
     }
 
-    fn event(&self, id: &str) -> Result<Option<Event>> {
+    async fn event(&self, id: &str) -> Result<Option<Event>> {
         Ok(parse_id(id, 'E').and_then(|n| self.tables().events.get(&n).cloned()))
     }
 
-    fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
+    async fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         let tables = self.tables();
         Ok(tables
@@ -365,41 +369,44 @@ impl EventStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl TeamStore for MemoryStore {
-    fn agent(&self, id: &str) -> Result<Option<Agent>> {
+    async fn agent(&self, id: &str) -> Result<Option<Agent>> {
         Ok(self.tables().agents.get(id).cloned())
     }
 
-    fn agents(&self) -> Result<Vec<Agent>> {
+    async fn agents(&self) -> Result<Vec<Agent>> {
         Ok(self.tables().agents.values().cloned().collect())
     }
 
-    fn group(&self, id: &str) -> Result<Option<Group>> {
+    async fn group(&self, id: &str) -> Result<Option<Group>> {
         Ok(self.tables().groups.get(id).cloned())
     }
 
-    fn groups(&self) -> Result<Vec<Group>> {
+    async fn groups(&self) -> Result<Vec<Group>> {
         Ok(self.tables().groups.values().cloned().collect())
     }
 
-    fn open_load(&self, agent: &str) -> Result<u32> {
+    async fn open_load(&self, agent: &str) -> Result<u32> {
         let a = agent.to_string();
         Ok(self.tables().open.range((a.clone(), 0)..=(a, u64::MAX)).count() as u32)
     }
 
-    fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
+    async fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
         Ok(self.tables().round_robin.get(group).cloned())
     }
 }
 
+#[async_trait::async_trait]
 impl AuditStore for MemoryStore {
-    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         Ok(self.tables().audit.values().rev().take(limit).cloned().collect())
     }
 }
 
+#[async_trait::async_trait]
 impl TimeStore for MemoryStore {
-    fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
+    async fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
         let end = until.timestamp_millis().max(0);
         Ok(self
             .tables()
@@ -411,50 +418,51 @@ impl TimeStore for MemoryStore {
             .collect())
     }
 
-    fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    async fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(self.tables().timers.values().next().map(|t| t.due))
     }
 
-    fn timer(&self, key: &str) -> Result<Option<Timer>> {
+    async fn timer(&self, key: &str) -> Result<Option<Timer>> {
         let tables = self.tables();
         Ok(tables.timer_keys.get(key).and_then(|at| tables.timers.get(at)).cloned())
     }
 
-    fn ticket_sla(&self, ticket: &str) -> Result<Option<TicketSla>> {
+    async fn ticket_sla(&self, ticket: &str) -> Result<Option<TicketSla>> {
         Ok(parse_id(ticket, 'T').and_then(|n| self.tables().sla.get(&n).cloned()))
     }
 
-    fn calendars(&self) -> Result<Vec<CalendarSpec>> {
+    async fn calendars(&self) -> Result<Vec<CalendarSpec>> {
         Ok(self.tables().calendars.values().cloned().collect())
     }
 
-    fn sla_policies(&self) -> Result<Vec<Policy>> {
+    async fn sla_policies(&self) -> Result<Vec<Policy>> {
         Ok(self.tables().policies.values().cloned().collect())
     }
 }
 
+#[async_trait::async_trait]
 impl PluginStore for MemoryStore {
-    fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
+    async fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
         Ok(self.tables().plugins.get(id).cloned())
     }
 
-    fn plugins(&self) -> Result<Vec<PluginRecord>> {
+    async fn plugins(&self) -> Result<Vec<PluginRecord>> {
         Ok(self.tables().plugins.values().cloned().collect())
     }
 
-    fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.tables().modules.get(&(id.to_string(), version.to_string())).cloned())
     }
 
-    fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
+    async fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
         Ok(self.tables().kv.get(&(plugin.to_string(), key.to_string())).cloned())
     }
 
-    fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.tables().artifacts.get(&(id.to_string(), version.to_string())).cloned())
     }
 
-    fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
+    async fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
         let tables = self.tables();
         let mine = tables.kv.iter().filter(|((p, _), _)| p == plugin);
         Ok(mine.fold((0, 0), |(n, bytes), ((_, k), v)| {
@@ -463,16 +471,17 @@ impl PluginStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl DocStore for MemoryStore {
-    fn next_number(&self) -> Result<u64> {
+    async fn next_number(&self) -> Result<u64> {
         Ok(self.numbers.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
-    fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
+    async fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.tables().docs.get(&(kind.prefix(), id.to_string())).cloned())
     }
 
-    fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
+    async fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
         let tables = self.tables();
         let p = kind.prefix();
         let from = match after {
@@ -489,8 +498,9 @@ impl DocStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
-    fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
+    async fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }

@@ -422,75 +422,81 @@ pub struct RunFilter {
 }
 
 /// Tickets and their history.
+#[async_trait::async_trait]
 pub trait TicketStore: Send + Sync {
     /// A fresh ticket id (`T-<n>`), unique across restarts.
-    fn next_ticket_id(&self) -> Result<String>;
+    async fn next_ticket_id(&self) -> Result<String>;
     /// One ticket.
-    fn ticket(&self, id: &str) -> Result<Option<Ticket>>;
+    async fn ticket(&self, id: &str) -> Result<Option<Ticket>>;
     /// Tickets in id order, filtered and paged.
-    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
     /// A ticket's field-change history, oldest first.
-    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
 }
 
 /// Workflow definitions and their revisions.
+#[async_trait::async_trait]
 pub trait WorkflowStore: Send + Sync {
     /// The current record.
-    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>>;
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>>;
     /// All current records, by id.
-    fn workflows(&self) -> Result<Vec<WorkflowRecord>>;
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>>;
     /// A past or current revision's definition.
-    fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>>;
+    async fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>>;
     /// The revision numbers kept for a workflow, oldest first.
-    fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>>;
+    async fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>>;
 }
 
 /// Runs.
+#[async_trait::async_trait]
 pub trait RunStore: Send + Sync {
     /// A fresh run id (`R-<n>`).
-    fn next_run_id(&self) -> Result<String>;
+    async fn next_run_id(&self) -> Result<String>;
     /// One run.
-    fn run(&self, id: &str) -> Result<Option<Run>>;
+    async fn run(&self, id: &str) -> Result<Option<Run>>;
     /// Runs, newest first, filtered.
-    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Ids of runs that still have work to do, oldest first, at most `limit`.
-    fn active_runs(&self, limit: usize) -> Result<Vec<String>>;
+    async fn active_runs(&self, limit: usize) -> Result<Vec<String>>;
     /// Ids of runs waiting on a ticket, oldest first.
-    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>>;
+    async fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>>;
     /// How many runs wait on a ticket (parked at a wait or an approval).
-    fn count_waiting_runs(&self) -> Result<u64>;
+    async fn count_waiting_runs(&self) -> Result<u64>;
 }
 
 /// Events.
+#[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
     /// A fresh event id (`E-<n>`).
-    fn next_event_id(&self) -> Result<String>;
+    async fn next_event_id(&self) -> Result<String>;
     /// One event.
-    fn event(&self, id: &str) -> Result<Option<Event>>;
+    async fn event(&self, id: &str) -> Result<Option<Event>>;
     /// A ticket's events, oldest first.
-    fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>>;
+    async fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>>;
 }
 
 /// Agents, groups and routing state.
+#[async_trait::async_trait]
 pub trait TeamStore: Send + Sync {
     /// One agent.
-    fn agent(&self, id: &str) -> Result<Option<Agent>>;
+    async fn agent(&self, id: &str) -> Result<Option<Agent>>;
     /// All agents, by id.
-    fn agents(&self) -> Result<Vec<Agent>>;
+    async fn agents(&self) -> Result<Vec<Agent>>;
     /// One group.
-    fn group(&self, id: &str) -> Result<Option<Group>>;
+    async fn group(&self, id: &str) -> Result<Option<Group>>;
     /// All groups, by id.
-    fn groups(&self) -> Result<Vec<Group>>;
+    async fn groups(&self) -> Result<Vec<Group>>;
     /// Open tickets currently assigned to the agent.
-    fn open_load(&self, agent: &str) -> Result<u32>;
+    async fn open_load(&self, agent: &str) -> Result<u32>;
     /// The last agent round-robin chose in the group.
-    fn round_robin_cursor(&self, group: &str) -> Result<Option<String>>;
+    async fn round_robin_cursor(&self, group: &str) -> Result<Option<String>>;
 }
 
 /// The audit log.
+#[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
     /// The newest entries first.
-    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
 /// What a timer does when it fires.
@@ -559,35 +565,37 @@ pub struct Timer {
 }
 
 /// Timers, SLA state, calendars and policies.
+#[async_trait::async_trait]
 pub trait TimeStore: Send + Sync {
     /// Timers due at or before `until`, earliest first.
-    fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>>;
+    async fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>>;
     /// The earliest timer's due time.
-    fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    async fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
     /// The timer with this key.
-    fn timer(&self, key: &str) -> Result<Option<Timer>>;
+    async fn timer(&self, key: &str) -> Result<Option<Timer>>;
     /// A ticket's SLA clocks.
-    fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>>;
+    async fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>>;
     /// All calendars.
-    fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>>;
+    async fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>>;
     /// All SLA policies, by id.
-    fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>>;
+    async fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>>;
 }
 
 /// Installed plugins.
+#[async_trait::async_trait]
 pub trait PluginStore: Send + Sync {
     /// A plugin's record.
-    fn plugin(&self, id: &str) -> Result<Option<PluginRecord>>;
+    async fn plugin(&self, id: &str) -> Result<Option<PluginRecord>>;
     /// All plugins, by id.
-    fn plugins(&self) -> Result<Vec<PluginRecord>>;
+    async fn plugins(&self) -> Result<Vec<PluginRecord>>;
     /// A stored module.
-    fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    async fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
     /// A value of a plugin's key-value store.
-    fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>>;
+    async fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>>;
     /// A stored compiled artifact (as written by [`Write::PluginArtifact`]).
-    fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    async fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
     /// Keys and bytes (keys plus encoded values) of a plugin's key-value store.
-    fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)>;
+    async fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)>;
 }
 
 /// Kinds of small JSON documents kept by id.
@@ -624,19 +632,24 @@ impl DocKind {
 
 /// Small JSON documents by kind and id: approvals, webhook endpoints, delivery records,
 /// dead letters. Typed access goes through [`get_doc`], [`list_docs`] and [`Tx::doc`].
+#[async_trait::async_trait]
 pub trait DocStore: Send + Sync {
     /// A unique, increasing number for approval ids: dense (1, 2, 3, ... across restarts,
     /// continuing after the highest stored approval).
-    fn next_number(&self) -> Result<u64>;
+    async fn next_number(&self) -> Result<u64>;
     /// A document's JSON.
-    fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>>;
+    async fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>>;
     /// Documents of a kind in id order, after `after`, at most `limit`.
-    fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
+    async fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
 }
 
 /// Reads a typed document.
-pub fn get_doc<T: serde::de::DeserializeOwned>(store: &dyn DocStore, kind: DocKind, id: &str) -> Result<Option<T>> {
-    match store.doc(kind, id)? {
+pub async fn get_doc<T: serde::de::DeserializeOwned>(
+    store: &dyn DocStore,
+    kind: DocKind,
+    id: &str,
+) -> Result<Option<T>> {
+    match store.doc(kind, id).await? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::Corrupt { key: format!("{}{id}", kind.prefix()), detail: e.to_string() }),
@@ -645,14 +658,15 @@ pub fn get_doc<T: serde::de::DeserializeOwned>(store: &dyn DocStore, kind: DocKi
 }
 
 /// Lists typed documents (skipping none: a document that does not decode is an error).
-pub fn list_docs<T: serde::de::DeserializeOwned>(
+pub async fn list_docs<T: serde::de::DeserializeOwned>(
     store: &dyn DocStore,
     kind: DocKind,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<T>> {
     store
-        .docs(kind, after, limit)?
+        .docs(kind, after, limit)
+        .await?
         .iter()
         .map(|b| {
             serde_json::from_slice(b).map_err(|e| Error::Corrupt { key: kind.prefix().into(), detail: e.to_string() })
@@ -664,13 +678,14 @@ pub fn list_docs<T: serde::de::DeserializeOwned>(
 pub type CommitFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A complete backend.
+#[async_trait::async_trait]
 pub trait Store:
     TicketStore + WorkflowStore + RunStore + EventStore + TeamStore + AuditStore + PluginStore + TimeStore + DocStore
 {
     /// Applies `tx` atomically; resolves once it is durable (as the configured
     /// [`Durability`] defines it). Reads see the writes as soon as this is called.
-    fn commit(&self, tx: Tx) -> CommitFuture<'_> {
-        Box::pin(async move { self.apply(tx)?.await })
+    async fn commit(&self, tx: Tx) -> Result<()> {
+        self.apply(tx).await?.await
     }
     /// [`Store::commit`] in two halves: applies `tx` now (reads see it when this
     /// returns) and gives back the wait for durability.
@@ -680,7 +695,7 @@ pub trait Store:
     /// commits after reading these writes becomes durable with them or after them, never
     /// before. Side effects that depend on the writes (acknowledging a client, starting
     /// the runs they created) still wait for the returned future.
-    fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>>;
+    async fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>>;
     /// Flushes everything and stops background work.
     fn close(&self) -> Result<()>;
     /// Why the store takes no more writes, once a write failed for good (disk full,

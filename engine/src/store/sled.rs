@@ -546,19 +546,20 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl TicketStore for SledStore {
-    fn next_ticket_id(&self) -> Result<String> {
+    async fn next_ticket_id(&self) -> Result<String> {
         self.next_id('T')
     }
 
-    fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
+    async fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         match parse_id(id, 'T') {
             Some(n) => self.get(&Key::Ticket(n).bytes())?.map(|t| self.with_comments(n, t)).transpose(),
             None => Ok(None),
         }
     }
 
-    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+    async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let start = match filter.after.as_deref().and_then(|a| parse_id(a, 'T')) {
             Some(n) => Key::Ticket(n.saturating_add(1)).bytes(),
             None => Key::Tickets.bytes(),
@@ -580,7 +581,7 @@ impl TicketStore for SledStore {
         Ok(out)
     }
 
-    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         match parse_id(id, 'T') {
             Some(n) => self.scan(&Key::HistoryOf(n).bytes()),
             None => Ok(Vec::new()),
@@ -588,20 +589,21 @@ impl TicketStore for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl WorkflowStore for SledStore {
-    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+    async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>> {
         self.get(&Key::Workflow(id).bytes())
     }
 
-    fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
         self.scan(&Key::Workflows.bytes())
     }
 
-    fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
+    async fn workflow_revision(&self, id: &str, revision: u32) -> Result<Option<Workflow>> {
         self.get(&Key::Revision(id, revision).bytes())
     }
 
-    fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
+    async fn workflow_revisions(&self, id: &str) -> Result<Vec<u32>> {
         let prefix = Key::Revisions(id).bytes();
         let mut out = Vec::new();
         for k in self.db.scan_prefix(&prefix).keys() {
@@ -614,19 +616,20 @@ impl WorkflowStore for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl EventStore for SledStore {
-    fn next_event_id(&self) -> Result<String> {
+    async fn next_event_id(&self) -> Result<String> {
         self.next_id('E')
     }
 
-    fn event(&self, id: &str) -> Result<Option<Event>> {
+    async fn event(&self, id: &str) -> Result<Option<Event>> {
         match parse_id(id, 'E') {
             Some(n) => self.get(&Key::Event(n).bytes()),
             None => Ok(None),
         }
     }
 
-    fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
+    async fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for k in self.keys(&Key::EventsOfTicket(t).bytes())? {
@@ -638,28 +641,29 @@ impl EventStore for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl TeamStore for SledStore {
-    fn agent(&self, id: &str) -> Result<Option<Agent>> {
+    async fn agent(&self, id: &str) -> Result<Option<Agent>> {
         self.get(&Key::Agent(id).bytes())
     }
 
-    fn agents(&self) -> Result<Vec<Agent>> {
+    async fn agents(&self) -> Result<Vec<Agent>> {
         self.scan(&Key::Agents.bytes())
     }
 
-    fn group(&self, id: &str) -> Result<Option<Group>> {
+    async fn group(&self, id: &str) -> Result<Option<Group>> {
         self.get(&Key::Group(id).bytes())
     }
 
-    fn groups(&self) -> Result<Vec<Group>> {
+    async fn groups(&self) -> Result<Vec<Group>> {
         self.scan(&Key::Groups.bytes())
     }
 
-    fn open_load(&self, agent: &str) -> Result<u32> {
+    async fn open_load(&self, agent: &str) -> Result<u32> {
         Ok(self.keys(&Key::OpenOf(agent).bytes())?.len() as u32)
     }
 
-    fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
+    async fn round_robin_cursor(&self, group: &str) -> Result<Option<String>> {
         Ok(self
             .db
             .get(Key::RoundRobin(group).bytes())
@@ -668,8 +672,9 @@ impl TeamStore for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl AuditStore for SledStore {
-    fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(Key::Audits.bytes()).rev().take(limit) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
@@ -722,8 +727,9 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl TimeStore for SledStore {
-    fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
+    async fn due_timers(&self, until: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Timer>> {
         let end = Key::TimersBefore(until.timestamp_millis().max(0) as u64 + 1).bytes();
         let mut out = Vec::new();
         for kv in self.db.range(Key::Timers.bytes()..end).take(limit) {
@@ -733,58 +739,59 @@ impl TimeStore for SledStore {
         Ok(out)
     }
 
-    fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    async fn next_timer(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         match self.db.scan_prefix(Key::Timers.bytes()).next().transpose().map_err(|e| self.io(e))? {
             Some((k, v)) => Ok(Some(decode::<Timer>(&k, &v)?.due)),
             None => Ok(None),
         }
     }
 
-    fn timer(&self, key: &str) -> Result<Option<Timer>> {
+    async fn timer(&self, key: &str) -> Result<Option<Timer>> {
         match self.db.get(Key::TimerIndex(key).bytes()).map_err(|e| self.io(e))? {
             Some(k) => self.get(&k),
             None => Ok(None),
         }
     }
 
-    fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>> {
+    async fn ticket_sla(&self, ticket: &str) -> Result<Option<crate::sla::TicketSla>> {
         match parse_id(ticket, 'T') {
             Some(n) => self.get(&Key::Sla(n).bytes()),
             None => Ok(None),
         }
     }
 
-    fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>> {
+    async fn calendars(&self) -> Result<Vec<crate::calendar::CalendarSpec>> {
         self.scan(&Key::Calendars.bytes())
     }
 
-    fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>> {
+    async fn sla_policies(&self) -> Result<Vec<crate::sla::Policy>> {
         self.scan(&Key::SlaPolicies.bytes())
     }
 }
 
+#[async_trait::async_trait]
 impl PluginStore for SledStore {
-    fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
+    async fn plugin(&self, id: &str) -> Result<Option<PluginRecord>> {
         self.get(&Key::Plugin(id).bytes())
     }
 
-    fn plugins(&self) -> Result<Vec<PluginRecord>> {
+    async fn plugins(&self) -> Result<Vec<PluginRecord>> {
         self.scan(&Key::Plugins.bytes())
     }
 
-    fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_module(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.modules.get(Key::Module(id, version).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
-    fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
+    async fn plugin_kv(&self, plugin: &str, key: &str) -> Result<Option<serde_json::Value>> {
         self.get(&Key::Kv(plugin, key).bytes())
     }
 
-    fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+    async fn plugin_artifact(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.modules.get(Key::Artifact(id, version).bytes()).map_err(|e| self.io(e))?.map(|v| v.to_vec()))
     }
 
-    fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
+    async fn plugin_kv_usage(&self, plugin: &str) -> Result<(u64, u64)> {
         let prefix = Key::KvOf(plugin).bytes();
         let (mut keys, mut bytes) = (0u64, 0u64);
         for kv in self.db.scan_prefix(&prefix) {
@@ -796,10 +803,11 @@ impl PluginStore for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
     /// sled's log is ordered and a flush covers everything applied before it, so a
     /// later batch is never durable without an earlier one.
-    fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
+    async fn apply(&self, tx: Tx) -> Result<CommitFuture<'_>> {
         let mut max = [0u64; 3];
         for w in &tx.writes {
             let (slot, id, letter) = match w {
@@ -854,16 +862,17 @@ impl Store for SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl DocStore for SledStore {
-    fn next_number(&self) -> Result<u64> {
+    async fn next_number(&self) -> Result<u64> {
         Ok(self.numbers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
     }
 
-    fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
+    async fn doc(&self, kind: DocKind, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(Key::Doc(kind, id).bytes()).map_err(|e| self.io(e))?.map(|v| body(&v).to_vec()))
     }
 
-    fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
+    async fn docs(&self, kind: DocKind, after: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
         let prefix = Key::Docs(kind).bytes();
         let start = match after {
             Some(a) => {
@@ -901,7 +910,7 @@ mod tests {
         let raw = store.db.get(Key::Group("net").bytes()).unwrap().unwrap();
         assert_eq!(raw[0], JSON_V1);
         store.db.insert(Key::Group("old").bytes(), &br#"{"id":"old","name":"Old"}"#[..]).unwrap();
-        let groups: Vec<String> = store.groups().unwrap().into_iter().map(|g| g.id).collect();
+        let groups: Vec<String> = store.groups().await.unwrap().into_iter().map(|g| g.id).collect();
         assert_eq!(groups, ["net", "old"]);
     }
 
@@ -920,7 +929,7 @@ mod tests {
         {
             let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
             for expected in 1..=12u64 {
-                let n = store.next_number().unwrap();
+                let n = store.next_number().await.unwrap();
                 assert_eq!(n, expected);
                 let mut tx = Tx::new();
                 tx.doc(DocKind::Approval, &format!("A-{n}"), &serde_json::json!({"n": n}));
@@ -929,7 +938,7 @@ mod tests {
             store.close().unwrap();
         }
         let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-        assert_eq!(store.next_number().unwrap(), 13, "after A-12 (not after A-9, the last by key order)");
+        assert_eq!(store.next_number().await.unwrap(), 13, "after A-12 (not after A-9, the last by key order)");
     }
 
     #[tokio::test]
@@ -938,7 +947,7 @@ mod tests {
         let id;
         {
             let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-            id = store.next_ticket_id().unwrap();
+            id = store.next_ticket_id().await.unwrap();
             let mut t = NewTicket {
                 title: "x".into(),
                 requester: "r".into(),
@@ -949,12 +958,12 @@ mod tests {
             let mut tx = Tx::new();
             tx.ticket(None, &mut t);
             store.commit(tx).await.unwrap();
-            assert_eq!(store.open_load("bob").unwrap(), 1);
+            assert_eq!(store.open_load("bob").await.unwrap(), 1);
             store.close().unwrap();
         }
         let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-        assert_eq!(store.ticket(&id).unwrap().unwrap().title, "x");
-        assert_ne!(store.next_ticket_id().unwrap(), id, "ids are not reused after restart");
+        assert_eq!(store.ticket(&id).await.unwrap().unwrap().title, "x");
+        assert_ne!(store.next_ticket_id().await.unwrap(), id, "ids are not reused after restart");
     }
 
     #[tokio::test]
@@ -963,7 +972,7 @@ mod tests {
         let ids: Vec<String>;
         {
             let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-            ids = (0..2).map(|_| store.next_ticket_id().unwrap()).collect();
+            ids = vec![store.next_ticket_id().await.unwrap(), store.next_ticket_id().await.unwrap()];
             let mut waits = Vec::new();
             for id in &ids {
                 let mut t = NewTicket { title: id.clone(), requester: "r".into(), ..Default::default() }.into_ticket(
@@ -973,9 +982,9 @@ mod tests {
                 );
                 let mut tx = Tx::new();
                 tx.ticket(None, &mut t);
-                waits.push(store.apply(tx).unwrap());
+                waits.push(store.apply(tx).await.unwrap());
                 // Readable before anyone waits for the flush.
-                assert_eq!(store.ticket(id).unwrap().unwrap().title, *id);
+                assert_eq!(store.ticket(id).await.unwrap().unwrap().title, *id);
             }
             // Awaited in reverse order: each resolves once its write is durable.
             for wait in waits.into_iter().rev() {
@@ -986,7 +995,7 @@ mod tests {
         }
         let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
         for id in &ids {
-            assert_eq!(store.ticket(id).unwrap().unwrap().title, *id);
+            assert_eq!(store.ticket(id).await.unwrap().unwrap().title, *id);
         }
     }
 

@@ -185,7 +185,7 @@ async fn waiting(runs: usize, concurrency: usize) -> Value {
     idle(&engine).await;
     let park_seconds = started.elapsed().as_secs_f64();
     let (rss_loaded, hwm_loaded) = rss_mib();
-    let waiting_runs = store.runs(&switchboard::store::RunFilter::default()).unwrap().len(); // sanity: readable
+    let waiting_runs = store.runs(&switchboard::store::RunFilter::default()).await.unwrap().len(); // sanity: readable
     engine.shutdown().await;
     store.close().unwrap();
     drop(engine);
@@ -222,8 +222,8 @@ async fn reopen(dir: &Path) -> Value {
     let baseline = rss_mib().0;
     let t = Instant::now();
     let (store, engine) = open(dir);
-    let resumed = engine.recover().unwrap();
-    let next_timer = switchboard::store::TimeStore::next_timer(&*store).unwrap();
+    let resumed = engine.recover().await.unwrap();
+    let next_timer = switchboard::store::TimeStore::next_timer(&*store).await.unwrap();
     let reopen_ms = t.elapsed().as_secs_f64() * 1000.0;
     idle(&engine).await;
     let rss_open = rss_mib().0;
@@ -299,13 +299,13 @@ async fn crons(workflows: usize, minutes: usize, ticket_rate: u64) -> Value {
     idle(&engine).await;
 
     // Every run: which workflow, which occurrence, when written, when its step ran.
-    let last = store.next_run_id().unwrap();
+    let last = store.next_run_id().await.unwrap();
     let last: u64 = last.trim_start_matches("R-").parse().unwrap();
     let mut written = Vec::new();
     let mut stepped = Vec::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for n in 1..last {
-        let Some(run) = store.run(&format!("R-{n}")).unwrap() else { continue };
+        let Some(run) = store.run(&format!("R-{n}")).await.unwrap() else { continue };
         let Some(at) = run.vars.get("schedule").and_then(|s| s["scheduled_for"].as_str()) else { continue };
         let scheduled: DateTime<Utc> = at.parse().unwrap();
         if !boundaries.contains(&scheduled) {

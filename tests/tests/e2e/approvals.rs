@@ -74,7 +74,8 @@ impl Desk {
         }
         let id = self.engine.create_ticket(new, "req").await.unwrap().ticket.id;
         self.idle().await;
-        let run = self.store.runs(&RunFilter { ticket: Some(id.clone()), ..Default::default() }).unwrap().remove(0);
+        let run =
+            self.store.runs(&RunFilter { ticket: Some(id.clone()), ..Default::default() }).await.unwrap().remove(0);
         assert_eq!(run.status, RunStatus::Waiting, "{:?}", run.trace);
         let approval =
             run.trace.iter().rev().find_map(|e| e.detail.get("approval")).unwrap().as_str().unwrap().to_string();
@@ -87,12 +88,12 @@ impl Desk {
         r
     }
 
-    fn notes(&self, ticket: &str) -> Vec<String> {
-        self.store.ticket(ticket).unwrap().unwrap().comments.into_iter().map(|c| c.body).collect()
+    async fn notes(&self, ticket: &str) -> Vec<String> {
+        self.store.ticket(ticket).await.unwrap().unwrap().comments.into_iter().map(|c| c.body).collect()
     }
 
-    fn last_note(&self, ticket: &str) -> String {
-        self.notes(ticket).pop().unwrap_or_default()
+    async fn last_note(&self, ticket: &str) -> String {
+        self.notes(ticket).await.pop().unwrap_or_default()
     }
 }
 
@@ -101,14 +102,14 @@ async fn majority_and_quorum_count_as_documented() {
     let d = desk().await;
     d.workflow(json!([{"name": "cab", "approvers": [{"group": "cab"}], "policy": "majority"}])).await;
     let (t, a) = d.ticket(json!({})).await;
-    assert_eq!(d.engine.approval(&a).unwrap().stage().need, 3, "majority of 5");
+    assert_eq!(d.engine.approval(&a).await.unwrap().stage().need, 3, "majority of 5");
     d.decide(&a, "ann", true).await.unwrap();
     d.decide(&a, "ben", false).await.unwrap();
     d.decide(&a, "cat", true).await.unwrap();
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Pending, "2 of 3 needed");
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Pending, "2 of 3 needed");
     d.decide(&a, "dan", true).await.unwrap();
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Approved);
-    assert_eq!(d.last_note(&t), "Approved: approved");
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Approved);
+    assert_eq!(d.last_note(&t).await, "Approved: approved");
     let late = d.decide(&a, "eve", true).await.unwrap_err();
     assert!(late.to_string().contains("is closed"), "{late}");
 
@@ -117,10 +118,14 @@ async fn majority_and_quorum_count_as_documented() {
     for who in ["ann", "ben", "cat"] {
         d.decide(&a, who, false).await.unwrap();
     }
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Pending, "2 approvals are still possible");
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Pending, "2 approvals are still possible");
     d.decide(&a, "dan", false).await.unwrap();
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Rejected, "only 1 approver left: quorum 2 impossible");
-    assert_eq!(d.last_note(&t), "Rejected: rejected");
+    assert_eq!(
+        d.engine.approval(&a).await.unwrap().status,
+        Status::Rejected,
+        "only 1 approver left: quorum 2 impossible"
+    );
+    assert_eq!(d.last_note(&t).await, "Rejected: rejected");
 }
 
 #[tokio::test]
@@ -132,24 +137,24 @@ async fn stage_two_starts_after_stage_one_and_a_rejection_takes_the_reject_path(
     ]))
     .await;
     let (t, a) = d.ticket(json!({"manager": "grace"})).await;
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!(approval.stages[1].status, Status::Waiting);
     assert!(
         d.decide(&a, "hal", true).await.unwrap_err().to_string().contains("not an approver"),
         "stage 2 not open yet"
     );
     d.decide(&a, "grace", true).await.unwrap();
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!((approval.current, approval.stages[0].status), (1, Status::Approved));
     d.decide(&a, "hal", true).await.unwrap();
     d.decide(&a, "eve", false).await.unwrap();
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!(approval.status, Status::Rejected);
-    assert_eq!(d.last_note(&t), "Rejected: rejected");
-    let notes = d.notes(&t);
+    assert_eq!(d.last_note(&t).await, "Rejected: rejected");
+    let notes = d.notes(&t).await;
     assert!(notes.iter().any(|n| n.starts_with("Approved by grace (API, stage 1: manager)")), "{notes:?}");
     assert!(notes.iter().any(|n| n.starts_with("Rejected by eve (API, stage 2: finance)")), "{notes:?}");
-    let run = d.store.runs(&RunFilter { ticket: Some(t), ..Default::default() }).unwrap().remove(0);
+    let run = d.store.runs(&RunFilter { ticket: Some(t), ..Default::default() }).await.unwrap().remove(0);
     let outcomes: Vec<&str> =
         run.trace.iter().filter(|e| e.step.as_deref() == Some("ok")).map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["waiting", "progress", "requested", "progress", "progress", "rejected"]);
@@ -167,8 +172,8 @@ async fn expiry_approves_rejects_or_escalates() {
     d.clock.advance(Duration::minutes(1));
     assert_eq!(d.engine.fire_due_timers().await.unwrap(), 1);
     d.idle().await;
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Approved);
-    assert_eq!(d.last_note(&t), "Approved: approved");
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Approved);
+    assert_eq!(d.last_note(&t).await, "Approved: approved");
 
     d.workflow(json!([{"name": "up", "approvers": [{"user": "ann"}], "due_minutes": 30, "on_expiry": {"escalate_to": "grace"}}]))
         .await;
@@ -176,15 +181,19 @@ async fn expiry_approves_rejects_or_escalates() {
     d.clock.advance(Duration::minutes(30));
     d.engine.fire_due_timers().await.unwrap();
     d.idle().await;
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!(approval.status, Status::Pending);
     assert_eq!(approval.stage().slots[0].acting, "grace", "handed to grace");
     assert!(d.decide(&a, "ann", true).await.is_err(), "ann is no longer asked");
     d.clock.advance(Duration::minutes(30));
     d.engine.fire_due_timers().await.unwrap();
     d.idle().await;
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Rejected, "an escalated stage that expires is rejected");
-    assert!(d.notes(&t).iter().any(|n| n.contains("escalated to grace")));
+    assert_eq!(
+        d.engine.approval(&a).await.unwrap().status,
+        Status::Rejected,
+        "an escalated stage that expires is rejected"
+    );
+    assert!(d.notes(&t).await.iter().any(|n| n.contains("escalated to grace")));
 }
 
 #[tokio::test]
@@ -200,21 +209,21 @@ async fn undecided_approvers_are_reminded_once() {
     d.clock.advance(Duration::minutes(1));
     assert_eq!(d.engine.fire_due_timers().await.unwrap(), 1);
     d.idle().await;
-    assert_eq!(d.last_note(&t), "Reminder: approval stage 1 (cab) is waiting for ben");
+    assert_eq!(d.last_note(&t).await, "Reminder: approval stage 1 (cab) is waiting for ben");
     d.clock.advance(Duration::minutes(60));
     assert_eq!(d.engine.fire_due_timers().await.unwrap(), 0, "one reminder");
     d.decide(&a, "ben", true).await.unwrap();
-    assert_eq!(d.engine.approval(&a).unwrap().status, Status::Approved);
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Approved);
     d.clock.advance(Duration::minutes(60));
     assert_eq!(d.engine.fire_due_timers().await.unwrap(), 0, "the due timer went with the decision");
-    let run = d.store.runs(&RunFilter { ticket: Some(t), ..Default::default() }).unwrap().remove(0);
+    let run = d.store.runs(&RunFilter { ticket: Some(t), ..Default::default() }).await.unwrap().remove(0);
     assert!(run.trace.iter().any(|e| e.message.starts_with("Reminder:")));
 }
 
 #[tokio::test]
 async fn delegation_explicit_and_out_of_office_records_who_decided_for_whom() {
     let d = desk().await;
-    let mut grace = d.engine.store().agent("grace").unwrap().unwrap();
+    let mut grace = d.engine.store().agent("grace").await.unwrap().unwrap();
     grace.out_of_office = Some(OutOfOffice {
         from: utc("2026-11-01T00:00:00Z"),
         until: utc("2026-11-09T00:00:00Z"),
@@ -223,7 +232,7 @@ async fn delegation_explicit_and_out_of_office_records_who_decided_for_whom() {
     d.engine.put_agent(grace, "test").await.unwrap();
     d.workflow(json!([{"name": "managers", "approvers": [{"user": "grace"}, {"user": "ann"}], "policy": "all"}])).await;
     let (t, a) = d.ticket(json!({})).await;
-    let slots = d.engine.approval(&a).unwrap().stage().slots.clone();
+    let slots = d.engine.approval(&a).await.unwrap().stage().slots.clone();
     assert_eq!((slots[0].approver.as_str(), slots[0].acting.as_str()), ("grace", "hal"));
     assert!(slots[0].delegation.as_deref().unwrap().contains("out of office"));
 
@@ -232,7 +241,7 @@ async fn delegation_explicit_and_out_of_office_records_who_decided_for_whom() {
     assert!(matches!(refused, Error::Forbidden(_)), "{refused}");
     d.decide(&a, "ben", true).await.unwrap();
     d.decide(&a, "hal", true).await.unwrap();
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!(approval.status, Status::Approved);
     let by: Vec<(String, String)> = approval.stages[0]
         .slots
@@ -240,7 +249,7 @@ async fn delegation_explicit_and_out_of_office_records_who_decided_for_whom() {
         .map(|s| (s.approver.clone(), s.decision.as_ref().unwrap().by.clone()))
         .collect();
     assert_eq!(by, [("grace".to_string(), "hal".to_string()), ("ann".to_string(), "ben".to_string())]);
-    assert!(d.notes(&t).iter().any(|n| n.starts_with("Approved by ben for ann")));
+    assert!(d.notes(&t).await.iter().any(|n| n.starts_with("Approved by ben for ann")));
 }
 
 /// Splits a link into (stage, approver, approve, expires, sig).
@@ -265,7 +274,7 @@ async fn signed_links_work_once_for_their_approver_and_stage_only() {
     ]))
     .await;
     let (_, a) = d.ticket(json!({})).await;
-    let links = d.engine.approval_links(&d.engine.approval(&a).unwrap()).unwrap();
+    let links = d.engine.approval_links(&d.engine.approval(&a).await.unwrap()).unwrap();
     let ann = links.iter().find(|l| l["approver"] == "ann").unwrap()["approve"].as_str().unwrap().to_string();
     let (stage, who, yes, exp, sig) = parse_link(&ann);
     assert!(ann.starts_with("http://127.0.0.1:8080/approvals/"));
@@ -281,20 +290,20 @@ async fn signed_links_work_once_for_their_approver_and_stage_only() {
 
     // Stage 2 asks Ann again; her stage-1 link does not carry over.
     d.decide(&a, "ben", true).await.unwrap();
-    assert_eq!(d.engine.approval(&a).unwrap().current, 1);
+    assert_eq!(d.engine.approval(&a).await.unwrap().current, 1);
     let stale = d.engine.decide_by_link(&a, stage, &who, yes, exp, &sig, "").await.unwrap_err();
     assert!(stale.to_string().contains("another stage"), "{stale}");
     d.decide(&a, "ann", true).await.unwrap();
     let closed = d.engine.decide_by_link(&a, 1, &who, yes, exp, &sig, "").await.unwrap_err();
     assert!(matches!(closed, Error::Forbidden(_) | Error::Conflict(_)), "{closed}");
-    let approval = d.engine.approval(&a).unwrap();
+    let approval = d.engine.approval(&a).await.unwrap();
     assert_eq!(approval.status, Status::Approved);
     assert_eq!(approval.stages[0].slots[0].decision.as_ref().unwrap().via, Channel::Link);
 
     // Expired links are refused.
     d.workflow(json!([{"name": "one", "approvers": [{"user": "cat"}], "due_minutes": 10}])).await;
     let (_, a) = d.ticket(json!({})).await;
-    let links = d.engine.approval_links(&d.engine.approval(&a).unwrap()).unwrap();
+    let links = d.engine.approval_links(&d.engine.approval(&a).await.unwrap()).unwrap();
     let (stage, who, yes, exp, sig) = parse_link(links[0]["approve"].as_str().unwrap());
     d.clock.advance(Duration::minutes(11));
     let expired = d.engine.decide_by_link(&a, stage, &who, yes, exp, &sig, "").await.unwrap_err();
@@ -308,7 +317,7 @@ async fn a_stage_with_nobody_to_ask_fails_the_step_with_the_reason() {
     let new = NewTicket { title: "Change".into(), requester: "req".into(), ..Default::default() };
     let id = d.engine.create_ticket(new, "req").await.unwrap().ticket.id;
     d.idle().await;
-    let run = d.store.runs(&RunFilter { ticket: Some(id), ..Default::default() }).unwrap().remove(0);
+    let run = d.store.runs(&RunFilter { ticket: Some(id), ..Default::default() }).await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("has no approvers"));
 }

@@ -32,7 +32,7 @@ async fn run_once(store: &SledStore, engine: &Arc<Engine>, wf: Value) -> (switch
     }
     let sizes = store.batch_sizes();
     store.record_batch_sizes(false);
-    (store.runs(&RunFilter { workflow: Some(id), ..Default::default() }).unwrap().remove(0), sizes)
+    (store.runs(&RunFilter { workflow: Some(id), ..Default::default() }).await.unwrap().remove(0), sizes)
 }
 
 fn branch(id: &str, then: &str) -> Value {
@@ -96,7 +96,7 @@ async fn the_fiftieth_comment_writes_no_more_than_the_second() {
                   ok_call("call"), branch("again", "note")]});
     let (run, sizes) = run_once(&store, &engine, wf).await;
     assert_eq!(run.steps_done, 150, "{:?}", run.error);
-    let ticket = switchboard::store::TicketStore::ticket(&*store, &run.ticket_id).unwrap().unwrap();
+    let ticket = switchboard::store::TicketStore::ticket(&*store, &run.ticket_id).await.unwrap().unwrap();
     assert_eq!(ticket.comments.len(), 50);
     // Batch 0 logs the ticket; batch 1 is the first comment; batch n the call, the
     // branch and comment n. Slack: ids (comment, event, step counters) grow by a digit or two.
@@ -140,11 +140,11 @@ async fn the_engine_runs_workflows_on_the_in_memory_store() {
     while engine.runs_in_flight() > 0 {
         tokio::task::yield_now().await;
     }
-    let run = store.runs(&RunFilter::default()).unwrap().remove(0);
+    let run = store.runs(&RunFilter::default()).await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let kinds: Vec<&str> = run.trace.iter().map(|t| t.kind.as_str()).collect();
     assert_eq!(kinds, ["trigger", "conditions", "step", "step", "finished"]);
-    assert_eq!(store.ticket(&id).unwrap().unwrap().comments[0].body, "seen by tag");
+    assert_eq!(store.ticket(&id).await.unwrap().unwrap().comments[0].body, "seen by tag");
 }
 
 /// Two events of one commit (a segment that changes a field, then comments) both satisfy
@@ -169,7 +169,7 @@ async fn a_waiting_run_is_resumed_once_by_a_commit_with_two_events() {
     while engine.runs_in_flight() > 0 {
         tokio::task::yield_now().await;
     }
-    let runs = store.runs(&RunFilter { workflow: Some("waiter".into()), ..Default::default() }).unwrap();
+    let runs = store.runs(&RunFilter { workflow: Some("waiter".into()), ..Default::default() }).await.unwrap();
     let run = &runs[0];
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let resumed = run.trace.iter().filter(|t| t.outcome == "resumed").count();

@@ -30,11 +30,11 @@ async fn a_burst_beyond_the_run_queue_completes_every_run_once() {
         tokio::task::yield_now().await;
     }
     let runs =
-        store.runs(&RunFilter { workflow: Some("tag".into()), limit: Some(1000), ..Default::default() }).unwrap();
+        store.runs(&RunFilter { workflow: Some("tag".into()), limit: Some(1000), ..Default::default() }).await.unwrap();
     assert_eq!(runs.len(), 40);
     assert!(runs.iter().all(|r| r.status == RunStatus::Completed), "every run finished");
     for id in ids {
-        let t = store.ticket(&id).unwrap().unwrap();
+        let t = store.ticket(&id).await.unwrap().unwrap();
         assert_eq!(t.comments.len(), 1, "each step ran once on {id}");
         assert_eq!(t.tags, ["seen"]);
     }
@@ -60,7 +60,7 @@ async fn recovery_beyond_the_run_queue_resumes_every_run() {
         tokio::task::yield_now().await;
     }
     let filter = RunFilter { workflow: Some("tag".into()), limit: Some(1000), ..Default::default() };
-    let done = store.runs(&filter).unwrap().remove(0);
+    let done = store.runs(&filter).await.unwrap().remove(0);
     assert_eq!(done.status, RunStatus::Completed);
     // The store as a crash leaves it: 300 runs interrupted before their first step.
     let mut tx = Tx::new();
@@ -76,11 +76,17 @@ async fn recovery_beyond_the_run_queue_resumes_every_run() {
     }
     store.commit(tx).await.unwrap();
 
-    engine.recover().unwrap();
+    engine.recover().await.unwrap();
     while engine.runs_in_flight() > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let left: Vec<String> =
-        store.runs(&filter).unwrap().into_iter().filter(|r| r.status != RunStatus::Completed).map(|r| r.id).collect();
+    let left: Vec<String> = store
+        .runs(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status != RunStatus::Completed)
+        .map(|r| r.id)
+        .collect();
     assert!(left.is_empty(), "{} interrupted runs never resumed: {:?}", left.len(), &left[..left.len().min(5)]);
 }

@@ -104,9 +104,9 @@ async fn report_figures_match_hand_computed_values() {
     }
     use switchboard::store::TicketStore as _;
     use switchboard::ticket::Status;
-    assert_eq!(store.ticket(&t3).unwrap().unwrap().status, Status::Resolved, "resolved by the workflow");
-    assert_eq!(store.ticket(&t4).unwrap().unwrap().status, Status::New);
-    assert_eq!(store.ticket(&t4).unwrap().unwrap().comments.len(), 1, "the bot replied");
+    assert_eq!(store.ticket(&t3).await.unwrap().unwrap().status, Status::Resolved, "resolved by the workflow");
+    assert_eq!(store.ticket(&t4).await.unwrap().unwrap().status, Status::New);
+    assert_eq!(store.ticket(&t4).await.unwrap().unwrap().comments.len(), 1, "the bot replied");
     // P1 t1: first reply after 10 min (met, target 15), resolved after 60 (met, 240).
     clock.advance(Duration::minutes(10));
     engine.add_comment(&t1, "Looking at it", false, "alice").await.unwrap();
@@ -136,7 +136,7 @@ async fn report_figures_match_hand_computed_values() {
     let to = utc("2026-11-03T07:00:00Z");
     let query =
         |by, bucket, tz: &str| Query { from, to, by, bucket, tz: tz.parse().unwrap(), savings: config.reports.clone() };
-    let report = engine.report(&query(Some(GroupBy::Group), None, "UTC")).unwrap();
+    let report = engine.report(&query(Some(GroupBy::Group), None, "UTC")).await.unwrap();
     let total = &report["total"];
     let expect = json!({
         "volume": 4,                    // t1..t4 (the old one is before, t5 after)
@@ -175,7 +175,7 @@ async fn report_figures_match_hand_computed_values() {
     let mut daily = query(None, Some(Bucket::Day), "Europe/Berlin");
     daily.from = utc("2026-11-01T23:00:00Z");
     daily.to = utc("2026-11-03T23:00:00Z");
-    let series = engine.report(&daily).unwrap()["series"].clone();
+    let series = engine.report(&daily).await.unwrap()["series"].clone();
     let days: Vec<(String, u64, u64, u64)> = series
         .as_array()
         .unwrap()
@@ -223,10 +223,10 @@ async fn report_figures_match_hand_computed_values() {
         lines[1]
     );
     // Regression: the first column was headed `group` whatever the grouping.
-    let by_agent = switchboard::report::csv(&engine.report(&query(Some(GroupBy::Agent), None, "UTC")).unwrap());
+    let by_agent = switchboard::report::csv(&engine.report(&query(Some(GroupBy::Agent), None, "UTC")).await.unwrap());
     assert!(by_agent.starts_with("agent,volume,"), "{by_agent}");
     // A series in CSV: one block per bucket, its start first.
-    let daily_csv = switchboard::report::csv(&engine.report(&daily).unwrap());
+    let daily_csv = switchboard::report::csv(&engine.report(&daily).await.unwrap());
     let rows: Vec<&str> = daily_csv.lines().collect();
     assert!(rows[0].starts_with("start,group,volume,"), "{daily_csv}");
     assert!(rows[1].starts_with("\"2026-11-01T23:00:00Z\",\"(total)\",5,"), "{daily_csv}");
@@ -306,12 +306,12 @@ async fn a_bot_reply_stops_the_response_clock_only_when_the_policy_says_so() {
         tokio::task::yield_now().await;
     }
     use switchboard::store::TimeStore as _;
-    let stopped = |id: &str| store.ticket_sla(id).unwrap().unwrap().response.stopped_at;
-    assert_eq!(stopped(&ids[0]), None, "a bot's reply is no response under the default policy");
-    assert_eq!(stopped(&ids[1]), Some(utc("2026-11-02T08:00:00Z")), "the policy lets automation respond");
+    let stopped = async |id: &str| store.ticket_sla(id).await.unwrap().unwrap().response.stopped_at;
+    assert_eq!(stopped(&ids[0]).await, None, "a bot's reply is no response under the default policy");
+    assert_eq!(stopped(&ids[1]).await, Some(utc("2026-11-02T08:00:00Z")), "the policy lets automation respond");
     clock.advance(Duration::minutes(5));
     engine.add_comment(&ids[0], "On my way", false, "alice").await.unwrap();
-    assert_eq!(stopped(&ids[0]), Some(utc("2026-11-02T08:05:00Z")), "a person's reply responds");
+    assert_eq!(stopped(&ids[0]).await, Some(utc("2026-11-02T08:05:00Z")), "a person's reply responds");
     engine.shutdown().await;
 }
 

@@ -49,15 +49,21 @@ fn summary(id: &str, cron: &str, timezone: &str, catch_up: &str) -> Value {
     })
 }
 
-fn runs(store: &SledStore, workflow: &str) -> Vec<Run> {
-    let mut runs =
-        store.runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(1000), ..Default::default() }).unwrap();
+async fn runs(store: &SledStore, workflow: &str) -> Vec<Run> {
+    let mut runs = store
+        .runs(&RunFilter { workflow: Some(workflow.into()), limit: Some(1000), ..Default::default() })
+        .await
+        .unwrap();
     runs.sort_by_key(|r| r.id.trim_start_matches("R-").parse::<u64>().unwrap());
     runs
 }
 
-fn fired_for(store: &SledStore, workflow: &str) -> Vec<String> {
-    runs(store, workflow).iter().map(|r| r.vars["schedule"]["scheduled_for"].as_str().unwrap().to_string()).collect()
+async fn fired_for(store: &SledStore, workflow: &str) -> Vec<String> {
+    runs(store, workflow)
+        .await
+        .iter()
+        .map(|r| r.vars["schedule"]["scheduled_for"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -68,7 +74,7 @@ async fn cron_in_two_time_zones_fires_at_each_zones_local_time_across_dst() {
     let (store, engine) = open(dir.path(), &clock).await;
     publish(&engine, summary("berlin", "0 8 * * Mon-Fri", "Europe/Berlin", "once")).await;
     publish(&engine, summary("new-york", "0 8 * * Mon-Fri", "America/New_York", "once")).await;
-    assert_eq!(store.next_timer().unwrap(), Some(utc("2026-03-26T07:00:00Z")));
+    assert_eq!(store.next_timer().await.unwrap(), Some(utc("2026-03-26T07:00:00Z")));
 
     // Walk the clock in 30-minute steps over five days, firing what is due each time.
     for _ in 0..(5 * 48) {
@@ -77,12 +83,15 @@ async fn cron_in_two_time_zones_fires_at_each_zones_local_time_across_dst() {
     }
     idle(&engine).await;
     assert_eq!(
-        fired_for(&store, "berlin"),
+        fired_for(&store, "berlin").await,
         ["2026-03-26T07:00:00Z", "2026-03-27T07:00:00Z", "2026-03-30T06:00:00Z"],
         "08:00 CET, then 08:00 CEST after the weekend's change"
     );
-    assert_eq!(fired_for(&store, "new-york"), ["2026-03-26T12:00:00Z", "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z"]);
-    let first = &runs(&store, "berlin")[0];
+    assert_eq!(
+        fired_for(&store, "new-york").await,
+        ["2026-03-26T12:00:00Z", "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z"]
+    );
+    let first = &runs(&store, "berlin").await[0];
     assert_eq!(first.vars["schedule"]["local"], "2026-03-26T08:00:00");
     assert_eq!(first.vars["schedule"]["missed"], false);
     assert_eq!(first.ticket_id, "", "a schedule without `tickets` runs with no ticket");
@@ -117,22 +126,22 @@ async fn downtime_catch_up_follows_each_schedules_policy_and_fires_once() {
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing fires twice");
     idle(&engine).await;
 
-    let once = runs(&store, "hourly-once");
+    let once = runs(&store, "hourly-once").await;
     assert_eq!(once.len(), 2, "one run for the four missed hours, one for 14:00");
     assert_eq!(once[0].vars["schedule"]["occurrences"], 4);
     assert_eq!(once[0].vars["schedule"]["missed"], true);
     assert_eq!(once[0].vars["schedule"]["scheduled_for"], "2026-06-01T13:00:00Z");
-    assert_eq!(fired_for(&store, "hourly-all").len(), 5);
-    assert_eq!(fired_for(&store, "hourly-skip"), ["2026-06-01T14:00:00Z"]);
-    assert_eq!(store.timer("cron:hourly-all").unwrap().unwrap().due, utc("2026-06-01T15:00:00Z"));
+    assert_eq!(fired_for(&store, "hourly-all").await.len(), 5);
+    assert_eq!(fired_for(&store, "hourly-skip").await, ["2026-06-01T14:00:00Z"]);
+    assert_eq!(store.timer("cron:hourly-all").await.unwrap().unwrap().due, utc("2026-06-01T15:00:00Z"));
 
     // Disabling cancels the timer; re-enabling starts from the next occurrence, with
     // no catch-up for the time it was off.
     engine.set_enabled("hourly-all", false, "test").await.unwrap();
-    assert!(store.timer("cron:hourly-all").unwrap().is_none());
+    assert!(store.timer("cron:hourly-all").await.unwrap().is_none());
     clock.advance(Duration::hours(3));
     engine.set_enabled("hourly-all", true, "test").await.unwrap();
-    assert_eq!(store.timer("cron:hourly-all").unwrap().unwrap().due, utc("2026-06-01T18:00:00Z"));
+    assert_eq!(store.timer("cron:hourly-all").await.unwrap().unwrap().due, utc("2026-06-01T18:00:00Z"));
     close(store, engine).await;
 }
 
@@ -156,20 +165,20 @@ async fn stale_p1_reminders_fan_out_over_matching_tickets_only() {
     };
     let p1 = engine.create_ticket(new("Core switch down", Level::High), "ann").await.unwrap().ticket.id;
     let p3 = engine.create_ticket(new("Mouse", Level::Medium), "ann").await.unwrap().ticket.id;
-    let comments = |id: &str| store.ticket(id).unwrap().unwrap().comments.len();
+    let comments = async |id: &str| store.ticket(id).await.unwrap().unwrap().comments.len();
 
     let mut seen = Vec::new();
     for _ in 0..5 {
         clock.advance(Duration::minutes(15));
         engine.fire_due_timers().await.unwrap();
         idle(&engine).await;
-        seen.push(comments(&p1));
+        seen.push(comments(&p1).await);
     }
     // 07:15 (15 min, not more) no; 07:30 yes; 07:45 (15 min after the reminder) no;
     // 08:00 yes; 08:15 no.
     assert_eq!(seen, [0, 1, 1, 2, 2]);
-    assert_eq!(comments(&p3), 0, "the P3 ticket is not reminded");
-    let body = &store.ticket(&p1).unwrap().unwrap().comments[0].body;
+    assert_eq!(comments(&p3).await, 0, "the P3 ticket is not reminded");
+    let body = &store.ticket(&p1).await.unwrap().unwrap().comments[0].body;
     assert!(body.starts_with("Reminder for grace:"), "{body}");
 
     // A resolved P1 is no longer open: no more reminders.
@@ -177,7 +186,7 @@ async fn stale_p1_reminders_fan_out_over_matching_tickets_only() {
     clock.advance(Duration::hours(2));
     engine.fire_due_timers().await.unwrap();
     idle(&engine).await;
-    assert_eq!(comments(&p1), 2);
+    assert_eq!(comments(&p1).await, 2);
     close(store, engine).await;
 }
 
@@ -204,7 +213,7 @@ async fn wait_until_a_local_time_taken_from_the_ticket() {
     new.custom.insert("start_date".into(), json!("2026-11-05"));
     let id = engine.create_ticket(new, "hr").await.unwrap().ticket.id;
     idle(&engine).await;
-    let run = &runs(&store, "first-day")[0];
+    let run = &runs(&store, "first-day").await[0];
     assert_eq!(run.status, RunStatus::Waiting);
     assert_eq!(run.waiting.as_ref().unwrap().deadline, Some(utc("2026-11-05T08:00:00Z")), "09:00 CET");
 
@@ -213,14 +222,14 @@ async fn wait_until_a_local_time_taken_from_the_ticket() {
     clock.advance(Duration::hours(1));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    assert_eq!(store.ticket(&id).unwrap().unwrap().comments[0].body, "First day: account handed over.");
+    assert_eq!(store.ticket(&id).await.unwrap().unwrap().comments[0].body, "First day: account handed over.");
 
     // A date that does not parse fails the run with the rendered text, not a panic.
     let mut bad = NewTicket { title: "New hire 2".into(), requester: "hr".into(), ..Default::default() };
     bad.custom.insert("start_date".into(), json!("next monday"));
     engine.create_ticket(bad, "hr").await.unwrap();
     idle(&engine).await;
-    let failed = runs(&store, "first-day").pop().unwrap();
+    let failed = runs(&store, "first-day").await.pop().unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     assert!(failed.error.unwrap().contains("`next mondayT09:00`, which is not a time"));
     close(store, engine).await;
@@ -273,7 +282,7 @@ async fn summary_runs_see_the_open_backlog() {
     clock.advance(Duration::minutes(30)); // 07:00 UTC = 08:00 Berlin
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    let run = &runs(&store, "digest")[0];
+    let run = &runs(&store, "digest").await[0];
     let backlog = &run.vars["backlog"];
     assert_eq!(backlog["open"], 2, "{backlog}");
     assert_eq!(backlog["unassigned"], 2);
@@ -299,7 +308,7 @@ async fn the_weekly_report_workflow_gets_last_weeks_report() {
     clock.advance(Duration::hours(18)); // Monday 06:00 UTC = 07:00 Berlin
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    let run = &runs(&store, "weekly-report")[0];
+    let run = &runs(&store, "weekly-report").await[0];
     assert_eq!(run.vars["report"]["total"]["volume"], 1);
     assert_eq!(run.vars["report"]["group_by"], "group");
     assert_eq!(run.vars["schedule"]["local"], "2026-11-09T07:00:00");
@@ -341,7 +350,7 @@ async fn a_schedule_armed_in_the_repeated_hour_fires_each_occurrence_once() {
         let clock = FakeClock::new(utc(now));
         let (store, engine) = open(dir.path(), &clock).await;
         publish(&engine, summary("half-hourly", "*/30 * * * *", zone, "all")).await;
-        let due = store.timer("cron:half-hourly").unwrap().unwrap().due;
+        let due = store.timer("cron:half-hourly").await.unwrap().unwrap().due;
         assert_eq!(due, utc(expected[0]), "{zone}: the timer is due after now");
         assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "{zone}: nothing is due yet");
 
@@ -359,7 +368,7 @@ async fn a_schedule_armed_in_the_repeated_hour_fires_each_occurrence_once() {
             engine.fire_due_timers().await.unwrap();
         }
         idle(&engine).await;
-        assert_eq!(fired_for(&store, "half-hourly"), expected, "{zone}: each occurrence once");
+        assert_eq!(fired_for(&store, "half-hourly").await, expected, "{zone}: each occurrence once");
         close(store, engine).await;
     }
 }
@@ -389,8 +398,8 @@ async fn a_cron_timer_never_refires_its_last_fired_occurrence() {
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1, "the stale timer is taken");
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "and not again");
     idle(&engine).await;
-    assert!(fired_for(&store, "hourly").is_empty(), "09:00 and 10:00 count as fired");
-    assert_eq!(store.timer("cron:hourly").unwrap().unwrap().due, utc("2026-06-01T11:00:00Z"));
+    assert!(fired_for(&store, "hourly").await.is_empty(), "09:00 and 10:00 count as fired");
+    assert_eq!(store.timer("cron:hourly").await.unwrap().unwrap().due, utc("2026-06-01T11:00:00Z"));
     close(store, engine).await;
 }
 
@@ -414,9 +423,10 @@ async fn crontab_weekdays_dom_or_dow_and_shortcuts_fire_as_in_crontab() {
         engine.fire_due_timers().await.unwrap();
     }
     idle(&engine).await;
-    let days = |w: &str| -> Vec<String> { fired_for(&store, w).iter().map(|s| s[..10].to_string()).collect() };
+    let days =
+        async |w: &str| -> Vec<String> { fired_for(&store, w).await.iter().map(|s| s[..10].to_string()).collect() };
     assert_eq!(
-        days("weekdays"),
+        days("weekdays").await,
         [
             "2026-03-02",
             "2026-03-03",
@@ -431,12 +441,12 @@ async fn crontab_weekdays_dom_or_dow_and_shortcuts_fire_as_in_crontab() {
             "2026-03-16"
         ]
     );
-    assert_eq!(days("sundays"), ["2026-03-01", "2026-03-08", "2026-03-15"]);
-    assert_eq!(days("sundays7"), days("sundays"));
-    assert_eq!(days("dom-or-dow"), ["2026-03-06", "2026-03-13"], "Friday the 6th, and the 13th");
-    assert_eq!(days("midnight").len(), 16);
-    assert!(days("annually").is_empty());
-    let info = engine.schedules().unwrap();
+    assert_eq!(days("sundays").await, ["2026-03-01", "2026-03-08", "2026-03-15"]);
+    assert_eq!(days("sundays7").await, days("sundays").await);
+    assert_eq!(days("dom-or-dow").await, ["2026-03-06", "2026-03-13"], "Friday the 6th, and the 13th");
+    assert_eq!(days("midnight").await.len(), 16);
+    assert!(days("annually").await.is_empty());
+    let info = engine.schedules().await.unwrap();
     let annual = info.iter().find(|s| s.workflow == "annually").unwrap();
     assert_eq!(annual.next[0].utc, utc("2027-01-01T00:00:00Z"));
     let weekdays = info.iter().find(|s| s.workflow == "weekdays").unwrap();

@@ -54,9 +54,10 @@ fn patch(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-fn sla_events(store: &SledStore, ticket: &str) -> Vec<String> {
+async fn sla_events(store: &SledStore, ticket: &str) -> Vec<String> {
     store
         .ticket_events(ticket)
+        .await
         .unwrap()
         .into_iter()
         .filter_map(|e| {
@@ -87,8 +88,8 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing twice");
     idle(&engine).await;
-    assert_eq!(sla_events(&store, &id), ["sla.warning resolution 50"]);
-    let sla = store.ticket_sla(&id).unwrap().unwrap();
+    assert_eq!(sla_events(&store, &id).await, ["sla.warning resolution 50"]);
+    let sla = store.ticket_sla(&id).await.unwrap().unwrap();
     assert!(sla.response.stopped_at.is_some() && sla.response.breached_at.is_none(), "response met");
 
     // Waiting on the customer for three hours: the clock stands still.
@@ -96,10 +97,10 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
     clock.advance(Duration::hours(3));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "no timer while paused");
     engine.update_ticket(&id, &patch(json!({"status": "in_progress"})), "alice").await.unwrap();
-    let sla = store.ticket_sla(&id).unwrap().unwrap();
+    let sla = store.ticket_sla(&id).await.unwrap().unwrap();
     assert_eq!(sla.resolution.used_secs, 2 * 3600);
     assert_eq!(sla.resolution.paused_secs, 3 * 3600);
-    let report = engine.sla_report(&id).unwrap().unwrap();
+    let report = engine.sla_report(&id).await.unwrap().unwrap();
     assert_eq!(report["response"]["status"], "met");
     assert_eq!(report["resolution"]["status"], "running");
     assert_eq!(
@@ -117,7 +118,7 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
         idle(&engine).await;
     }
     assert_eq!(
-        sla_events(&store, &id),
+        sla_events(&store, &id).await,
         [
             "sla.warning resolution 50",
             "sla.warning resolution 75",
@@ -125,14 +126,14 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
             "sla.breached resolution -"
         ]
     );
-    let ticket = store.ticket(&id).unwrap().unwrap();
+    let ticket = store.ticket(&id).await.unwrap().unwrap();
     let notes: Vec<&str> = ticket.comments.iter().skip(1).map(|c| c.body.as_str()).collect();
     assert!(notes[0].starts_with("SLA level 1: 75 %"), "{notes:?}");
     assert!(notes[1].starts_with("SLA level 2: 90 %"), "{notes:?}");
     assert!(notes[2].starts_with("SLA level 3"), "{notes:?}");
     assert_eq!(ticket.assignee.as_deref(), Some("grace"));
     assert_eq!(ticket.group.as_deref(), Some("service-desk"));
-    assert_eq!(store.next_timer().unwrap(), None, "nothing left to fire");
+    assert_eq!(store.next_timer().await.unwrap(), None, "nothing left to fire");
 }
 
 #[tokio::test]
@@ -149,7 +150,7 @@ async fn after_a_restart_due_timers_fire_exactly_once_and_a_priority_change_keep
         clock.advance(Duration::hours(1));
         // P1 -> P2 after 1 h: resolution target 4 h -> 8 h, the hour used is kept.
         engine.update_ticket(&id, &patch(json!({"urgency": "medium"})), "alice").await.unwrap();
-        let sla = store.ticket_sla(&id).unwrap().unwrap();
+        let sla = store.ticket_sla(&id).await.unwrap().unwrap();
         assert_eq!(sla.resolution.target_secs, 8 * 3600);
         assert_eq!(sla.resolution.running_since, Some(utc("2026-11-02T07:00:00Z")), "the clock was not restarted");
         engine.shutdown().await;
@@ -164,7 +165,7 @@ async fn after_a_restart_due_timers_fire_exactly_once_and_a_priority_change_keep
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0);
     idle(&engine).await;
     assert_eq!(
-        sla_events(&store, &id),
+        sla_events(&store, &id).await,
         [
             "sla.warning resolution 50",
             "sla.warning resolution 75",
@@ -205,9 +206,9 @@ async fn pending_without_reply_is_reminded_then_resolved_across_a_restart() {
     engine.update_ticket(&id, &patch(json!({"status": "pending"})), "alice").await.unwrap();
     idle(&engine).await;
     use switchboard::store::RunStore as _;
-    let waiting = store.waiting_runs(&id).unwrap();
+    let waiting = store.waiting_runs(&id).await.unwrap();
     assert_eq!(waiting.len(), 1, "the run is parked");
-    assert!(store.active_runs(10).unwrap().is_empty(), "a waiting run is not an active run: no task, no memory");
+    assert!(store.active_runs(10).await.unwrap().is_empty(), "a waiting run is not an active run: no task, no memory");
     close(store, engine).await;
 
     // 30 business hours later (Thu 08:00 local), after a restart: the reminder.
@@ -215,7 +216,7 @@ async fn pending_without_reply_is_reminded_then_resolved_across_a_restart() {
     let (store, engine) = auto_close(dir.path(), &clock).await;
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    let t = store.ticket(&id).unwrap().unwrap();
+    let t = store.ticket(&id).await.unwrap().unwrap();
     assert_eq!(t.comments.len(), 1);
     assert!(t.comments[0].body.starts_with("Hi ann, we are waiting"));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "the reminder is sent once");
@@ -226,10 +227,10 @@ async fn pending_without_reply_is_reminded_then_resolved_across_a_restart() {
     clock.advance(Duration::hours(2));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    let t = store.ticket(&id).unwrap().unwrap();
+    let t = store.ticket(&id).await.unwrap().unwrap();
     assert_eq!(t.status, switchboard::ticket::Status::Resolved);
     assert!(t.comments[1].body.starts_with("Resolved automatically"));
-    assert!(store.waiting_runs(&id).unwrap().is_empty());
+    assert!(store.waiting_runs(&id).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -245,16 +246,16 @@ async fn a_reply_from_the_requester_ends_the_wait_and_cancels_its_timer() {
     // A note by an agent does not end the wait; the requester's reply does.
     engine.add_comment(&id, "Still waiting for ann", true, "alice").await.unwrap();
     use switchboard::store::RunStore as _;
-    assert_eq!(store.waiting_runs(&id).unwrap().len(), 1);
+    assert_eq!(store.waiting_runs(&id).await.unwrap().len(), 1);
     engine.add_comment(&id, "It works again, thanks", false, "ann").await.unwrap();
     idle(&engine).await;
-    let t = store.ticket(&id).unwrap().unwrap();
+    let t = store.ticket(&id).await.unwrap().unwrap();
     assert_eq!(t.status, switchboard::ticket::Status::InProgress, "back in progress");
-    assert!(store.waiting_runs(&id).unwrap().is_empty());
-    assert_eq!(store.next_timer().unwrap(), None, "the wait's timer was cancelled");
+    assert!(store.waiting_runs(&id).await.unwrap().is_empty());
+    assert_eq!(store.next_timer().await.unwrap(), None, "the wait's timer was cancelled");
     clock.advance(Duration::days(10));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0);
-    assert_eq!(store.ticket(&id).unwrap().unwrap().comments.len(), 2, "no reminder");
+    assert_eq!(store.ticket(&id).await.unwrap().unwrap().comments.len(), 2, "no reminder");
 }
 
 /// Regression: raising a ticket's priority past its new targets left its clocks
@@ -283,7 +284,7 @@ async fn a_priority_raised_past_its_targets_warns_and_breaches_at_once_exactly_o
     clock.advance(Duration::minutes(230));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "nothing crossed under P4 targets");
     engine.update_ticket(&id, &patch(json!({"impact": "high", "urgency": "high"})), "alice").await.unwrap();
-    assert_eq!(store.next_timer().unwrap(), Some(clock.now()), "due at once");
+    assert_eq!(store.next_timer().await.unwrap(), Some(clock.now()), "due at once");
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     assert_eq!(engine.fire_due_timers().await.unwrap(), 0, "exactly once");
     idle(&engine).await;
@@ -296,20 +297,20 @@ async fn a_priority_raised_past_its_targets_warns_and_breaches_at_once_exactly_o
         "sla.warning resolution 75",
         "sla.warning resolution 90",
     ];
-    assert_eq!(sla_events(&store, &id), crossed);
+    assert_eq!(sla_events(&store, &id).await, crossed);
     // 240 business minutes after 08:00 local: 12:00 local, 11:00Z, when the timer is set.
-    assert_eq!(store.next_timer().unwrap(), Some(utc("2026-11-02T11:00:00Z")));
-    let report = engine.sla_report(&id).unwrap().unwrap();
+    assert_eq!(store.next_timer().await.unwrap(), Some(utc("2026-11-02T11:00:00Z")));
+    let report = engine.sla_report(&id).await.unwrap().unwrap();
     assert_eq!(report["response"]["status"], "breached");
     assert_eq!(report["response"]["due_at"], "2026-11-02T07:15:00Z", "when the new target ran out");
     assert_eq!(report["resolution"]["due_at"], "2026-11-02T11:00:00Z");
     clock.advance(Duration::minutes(10));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
-    assert_eq!(sla_events(&store, &id).last().map(String::as_str), Some("sla.breached resolution -"));
-    assert_eq!(sla_events(&store, &id).len(), crossed.len() + 1);
+    assert_eq!(sla_events(&store, &id).await.last().map(String::as_str), Some("sla.breached resolution -"));
+    assert_eq!(sla_events(&store, &id).await.len(), crossed.len() + 1);
     clock.advance(Duration::hours(1));
-    let later = engine.sla_report(&id).unwrap().unwrap();
+    let later = engine.sla_report(&id).await.unwrap().unwrap();
     assert_eq!(later["resolution"]["status"], "breached");
     assert_eq!(later["resolution"]["due_at"], "2026-11-02T11:00:00Z", "a breach time stays put");
     assert_eq!(later["response"]["due_at"], "2026-11-02T07:15:00Z");

@@ -63,11 +63,11 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
     {
         let store = switchboard_tests::reopen_store(&data, Durability::Group).await;
         for (id, old) in &old_runs {
-            let now = serde_json::to_value(store.run(id).unwrap().unwrap()).unwrap();
+            let now = serde_json::to_value(store.run(id).await.unwrap().unwrap()).unwrap();
             assert_eq!(&now, old, "{id} reads back as it was stored whole");
         }
         for (id, old) in &old_tickets {
-            let mut now = serde_json::to_value(store.ticket(id).unwrap().unwrap()).unwrap();
+            let mut now = serde_json::to_value(store.ticket(id).await.unwrap().unwrap()).unwrap();
             // Versions came later: a ticket stored before them reads as version 1.
             assert_eq!(now.as_object_mut().unwrap().remove("version"), Some(serde_json::json!(1)), "{id}");
             assert_eq!(&now, old, "{id} reads back with its comments");

@@ -40,17 +40,21 @@ async fn a_waiting_run_keeps_its_revision_and_rollback_publishes_an_old_one() {
     while engine.runs_in_flight() > 0 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(store.ticket(&t).unwrap().unwrap().comments[0].body, "hello from revision 1", "pinned to its revision");
+    assert_eq!(
+        store.ticket(&t).await.unwrap().unwrap().comments[0].body,
+        "hello from revision 1",
+        "pinned to its revision"
+    );
 
-    let changes = engine.diff("greet", 1, 2).unwrap();
+    let changes = engine.diff("greet", 1, 2).await.unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!((changes[0].path.as_str(), changes[0].op), ("/steps/1/body", "changed"));
     let (rolled, changed) = engine.rollback("greet", 1, "t").await.unwrap();
     assert!(changed);
     assert_eq!(rolled.revision, 3);
-    assert!(engine.diff("greet", 1, 3).unwrap().is_empty(), "revision 3 is revision 1 again");
+    assert!(engine.diff("greet", 1, 3).await.unwrap().is_empty(), "revision 3 is revision 1 again");
     assert!(matches!(engine.rollback("greet", 9, "t").await, Err(Error::NotFound { .. })));
-    let runs = store.runs(&RunFilter { workflow: Some("greet".into()), ..Default::default() }).unwrap();
+    let runs = store.runs(&RunFilter { workflow: Some("greet".into()), ..Default::default() }).await.unwrap();
     assert_eq!(runs[0].workflow_revision, 1);
 }
 
@@ -116,7 +120,8 @@ async fn a_failed_run_is_retried_from_its_failed_step_after_a_fix() {
     while engine.runs_in_flight() > 0 {
         tokio::task::yield_now().await;
     }
-    let failed = store.runs(&RunFilter { workflow: Some("triage".into()), ..Default::default() }).unwrap().remove(0);
+    let failed =
+        store.runs(&RunFilter { workflow: Some("triage".into()), ..Default::default() }).await.unwrap().remove(0);
     assert_eq!(failed.status, switchboard::run::RunStatus::Failed, "{:?}", failed.trace);
     let mut fixed = broken.clone();
     fixed["steps"][1]["group"] = json!("desk");
@@ -125,15 +130,15 @@ async fn a_failed_run_is_retried_from_its_failed_step_after_a_fix() {
     while engine.runs_in_flight() > 0 {
         tokio::task::yield_now().await;
     }
-    let retry = store.run(&retry.id).unwrap().unwrap();
+    let retry = store.run(&retry.id).await.unwrap().unwrap();
     assert_eq!(retry.status, switchboard::run::RunStatus::Completed, "{:?}", retry.trace);
     assert_eq!(retry.workflow_revision, 2);
     assert_eq!(retry.trace[0].detail["retry_of"], failed.id.as_str());
-    let ticket = store.ticket(&t).unwrap().unwrap();
+    let ticket = store.ticket(&t).await.unwrap().unwrap();
     assert_eq!(ticket.group.as_deref(), Some("desk"));
     let notes: Vec<&str> = ticket.comments.iter().map(|c| c.body.as_str()).collect();
     assert_eq!(notes, ["triaging", "assigned"], "the step before the failure is not repeated");
-    let old = store.run(&failed.id).unwrap().unwrap();
+    let old = store.run(&failed.id).await.unwrap().unwrap();
     assert_eq!(old.trace.last().unwrap().detail["retried_as"], retry.id.as_str());
     assert!(matches!(engine.retry_run(&retry.id, "admin").await, Err(Error::Conflict(_))), "only failed runs");
 }
@@ -250,14 +255,14 @@ async fn replay_compares_a_draft_with_what_happened_on_seeded_history() {
         .update_ticket(&ids[1], &serde_json::from_value(json!({"category": "network"})).unwrap(), "bob")
         .await
         .unwrap();
-    let initial = engine.ticket_at_creation(&ids[1]).unwrap().unwrap();
+    let initial = engine.ticket_at_creation(&ids[1]).await.unwrap().unwrap();
     assert_eq!(initial.category.as_deref(), Some("hardware"));
 
     // Draft: also hardware tickets, and a different tag.
     let draft = json!({"id": "tagger", "name": "t", "triggers": [{"on": "ticket.created"}],
         "conditions": {"field": "ticket.category", "op": "in", "value": ["network", "hardware"]},
         "steps": [{"id": "tag", "type": "set", "fields": {"tags": ["net"]}}]});
-    let out = engine.replay(&def(&draft), 7).unwrap();
+    let out = engine.replay(&def(&draft), 7).await.unwrap();
     assert_eq!(out["tickets"], 3);
     let rows = out["rows"].as_array().unwrap();
     let by_ticket = |id: &str| rows.iter().find(|r| r["ticket"] == id).unwrap();
@@ -270,9 +275,9 @@ async fn replay_compares_a_draft_with_what_happened_on_seeded_history() {
     );
     assert_eq!(printer["would"]["changed"], json!(["tags"]));
     assert_eq!((out["same"].as_u64(), out["differ"].as_u64()), (Some(2), Some(1)));
-    let runs_before = store.runs(&RunFilter::default()).unwrap().len();
-    let _ = engine.replay(&def(&draft), 7).unwrap();
-    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), runs_before, "replay stores nothing");
+    let runs_before = store.runs(&RunFilter::default()).await.unwrap().len();
+    let _ = engine.replay(&def(&draft), 7).await.unwrap();
+    assert_eq!(store.runs(&RunFilter::default()).await.unwrap().len(), runs_before, "replay stores nothing");
 }
 
 #[tokio::test]
@@ -354,10 +359,10 @@ async fn replay_compares_values_and_replays_every_trigger_kind() {
     engine.update_ticket(&t, &patch(json!({"status": "resolved"})), "alice").await.unwrap();
     engine.update_ticket(&t, &patch(json!({"status": "reopened"})), "ann").await.unwrap();
     settle().await;
-    assert_eq!(store.ticket(&t).unwrap().unwrap().assignee.as_deref(), Some("alice"), "skills chose alice");
+    assert_eq!(store.ticket(&t).await.unwrap().unwrap().assignee.as_deref(), Some("alice"), "skills chose alice");
 
     // The draft routes to the least loaded (bob: alice has both tickets) and posts no reply.
-    let out = engine.replay(&def(&router("least_loaded", false)), 7).unwrap();
+    let out = engine.replay(&def(&router("least_loaded", false)), 7).await.unwrap();
     let row = out["rows"].as_array().unwrap().iter().find(|r| r["ticket"] == t).unwrap().clone();
     assert_eq!(row["differs"], true, "{row}");
     let differences = row["differences"].as_array().unwrap();
@@ -367,12 +372,12 @@ async fn replay_compares_values_and_replays_every_trigger_kind() {
         "{differences:?}"
     );
     // The published definition replays as what happened.
-    let out = engine.replay(&def(&router("skills", true)), 7).unwrap();
+    let out = engine.replay(&def(&router("skills", true)), 7).await.unwrap();
     assert_eq!(out["differ"], 0, "{out}");
 
     // The reopen workflow replays the update that reopened the ticket, on the ticket as
     // that event left it, and matches what happened (its note included).
-    let out = engine.replay(&def(&reopen), 7).unwrap();
+    let out = engine.replay(&def(&reopen), 7).await.unwrap();
     let rows = out["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "only the reopening fires its trigger: {out}");
     assert_eq!(

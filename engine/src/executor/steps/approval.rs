@@ -5,9 +5,9 @@ use super::{Ctx, Effect};
 use crate::executor::Result;
 use serde_json::json;
 
-pub(super) fn execute(cx: &Ctx<'_>, stages: &[crate::approval::StageSpec]) -> Result<Effect> {
+pub(super) async fn execute(cx: &Ctx<'_>, stages: &[crate::approval::StageSpec]) -> Result<Effect> {
     let mut effect = cx.effect();
-    let (tx, approval) = match cx.engine.begin_approval(cx.run, &cx.step.id, stages, cx.ticket, cx.now)? {
+    let (tx, approval) = match cx.engine.begin_approval(cx.run, &cx.step.id, stages, cx.ticket, cx.now).await? {
         Err(why) => return Ok(effect.fail(why)),
         Ok(begun) => begun,
     };

@@ -5,17 +5,17 @@ use crate::executor::Result;
 use crate::ticket::fields;
 use serde_json::json;
 
-pub(super) fn execute(cx: &Ctx<'_>, group: Option<&str>, agent: Option<&str>) -> Result<Effect> {
+pub(super) async fn execute(cx: &Ctx<'_>, group: Option<&str>, agent: Option<&str>) -> Result<Effect> {
     let effect = cx.effect();
     let mut next = cx.ticket.clone();
     if let Some(g) = group {
-        if cx.engine.store.group(g)?.is_none() {
+        if cx.engine.store.group(g).await?.is_none() {
             return Ok(effect.fail(format!("unknown group `{g}`")));
         }
         next.group = Some(g.to_string());
     }
     if let Some(a) = agent {
-        if cx.engine.store.agent(a)?.is_none() {
+        if cx.engine.store.agent(a).await?.is_none() {
             return Ok(effect.fail(format!("unknown agent `{a}`")));
         }
         if let Err(e) = fields::set(&mut next, "assignee", json!(a), &cx.engine.config.priority_matrix, cx.now) {

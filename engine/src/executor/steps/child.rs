@@ -6,7 +6,7 @@ use crate::executor::Result;
 use crate::ticket::{Link, LinkKind, NewTicket};
 use serde_json::{json, Map, Value};
 
-pub(super) fn execute(cx: &Ctx<'_>, spec: &Map<String, Value>) -> Result<Effect> {
+pub(super) async fn execute(cx: &Ctx<'_>, spec: &Map<String, Value>) -> Result<Effect> {
     let effect = cx.effect();
     let mut spec = cx.render_value(&Value::Object(spec.clone()));
     if let Some(m) = spec.as_object_mut() {
@@ -19,7 +19,7 @@ pub(super) fn execute(cx: &Ctx<'_>, spec: &Map<String, Value>) -> Result<Effect>
     if let Err((p, m)) = new.check() {
         return Ok(effect.fail(format!("child ticket {p}: {m}")));
     }
-    let id = cx.engine.store.next_ticket_id()?;
+    let id = cx.engine.store.next_ticket_id().await?;
     let mut child = new.into_ticket(id.clone(), &cx.engine.config.priority_matrix, cx.now);
     let mut next = cx.ticket.clone();
     child.links.push(Link { kind: LinkKind::Parent, ticket: next.id.clone() });

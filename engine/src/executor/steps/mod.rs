@@ -183,7 +183,7 @@ pub(in crate::executor) fn is_local(action: &Action) -> bool {
 impl Engine {
     /// Computes a fast step's effect on the ticket (no I/O but store reads). `route`
     /// takes the group's agents read once by the caller (it locked them).
-    pub(in crate::executor) fn execute(
+    pub(in crate::executor) async fn execute(
         &self,
         run: &Run,
         def: &Workflow,
@@ -194,38 +194,42 @@ impl Engine {
         let cx = Ctx::new(self, run, def, index, ticket);
         match &cx.step.action {
             Action::Set { fields } => set::execute(&cx, fields),
-            Action::Assign { group, agent } => assign::execute(&cx, group.as_deref(), agent.as_deref()),
+            Action::Assign { group, agent } => assign::execute(&cx, group.as_deref(), agent.as_deref()).await,
             Action::Route { group, strategy, skills, on_shift_only } => {
                 let agents = match agents {
                     Some(agents) => agents,
-                    None => route::members(self, group)?,
+                    None => route::members(self, group).await?,
                 };
                 route::execute(
                     &cx,
                     route::Request { group, strategy: *strategy, skills, on_shift_only: *on_shift_only },
                     agents,
                 )
+                .await
             }
             Action::Comment { body, internal } => Ok(comment::execute(&cx, body, *internal)),
             Action::Resolve { resolution } => Ok(resolve::execute(&cx, resolution.as_deref())),
             Action::Close {} => Ok(close::execute(&cx)),
             Action::Fail { reason } => Ok(fail::execute(&cx, reason)),
-            Action::CreateChild { ticket: spec } => child::execute(&cx, spec),
+            Action::CreateChild { ticket: spec } => child::execute(&cx, spec).await,
             Action::If { condition, then, otherwise } => {
                 Ok(branch::execute(&cx, condition, then, otherwise.as_deref()))
             }
-            Action::Approval { stages, .. } => approval::execute(&cx, stages),
-            Action::Wait { minutes, business, calendar, at, timezone, on_timeout, .. } => wait::execute(
-                &cx,
-                wait::Spec {
-                    minutes: *minutes,
-                    business: *business,
-                    calendar: calendar.as_deref(),
-                    at: at.as_deref(),
-                    timezone: timezone.as_deref(),
-                    on_timeout: on_timeout.as_deref(),
-                },
-            ),
+            Action::Approval { stages, .. } => approval::execute(&cx, stages).await,
+            Action::Wait { minutes, business, calendar, at, timezone, on_timeout, .. } => {
+                wait::execute(
+                    &cx,
+                    wait::Spec {
+                        minutes: *minutes,
+                        business: *business,
+                        calendar: calendar.as_deref(),
+                        at: at.as_deref(),
+                        timezone: timezone.as_deref(),
+                        on_timeout: on_timeout.as_deref(),
+                    },
+                )
+                .await
+            }
             // Notify and plugin steps are executed before the ticket lock is taken; see `step`.
             Action::Notify { .. } | Action::Plugin { .. } => {
                 Ok(cx.effect().fail("slow step reached the wrong executor path"))

@@ -21,21 +21,21 @@ pub(super) struct Request<'a> {
 
 /// The agents of a group: the driver locks them (with the group) before the step, and
 /// hands the same list to [`execute`], so they are read once per step.
-pub(in crate::executor) fn members(engine: &Engine, group: &str) -> Result<Vec<Agent>> {
-    Ok(engine.store.agents()?.into_iter().filter(|a| a.groups.iter().any(|g| g == group)).collect())
+pub(in crate::executor) async fn members(engine: &Engine, group: &str) -> Result<Vec<Agent>> {
+    Ok(engine.store.agents().await?.into_iter().filter(|a| a.groups.iter().any(|g| g == group)).collect())
 }
 
-pub(super) fn execute(cx: &Ctx<'_>, req: Request<'_>, agents: Vec<Agent>) -> Result<Effect> {
+pub(super) async fn execute(cx: &Ctx<'_>, req: Request<'_>, agents: Vec<Agent>) -> Result<Effect> {
     let store = &cx.engine.store;
     let group = req.group;
-    if store.group(group)?.is_none() {
+    if store.group(group).await?.is_none() {
         return Ok(cx.effect().fail(format!("unknown group `{group}`")));
     }
     let mut load = HashMap::new();
     for a in &agents {
-        load.insert(a.id.clone(), store.open_load(&a.id)?);
+        load.insert(a.id.clone(), store.open_load(&a.id).await?);
     }
-    let cursor = store.round_robin_cursor(group)?;
+    let cursor = store.round_robin_cursor(group).await?;
     let decision = routing::choose(&routing::Request {
         agents: &agents,
         load: &load,

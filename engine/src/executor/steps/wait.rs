@@ -16,7 +16,7 @@ pub(super) struct Spec<'a> {
     pub(super) on_timeout: Option<&'a str>,
 }
 
-pub(super) fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
+pub(super) async fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
     let mut effect = cx.effect();
     let now = cx.now;
     let deadline = match spec.minutes {
@@ -33,10 +33,10 @@ pub(super) fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
         },
         Some(m) if !spec.business => Some(now + chrono::Duration::minutes(i64::from(m))),
         Some(m) => {
-            let setup = cx.engine.sla()?;
+            let setup = cx.engine.sla().await?;
             let cal = match spec.calendar {
                 Some(id) => setup.calendar_by_id(id),
-                None => cx.engine.store.ticket_sla(&cx.ticket.id)?.and_then(|s| setup.policy_calendar(&s.policy)),
+                None => cx.engine.store.ticket_sla(&cx.ticket.id).await?.and_then(|s| setup.policy_calendar(&s.policy)),
             };
             let Some(cal) = cal.or_else(|| spec.calendar.is_none().then(crate::calendar::Calendar::always)) else {
                 return Ok(effect.fail(format!("unknown calendar `{}`", spec.calendar.unwrap_or(""))));

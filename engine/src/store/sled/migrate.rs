@@ -113,8 +113,8 @@ mod tests {
     use crate::store::{Durability, Error, PluginStore, Store};
 
     /// Layout 3 kept modules among the hot keys; opening moves them to their tree.
-    #[test]
-    fn plugin_modules_move_to_their_own_tree() {
+    #[tokio::test]
+    async fn plugin_modules_move_to_their_own_tree() {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = ::sled::open(dir.path()).unwrap();
@@ -124,8 +124,8 @@ mod tests {
             db.flush().unwrap();
         }
         let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-        assert_eq!(store.plugin_module("kb", "1.0.0").unwrap().as_deref(), Some(&b"wasm"[..]));
-        assert_eq!(store.plugin_artifact("kb", "1.0.0").unwrap().as_deref(), Some(&b"code"[..]));
+        assert_eq!(store.plugin_module("kb", "1.0.0").await.unwrap().as_deref(), Some(&b"wasm"[..]));
+        assert_eq!(store.plugin_artifact("kb", "1.0.0").await.unwrap().as_deref(), Some(&b"code"[..]));
         store.close().unwrap();
         drop(store);
         let db = ::sled::open(dir.path()).unwrap();

@@ -86,19 +86,20 @@ pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
     Ok(())
 }
 
+#[async_trait::async_trait]
 impl RunStore for SledStore {
-    fn next_run_id(&self) -> Result<String> {
+    async fn next_run_id(&self) -> Result<String> {
         self.next_id('R')
     }
 
-    fn run(&self, id: &str) -> Result<Option<Run>> {
+    async fn run(&self, id: &str) -> Result<Option<Run>> {
         match parse_id(id, 'R') {
             Some(n) => self.load_run(n),
             None => Ok(None),
         }
     }
 
-    fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
         let keep = |h: &Header| {
             filter.workflow.as_ref().is_none_or(|w| &h.workflow_id == w) && filter.status.is_none_or(|s| h.status == s)
@@ -130,7 +131,7 @@ impl RunStore for SledStore {
         Ok(out)
     }
 
-    fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
+    async fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for k in self.db.scan_prefix(Key::Actives.bytes()).keys().take(limit) {
             out.push(format!("R-{}", be(&k.map_err(|e| self.io(e))?)));
@@ -138,12 +139,12 @@ impl RunStore for SledStore {
         Ok(out)
     }
 
-    fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
+    async fn waiting_runs(&self, ticket: &str) -> Result<Vec<String>> {
         let Some(t) = parse_id(ticket, 'T') else { return Ok(Vec::new()) };
         Ok(self.keys(&Key::WaitingOn(t).bytes())?.iter().map(|k| format!("R-{}", be(k))).collect())
     }
 
-    fn count_waiting_runs(&self) -> Result<u64> {
+    async fn count_waiting_runs(&self) -> Result<u64> {
         let mut n = 0;
         for k in self.db.scan_prefix(Key::Waitings.bytes()).keys() {
             k.map_err(|e| self.io(e))?;
