@@ -242,20 +242,36 @@ impl Api {
 
     /// Sends a request and returns status and JSON body (null when empty).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let (status, _, value) = self.request(method, path, body, &[]).await?;
+        Ok((status, value))
+    }
+
+    /// [`Api::call`] with extra request headers; also returns the response headers.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await?;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(json!({"raw": String::from_utf8_lossy(&bytes)}))
         };
-        Ok((status, value))
+        Ok((status, headers, value))
     }
 
     /// Sends raw bytes.

@@ -75,6 +75,7 @@ impl From<executor::Error> for ApiError {
             executor::Error::Invalid(errors) => Self::invalid_all(errors),
             executor::Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             executor::Error::Forbidden(m) => Self::forbidden(m),
+            e @ executor::Error::Stale { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
             executor::Error::Store(e) => e.into(),
         }
     }

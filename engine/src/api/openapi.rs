@@ -248,6 +248,19 @@ pub fn document() -> Value {
             op["responses"]["413"] = error_response("body over the endpoint's limit");
             op["responses"]["429"] = error_response("rate limited; see Retry-After");
         }
+        if *path == "/tickets/{id}" {
+            // Optimistic concurrency: the ticket's version is its entity tag.
+            if *method == "patch" {
+                if let Some(p) = op["parameters"].as_array_mut() {
+                    p.push(json!({"name": "If-Match", "in": "header", "required": false,
+                        "description": "Apply only while the ticket is at this version: \"3\", a list, or *", "schema": {"type": "string"}}));
+                }
+                op["responses"]["412"] =
+                    error_response("the ticket changed since the version in If-Match; nothing written");
+            }
+            op["responses"]["200"]["headers"] =
+                json!({"ETag": {"description": "The ticket's version, quoted", "schema": {"type": "string"}}});
+        }
         if let Some(kind) = body {
             let content = match *kind {
                 "wasm" => json!({"application/wasm": {"schema": {"type": "string", "format": "binary"}}}),

@@ -7,7 +7,7 @@ use crate::executor::Outcome;
 use crate::store::TicketFilter;
 use crate::ticket::{NewTicket, Ticket};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -38,22 +38,70 @@ async fn load(s: &AppState, id: &str) -> Result<Ticket, ApiError> {
     s.engine.store().ticket(id).await?.ok_or_else(|| ApiError::not_found("ticket", id))
 }
 
-/// `GET /tickets/{id}`
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Ticket>, ApiError> {
-    load(&s, &id).await.map(Json)
+/// The entity tag of a ticket: its version, quoted (RFC 9110 §8.8.3).
+fn etag(t: &Ticket) -> [(HeaderName, String); 1] {
+    [(header::ETAG, format!("\"{}\"", t.version))]
 }
 
-/// `PATCH /tickets/{id}` with `{field: value, ..., "custom": {...}}`.
+/// `GET /tickets/{id}`, with the ticket's version as its `ETag`.
+pub async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<([(HeaderName, String); 1], Json<Ticket>), ApiError> {
+    let t = load(&s, &id).await?;
+    Ok((etag(&t), Json(t)))
+}
+
+/// The versions an `If-Match` header accepts (RFC 9110 §13.1.1): `None` without the
+/// header or for `*` (any stored version); else the listed strong tags. A weak tag
+/// (`W/"3"`) never matches, as the RFC's strong comparison says.
+fn if_match(headers: &HeaderMap) -> Result<Option<Vec<u64>>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "header If-Match: expected * or a list of entity tags like \"3\" (a ticket's version, from its ETag)",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let mut versions = Vec::new();
+    for tag in text.split(',').map(str::trim) {
+        if tag.starts_with("W/\"") && tag.ends_with('"') && tag.len() >= 4 {
+            continue;
+        }
+        let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(bad)?;
+        match inner.parse::<u64>() {
+            Ok(v) => versions.push(v),
+            // Another server's tag, or a mangled one: it matches no version of ours.
+            Err(_) if !inner.contains('"') => {}
+            Err(_) => return Err(bad()),
+        }
+    }
+    Ok(Some(versions))
+}
+
+/// `PATCH /tickets/{id}` with `{field: value, ..., "custom": {...}}`. With `If-Match`,
+/// only if the ticket is still at that version (else 412 and nothing changes).
 pub async fn update(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(patch): JsonBody<Map<String, Value>>,
-) -> Result<Json<Outcome>, ApiError> {
+) -> Result<([(HeaderName, String); 1], Json<Outcome>), ApiError> {
+    let versions = if_match(&headers)?;
     if patch.is_empty() {
         return Err(ApiError::invalid("", "patch is empty; send at least one field"));
     }
-    Ok(Json(s.engine.update_ticket(&id, &patch, &who.name).await?))
+    let out = match versions {
+        Some(v) => s.engine.update_ticket_if(&id, &v, &patch, &who.name).await?,
+        None => s.engine.update_ticket(&id, &patch, &who.name).await?,
+    };
+    Ok((etag(&out.ticket), Json(out)))
 }
 
 /// Body of `POST /tickets/{id}/comments`.

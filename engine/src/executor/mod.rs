@@ -73,6 +73,19 @@ pub enum Error {
     /// The caller may not do this (not an approver, a link that does not verify).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller changed an object it read at a version that is no longer the stored
+    /// one (HTTP `If-Match`): nothing was written.
+    #[error("{kind} `{id}` is at version {current}, not {expected}: read it again and retry")]
+    Stale {
+        /// `ticket`.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The versions the caller accepts.
+        expected: String,
+        /// The version stored.
+        current: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -412,6 +425,18 @@ impl Engine {
         self.update_ticket_with(id, patch, actor, |_| Vec::new()).await
     }
 
+    /// [`Engine::update_ticket`] only if the ticket is stored at one of `versions` (an
+    /// HTTP `If-Match`): otherwise [`Error::Stale`] and nothing is written.
+    pub async fn update_ticket_if(
+        self: &Arc<Self>,
+        id: &str,
+        versions: &[u64],
+        patch: &Map<String, Value>,
+        actor: &str,
+    ) -> Result<Outcome> {
+        self.update_inner(id, Some(versions), patch, actor, |_| Vec::new()).await
+    }
+
     /// [`Engine::update_ticket`], committing `extra(outcome)` in the same transaction.
     pub async fn update_ticket_with(
         self: &Arc<Self>,
@@ -420,8 +445,23 @@ impl Engine {
         actor: &str,
         extra: impl FnOnce(&Outcome) -> Vec<Write>,
     ) -> Result<Outcome> {
+        self.update_inner(id, None, patch, actor, extra).await
+    }
+
+    async fn update_inner(
+        self: &Arc<Self>,
+        id: &str,
+        versions: Option<&[u64]>,
+        patch: &Map<String, Value>,
+        actor: &str,
+        extra: impl FnOnce(&Outcome) -> Vec<Write>,
+    ) -> Result<Outcome> {
         let _guard = self.locks.lock(id).await;
         let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
+        if let Some(versions) = versions.filter(|v| !v.contains(&before.version)) {
+            let expected = versions.iter().map(u64::to_string).collect::<Vec<_>>().join(" or ");
+            return Err(Error::Stale { kind: "ticket", id: id.into(), expected, current: before.version });
+        }
         let mut after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
             .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
         let changes = fields::diff(&before, &after);

@@ -552,3 +552,46 @@ async fn scheduled_workflows_run_on_demand_and_dry_run_without_a_ticket() {
     let (status, body) = f.agent.call("POST", "/workflows/hand/runs", Some(&json!({}))).await.unwrap();
     assert_eq!((status, body["error"]["details"]["errors"][0]["pointer"].as_str()), (422, Some("/ticket")), "{body}");
 }
+
+/// Optimistic concurrency for API clients: a ticket's `ETag` is its version; a `PATCH`
+/// with `If-Match` applies only while the ticket is still at that version (RFC 9110
+/// §13.1.1), so two agents editing the same ticket cannot overwrite each other blindly.
+#[tokio::test]
+async fn if_match_refuses_a_change_computed_from_an_older_version() {
+    let f = start("").await;
+    let out = f.agent.post("/tickets", &json!({"title": "VPN down", "requester": "ann"})).await.unwrap();
+    let id = out["ticket"]["id"].as_str().unwrap().to_string();
+    let path = format!("/tickets/{id}");
+    let (status, headers, ticket) = f.agent.request("GET", &path, None, &[]).await.unwrap();
+    assert_eq!(status, 200);
+    let tag = headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(tag, format!("\"{}\"", ticket["version"]), "the ETag is the version");
+    let patch = |title: &str| json!({"title": title});
+    // First writer wins; the ETag moves on.
+    let (status, headers, body) =
+        f.agent.request("PATCH", &path, Some(&patch("first")), &[("if-match", &tag)]).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(headers["etag"].to_str().unwrap(), tag);
+    // Second writer, from the same read: 412 with the JSON error, nothing written.
+    let (status, _, body) =
+        f.agent.request("PATCH", &path, Some(&patch("second")), &[("if-match", &tag)]).await.unwrap();
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["error"]["code"], "stale");
+    assert_eq!(f.agent.get(&path).await.unwrap()["title"], "first");
+    // A list matches any of its tags; a weak tag never matches; `*` matches any version.
+    let now = f.agent.get(&path).await.unwrap()["version"].to_string();
+    let list = format!("\"999\", \"{now}\"");
+    let (status, _, _) = f.agent.request("PATCH", &path, Some(&patch("third")), &[("if-match", &list)]).await.unwrap();
+    assert_eq!(status, 200);
+    let now = f.agent.get(&path).await.unwrap()["version"].to_string();
+    let weak = format!("W/\"{now}\"");
+    let (status, _, _) = f.agent.request("PATCH", &path, Some(&patch("weak")), &[("if-match", &weak)]).await.unwrap();
+    assert_eq!(status, 412);
+    let (status, _, _) = f.agent.request("PATCH", &path, Some(&patch("any")), &[("if-match", "*")]).await.unwrap();
+    assert_eq!(status, 200);
+    // A malformed header is a 400 that names it, before anything is read or written.
+    let (status, _, body) = f.agent.request("PATCH", &path, Some(&patch("bad")), &[("if-match", "3")]).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("If-Match"), "{body}");
+    assert_eq!(f.agent.get(&path).await.unwrap()["title"], "any");
+}
