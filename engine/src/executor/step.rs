@@ -9,6 +9,10 @@ use crate::workflow::{Action, Workflow};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// How many times in a row a step is retried after a write conflict before its run is
+/// left for recovery (a restart, or another node).
+const MAX_CONFLICTS: u32 = 8;
+
 impl Engine {
     /// Drives a run until it finishes, fails, or the engine stops. The run holds one of
     /// the `workers` while it computes and applies a step, but not while it waits: not
@@ -20,6 +24,7 @@ impl Engine {
         // The run is read (header + journal, folded) once; after that the driver keeps it
         // in memory: while a run is pending or running, its driver is its only writer.
         let Some(mut run) = self.store.run(run_id).await? else { return Ok(()) };
+        let mut conflicts = 0;
         loop {
             if self.stopping.load(Ordering::SeqCst) || !run.status.is_active() {
                 return Ok(());
@@ -27,9 +32,20 @@ impl Engine {
             let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
             // Every line logged while the step runs names its run, workflow and ticket.
             let span = tracing::info_span!("run", run = %run.id, workflow = %run.workflow_id, ticket = %run.ticket_id);
-            match tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await? {
-                Some(next) => run = next,
-                None => return Ok(()),
+            match tracing::Instrument::instrument(self.step(run, &def, &mut worker), span).await {
+                Ok(Some(next)) => (run, conflicts) = (next, 0),
+                Ok(None) => return Ok(()),
+                // Another writer (another node) changed the ticket or the run between
+                // the step's reads and its commit: nothing of the step was written, so it
+                // is taken again from a fresh read (a notify or plugin step calls out
+                // again: at least once, as after a crash).
+                Err(Error::Store(crate::store::Error::Conflict(what))) if conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    tracing::info!(run = %run_id, %what, attempt = conflicts, "step met a concurrent write; retrying it");
+                    let Some(fresh) = self.store.run(run_id).await? else { return Ok(()) };
+                    run = fresh;
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -137,6 +153,7 @@ impl Engine {
         let mut tx = Tx::new();
         let mut new_runs = Vec::new();
         let mut request = None;
+        let mut timings = Vec::new();
         let (mut index, mut step, mut timing) = (index, step, timing);
         let outcome = loop {
             self.guard_effect(&run, &ticket, step, &mut effect).await?;
@@ -150,8 +167,7 @@ impl Engine {
             tx.writes.append(&mut effect.writes);
             let approval_id = effect.entry.detail.get("approval").and_then(|v| v.as_str()).map(String::from);
             let outcome = machine::complete_step(&mut run, effect.end(step), def.following(index), now);
-            self.count_end(&run, &outcome);
-            self.metrics.step(step.action.kind(), timing.elapsed().as_secs_f64());
+            timings.push((step.action.kind(), timing.elapsed().as_secs_f64()));
             if let Some(deadline) =
                 run.waiting.as_ref().and_then(|w| w.deadline).filter(|_| outcome == machine::Outcome::Parked)
             {
@@ -184,6 +200,11 @@ impl Engine {
         let ended = matches!(run.status, RunStatus::Completed | RunStatus::Failed).then(|| outcome_of(&run));
         tx.run(&mut run);
         let durable = self.store.apply(tx).await?;
+        // Counted once applied: a step retried after a conflict counts once.
+        self.count_end(&run, &outcome);
+        for (kind, seconds) in timings {
+            self.metrics.step(kind, seconds);
+        }
         // The writes are visible now: the next step on this ticket, the next routing
         // decision (the routing locks of its group and agents) and other runs can go on while the flush
         // completes, since the store keeps durability in apply order. Run throughput in

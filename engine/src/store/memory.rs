@@ -20,7 +20,12 @@ pub struct MemoryStore {
     /// Last document number handed out.
     numbers: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
+    /// See [`MemoryStore::interfere_once`].
+    interference: Mutex<Option<Interference>>,
 }
+
+/// A write another writer slips in just before a matching transaction.
+type Interference = (Box<dyn Fn(&Tx) -> bool + Send>, Tx);
 
 #[derive(Default)]
 struct Tables {
@@ -62,6 +67,13 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Simulates a second writer (another engine node): the next transaction for which
+    /// `when` holds finds `first` applied just before it, as if committed in between
+    /// its reads and its commit. Tests of what a writer does on [`Error::Conflict`].
+    pub fn interfere_once(&self, when: impl Fn(&Tx) -> bool + Send + 'static, first: Tx) {
+        *self.interference.lock().unwrap_or_else(|p| p.into_inner()) = Some((Box::new(when), first));
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -505,6 +517,20 @@ impl Store for MemoryStore {
             return Err(Error::Closed);
         }
         let mut tables = self.tables();
+        let first = {
+            let mut slot = self.interference.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.take() {
+                Some((when, first)) if when(&tx) => Some(first),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(first) = first {
+            tables.check(&first)?;
+            tables.apply(first)?;
+        }
         tables.check(&tx)?;
         tables.apply(tx)?;
         Ok(Box::pin(async { Ok(()) }))

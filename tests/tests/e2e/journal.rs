@@ -178,3 +178,45 @@ async fn a_waiting_run_is_resumed_once_by_a_commit_with_two_events() {
     let completed = metrics.lines().find(|l| l.contains("workflow=\"waiter\"") && l.contains("completed"));
     assert!(completed.is_some_and(|l| l.ends_with(" 1")), "counted once: {completed:?}");
 }
+
+/// Another writer (another node, simulated by the store) changes the ticket between a
+/// step's reads and its commit: the store refuses the step's stale write, and the
+/// driver takes the step again from a fresh read, so both changes are kept and the
+/// step is in the trace once.
+#[tokio::test]
+async fn a_step_that_meets_a_concurrent_write_is_retried_from_a_fresh_read() {
+    use switchboard::store::memory::MemoryStore;
+    use switchboard::store::{TicketStore, Tx, Write};
+    let store = Arc::new(MemoryStore::new());
+    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    let wf = json!({"id": "raise", "name": "raise", "triggers": [{"on": "manual"}],
+        "steps": [{"id": "up", "type": "set", "fields": {"priority": "P1"}},
+                  {"id": "say", "type": "comment", "body": "raised", "internal": true}]});
+    engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "test").await.unwrap();
+    let new = NewTicket { title: "Printer jam".into(), requester: "ann".into(), ..Default::default() };
+    let id = engine.create_ticket(new, "ann").await.unwrap().ticket.id;
+    let read = store.ticket(&id).await.unwrap().unwrap();
+    let mut elsewhere = read.clone();
+    elsewhere.title = "Printer jam on floor 3".into();
+    let mut other = Tx::new();
+    other.ticket(Some(&read), &mut elsewhere);
+    // Slipped in before the run's first step commit (a run write that is not its start).
+    store.interfere_once(
+        |tx| tx.writes.iter().any(|w| matches!(w, Write::Run(d) if d.start.is_none() && !d.entries.is_empty())),
+        other,
+    );
+    engine.start_manual("raise", &id, Value::Null, "ann").await.unwrap();
+    while engine.runs_in_flight() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let run = store.runs(&RunFilter::default()).await.unwrap().remove(0);
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let steps: Vec<&str> = run.trace.iter().filter_map(|t| t.step.as_deref()).collect();
+    assert_eq!(steps, ["up", "say"], "each step once");
+    let ticket = store.ticket(&id).await.unwrap().unwrap();
+    assert_eq!(ticket.title, "Printer jam on floor 3", "the other writer's change is kept");
+    assert_eq!(serde_json::to_value(ticket.priority).unwrap(), "P1", "and the run's");
+    assert_eq!(ticket.comments.iter().filter(|c| c.body == "raised").count(), 1);
+    assert_eq!(ticket.version, 3, "logged, changed elsewhere, changed by the run");
+}
