@@ -1,11 +1,16 @@
 //! Persistence behind traits.
 //!
 //! The engine reads through the per-concept traits ([`TicketStore`], [`WorkflowStore`],
-//! [`RunStore`], [`EventStore`], [`TeamStore`], [`AuditStore`]) and writes through one
-//! [`Store::commit`] of a backend-neutral [`Tx`]: a list of typed writes that the backend
-//! applies atomically and acknowledges only once durable. A step's ticket change, its
-//! history, the events it raises, the runs those start and the run's own progress go in
-//! one `Tx`, which is why a crash can never leave a step half done.
+//! [`RunStore`], [`EventStore`], [`TeamStore`], [`AuditStore`]...), all async so that a
+//! backend may read over the network, and writes through one [`Store::commit`] of a
+//! backend-neutral [`Tx`]: a list of typed writes that the backend applies atomically and
+//! acknowledges only once durable. A step's ticket change, its history, the events it
+//! raises, the runs those start and the run's own progress go in one `Tx`, which is why a
+//! crash can never leave a step half done.
+//!
+//! Writes are optimistic: a ticket write expects the version it was computed from, a
+//! run write the journal it was computed from; when another writer got there first the
+//! backend refuses the whole `Tx` with [`Error::Conflict`] and the writer reads again.
 //!
 //! [`sled`](self::sled) is the embedded implementation; [`commit`] groups many writers'
 //! flushes into one. [`memory`] keeps everything in maps (tests, and the second
