@@ -19,7 +19,7 @@
 //! | `wv/` | workflow id, `/`, revision | definition |
 //! | `r/` | run n | run header (`run::journal::Header`) |
 //! | `rs/` | run n | what started the run (`run::journal::Start`), written once |
-//! | `rj/` | run n, seq (u32) | journal entry (`run::journal::Entry`), appended |
+//! | `rj/` | run n, first seq (u32) | the journal entries (`run::journal::Entry`) one commit appended, as a JSON array (one entry, not in an array, when written before stop 25) |
 //! | `ra/` | run n | (active-run index) |
 //! | `rt/` | ticket n, run n | (runs by ticket) |
 //! | `rw/` | ticket n, run n | (runs waiting on a ticket) |
@@ -898,6 +898,47 @@ impl DocStore for SledStore {
 mod tests {
     use super::*;
     use crate::ticket::{NewTicket, PriorityMatrix};
+
+    /// A commit's journal entries share one key; a run whose journal began as one key per
+    /// entry (before stop 25) reads back whole when later commits append chunks.
+    #[tokio::test]
+    async fn journal_chunks_and_single_entries_fold_together() {
+        use crate::run::{journal::Entry, TraceEntry};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        let mut run: crate::run::Run = serde_json::from_value(serde_json::json!({
+            "id": "R-1", "workflow_id": "w", "workflow_revision": 1, "ticket_id": "T-1", "event_id": "E-1",
+            "event_type": "ticket.created", "actor": "ann", "status": "running", "cursor": "a", "vars": {},
+            "trace": [], "steps_done": 0, "created_at": "2026-11-02T08:00:00Z", "updated_at": "2026-11-02T08:00:00Z"
+        }))
+        .unwrap();
+        let at = run.created_at;
+        let mut tx = Tx::new();
+        tx.run(&mut run);
+        store.commit(tx).await.unwrap();
+        // Written the old way: entry 0 under its own key, not in an array.
+        let old = Entry::Trace(TraceEntry::step(at, "a", "set", "ok", "old layout"));
+        store.db.insert(Key::Journal(1, 0).bytes(), encode(&old).unwrap()).unwrap();
+        let key = Key::Run(1).bytes();
+        let mut header: crate::run::journal::Header = decode(&key, &store.db.get(&key).unwrap().unwrap()).unwrap();
+        header.journal_len = 1;
+        store.db.insert(&key, encode(&header).unwrap()).unwrap();
+        let mut run = store.run("R-1").await.unwrap().unwrap();
+        assert_eq!(run.trace.len(), 1, "the old single entry reads");
+        for step in ["b", "c"] {
+            run.trace.push(TraceEntry::step(at, step, "set", "ok", ""));
+        }
+        let mut tx = Tx::new();
+        tx.run(&mut run);
+        let Write::Run(delta) = &tx.writes[0] else { unreachable!() };
+        assert_eq!(delta.entries.len(), 2);
+        store.commit(tx).await.unwrap();
+        assert!(store.db.get(Key::Journal(1, 1).bytes()).unwrap().is_some(), "one key at the first new entry");
+        assert!(store.db.get(Key::Journal(1, 2).bytes()).unwrap().is_none());
+        let back = store.run("R-1").await.unwrap().unwrap();
+        let steps: Vec<&str> = back.trace.iter().filter_map(|t| t.step.as_deref()).collect();
+        assert_eq!(steps, ["a", "b", "c"]);
+    }
 
     /// New records carry the envelope; records from before it (bare JSON) still read.
     #[tokio::test]

@@ -37,7 +37,8 @@ pub(super) enum Key<'a> {
     Runs,
     /// `rs/` run n: what started a run.
     RunStart(u64),
-    /// `rj/` run n, seq: a journal entry.
+    /// `rj/` run n, seq: the journal entries one commit appended, from `seq` on (a
+    /// layout-2 store has one entry per key).
     Journal(u64, u32),
     /// A run's journal.
     JournalOf(u64),

@@ -1,7 +1,7 @@
 //! Runs in sled: a header under `r/`, the start record under `rs/`, the journal under
-//! `rj/` (run n, seq), and the indexes (`ra/` active, `rt/` by ticket, `rw/` waiting).
+//! `rj/` (run n, first seq: the entries one commit appended), and the indexes (`ra/` active, `rt/` by ticket, `rw/` waiting).
 
-use super::{be, decode, encode, id_num, parse_id, Batch, Key, SledStore};
+use super::{be, body, decode, encode, id_num, parse_id, Batch, Key, SledStore};
 use crate::run::journal::{self, Delta, Entry, Header, Start};
 use crate::run::{Run, RunStatus};
 use crate::store::{Error, Result, RunFilter, RunStore};
@@ -43,7 +43,17 @@ impl SledStore {
             key: format!("rs/R-{n}"),
             detail: "the run's header is stored but not what started it".into(),
         })?;
-        let entries: Vec<Entry> = self.scan(&Key::JournalOf(n).bytes())?;
+        let mut entries: Vec<Entry> = Vec::new();
+        for kv in self.db.scan_prefix(Key::JournalOf(n).bytes()) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            // The entries one commit appended share a key (a JSON array); a key written
+            // before that holds one entry.
+            if body(&v).first() == Some(&b'[') {
+                entries.extend(decode::<Vec<Entry>>(&k, &v)?);
+            } else {
+                entries.push(decode(&k, &v)?);
+            }
+        }
         Ok(journal::fold(header, start, entries))
     }
 }
@@ -79,8 +89,11 @@ pub(super) fn put(b: &mut Batch, delta: Delta) -> Result<()> {
     if let Some(start) = start {
         b.insert(Key::RunStart(n).bytes(), encode(&*start)?);
     }
-    for (seq, entry) in entries {
-        b.insert(Key::Journal(n, seq).bytes(), encode(&entry)?);
+    // What one commit appends is one key, at its first sequence number: a step segment
+    // writes one journal record, however many entries it made.
+    if let Some(&(first, _)) = entries.first() {
+        let chunk: Vec<&Entry> = entries.iter().map(|(_, e)| e).collect();
+        b.insert(Key::Journal(n, first).bytes(), encode(&chunk)?);
     }
     b.insert(Key::Run(n).bytes(), encode(&header)?);
     Ok(())
