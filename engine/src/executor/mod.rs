@@ -122,6 +122,9 @@ pub struct Engine {
     secret_box: Option<crate::secret::SecretBox>,
     /// Wakes the timer loop when a timer may have become due sooner.
     timer_wakeup: tokio::sync::Notify,
+    /// The timer loop ([`Engine::spawn_timers`]), awaited by [`Engine::shutdown`] so no
+    /// timer fires into a store that is closing.
+    timer_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
     tasks: TaskTracker,
     /// Ids of the runs held as tasks; at most `config.run_queue`.
     in_flight: Mutex<std::collections::HashSet<String>>,
@@ -191,6 +194,7 @@ impl Engine {
             sla_setup: tokio::sync::Mutex::new(None),
             trees: loops::Trees::default(),
             timer_wakeup: tokio::sync::Notify::new(),
+            timer_loop: Mutex::new(None),
             tasks: TaskTracker::new(),
             in_flight: Mutex::new(Default::default()),
             overflow: AtomicBool::new(false),
@@ -257,6 +261,11 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop_signal.notify_waiters();
+        let timers = self.timer_loop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(timers) = timers {
+            // A firing in progress completes (its commit is whole); the loop then stops.
+            let _ = timers.await;
+        }
         self.tasks.close();
         self.tasks.wait().await;
     }

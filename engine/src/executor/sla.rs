@@ -334,11 +334,16 @@ impl Engine {
     }
 
     /// Runs the timer loop until shutdown: fires due timers, then sleeps until the next
-    /// one is due (at most a second, or until woken by a new timer).
+    /// one is due (at most a second, or until woken by a new timer or by the shutdown).
     pub fn spawn_timers(self: &Arc<Self>) {
         let engine = self.clone();
-        tokio::spawn(async move {
-            while !engine.stopping.load(Ordering::SeqCst) {
+        let handle = tokio::spawn(async move {
+            loop {
+                // Created before the flag is read: a shutdown in between still wakes it.
+                let stopping = engine.stop_signal.notified();
+                if engine.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
                 if let Err(e) = engine.fire_due_timers().await {
                     tracing::error!(error = %e, "timer loop");
                 }
@@ -351,9 +356,11 @@ impl Engine {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = engine.timer_wakeup.notified() => {}
+                    _ = stopping => break,
                 }
             }
         });
+        *self.timer_loop.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
     }
 
     /// Removes a timer that has nothing left to do (its ticket, run or approval is gone
