@@ -137,10 +137,11 @@ pub(crate) fn check_ticket_versions(
     expectations: &[Expectation<'_>],
     mut stored: impl FnMut(&str) -> Result<Option<u64>>,
 ) -> Result<()> {
-    let mut here: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    // A transaction writes a ticket or two: a list beats a map.
+    let mut here: Vec<(&str, u64)> = Vec::new();
     for &(id, expect, version) in expectations {
-        let held = match here.get(id) {
-            Some(v) => Some(*v),
+        let held = match here.iter().rev().find(|(i, _)| *i == id) {
+            Some((_, v)) => Some(*v),
             None => stored(id)?,
         };
         if held != expect {
@@ -151,7 +152,7 @@ pub(crate) fn check_ticket_versions(
                 show(held)
             )));
         }
-        here.insert(id, version);
+        here.push((id, version));
     }
     Ok(())
 }
