@@ -11,6 +11,14 @@ use switchboard::run::RunStatus;
 use switchboard::store::{sled::SledStore, Durability, RunFilter, RunStore};
 use switchboard::ticket::NewTicket;
 
+/// An engine on the in-memory store (the second backend of the store contract).
+fn memory_engine() -> (Arc<switchboard::store::memory::MemoryStore>, Arc<Engine>) {
+    let store = Arc::new(switchboard::store::memory::MemoryStore::new());
+    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
+    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    (store, engine)
+}
+
 async fn engine(config: Config) -> (tempfile::TempDir, Arc<SledStore>, Arc<Engine>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::None).unwrap());
@@ -126,11 +134,8 @@ async fn a_one_mebibyte_plugin_output_is_written_once() {
 /// the same workflow, the same trace, no disk.
 #[tokio::test]
 async fn the_engine_runs_workflows_on_the_in_memory_store() {
-    use switchboard::store::memory::MemoryStore;
     use switchboard::store::TicketStore;
-    let store = Arc::new(MemoryStore::new());
-    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
-    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    let (store, engine) = memory_engine();
     let wf = json!({"id": "tag", "name": "tag", "triggers": [{"on": "ticket.created"}],
         "steps": [branch("check", "note"), {"id": "skipped", "type": "fail", "reason": "not reached"},
                   {"id": "note", "type": "comment", "body": "seen by {{workflow.id}}", "internal": true}]});
@@ -185,11 +190,8 @@ async fn a_waiting_run_is_resumed_once_by_a_commit_with_two_events() {
 /// step is in the trace once.
 #[tokio::test]
 async fn a_step_that_meets_a_concurrent_write_is_retried_from_a_fresh_read() {
-    use switchboard::store::memory::MemoryStore;
     use switchboard::store::{TicketStore, Tx, Write};
-    let store = Arc::new(MemoryStore::new());
-    let clock = FakeClock::new("2026-11-02T07:00:00Z".parse().unwrap());
-    let engine = Engine::new(store.clone(), Arc::new(clock), Arc::new(Config::default())).unwrap();
+    let (store, engine) = memory_engine();
     let wf = json!({"id": "raise", "name": "raise", "triggers": [{"on": "manual"}],
         "steps": [{"id": "up", "type": "set", "fields": {"priority": "P1"}},
                   {"id": "say", "type": "comment", "body": "raised", "internal": true}]});
