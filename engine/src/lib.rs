@@ -19,7 +19,7 @@
 //! | [`workflow`] | the workflow language: types, templates, validation, analysis (pure) |
 //! | [`run`] | records: events, runs (a header plus an append-only journal), history, audit |
 //! | [`manifest`] | plugin manifests (the actions a module declares) and plugin records (pure) |
-//! | [`store`] | storage traits, the sled backend with group commit, the in-memory backend, the contract every backend passes |
+//! | [`store`] | async storage traits, optimistic expectations (ticket versions, run journals), the sled backend with group commit, the in-memory backend, the contract every backend passes |
 //! | [`secret`] | secrets sealed at rest (XChaCha20-Poly1305) |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
 //! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
