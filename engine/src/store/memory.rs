@@ -94,7 +94,7 @@ impl Tables {
     /// write that expects another version than the one held, and a run delta whose
     /// journal entries were appended by another writer since it was read.
     fn check(&self, tx: &Tx) -> Result<()> {
-        super::check_ticket_versions(&super::ticket_expectations(tx), |id| {
+        super::check_ticket_versions(super::ticket_expectations(tx), |id| {
             Ok(self.tickets.get(&num(id, 'T')?).map(|t| t.version))
         })?;
         for w in &tx.writes {

@@ -486,7 +486,11 @@ const JSON_V1: u8 = 0x01;
 const VERSIONED_JSON_V1: u8 = 0x02;
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    let mut out = vec![JSON_V1];
+    encode_after(vec![JSON_V1], v)
+}
+
+/// `envelope` followed by `v` as JSON.
+fn encode_after<T: Serialize>(mut out: Vec<u8>, v: &T) -> Result<Vec<u8>> {
     serde_json::to_writer(&mut out, v).map_err(|e| Error::Backend(format!("encode: {e}")))?;
     Ok(out)
 }
@@ -504,10 +508,9 @@ fn body(bytes: &[u8]) -> &[u8] {
 /// [`encode`] for a record that carries a version in its envelope (tickets), so a write
 /// can check it without decoding the record.
 fn encode_versioned<T: Serialize>(v: &T, version: u64) -> Result<Vec<u8>> {
-    let mut out = vec![VERSIONED_JSON_V1];
-    out.extend_from_slice(&version.to_be_bytes());
-    serde_json::to_writer(&mut out, v).map_err(|e| Error::Backend(format!("encode: {e}")))?;
-    Ok(out)
+    let mut envelope = vec![VERSIONED_JSON_V1];
+    envelope.extend_from_slice(&version.to_be_bytes());
+    encode_after(envelope, v)
 }
 
 /// The version a stored ticket carries: from its envelope, or, for a record stored
@@ -827,8 +830,8 @@ impl Store for SledStore {
         self.batch(tx)
             .and_then(|batch| {
                 let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-                let expectations: Vec<_> = batch.tickets.iter().map(|(id, e, v)| (id.as_str(), *e, *v)).collect();
-                check_ticket_versions(&expectations, |id| {
+                let expectations = batch.tickets.iter().map(|(id, e, v)| (id.as_str(), *e, *v));
+                check_ticket_versions(expectations, |id| {
                     let key = Key::Ticket(id_num(id, 'T')?).bytes();
                     match self.db.get(&key).map_err(|e| self.io(e))? {
                         Some(bytes) => stored_version(&key, &bytes).map(Some),
