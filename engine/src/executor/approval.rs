@@ -10,12 +10,15 @@ use super::{invalid, Engine, Error, Result};
 use crate::approval::{
     self, Approval, ApproverSource, Channel, Decision, ExpiryOutcome, OnExpiry, Refusal, Stage, StageSpec, Status,
 };
+use crate::calendar::Calendar;
 use crate::run::{machine, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::{get_doc, DocKind, Timer, TimerKind, Tx, Write};
+use crate::team::Agent;
 use crate::ticket::{fields, Comment, Ticket};
 use crate::workflow::{Action, Workflow};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 fn refused(r: Refusal) -> Error {
@@ -45,152 +48,169 @@ fn names(v: &Value) -> Vec<String> {
     }
 }
 
+/// What starting a stage reads from the store, loaded first: the groups its approvers
+/// come from (those that exist), the agents (members, and who stands in for whom), and
+/// the calendar its business-time due dates count on (the ticket's SLA policy's).
+pub(super) struct StageContext {
+    groups: HashSet<String>,
+    agents: Vec<Agent>,
+    calendar: Calendar,
+}
+
 impl Engine {
-    /// Resolves a stage's approvers: `(approver, acting, why someone else acts)`.
-    async fn resolve_approvers(
-        &self,
-        spec: &StageSpec,
-        ticket: &Ticket,
-        run: &Run,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<Vec<(String, String, Option<String>)>, String> {
-        let mut ids: Vec<String> = Vec::new();
-        for source in &spec.approvers {
-            let found = match source {
-                ApproverSource::User { user } => vec![user.clone()],
-                ApproverSource::Group { group } => {
-                    if self.store.group(group).await.map_err(|e| e.to_string())?.is_none() {
-                        return Err(format!("group `{group}` does not exist"));
+    /// Loads what starting any of `specs` reads.
+    pub(super) async fn stage_context(&self, specs: &[StageSpec], ticket: &Ticket) -> Result<StageContext> {
+        let mut groups = HashSet::new();
+        for spec in specs {
+            for source in &spec.approvers {
+                if let ApproverSource::Group { group } = source {
+                    if self.store.group(group).await?.is_some() {
+                        groups.insert(group.clone());
                     }
-                    let agents = self.store.agents().await.map_err(|e| e.to_string())?;
-                    agents.into_iter().filter(|a| a.groups.contains(group)).map(|a| a.id).collect()
-                }
-                ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
-                ApproverSource::Var { var } => {
-                    let path = format!("vars.{var}");
-                    let scope = super::steps::scope(run, ticket, now);
-                    names(&crate::workflow::condition::resolve(&scope, &path))
-                }
-            };
-            for id in found {
-                if !ids.contains(&id) {
-                    ids.push(id);
                 }
             }
         }
-        if ids.is_empty() {
-            return Err(format!("stage `{}` has no approvers (its sources named nobody)", spec.name));
-        }
-        let mut out = Vec::new();
-        for id in ids {
-            let agent = self.store.agent(&id).await.map_err(|e| e.to_string())?;
-            match agent.as_ref().and_then(|a| a.delegate_at(now)) {
-                Some(ooo) => {
-                    let why = format!("{id} is out of office until {}", ooo.until.to_rfc3339());
-                    out.push((id.clone(), ooo.delegate.clone(), Some(why)));
-                }
-                None => out.push((id.clone(), id, None)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Starts stage `index` from `spec`: resolves approvers, sets the due time and its timer.
-    #[allow(clippy::too_many_arguments)]
-    async fn start_stage(
-        &self,
-        approval: &mut Approval,
-        spec: &StageSpec,
-        index: usize,
-        ticket: &Ticket,
-        run: &Run,
-        tx: &mut Tx,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<(), String> {
-        let mut stage = Stage::new(spec, self.resolve_approvers(spec, ticket, run, now).await?);
-        stage.status = Status::Pending;
-        stage.started_at = Some(now);
-        stage.due = self.due_after(spec.due_minutes, spec.business, ticket, now).await?;
-        if let Some(due) = stage.due {
-            let kind = TimerKind::ApprovalDue { approval: approval.id.clone(), stage: index };
-            tx.push(Write::Timer(Timer { key: due_key(&approval.id), due, kind }));
-        }
-        match self.due_after(spec.remind_minutes, spec.business, ticket, now).await? {
-            Some(due) if !stage.escalated => {
-                let kind = TimerKind::ApprovalRemind { approval: approval.id.clone(), stage: index };
-                tx.push(Write::Timer(Timer { key: remind_key(&approval.id), due, kind }));
-            }
-            _ => {
-                tx.push(Write::CancelTimer(remind_key(&approval.id)));
-            }
-        }
-        if index < approval.stages.len() {
-            approval.stages[index] = stage;
+        let calendar = if specs.iter().any(|s| s.business) {
+            let setup = self.sla().await?;
+            self.store
+                .ticket_sla(&ticket.id)
+                .await?
+                .and_then(|s| setup.policy_calendar(&s.policy))
+                .unwrap_or_else(Calendar::always)
         } else {
-            approval.stages.push(stage);
-        }
-        approval.current = index;
-        Ok(())
-    }
-
-    async fn due_after(
-        &self,
-        minutes: Option<u32>,
-        business: bool,
-        ticket: &Ticket,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<Option<DateTime<Utc>>, String> {
-        let Some(minutes) = minutes else { return Ok(None) };
-        let duration = chrono::Duration::minutes(minutes.into());
-        if !business {
-            return Ok(Some(now + duration));
-        }
-        let setup = self.sla().await.map_err(|e| e.to_string())?;
-        let cal = self
-            .store
-            .ticket_sla(&ticket.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|s| setup.policy_calendar(&s.policy))
-            .unwrap_or_else(crate::calendar::Calendar::always);
-        Ok(cal.add(now, duration))
-    }
-
-    /// The `approval` step: creates the approval and parks the run. Returns the writes,
-    /// the approval (for the trace) or why it could not start.
-    pub(super) async fn begin_approval(
-        &self,
-        run: &Run,
-        step: &str,
-        specs: &[StageSpec],
-        ticket: &Ticket,
-        now: DateTime<Utc>,
-    ) -> Result<std::result::Result<(Tx, Approval), String>> {
-        let id = format!("A-{}", self.store.next_number().await?);
-        let mut approval = Approval {
-            id,
-            run_id: run.id.clone(),
-            ticket_id: ticket.id.clone(),
-            workflow_id: run.workflow_id.clone(),
-            step: step.to_string(),
-            stages: Vec::new(),
-            current: 0,
-            status: Status::Pending,
-            created_at: now,
-            closed_at: None,
+            Calendar::always()
         };
-        let mut tx = Tx::new();
-        if let Err(why) = self.start_stage(&mut approval, &specs[0], 0, ticket, run, &mut tx, now).await {
-            return Ok(Err(why));
-        }
-        // Later stages are listed (waiting) so the record shows the whole chain.
-        for spec in &specs[1..] {
-            approval.stages.push(Stage::new(spec, Vec::new()));
-        }
-        tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
-        Ok(Ok((tx, approval)))
+        Ok(StageContext { groups, agents: self.store.agents().await?, calendar })
     }
+}
 
+/// Resolves a stage's approvers: `(approver, acting, why someone else acts)`.
+fn resolve_approvers(
+    spec: &StageSpec,
+    ticket: &Ticket,
+    run: &Run,
+    now: DateTime<Utc>,
+    cx: &StageContext,
+) -> std::result::Result<Vec<(String, String, Option<String>)>, String> {
+    let mut ids: Vec<String> = Vec::new();
+    for source in &spec.approvers {
+        let found = match source {
+            ApproverSource::User { user } => vec![user.clone()],
+            ApproverSource::Group { group } => {
+                if !cx.groups.contains(group) {
+                    return Err(format!("group `{group}` does not exist"));
+                }
+                cx.agents.iter().filter(|a| a.groups.contains(group)).map(|a| a.id.clone()).collect()
+            }
+            ApproverSource::Field { field } => names(&fields::get(ticket, field).unwrap_or(Value::Null)),
+            ApproverSource::Var { var } => {
+                let path = format!("vars.{var}");
+                let scope = super::steps::scope(run, ticket, now);
+                names(&crate::workflow::condition::resolve(&scope, &path))
+            }
+        };
+        for id in found {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(format!("stage `{}` has no approvers (its sources named nobody)", spec.name));
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| match cx.agents.iter().find(|a| a.id == id).and_then(|a| a.delegate_at(now)) {
+            Some(ooo) => {
+                let why = format!("{id} is out of office until {}", ooo.until.to_rfc3339());
+                (id.clone(), ooo.delegate.clone(), Some(why))
+            }
+            None => (id.clone(), id, None),
+        })
+        .collect())
+}
+
+/// Starts stage `index` from `spec`: resolves approvers, sets the due time and its timer.
+/// Pure: what it reads was loaded into `cx`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start_stage(
+    approval: &mut Approval,
+    spec: &StageSpec,
+    index: usize,
+    ticket: &Ticket,
+    run: &Run,
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+    cx: &StageContext,
+) -> std::result::Result<(), String> {
+    let due_after = |minutes: Option<u32>| {
+        let duration = chrono::Duration::minutes(minutes?.into());
+        if spec.business {
+            cx.calendar.add(now, duration)
+        } else {
+            Some(now + duration)
+        }
+    };
+    let mut stage = Stage::new(spec, resolve_approvers(spec, ticket, run, now, cx)?);
+    stage.status = Status::Pending;
+    stage.started_at = Some(now);
+    stage.due = due_after(spec.due_minutes);
+    if let Some(due) = stage.due {
+        let kind = TimerKind::ApprovalDue { approval: approval.id.clone(), stage: index };
+        tx.push(Write::Timer(Timer { key: due_key(&approval.id), due, kind }));
+    }
+    match due_after(spec.remind_minutes) {
+        Some(due) if !stage.escalated => {
+            let kind = TimerKind::ApprovalRemind { approval: approval.id.clone(), stage: index };
+            tx.push(Write::Timer(Timer { key: remind_key(&approval.id), due, kind }));
+        }
+        _ => {
+            tx.push(Write::CancelTimer(remind_key(&approval.id)));
+        }
+    }
+    if index < approval.stages.len() {
+        approval.stages[index] = stage;
+    } else {
+        approval.stages.push(stage);
+    }
+    approval.current = index;
+    Ok(())
+}
+
+/// The `approval` step: creates approval `id` and its first stage. Returns the writes
+/// and the approval (for the trace), or why it could not start. Pure.
+pub(super) fn begin_approval(
+    id: String,
+    run: &Run,
+    step: &str,
+    specs: &[StageSpec],
+    ticket: &Ticket,
+    now: DateTime<Utc>,
+    cx: &StageContext,
+) -> std::result::Result<(Tx, Approval), String> {
+    let mut approval = Approval {
+        id,
+        run_id: run.id.clone(),
+        ticket_id: ticket.id.clone(),
+        workflow_id: run.workflow_id.clone(),
+        step: step.to_string(),
+        stages: Vec::new(),
+        current: 0,
+        status: Status::Pending,
+        created_at: now,
+        closed_at: None,
+    };
+    let mut tx = Tx::new();
+    start_stage(&mut approval, &specs[0], 0, ticket, run, &mut tx, now, cx)?;
+    // Later stages are listed (waiting) so the record shows the whole chain.
+    for spec in &specs[1..] {
+        approval.stages.push(Stage::new(spec, Vec::new()));
+    }
+    tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
+    Ok((tx, approval))
+}
+
+impl Engine {
     /// An approval by id.
     pub async fn approval(&self, id: &str) -> Result<Approval> {
         get_doc::<Approval>(&*self.store, DocKind::Approval, id)
@@ -320,8 +340,8 @@ impl Engine {
                 };
                 // The escalation target replaces the stage's approvers (the trace and the
                 // ticket's notes keep who was asked before), with a fresh due time.
-                if let Err(why) = self.start_stage(&mut approval, &escalated, stage, &ticket, &run, &mut tx, now).await
-                {
+                let cx = self.stage_context(std::slice::from_ref(&escalated), &ticket).await?;
+                if let Err(why) = start_stage(&mut approval, &escalated, stage, &ticket, &run, &mut tx, now, &cx) {
                     tracing::warn!(approval = %id, %why, "escalation failed; rejecting");
                     approval.stages[stage].status = Status::Rejected;
                     let note = format!("Approval stage {} ({name}) was due; escalation failed: {why}", stage + 1);
@@ -411,9 +431,9 @@ impl Engine {
                     let (_, specs, _) = self.approval_step(&approval, run).await?;
                     let ticket =
                         self.store.ticket(&approval.ticket_id).await?.unwrap_or_else(|| Ticket::placeholder(now));
-                    if let Err(why) =
-                        self.start_stage(&mut approval, &specs[stage + 1], stage + 1, &ticket, run, &mut tx, now).await
-                    {
+                    let spec = &specs[stage + 1];
+                    let cx = self.stage_context(std::slice::from_ref(spec), &ticket).await?;
+                    if let Err(why) = start_stage(&mut approval, spec, stage + 1, &ticket, run, &mut tx, now, &cx) {
                         approval.status = Status::Rejected;
                         approval.closed_at = Some(now);
                         tracing::warn!(approval = %approval.id, %why, "next stage could not start; rejected");

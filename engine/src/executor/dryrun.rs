@@ -3,6 +3,7 @@
 //! from recorded outputs, notifications are rendered but not sent, and the run stops at
 //! the first `wait` or `approval` (reporting what it would wait for).
 
+use super::steps::Ids;
 use super::{describe_failure, event_scope, Engine, Result};
 use crate::run::{machine, Event, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::RunFilter;
@@ -222,7 +223,9 @@ impl Engine {
                     break;
                 }
                 _ => {
-                    effect = self.execute(&run, def, index, &ticket, None).await?;
+                    // The same plan as a real step, over a context that allocates no ids.
+                    let context = self.load(def, index, &ticket, None, Ids::Placeholder).await?;
+                    effect = super::steps::plan(&self.config, now, &run, def, index, &ticket, context);
                     if effect.failed.is_none() {
                         if let Some(c) = &effect.comment {
                             comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));

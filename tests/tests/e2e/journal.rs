@@ -222,3 +222,25 @@ async fn a_step_that_meets_a_concurrent_write_is_retried_from_a_fresh_read() {
     assert_eq!(ticket.comments.iter().filter(|c| c.body == "raised").count(), 1);
     assert_eq!(ticket.version, 3, "logged, changed elsewhere, changed by the run");
 }
+
+/// A dry run plans its steps with the same step modules as a real run, over a context
+/// that allocates nothing: a dry run of a `create_child` step leaves the ticket numbers
+/// where they were (it used to take one).
+#[tokio::test]
+async fn a_dry_run_of_a_child_ticket_allocates_no_ticket_number() {
+    let (_store, engine) = memory_engine();
+    let wf = json!({"id": "split", "name": "split", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "child", "type": "create_child", "ticket": {"title": "Laptop for {{ticket.requester}}"}}]});
+    let def = switchboard::workflow::validate_value(&wf).unwrap();
+    let new = || NewTicket { title: "New starter".into(), requester: "ann".into(), ..Default::default() };
+    let first = engine.create_ticket(new(), "ann").await.unwrap().ticket;
+    let dry = engine
+        .dry_run(&def, first.clone(), switchboard::run::EventKind::Created, &serde_json::Map::new())
+        .await
+        .unwrap();
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert_eq!(dry["children"][0]["title"], "Laptop for ann", "{dry}");
+    let second = engine.create_ticket(new(), "ann").await.unwrap().ticket;
+    let number = |id: &str| id.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().unwrap();
+    assert_eq!(number(&second.id), number(&first.id) + 1, "{} then {}", first.id, second.id);
+}

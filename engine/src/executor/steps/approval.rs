@@ -1,14 +1,37 @@
 //! `approval`: opens an approval (stages, approvers, due times) and parks the run until
 //! it is decided (`executor/approval.rs` resumes it).
 
-use super::{Ctx, Effect};
-use crate::executor::Result;
+use super::{Ctx, Effect, Ids};
+use crate::executor::approval::{begin_approval, StageContext};
+use crate::executor::{Engine, Result};
+use crate::ticket::Ticket;
 use serde_json::json;
 
-pub(super) async fn execute(cx: &Ctx<'_>, stages: &[crate::approval::StageSpec]) -> Result<Effect> {
+/// The approval's id and what its first stage reads.
+pub(in crate::executor) struct Context {
+    id: String,
+    stage: StageContext,
+}
+
+pub(super) async fn load(
+    engine: &Engine,
+    stages: &[crate::approval::StageSpec],
+    ticket: &Ticket,
+    ids: Ids,
+) -> Result<Context> {
+    let id = match ids {
+        Ids::Allocate => format!("A-{}", engine.store.next_number().await?),
+        Ids::Placeholder => "(new approval)".to_string(),
+    };
+    let stage = engine.stage_context(&stages[..stages.len().min(1)], ticket).await?;
+    Ok(Context { id, stage })
+}
+
+pub(super) fn plan(cx: &Ctx<'_>, stages: &[crate::approval::StageSpec], loaded: Context) -> Effect {
     let mut effect = cx.effect();
-    let (tx, approval) = match cx.engine.begin_approval(cx.run, &cx.step.id, stages, cx.ticket, cx.now).await? {
-        Err(why) => return Ok(effect.fail(why)),
+    let (tx, approval) = match begin_approval(loaded.id, cx.run, &cx.step.id, stages, cx.ticket, cx.now, &loaded.stage)
+    {
+        Err(why) => return effect.fail(why),
         Ok(begun) => begun,
     };
     effect.writes.extend(tx.writes);
@@ -25,5 +48,5 @@ pub(super) async fn execute(cx: &Ctx<'_>, stages: &[crate::approval::StageSpec])
     effect.entry.message = format!("approval {}: stage 1 ({}) asked {}", approval.id, stage.name, asked.join(", "));
     effect.entry.detail = json!({"approval": approval.id, "due": stage.due});
     effect.wait = Some(crate::run::Waiting { step: cx.step.id.clone(), deadline: None });
-    Ok(effect)
+    effect
 }

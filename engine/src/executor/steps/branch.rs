@@ -4,7 +4,7 @@ use super::{Ctx, Effect};
 use crate::run::machine;
 use crate::workflow::condition::Condition;
 
-pub(super) fn execute(cx: &Ctx<'_>, condition: &Condition, then: &str, otherwise: Option<&str>) -> Effect {
+pub(super) fn plan(cx: &Ctx<'_>, condition: &Condition, then: &str, otherwise: Option<&str>) -> Effect {
     let mut effect = cx.effect();
     let mut checks = Vec::new();
     let holds = condition.evaluate(&cx.scope, &format!("/steps/{}/condition", cx.index), &mut checks);

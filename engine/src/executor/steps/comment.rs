@@ -2,7 +2,7 @@
 
 use super::{Ctx, Effect};
 
-pub(super) fn execute(cx: &Ctx<'_>, body: &str, internal: bool) -> Effect {
+pub(super) fn plan(cx: &Ctx<'_>, body: &str, internal: bool) -> Effect {
     let mut effect = cx.effect();
     let mut next = cx.ticket.clone();
     effect.comment = Some(next.add_comment(&cx.author(), &cx.render(body), internal, cx.now));

@@ -2,6 +2,6 @@
 
 use super::{Ctx, Effect};
 
-pub(super) fn execute(cx: &Ctx<'_>, reason: &str) -> Effect {
+pub(super) fn plan(cx: &Ctx<'_>, reason: &str) -> Effect {
     cx.effect().fail(cx.render(reason))
 }

@@ -2,11 +2,15 @@
 //! executes. This module only holds what they share — the [`Effect`] a step produces
 //! before it is committed, the [`Ctx`] it runs in — and dispatches.
 //!
-//! The fast steps ([`execute`]) compute their effect under the ticket lock from the run,
-//! the ticket and store reads; `notify` and `plugin` ([`notify`], [`plugin`]) call the
-//! outside world first, outside the ticket lock and without a worker. The driver
-//! (`executor/step.rs`) commits whatever they return, and `run::machine` decides where
-//! the run goes.
+//! The fast steps go in two phases under the ticket lock: **load** ([`Engine::load`]:
+//! the store reads a step type needs — the group's agents, their load and the round-robin
+//! cursor for `route`, the calendar for `wait`, the id of what it creates — each module's
+//! `load`), then **plan** ([`plan`]: each module's pure `plan` over the run, the ticket
+//! and that [`Context`]; it cannot reach the store, its type has none). `notify` and
+//! `plugin` ([`notify`], [`plugin`]) call the outside world first, outside the ticket lock
+//! and without a worker. The driver (`executor/step.rs`) commits whatever they return,
+//! and `run::machine` decides where the run goes; a dry run plans with the same modules
+//! over a context whose ids are placeholders ([`Ids::Placeholder`]).
 
 mod approval;
 mod assign;
@@ -23,6 +27,7 @@ mod set;
 mod wait;
 
 use super::{Engine, Result};
+use crate::config::Config;
 use crate::run::{machine, Run, TraceEntry};
 use crate::store::Write;
 use crate::ticket::{Comment, Ticket};
@@ -124,10 +129,10 @@ pub(in crate::executor) fn scope<'a>(run: &'a Run, ticket: &'a Ticket, now: Date
     }
 }
 
-/// Where a step runs: the engine (store reads, configuration), the run, its workflow,
-/// the step and the ticket as they are now.
+/// What a step is planned from: the configuration, the run, its workflow, the step and
+/// the ticket as they are now (no store: what a plan reads from it is its [`Context`]).
 pub(super) struct Ctx<'a> {
-    engine: &'a Engine,
+    config: &'a Config,
     run: &'a Run,
     def: &'a Workflow,
     index: usize,
@@ -138,10 +143,16 @@ pub(super) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(engine: &'a Engine, run: &'a Run, def: &'a Workflow, index: usize, ticket: &'a Ticket) -> Self {
-        let now = engine.now();
+    fn new(
+        config: &'a Config,
+        now: DateTime<Utc>,
+        run: &'a Run,
+        def: &'a Workflow,
+        index: usize,
+        ticket: &'a Ticket,
+    ) -> Self {
         let step = &def.steps[index];
-        Self { engine, run, def, index, step, ticket, now, scope: scope(run, ticket, now) }
+        Self { config, run, def, index, step, ticket, now, scope: scope(run, ticket, now) }
     }
 
     fn effect(&self) -> Effect {
@@ -180,9 +191,58 @@ pub(in crate::executor) fn is_local(action: &Action) -> bool {
     )
 }
 
+/// How the ids of what a step creates (a child ticket, an approval) are found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::executor) enum Ids {
+    /// Allocated from the store (a real run).
+    Allocate,
+    /// Named but not allocated (a dry run creates nothing).
+    Placeholder,
+}
+
+/// What a fast step's plan reads from the store, loaded before it is planned.
+pub(in crate::executor) enum Context {
+    /// The step reads nothing but the run and the ticket.
+    Nothing,
+    Assign(assign::Context),
+    Route(route::Context),
+    Child(child::Context),
+    Wait(wait::Context),
+    Approval(approval::Context),
+}
+
 impl Engine {
-    /// Computes a fast step's effect on the ticket (no I/O but store reads). `route`
-    /// takes the group's agents read once by the caller (it locked them).
+    /// Loads what the step at `index` plans from. `route` takes the group's agents read
+    /// once by the caller (it locked them).
+    pub(in crate::executor) async fn load(
+        &self,
+        def: &Workflow,
+        index: usize,
+        ticket: &Ticket,
+        agents: Option<Vec<crate::team::Agent>>,
+        ids: Ids,
+    ) -> Result<Context> {
+        Ok(match &def.steps[index].action {
+            Action::Assign { group, agent } => {
+                Context::Assign(assign::load(self, group.as_deref(), agent.as_deref()).await?)
+            }
+            Action::Route { group, .. } => {
+                let agents = match agents {
+                    Some(agents) => agents,
+                    None => route::members(self, group).await?,
+                };
+                Context::Route(route::load(self, group, agents).await?)
+            }
+            Action::CreateChild { .. } => Context::Child(child::load(self, ids).await?),
+            Action::Wait { minutes: Some(_), business: true, calendar, .. } => {
+                Context::Wait(wait::load(self, calendar.as_deref(), ticket).await?)
+            }
+            Action::Approval { stages, .. } => Context::Approval(approval::load(self, stages, ticket, ids).await?),
+            _ => Context::Nothing,
+        })
+    }
+
+    /// Computes a fast step's effect on the ticket: [`Engine::load`], then [`plan`].
     pub(in crate::executor) async fn execute(
         &self,
         run: &Run,
@@ -191,49 +251,57 @@ impl Engine {
         ticket: &Ticket,
         agents: Option<Vec<crate::team::Agent>>,
     ) -> Result<Effect> {
-        let cx = Ctx::new(self, run, def, index, ticket);
-        match &cx.step.action {
-            Action::Set { fields } => set::execute(&cx, fields),
-            Action::Assign { group, agent } => assign::execute(&cx, group.as_deref(), agent.as_deref()).await,
-            Action::Route { group, strategy, skills, on_shift_only } => {
-                let agents = match agents {
-                    Some(agents) => agents,
-                    None => route::members(self, group).await?,
-                };
-                route::execute(
-                    &cx,
-                    route::Request { group, strategy: *strategy, skills, on_shift_only: *on_shift_only },
-                    agents,
-                )
-                .await
-            }
-            Action::Comment { body, internal } => Ok(comment::execute(&cx, body, *internal)),
-            Action::Resolve { resolution } => Ok(resolve::execute(&cx, resolution.as_deref())),
-            Action::Close {} => Ok(close::execute(&cx)),
-            Action::Fail { reason } => Ok(fail::execute(&cx, reason)),
-            Action::CreateChild { ticket: spec } => child::execute(&cx, spec).await,
-            Action::If { condition, then, otherwise } => {
-                Ok(branch::execute(&cx, condition, then, otherwise.as_deref()))
-            }
-            Action::Approval { stages, .. } => approval::execute(&cx, stages).await,
-            Action::Wait { minutes, business, calendar, at, timezone, on_timeout, .. } => {
-                wait::execute(
-                    &cx,
-                    wait::Spec {
-                        minutes: *minutes,
-                        business: *business,
-                        calendar: calendar.as_deref(),
-                        at: at.as_deref(),
-                        timezone: timezone.as_deref(),
-                        on_timeout: on_timeout.as_deref(),
-                    },
-                )
-                .await
-            }
-            // Notify and plugin steps are executed before the ticket lock is taken; see `step`.
-            Action::Notify { .. } | Action::Plugin { .. } => {
-                Ok(cx.effect().fail("slow step reached the wrong executor path"))
-            }
+        let context = self.load(def, index, ticket, agents, Ids::Allocate).await?;
+        Ok(plan(&self.config, self.now(), run, def, index, ticket, context))
+    }
+}
+
+/// A fast step's effect, decided from its [`Context`] alone: pure, no store, no I/O.
+pub(in crate::executor) fn plan(
+    config: &Config,
+    now: DateTime<Utc>,
+    run: &Run,
+    def: &Workflow,
+    index: usize,
+    ticket: &Ticket,
+    context: Context,
+) -> Effect {
+    let cx = Ctx::new(config, now, run, def, index, ticket);
+    match (&cx.step.action, context) {
+        (Action::Set { fields }, _) => set::plan(&cx, fields),
+        (Action::Assign { group, agent }, Context::Assign(loaded)) => {
+            assign::plan(&cx, group.as_deref(), agent.as_deref(), loaded)
         }
+        (Action::Route { group, strategy, skills, on_shift_only }, Context::Route(loaded)) => route::plan(
+            &cx,
+            route::Request { group, strategy: *strategy, skills, on_shift_only: *on_shift_only },
+            loaded,
+        ),
+        (Action::Comment { body, internal }, _) => comment::plan(&cx, body, *internal),
+        (Action::Resolve { resolution }, _) => resolve::plan(&cx, resolution.as_deref()),
+        (Action::Close {}, _) => close::plan(&cx),
+        (Action::Fail { reason }, _) => fail::plan(&cx, reason),
+        (Action::CreateChild { ticket: spec }, Context::Child(loaded)) => child::plan(&cx, spec, loaded),
+        (Action::If { condition, then, otherwise }, _) => branch::plan(&cx, condition, then, otherwise.as_deref()),
+        (Action::Approval { stages, .. }, Context::Approval(loaded)) => approval::plan(&cx, stages, loaded),
+        (Action::Wait { minutes, business, at, timezone, on_timeout, .. }, context) => wait::plan(
+            &cx,
+            wait::Spec {
+                minutes: *minutes,
+                business: *business,
+                at: at.as_deref(),
+                timezone: timezone.as_deref(),
+                on_timeout: on_timeout.as_deref(),
+            },
+            match context {
+                Context::Wait(loaded) => loaded,
+                _ => wait::Context::default(),
+            },
+        ),
+        // Notify and plugin steps are performed before the ticket lock is taken; see `step`.
+        (Action::Notify { .. } | Action::Plugin { .. }, _) => {
+            cx.effect().fail("slow step reached the wrong executor path")
+        }
+        (_, _) => cx.effect().fail("the step's context was loaded for another step type"),
     }
 }

@@ -4,13 +4,13 @@ use super::{Ctx, Effect};
 use crate::ticket::{fields, Status};
 use serde_json::json;
 
-pub(super) fn execute(cx: &Ctx<'_>, resolution: Option<&str>) -> Effect {
+pub(super) fn plan(cx: &Ctx<'_>, resolution: Option<&str>) -> Effect {
     let effect = cx.effect();
     if matches!(cx.ticket.status, Status::Resolved | Status::Closed) {
         return effect.skipped(format!("already {}", cx.ticket.status));
     }
     let mut next = cx.ticket.clone();
-    if let Err(e) = fields::set(&mut next, "status", json!("resolved"), &cx.engine.config.priority_matrix, cx.now) {
+    if let Err(e) = fields::set(&mut next, "status", json!("resolved"), &cx.config.priority_matrix, cx.now) {
         return effect.fail(e.to_string());
     }
     let mut effect = effect;

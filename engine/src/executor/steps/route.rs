@@ -25,24 +25,40 @@ pub(in crate::executor) async fn members(engine: &Engine, group: &str) -> Result
     Ok(engine.store.agents().await?.into_iter().filter(|a| a.groups.iter().any(|g| g == group)).collect())
 }
 
-pub(super) async fn execute(cx: &Ctx<'_>, req: Request<'_>, agents: Vec<Agent>) -> Result<Effect> {
-    let store = &cx.engine.store;
-    let group = req.group;
+/// What routing decides from: whether the group exists, its agents, their open load
+/// and the group's round-robin cursor.
+pub(in crate::executor) struct Context {
+    group_known: bool,
+    agents: Vec<Agent>,
+    load: HashMap<String, u32>,
+    cursor: Option<String>,
+}
+
+pub(super) async fn load(engine: &Engine, group: &str, agents: Vec<Agent>) -> Result<Context> {
+    let store = &engine.store;
     if store.group(group).await?.is_none() {
-        return Ok(cx.effect().fail(format!("unknown group `{group}`")));
+        return Ok(Context { group_known: false, agents: Vec::new(), load: HashMap::new(), cursor: None });
     }
     let mut load = HashMap::new();
     for a in &agents {
         load.insert(a.id.clone(), store.open_load(&a.id).await?);
     }
     let cursor = store.round_robin_cursor(group).await?;
+    Ok(Context { group_known: true, agents, load, cursor })
+}
+
+pub(super) fn plan(cx: &Ctx<'_>, req: Request<'_>, loaded: Context) -> Effect {
+    let group = req.group;
+    if !loaded.group_known {
+        return cx.effect().fail(format!("unknown group `{group}`"));
+    }
     let decision = routing::choose(&routing::Request {
-        agents: &agents,
-        load: &load,
+        agents: &loaded.agents,
+        load: &loaded.load,
         strategy: req.strategy,
         skills: req.skills,
         on_shift_only: req.on_shift_only,
-        cursor: cursor.as_deref(),
+        cursor: loaded.cursor.as_deref(),
     });
     let mut effect = cx.effect();
     let mut next = cx.ticket.clone();
@@ -51,9 +67,8 @@ pub(super) async fn execute(cx: &Ctx<'_>, req: Request<'_>, agents: Vec<Agent>) 
     let how = serde_json::to_value(req.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     match &decision.agent {
         Some(agent) => {
-            if let Err(e) = fields::set(&mut next, "assignee", json!(agent), &cx.engine.config.priority_matrix, cx.now)
-            {
-                return Ok(effect.fail(e.to_string()));
+            if let Err(e) = fields::set(&mut next, "assignee", json!(agent), &cx.config.priority_matrix, cx.now) {
+                return effect.fail(e.to_string());
             }
             effect.entry.message = format!("{how} chose {agent} in {group}");
             if let Some(c) = &decision.cursor {
@@ -77,5 +92,5 @@ pub(super) async fn execute(cx: &Ctx<'_>, req: Request<'_>, agents: Vec<Agent>) 
     );
     effect.entry.detail = serde_json::to_value(&decision).unwrap_or(Value::Null);
     effect.ticket = Some(next);
-    Ok(effect)
+    effect
 }

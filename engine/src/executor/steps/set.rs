@@ -1,19 +1,17 @@
 //! `set`: writes ticket fields (values may hold templates).
 
 use super::{Ctx, Effect};
-use crate::executor::Result;
 use crate::ticket::fields;
 use serde_json::{Map, Value};
 
-pub(super) fn execute(cx: &Ctx<'_>, map: &Map<String, Value>) -> Result<Effect> {
+pub(super) fn plan(cx: &Ctx<'_>, map: &Map<String, Value>) -> Effect {
     let mut next = cx.ticket.clone();
     for (name, value) in map {
-        if let Err(e) = fields::set(&mut next, name, cx.render_value(value), &cx.engine.config.priority_matrix, cx.now)
-        {
-            return Ok(cx.effect().fail(e.to_string()));
+        if let Err(e) = fields::set(&mut next, name, cx.render_value(value), &cx.config.priority_matrix, cx.now) {
+            return cx.effect().fail(e.to_string());
         }
     }
     let mut effect = cx.effect();
     effect.ticket = Some(next);
-    Ok(effect)
+    effect
 }

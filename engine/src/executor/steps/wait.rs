@@ -3,20 +3,43 @@
 //! (`executor/wait.rs` resumes it). A deadline already past goes on at once.
 
 use super::{Ctx, Effect};
-use crate::executor::Result;
+use crate::calendar::Calendar;
+use crate::executor::{Engine, Result};
 use crate::run::machine;
+use crate::ticket::Ticket;
 
 /// The step's timing.
 pub(super) struct Spec<'a> {
     pub(super) minutes: Option<u32>,
     pub(super) business: bool,
-    pub(super) calendar: Option<&'a str>,
     pub(super) at: Option<&'a str>,
     pub(super) timezone: Option<&'a str>,
     pub(super) on_timeout: Option<&'a str>,
 }
 
-pub(super) async fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
+/// The calendar business minutes count on (loaded only for a business-time wait).
+#[derive(Default)]
+pub(in crate::executor) struct Context {
+    /// The named calendar, else the ticket's SLA policy's, else around the clock;
+    /// `Err` names a calendar that does not exist.
+    calendar: Option<std::result::Result<Calendar, String>>,
+}
+
+pub(super) async fn load(engine: &Engine, calendar: Option<&str>, ticket: &Ticket) -> Result<Context> {
+    let setup = engine.sla().await?;
+    let calendar = match calendar {
+        Some(id) => setup.calendar_by_id(id).ok_or_else(|| format!("unknown calendar `{id}`")),
+        None => Ok(engine
+            .store
+            .ticket_sla(&ticket.id)
+            .await?
+            .and_then(|s| setup.policy_calendar(&s.policy))
+            .unwrap_or_else(Calendar::always)),
+    };
+    Ok(Context { calendar: Some(calendar) })
+}
+
+pub(super) fn plan(cx: &Ctx<'_>, spec: Spec<'_>, loaded: Context) -> Effect {
     let mut effect = cx.effect();
     let now = cx.now;
     let deadline = match spec.minutes {
@@ -27,22 +50,16 @@ pub(super) async fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
                 let tz = spec.timezone.and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::UTC);
                 match crate::workflow::parse_at(&text, tz) {
                     Some(t) => Some(t),
-                    None => return Ok(effect.fail(format!("`at` rendered to `{text}`, which is not a time"))),
+                    None => return effect.fail(format!("`at` rendered to `{text}`, which is not a time")),
                 }
             }
         },
         Some(m) if !spec.business => Some(now + chrono::Duration::minutes(i64::from(m))),
-        Some(m) => {
-            let setup = cx.engine.sla().await?;
-            let cal = match spec.calendar {
-                Some(id) => setup.calendar_by_id(id),
-                None => cx.engine.store.ticket_sla(&cx.ticket.id).await?.and_then(|s| setup.policy_calendar(&s.policy)),
-            };
-            let Some(cal) = cal.or_else(|| spec.calendar.is_none().then(crate::calendar::Calendar::always)) else {
-                return Ok(effect.fail(format!("unknown calendar `{}`", spec.calendar.unwrap_or(""))));
-            };
-            cal.add(now, chrono::Duration::minutes(i64::from(m)))
-        }
+        Some(m) => match loaded.calendar {
+            Some(Ok(cal)) => cal.add(now, chrono::Duration::minutes(i64::from(m))),
+            Some(Err(why)) => return effect.fail(why),
+            None => return effect.fail("the wait's calendar was not loaded"),
+        },
     };
     if let Some(d) = deadline.filter(|d| *d <= now) {
         // Already past: go on now, as the timer would, without parking (a parked run
@@ -51,7 +68,7 @@ pub(super) async fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
         effect.entry.outcome = "timed_out".into();
         effect.entry.message =
             format!("{} had already passed; went to {}", d.to_rfc3339(), effect.next.as_deref().unwrap_or("end"));
-        return Ok(effect);
+        return effect;
     }
     effect.entry.outcome = "waiting".into();
     effect.entry.message = match deadline {
@@ -59,5 +76,5 @@ pub(super) async fn execute(cx: &Ctx<'_>, spec: Spec<'_>) -> Result<Effect> {
         None => "waiting for its condition".into(),
     };
     effect.wait = Some(crate::run::Waiting { step: cx.step.id.clone(), deadline });
-    Ok(effect)
+    effect
 }
