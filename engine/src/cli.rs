@@ -668,14 +668,14 @@ async fn explain(args: ExplainArgs) -> Result<(), Failure> {
             if !status.is_success() {
                 return Err(refused(&args.ticket, status, &text));
             }
-            serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
         }
         (None, Some(dir)) => {
             let (store, engine) = offline_engine(existing_store(&dir)?)?;
             let report =
                 engine.explain(&args.ticket).await.map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
             store.close()?;
-            report
+            serde_json::to_value(report).map_err(|e| Failure::runtime(e.to_string()))?
         }
         (None, None) => return Err(Failure::input("explain needs --server URL or --data-dir DIR")),
     };

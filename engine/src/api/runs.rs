@@ -31,7 +31,7 @@ pub struct RunView {
     #[serde(flatten)]
     pub run: Run,
     /// Its causation tree.
-    pub tree: serde_json::Value,
+    pub tree: crate::executor::loops::CausationTree,
 }
 
 /// Query of `GET /audit`.

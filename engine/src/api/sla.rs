@@ -32,6 +32,9 @@ pub async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 /// `GET /tickets/{id}/sla`: per metric, status, business minutes used and left, and the
 /// breach time if nothing pauses the clock (404 when no policy applies).
-pub async fn ticket(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn ticket(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::executor::SlaReport>, ApiError> {
     s.engine.sla_report(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("SLA state of ticket", &id))
 }

@@ -166,6 +166,6 @@ pub async fn events(State(s): State<AppState>, Path(id): Path<String>) -> Result
 pub async fn explain(
     axum::extract::State(s): axum::extract::State<super::AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<axum::Json<serde_json::Value>, super::ApiError> {
+) -> Result<axum::Json<crate::executor::Explanation>, super::ApiError> {
     Ok(axum::Json(s.engine.explain(&id).await?))
 }

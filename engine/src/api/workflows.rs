@@ -271,12 +271,17 @@ pub struct DryRunBody {
 
 /// `POST /workflows/dry-run` (admin, integrator): what a definition would do to a
 /// ticket, with no side effects (nothing stored, no plugin or webhook called).
-pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunBody>) -> Result<Json<Value>, ApiError> {
+pub async fn dry_run(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<DryRunBody>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let def = definition_from(&s, body.workflow.as_ref(), body.workflow_id.as_deref(), body.draft.as_deref()).await?;
     let ticket = match &body.ticket {
         Value::Null if body.event.is_none() => {
             let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-            return blocking(move || async move { engine.dry_run_schedule(&def, &outputs).await }).await.map(Json);
+            let dry = blocking(move || async move { engine.dry_run_schedule(&def, &outputs).await }).await?;
+            return Ok(Json(dry).into_response());
         }
         Value::String(id) => s.engine.store().ticket(id).await?.ok_or_else(|| ApiError::not_found("ticket", id))?,
         Value::Object(_) => {
@@ -290,7 +295,8 @@ pub async fn dry_run(State(s): State<AppState>, JsonBody(body): JsonBody<DryRunB
     };
     let event = body.event.unwrap_or(crate::run::EventKind::Created);
     let (engine, outputs) = (s.engine.clone(), body.plugin_outputs);
-    blocking(move || async move { engine.dry_run(&def, ticket, event, &outputs).await }).await.map(Json)
+    let dry = blocking(move || async move { engine.dry_run(&def, ticket, event, &outputs).await }).await?;
+    Ok(Json(dry).into_response())
 }
 
 /// Body of `POST /workflows/replay`.

@@ -7,10 +7,84 @@ use super::steps::Ids;
 use super::{describe_failure, event_scope, Engine, Result};
 use crate::run::{machine, Event, EventKind, Run, RunStatus, TraceEntry};
 use crate::store::RunFilter;
+use crate::ticket::FieldChange;
 use crate::ticket::{fields, Ticket};
+use crate::workflow::condition::Check;
 use crate::workflow::template::render_value;
 use crate::workflow::{Action, Workflow};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+/// What a definition would do to a ticket (`POST /workflows/dry-run`, the console's
+/// editor): whether it matches, and when it does, how its run would go.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// A trigger fired and the conditions held.
+    pub matched: bool,
+    /// Why it did not match (no trigger fires on the event, or the first failing comparison).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The conditions' comparisons, with the values seen.
+    pub checks: Vec<Check>,
+    /// The run, when it matched.
+    #[serde(flatten)]
+    pub run: Option<WouldRun>,
+}
+
+/// How a dry run went: its trace and what it would have changed, said and sent. It stops
+/// at the first wait or approval (`status` `waiting`).
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldRun {
+    /// `completed`, `failed` or `waiting`.
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub trace: Vec<TraceEntry>,
+    /// The ticket's fields, before and after.
+    pub changes: Vec<FieldChange>,
+    pub comments: Vec<WouldComment>,
+    pub children: Vec<WouldChild>,
+    pub notifications: Vec<WouldNotify>,
+    pub plugin_calls: Vec<WouldCall>,
+    /// The run's variables at the end (step outputs by step id).
+    pub vars: Map<String, Value>,
+}
+
+/// A comment a dry run would add.
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldComment {
+    pub step: String,
+    pub body: String,
+    pub internal: bool,
+}
+
+/// A child ticket a dry run would log.
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldChild {
+    pub step: String,
+    pub title: String,
+    pub kind: crate::ticket::Kind,
+    pub group: Option<String>,
+}
+
+/// A webhook a dry run would post (not sent).
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldNotify {
+    pub step: String,
+    pub url: String,
+    pub body: Value,
+}
+
+/// A plugin call a dry run stubbed (not made), with the output it used and where that
+/// came from (given, recorded, stubbed from the output schema).
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldCall {
+    pub step: String,
+    pub plugin: String,
+    pub action: String,
+    pub input: Value,
+    pub output: Value,
+    pub output_from: &'static str,
+}
 
 /// A value that satisfies a (simple) JSON Schema: `const`, `default`, the first of
 /// `examples` or `enum`, else the type's zero with every required property filled.
@@ -90,7 +164,7 @@ impl Engine {
         ticket: Ticket,
         event_type: EventKind,
         outputs: &Map<String, Value>,
-    ) -> Result<Value> {
+    ) -> Result<DryRun> {
         let event = Event {
             id: "dry-run".into(),
             ticket_id: ticket.id.clone(),
@@ -115,7 +189,7 @@ impl Engine {
         event: &Event,
         mut vars: Map<String, Value>,
         outputs: &Map<String, Value>,
-    ) -> Result<Value> {
+    ) -> Result<DryRun> {
         let now = self.now();
         let event_type = event.kind;
         let triggered = super::triggered(def, event);
@@ -133,7 +207,7 @@ impl Engine {
             } else {
                 format!("no trigger of the workflow fires on {}", event_type.as_str())
             };
-            return Ok(json!({"matched": false, "reason": reason, "checks": checks}));
+            return Ok(DryRun { matched: false, reason: Some(reason), checks, run: None });
         }
         let original = ticket.clone();
         let mut ticket = ticket;
@@ -188,7 +262,7 @@ impl Engine {
                         Some(p) => render_value(p, &scope, &run.id, &run.workflow_id),
                         None => json!({"ticket": ticket.id}),
                     };
-                    notifications.push(json!({"step": step.id, "url": url, "body": body}));
+                    notifications.push(WouldNotify { step: step.id.clone(), url: url.clone(), body });
                     effect.entry.outcome = "not_sent".into();
                     effect.entry.message = format!("would POST to {url}");
                     effect.output = Some(json!({"status": 0, "dry_run": true}));
@@ -205,7 +279,14 @@ impl Engine {
                             },
                         },
                     };
-                    plugin_calls.push(json!({"step": step.id, "plugin": plugin, "action": action, "input": input, "output": output, "output_from": source}));
+                    plugin_calls.push(WouldCall {
+                        step: step.id.clone(),
+                        plugin: plugin.clone(),
+                        action: action.clone(),
+                        input,
+                        output: output.clone(),
+                        output_from: source,
+                    });
                     effect.entry.outcome = "stubbed".into();
                     effect.entry.message = format!("{plugin}.{action} not called; output {source}");
                     effect.output = Some(output);
@@ -228,12 +309,19 @@ impl Engine {
                     effect = super::steps::plan(&self.config, now, &run, def, index, &ticket, context);
                     if effect.failed.is_none() {
                         if let Some(c) = &effect.comment {
-                            comments.push(json!({"step": step.id, "body": c.body, "internal": c.internal}));
+                            comments.push(WouldComment {
+                                step: step.id.clone(),
+                                body: c.body.clone(),
+                                internal: c.internal,
+                            });
                         }
                         for child in &effect.children {
-                            children.push(
-                                json!({"step": step.id, "title": child.title, "kind": child.kind, "group": child.group}),
-                            );
+                            children.push(WouldChild {
+                                step: step.id.clone(),
+                                title: child.title.clone(),
+                                kind: child.kind,
+                                group: child.group.clone(),
+                            });
                         }
                         if let Some(after) = effect.ticket.take() {
                             ticket = after;
@@ -247,19 +335,22 @@ impl Engine {
                 status = "failed";
             }
         }
-        Ok(json!({
-            "matched": true,
-            "checks": checks,
-            "status": status,
-            "error": run.error,
-            "trace": run.trace,
-            "changes": fields::diff(&original, &ticket),
-            "comments": comments,
-            "children": children,
-            "notifications": notifications,
-            "plugin_calls": plugin_calls,
-            "vars": run.vars,
-        }))
+        Ok(DryRun {
+            matched: true,
+            reason: None,
+            checks,
+            run: Some(WouldRun {
+                status,
+                error: run.error,
+                trace: run.trace,
+                changes: fields::diff(&original, &ticket),
+                comments,
+                children,
+                notifications,
+                plugin_calls,
+                vars: run.vars,
+            }),
+        })
     }
 }
 
@@ -399,14 +490,14 @@ impl Engine {
                     did.absorb(self.effects_of_run(r).await?);
                 }
                 let ran = !happened.is_empty();
-                let differences = if would["matched"].as_bool() == Some(ran) {
+                let differences = if would.matched == ran {
                     if ran {
                         would_fx.differences(&did)
                     } else {
                         Vec::new()
                     }
                 } else {
-                    vec![json!({"what": "matched", "would": would["matched"], "happened": ran})]
+                    vec![json!({"what": "matched", "would": would.matched, "happened": ran})]
                 };
                 if differences.is_empty() {
                     same += 1;
@@ -419,7 +510,7 @@ impl Engine {
                     "title": t.title,
                     "event": event.id,
                     "trigger": event.kind.as_str(),
-                    "would": {"matched": would["matched"], "status": would["status"], "reason": would["reason"],
+                    "would": {"matched": would.matched, "status": would.run.as_ref().map(|r| r.status), "reason": would.reason,
                         "changed": would_fx.changes.keys().collect::<Vec<_>>(), "effects": would_fx},
                     "happened": {"ran": ran, "runs": happened.iter().map(|r| json!({"run": r.id, "revision": r.workflow_revision, "status": r.status})).collect::<Vec<_>>(),
                         "changed": did.changes.keys().collect::<Vec<_>>(), "effects": did},
@@ -456,29 +547,15 @@ struct Effects {
 }
 
 impl Effects {
-    fn of_dry_run(v: &Value) -> Self {
-        let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    fn of_dry_run(dry: &DryRun) -> Self {
+        let Some(r) = &dry.run else { return Self::default() };
         Self {
-            status: v["status"].as_str().unwrap_or_default().to_string(),
-            changes: list("changes")
-                .iter()
-                .filter_map(|c| Some((c["field"].as_str()?.to_string(), c["to"].clone())))
-                .collect(),
-            comments: list("comments")
-                .iter()
-                .map(|c| (c["internal"].as_bool().unwrap_or(false), c["body"].as_str().unwrap_or_default().to_string()))
-                .collect(),
-            notifications: list("notifications")
-                .iter()
-                .map(|n| n["url"].as_str().unwrap_or_default().to_string())
-                .collect(),
-            plugin_calls: list("plugin_calls")
-                .iter()
-                .map(|p| {
-                    format!("{}.{}", p["plugin"].as_str().unwrap_or_default(), p["action"].as_str().unwrap_or_default())
-                })
-                .collect(),
-            children: list("children").iter().map(|c| c["title"].as_str().unwrap_or_default().to_string()).collect(),
+            status: r.status.to_string(),
+            changes: r.changes.iter().map(|c| (c.field.clone(), c.to.clone())).collect(),
+            comments: r.comments.iter().map(|c| (c.internal, c.body.clone())).collect(),
+            notifications: r.notifications.iter().map(|n| n.url.clone()).collect(),
+            plugin_calls: r.plugin_calls.iter().map(|p| format!("{}.{}", p.plugin, p.action)).collect(),
+            children: r.children.iter().map(|c| c.title.clone()).collect(),
         }
     }
 

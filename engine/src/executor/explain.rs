@@ -6,11 +6,87 @@
 //! with their triggers; scheduled runs on the ticket are counted from its runs; SLA
 //! policies are tested against the ticket as it is now.
 
+use super::loops::CausationTree;
+use super::sla::SlaReport;
 use super::{describe_failure, event_scope, Engine, Error, Result};
 use crate::run::{Event, EventKind};
 use crate::store::RunFilter;
+use crate::workflow::condition::Check;
 use crate::workflow::Trigger;
-use serde_json::{json, Map, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Map;
+
+/// Why each workflow and SLA policy did or did not apply to a ticket.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub ticket: String,
+    /// Every current workflow, in id order.
+    pub workflows: Vec<WorkflowVerdict>,
+    /// Every SLA policy, tested against the ticket as it is now.
+    pub sla_policies: Vec<PolicyVerdict>,
+    /// The ticket's SLA clocks, when a policy measures it.
+    pub sla: Option<SlaReport>,
+    /// Runs on the ticket parked at a wait or an approval.
+    pub waiting_runs: Vec<WaitingRun>,
+    /// Events of the ticket whose runs set off further events.
+    pub trees: Vec<CausationTree>,
+}
+
+/// What one workflow did with a ticket's events.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowVerdict {
+    pub workflow: String,
+    pub revision: u32,
+    pub enabled: bool,
+    /// Its triggers, as people read them.
+    pub triggers: Vec<String>,
+    /// One line: ran, refused, never triggered, conditions never held (and the first
+    /// failing comparison).
+    pub summary: String,
+    /// Runs a schedule started on the ticket.
+    pub scheduled_runs: usize,
+    /// Every event of the ticket the workflow was offered, oldest first.
+    pub events: Vec<EventVerdict>,
+}
+
+/// What a workflow made of one event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventVerdict {
+    pub event: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub revision: u32,
+    /// `started`, `not_matched`, `refused` or `disabled`.
+    pub outcome: String,
+    pub run: Option<String>,
+    pub reason: Option<String>,
+    /// The comparisons made, with the values seen.
+    pub checks: Vec<Check>,
+}
+
+/// Whether an SLA policy applies to the ticket, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyVerdict {
+    pub policy: String,
+    /// Its `applies_to` holds for the ticket as it is now.
+    pub applies: bool,
+    /// It is the policy measuring the ticket.
+    pub selected: bool,
+    pub why: String,
+    pub checks: Vec<Check>,
+}
+
+/// A run parked on the ticket.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingRun {
+    pub run: String,
+    pub workflow: String,
+    pub step: Option<String>,
+    pub until: Option<DateTime<Utc>>,
+}
 
 fn trigger_name(t: &Trigger) -> String {
     match t {
@@ -30,7 +106,7 @@ fn trigger_name(t: &Trigger) -> String {
 
 impl Engine {
     /// The explanation for ticket `id` (see the module docs).
-    pub async fn explain(&self, id: &str) -> Result<Value> {
+    pub async fn explain(&self, id: &str) -> Result<Explanation> {
         let ticket = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
         let events = self.store.ticket_events(id).await?;
         let runs =
@@ -48,11 +124,17 @@ impl Engine {
                         "not_matched" if first_miss.is_none() => first_miss = ev.reason.clone(),
                         _ => {}
                     }
-                    seen.push(json!({
-                        "event": e.id, "type": e.kind.as_str(), "at": e.at, "actor": e.actor,
-                        "revision": ev.revision, "outcome": ev.outcome, "run": ev.run_id, "reason": ev.reason,
-                        "checks": ev.checks,
-                    }));
+                    seen.push(EventVerdict {
+                        event: e.id.clone(),
+                        kind: e.kind.as_str(),
+                        at: e.at,
+                        actor: e.actor.clone(),
+                        revision: ev.revision,
+                        outcome: ev.outcome.clone(),
+                        run: ev.run_id.clone(),
+                        reason: ev.reason.clone(),
+                        checks: ev.checks.clone(),
+                    });
                 }
             }
             let scheduled = runs
@@ -75,10 +157,15 @@ impl Engine {
             } else {
                 format!("triggered {} time(s), conditions never held: {}", seen.len(), first_miss.unwrap_or_default())
             };
-            workflows.push(json!({
-                "workflow": record.id, "revision": record.revision, "enabled": record.enabled,
-                "triggers": triggers, "summary": summary, "scheduled_runs": scheduled, "events": seen,
-            }));
+            workflows.push(WorkflowVerdict {
+                workflow: record.id.clone(),
+                revision: record.revision,
+                enabled: record.enabled,
+                triggers,
+                summary,
+                scheduled_runs: scheduled,
+                events: seen,
+            });
         }
         let state = self.store.ticket_sla(id).await?;
         // Policies are tested against the ticket as it is now, as an update would.
@@ -108,22 +195,25 @@ impl Engine {
                 (false, true) => "applies to the ticket as it is now, but another policy measures it (or it started before this policy existed)".to_string(),
                 (false, false) => checks.iter().find(|c| !c.result).map(describe_failure).unwrap_or_default(),
             };
-            policies.push(
-                json!({"policy": policy.id, "applies": holds, "selected": selected, "why": why, "checks": checks}),
-            );
+            policies.push(PolicyVerdict { policy: policy.id, applies: holds, selected, why, checks });
         }
-        let waiting: Vec<Value> = runs
+        let waiting_runs = runs
             .iter()
             .filter(|r| r.status == crate::run::RunStatus::Waiting)
-            .map(|r| json!({"run": r.id, "workflow": r.workflow_id, "step": r.waiting.as_ref().map(|w| &w.step), "until": r.waiting.as_ref().and_then(|w| w.deadline)}))
+            .map(|r| WaitingRun {
+                run: r.id.clone(),
+                workflow: r.workflow_id.clone(),
+                step: r.waiting.as_ref().map(|w| w.step.clone()),
+                until: r.waiting.as_ref().and_then(|w| w.deadline),
+            })
             .collect();
-        Ok(json!({
-            "ticket": id,
-            "workflows": workflows,
-            "sla_policies": policies,
-            "sla": self.sla_report(id).await?,
-            "waiting_runs": waiting,
-            "trees": self.ticket_trees(&events),
-        }))
+        Ok(Explanation {
+            ticket: id.to_string(),
+            workflows,
+            sla_policies: policies,
+            sla: self.sla_report(id).await?,
+            waiting_runs,
+            trees: self.ticket_trees(&events),
+        })
     }
 }

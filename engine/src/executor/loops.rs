@@ -20,7 +20,7 @@
 
 use super::{Engine, Result};
 use crate::run::{Event, Run};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -146,7 +146,7 @@ impl Engine {
 
     /// The causation tree around a run: from its originating event, every run each
     /// event started (or refused) and every event those runs caused, on the run's ticket.
-    pub async fn causation_tree(&self, run: &Run) -> Result<Value> {
+    pub async fn causation_tree(&self, run: &Run) -> Result<CausationTree> {
         let events = match run.ticket_id.as_str() {
             "" => Vec::new(),
             ticket => self.store.ticket_events(ticket).await?,
@@ -156,7 +156,7 @@ impl Engine {
     }
 
     /// Trees of a ticket's events that set off other runs' events (for `explain`).
-    pub(super) fn ticket_trees(&self, events: &[Event]) -> Vec<Value> {
+    pub(super) fn ticket_trees(&self, events: &[Event]) -> Vec<CausationTree> {
         let by_parent = children(events);
         let caused: HashSet<&str> =
             events.iter().filter_map(|e| e.causation.first().map(|c| c.event_id.as_str())).collect();
@@ -167,17 +167,22 @@ impl Engine {
             .collect()
     }
 
-    fn tree_from<'a>(&self, events: &'a [Event], by_parent: &HashMap<&str, Vec<&'a Event>>, origin: &str) -> Value {
+    fn tree_from<'a>(
+        &self,
+        events: &'a [Event],
+        by_parent: &HashMap<&str, Vec<&'a Event>>,
+        origin: &str,
+    ) -> CausationTree {
         fn node<'a>(
             e: &'a Event,
             by_parent: &HashMap<&str, Vec<&'a Event>>,
             counts: &mut (usize, usize, usize),
             depth: usize,
-        ) -> Value {
+        ) -> TreeEvent {
             if !e.causation.is_empty() {
                 counts.2 += e.changes.len();
             }
-            let runs: Vec<Value> = e
+            let runs = e
                 .evaluations
                 .iter()
                 .filter(|ev| ev.outcome == "started" || ev.outcome == "refused")
@@ -191,35 +196,77 @@ impl Engine {
                     } else {
                         counts.1 += 1;
                     }
-                    json!({
-                        "run": ev.run_id,
-                        "workflow": ev.workflow_id,
-                        "status": ev.outcome,
-                        "reason": ev.reason,
-                        "events": children.iter().map(|c| node(c, by_parent, counts, depth + 1)).collect::<Vec<_>>(),
-                    })
+                    TreeRun {
+                        run: ev.run_id.clone(),
+                        workflow: ev.workflow_id.clone(),
+                        status: ev.outcome.clone(),
+                        reason: ev.reason.clone(),
+                        events: children.iter().map(|c| node(c, by_parent, counts, depth + 1)).collect(),
+                    }
                 })
                 .collect();
-            json!({
-                "event": e.id,
-                "kind": e.kind.as_str(),
-                "actor": e.actor,
-                "changes": e.changes.iter().map(|c| c.field.clone()).collect::<Vec<_>>(),
-                "runs": runs,
-            })
+            TreeEvent {
+                event: e.id.clone(),
+                kind: e.kind.as_str(),
+                actor: e.actor.clone(),
+                changes: e.changes.iter().map(|c| c.field.clone()).collect(),
+                runs,
+            }
         }
         // (runs started, refusals, changes made by runs)
         let mut counts = (0, 0, 0);
-        let root = events.iter().find(|e| e.id == origin).map(|e| node(e, by_parent, &mut counts, 0));
-        let (runs, refused, changes) = counts;
-        json!({
-            "origin": root,
-            "runs_started": runs,
-            "refusals": refused,
-            "changes": changes,
-            "max_tree_runs": self.config.max_tree_runs,
-            "max_tree_changes": self.config.max_tree_changes,
-            "stopped_by_guard": refused > 0,
-        })
+        let origin = events.iter().find(|e| e.id == origin).map(|e| node(e, by_parent, &mut counts, 0));
+        let (runs_started, refusals, changes) = counts;
+        CausationTree {
+            origin,
+            runs_started,
+            refusals,
+            changes,
+            max_tree_runs: self.config.max_tree_runs,
+            max_tree_changes: self.config.max_tree_changes,
+            stopped_by_guard: refusals > 0,
+        }
     }
+}
+
+/// What one event set off: the runs it started or the loop guard refused, and what
+/// those runs caused in turn (the run page and `explain` draw it).
+#[derive(Debug, Clone, Serialize)]
+pub struct CausationTree {
+    /// The event the tree starts from (absent when it is not on the ticket).
+    pub origin: Option<TreeEvent>,
+    /// Runs started in the tree.
+    pub runs_started: usize,
+    /// Runs the loop guard refused.
+    pub refusals: usize,
+    /// Ticket fields changed by the tree's runs.
+    pub changes: usize,
+    /// The guard's limits (`max_tree_runs`, `max_tree_changes`).
+    pub max_tree_runs: usize,
+    pub max_tree_changes: usize,
+    /// Whether the loop guard stopped part of it.
+    pub stopped_by_guard: bool,
+}
+
+/// An event of a causation tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeEvent {
+    pub event: String,
+    pub kind: &'static str,
+    pub actor: String,
+    /// The fields it changed.
+    pub changes: Vec<String>,
+    pub runs: Vec<TreeRun>,
+}
+
+/// A run an event of a causation tree started (or the guard refused).
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeRun {
+    pub run: Option<String>,
+    pub workflow: String,
+    /// `started` or `refused`.
+    pub status: String,
+    pub reason: Option<String>,
+    /// The events it caused.
+    pub events: Vec<TreeEvent>,
 }

@@ -2,12 +2,11 @@
 //! SLA clocks, and lets [`crate::report`] count.
 
 use super::{invalid, Engine, Result};
-use crate::report::{self, Item, Query};
-use serde_json::Value;
+use crate::report::{self, Item, Query, Report};
 
 impl Engine {
     /// The report `q` asks for.
-    pub async fn report(&self, q: &Query) -> Result<Value> {
+    pub async fn report(&self, q: &Query) -> Result<Report> {
         if q.to <= q.from {
             return Err(invalid("/to", "`to` must be after `from`"));
         }

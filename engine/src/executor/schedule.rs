@@ -304,7 +304,10 @@ impl Engine {
                         tz: chrono_tz::UTC,
                         savings: self.config.reports.clone(),
                     };
-                    seed.insert("report".into(), self.report(&week).await?);
+                    seed.insert(
+                        "report".into(),
+                        serde_json::to_value(self.report(&week).await?).unwrap_or(Value::Null),
+                    );
                 }
                 out.push((Ticket::placeholder(now), event(""), seed));
             }

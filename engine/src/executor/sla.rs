@@ -87,10 +87,8 @@ impl Engine {
         Ok(setup)
     }
 
-    /// A ticket's SLA clocks as a person reads them: per metric, its state
-    /// (`running`, `paused`, `met`, `breached`), business minutes used and left, and when
-    /// the target runs out if nothing pauses it. `None` when no policy applies.
-    pub async fn sla_report(&self, ticket: &str) -> Result<Option<serde_json::Value>> {
+    /// A ticket's SLA clocks as a person reads them. `None` when no policy applies.
+    pub async fn sla_report(&self, ticket: &str) -> Result<Option<SlaReport>> {
         let Some(state) = self.store.ticket_sla(ticket).await? else { return Ok(None) };
         let setup = self.sla().await?;
         let cal = setup.policy_calendar(&state.policy).unwrap_or_else(Calendar::always);
@@ -104,25 +102,24 @@ impl Engine {
                 (None, None, None) => "paused",
             };
             let used = c.used(now, &cal);
-            let due = c.due_at(&cal);
-            serde_json::json!({
-                "status": status,
-                "target_minutes": c.target_secs / 60,
-                "used_minutes": used.num_minutes(),
-                "remaining_minutes": (chrono::Duration::seconds(c.target_secs) - used).num_minutes(),
-                "paused_minutes": c.paused_secs / 60,
-                "due_at": due,
-                "warned": c.warned,
-            })
+            ClockReport {
+                status,
+                target_minutes: c.target_secs / 60,
+                used_minutes: used.num_minutes(),
+                remaining_minutes: (chrono::Duration::seconds(c.target_secs) - used).num_minutes(),
+                paused_minutes: c.paused_secs / 60,
+                due_at: c.due_at(&cal),
+                warned: c.warned.clone(),
+            }
         };
-        Ok(Some(serde_json::json!({
-            "ticket": state.ticket_id,
-            "policy": state.policy,
-            "priority": state.priority,
-            "calendar": cal.id,
-            "response": describe(&state.response),
-            "resolution": describe(&state.resolution),
-        })))
+        Ok(Some(SlaReport {
+            ticket: state.ticket_id.clone(),
+            policy: state.policy.clone(),
+            priority: state.priority,
+            calendar: cal.id.clone(),
+            response: describe(&state.response),
+            resolution: describe(&state.resolution),
+        }))
     }
 
     /// Stores a business calendar (validated).
@@ -375,4 +372,36 @@ impl Engine {
     pub(super) fn wake_timers(&self) {
         self.timer_wakeup.notify_one();
     }
+}
+
+/// A ticket's SLA clocks as a person reads them (`GET /tickets/{id}/sla`, `explain`, the
+/// console's ticket page).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlaReport {
+    pub ticket: String,
+    /// The policy measuring the ticket.
+    pub policy: String,
+    /// The priority its targets were taken for.
+    pub priority: crate::ticket::Priority,
+    /// The business calendar the clocks count on.
+    pub calendar: String,
+    pub response: ClockReport,
+    pub resolution: ClockReport,
+}
+
+/// One SLA clock.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClockReport {
+    /// `running`, `paused`, `met` or `breached`.
+    pub status: &'static str,
+    pub target_minutes: i64,
+    /// Business minutes used so far.
+    pub used_minutes: i64,
+    /// Business minutes left (negative once breached).
+    pub remaining_minutes: i64,
+    pub paused_minutes: i64,
+    /// When the target runs out if nothing pauses the clock.
+    pub due_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The warning thresholds (percent used) already signalled.
+    pub warned: Vec<u8>,
 }

@@ -53,6 +53,18 @@ pub enum GroupBy {
     Channel,
 }
 
+impl GroupBy {
+    /// The name in queries and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Group => "group",
+            GroupBy::Agent => "agent",
+            GroupBy::Category => "category",
+            GroupBy::Channel => "channel",
+        }
+    }
+}
+
 /// The length of the buckets of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -361,8 +373,76 @@ fn key(t: &Ticket, by: GroupBy) -> String {
     v.unwrap_or_else(|| "(none)".into())
 }
 
+/// Figures of one group (an agent, a category...).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupFigures {
+    /// What the tickets share (`(none)` when the field is empty).
+    pub key: String,
+    /// Their figures.
+    pub figures: Figures,
+}
+
+/// Figures over one period: overall and per group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// Every ticket of the period.
+    pub total: Figures,
+    /// Per group, when the report is grouped (by key).
+    pub groups: Vec<GroupFigures>,
+}
+
+/// One bucket of a series: its period and its figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketFigures {
+    /// Start of the bucket (the report's `from` for the first).
+    pub start: DateTime<Utc>,
+    /// End of the bucket, exclusive (the report's `to` for the last).
+    pub end: DateTime<Utc>,
+    /// Its figures.
+    #[serde(flatten)]
+    pub window: Window,
+}
+
+/// An SLA target a ticket of the period missed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breach {
+    pub ticket: String,
+    pub title: String,
+    /// `response` or `resolution`.
+    pub metric: &'static str,
+    pub breached_at: DateTime<Utc>,
+    pub priority: crate::ticket::Priority,
+    pub group: Option<String>,
+    pub assignee: Option<String>,
+}
+
+/// A report: the figures of a period, optionally grouped and as a series of buckets.
+/// `GET /reports` answers it as JSON (or CSV, [`csv`]); the console draws it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub group_by: Option<GroupBy>,
+    pub minutes_saved_per_ticket: f64,
+    pub minutes_saved: BTreeMap<String, f64>,
+    /// The whole period.
+    #[serde(flatten)]
+    pub window: Window,
+    /// SLA breaches of tickets logged in the period, oldest first.
+    pub breaches: Vec<Breach>,
+    /// The series' bucket length, when a series was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Bucket>,
+    /// The time zone of the bucket boundaries (with a series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The buckets, oldest first (with a series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<BucketFigures>>,
+}
+
 /// Figures over `[from, to)`: overall and per key.
-fn window(items: &[Item<'_>], from: DateTime<Utc>, to: DateTime<Utc>, q: &Query, actors: &Actors) -> Value {
+fn window(items: &[Item<'_>], from: DateTime<Utc>, to: DateTime<Utc>, q: &Query, actors: &Actors) -> Window {
     let mut total = Tally::default();
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for item in items {
@@ -384,10 +464,10 @@ fn window(items: &[Item<'_>], from: DateTime<Utc>, to: DateTime<Utc>, q: &Query,
             }
         }
     }
-    json!({
-        "total": total.figures(),
-        "groups": groups.iter().map(|(k, t)| json!({"key": k, "figures": t.figures()})).collect::<Vec<_>>(),
-    })
+    Window {
+        total: total.figures(),
+        groups: groups.iter().map(|(k, t)| GroupFigures { key: k.clone(), figures: t.figures() }).collect(),
+    }
 }
 
 /// Local midnight of `date` in `tz` (the first instant of the day where midnight is skipped).
@@ -419,8 +499,8 @@ pub fn boundaries(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket, tz: ch
 }
 
 /// The SLA breaches of the tickets logged in the period, oldest first.
-fn breaches(items: &[Item<'_>], q: &Query) -> Vec<Value> {
-    let mut out: Vec<(DateTime<Utc>, Value)> = Vec::new();
+fn breaches(items: &[Item<'_>], q: &Query) -> Vec<Breach> {
+    let mut out = Vec::new();
     for item in items.iter().filter(|i| i.ticket.created_at >= q.from && i.ticket.created_at < q.to) {
         let Some(sla) = item.sla else { continue };
         for metric in [Metric::Response, Metric::Resolution] {
@@ -428,49 +508,46 @@ fn breaches(items: &[Item<'_>], q: &Query) -> Vec<Value> {
             let at = c.breached_at.or(c.stopped_at.filter(|_| c.used_secs > c.target_secs));
             if let Some(at) = at.filter(|at| *at < q.to) {
                 let t = item.ticket;
-                out.push((
-                    at,
-                    json!({"ticket": t.id, "title": t.title, "metric": metric.as_str(), "breached_at": at,
-                        "priority": t.priority, "group": t.group, "assignee": t.assignee}),
-                ));
+                out.push(Breach {
+                    ticket: t.id.clone(),
+                    title: t.title.clone(),
+                    metric: metric.as_str(),
+                    breached_at: at,
+                    priority: t.priority,
+                    group: t.group.clone(),
+                    assignee: t.assignee.clone(),
+                });
             }
         }
     }
-    out.sort_by_key(|(at, _)| *at);
-    out.into_iter().map(|(_, v)| v).collect()
+    out.sort_by_key(|b| b.breached_at);
+    out
 }
 
 /// Computes the report: `items` are every ticket logged before `q.to` (earlier ones count
 /// in the backlog).
-pub fn compute(items: &[Item<'_>], q: &Query, actors: &Actors) -> Value {
-    let figures = window(items, q.from, q.to, q, actors);
-    let mut report = json!({
-        "from": q.from,
-        "to": q.to,
-        "group_by": q.by,
-        "minutes_saved_per_ticket": q.savings.minutes_saved_per_ticket,
-        "minutes_saved": q.savings.minutes_saved,
-        "total": figures["total"],
-        "groups": figures["groups"],
-        "breaches": breaches(items, q),
-    });
-    if let Some(bucket) = q.bucket {
-        let edges = boundaries(q.from, q.to, bucket, q.tz);
-        let series: Vec<Value> = edges
+pub fn compute(items: &[Item<'_>], q: &Query, actors: &Actors) -> Report {
+    let series = q.bucket.map(|bucket| {
+        boundaries(q.from, q.to, bucket, q.tz)
             .windows(2)
             .map(|w| {
                 let (start, end) = (w[0].max(q.from), w[1].min(q.to));
-                let mut v = window(items, start, end, q, actors);
-                v["start"] = json!(start);
-                v["end"] = json!(end);
-                v
+                BucketFigures { start, end, window: window(items, start, end, q, actors) }
             })
-            .collect();
-        report["bucket"] = json!(bucket);
-        report["timezone"] = json!(q.tz.name());
-        report["series"] = json!(series);
+            .collect()
+    });
+    Report {
+        from: q.from,
+        to: q.to,
+        group_by: q.by,
+        minutes_saved_per_ticket: q.savings.minutes_saved_per_ticket,
+        minutes_saved: q.savings.minutes_saved.clone(),
+        window: window(items, q.from, q.to, q, actors),
+        breaches: breaches(items, q),
+        bucket: q.bucket,
+        timezone: q.bucket.map(|_| q.tz.name().to_string()),
+        series,
     }
-    report
 }
 
 /// The age buckets of the backlog, youngest first (one CSV column each).
@@ -501,34 +578,34 @@ const COLUMNS: [&str; 17] = [
 /// by what the report is grouped by), then one column per backlog age bucket. A report
 /// with a series has one such block per bucket, with the bucket's start in a first
 /// `start` column.
-pub fn csv(report: &Value) -> String {
+pub fn csv(report: &Report) -> String {
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
         Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
         other => other.to_string(),
     };
-    let first = report["group_by"].as_str().unwrap_or("group");
+    let first = report.group_by.map(|b| b.as_str()).unwrap_or("group");
     let ages: Vec<String> = AGE_BUCKETS.iter().map(|b| format!("ageing_{b}")).collect();
-    let series = report["series"].as_array();
-    let lead = if series.is_some() { "start," } else { "" };
+    let lead = if report.series.is_some() { "start," } else { "" };
     let mut out = format!("{lead}{first},{},{}\n", COLUMNS.join(","), ages.join(","));
-    let mut block = |start: Option<&Value>, figures: &Value| {
-        let mut row = |name: &str, f: &Value| {
-            let mut cells: Vec<String> = start.map(cell).into_iter().collect();
+    let mut block = |start: Option<DateTime<Utc>>, window: &Window| {
+        let mut row = |name: &str, figures: &Figures| {
+            let f = serde_json::to_value(figures).unwrap_or(Value::Null);
+            let mut cells: Vec<String> = start.map(|s| cell(&json!(s))).into_iter().collect();
             cells.push(cell(&Value::String(name.into())));
             cells.extend(COLUMNS.iter().map(|c| cell(&f[*c])));
-            cells.extend(AGE_BUCKETS.iter().map(|b| f["ageing"][*b].as_u64().unwrap_or(0).to_string()));
+            cells.extend(AGE_BUCKETS.iter().map(|b| figures.ageing.get(b).copied().unwrap_or(0).to_string()));
             out.push_str(&cells.join(","));
             out.push('\n');
         };
-        row("(total)", &figures["total"]);
-        for g in figures["groups"].as_array().into_iter().flatten() {
-            row(g["key"].as_str().unwrap_or(""), &g["figures"]);
+        row("(total)", &window.total);
+        for g in &window.groups {
+            row(&g.key, &g.figures);
         }
     };
-    match series {
-        Some(buckets) => buckets.iter().for_each(|b| block(Some(&b["start"]), b)),
-        None => block(None, report),
+    match &report.series {
+        Some(buckets) => buckets.iter().for_each(|b| block(Some(b.start), &b.window)),
+        None => block(None, &report.window),
     }
     out
 }

@@ -66,7 +66,7 @@ async fn explain_says_matched_not_matched_refused_and_never_triggered() {
         tokio::task::yield_now().await;
     }
 
-    let report = engine.explain(&id).await.unwrap();
+    let report = serde_json::to_value(engine.explain(&id).await.unwrap()).unwrap();
     let network = workflow(&report, "network");
     let summary = network["summary"].as_str().unwrap();
     assert!(

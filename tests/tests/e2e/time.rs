@@ -101,15 +101,12 @@ async fn warnings_fire_once_pauses_stop_the_clock_and_escalation_levels_run_in_o
     assert_eq!(sla.resolution.used_secs, 2 * 3600);
     assert_eq!(sla.resolution.paused_secs, 3 * 3600);
     let report = engine.sla_report(&id).await.unwrap().unwrap();
-    assert_eq!(report["response"]["status"], "met");
-    assert_eq!(report["resolution"]["status"], "running");
-    assert_eq!(
-        (report["resolution"]["used_minutes"].as_i64(), report["resolution"]["remaining_minutes"].as_i64()),
-        (Some(120), Some(120))
-    );
-    assert_eq!(report["resolution"]["paused_minutes"], 180);
+    assert_eq!(report.response.status, "met");
+    assert_eq!(report.resolution.status, "running");
+    assert_eq!((report.resolution.used_minutes, report.resolution.remaining_minutes), (120, 120));
+    assert_eq!(report.resolution.paused_minutes, 180);
     // Mon 12:00Z + 2 business hours = 14:00Z (15:00 Berlin, inside office hours).
-    assert_eq!(report["resolution"]["due_at"], "2026-11-02T14:00:00Z");
+    assert_eq!(report.resolution.due_at, Some(utc("2026-11-02T14:00:00Z")));
 
     // 75 %, 90 %, breach: each level once, in order.
     for (minutes, expected) in [(60, 1), (36, 1), (24, 1)] {
@@ -301,9 +298,9 @@ async fn a_priority_raised_past_its_targets_warns_and_breaches_at_once_exactly_o
     // 240 business minutes after 08:00 local: 12:00 local, 11:00Z, when the timer is set.
     assert_eq!(store.next_timer().await.unwrap(), Some(utc("2026-11-02T11:00:00Z")));
     let report = engine.sla_report(&id).await.unwrap().unwrap();
-    assert_eq!(report["response"]["status"], "breached");
-    assert_eq!(report["response"]["due_at"], "2026-11-02T07:15:00Z", "when the new target ran out");
-    assert_eq!(report["resolution"]["due_at"], "2026-11-02T11:00:00Z");
+    assert_eq!(report.response.status, "breached");
+    assert_eq!(report.response.due_at, Some(utc("2026-11-02T07:15:00Z")), "when the new target ran out");
+    assert_eq!(report.resolution.due_at, Some(utc("2026-11-02T11:00:00Z")));
     clock.advance(Duration::minutes(10));
     assert_eq!(engine.fire_due_timers().await.unwrap(), 1);
     idle(&engine).await;
@@ -311,7 +308,7 @@ async fn a_priority_raised_past_its_targets_warns_and_breaches_at_once_exactly_o
     assert_eq!(sla_events(&store, &id).await.len(), crossed.len() + 1);
     clock.advance(Duration::hours(1));
     let later = engine.sla_report(&id).await.unwrap().unwrap();
-    assert_eq!(later["resolution"]["status"], "breached");
-    assert_eq!(later["resolution"]["due_at"], "2026-11-02T11:00:00Z", "a breach time stays put");
-    assert_eq!(later["response"]["due_at"], "2026-11-02T07:15:00Z");
+    assert_eq!(later.resolution.status, "breached");
+    assert_eq!(later.resolution.due_at, Some(utc("2026-11-02T11:00:00Z")), "a breach time stays put");
+    assert_eq!(later.response.due_at, Some(utc("2026-11-02T07:15:00Z")));
 }
