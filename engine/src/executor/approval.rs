@@ -613,7 +613,7 @@ impl Engine {
     /// notes the delivery in the run's trace.
     pub(super) fn spawn_approval_request(self: &Arc<Self>, id: String, url: String, reminder: bool) {
         let engine = self.clone();
-        self.tasks.spawn(async move {
+        self.runtime.tasks.spawn(async move {
             let Ok(approval) = engine.approval(&id).await else { return };
             let links = engine.approval_links(&approval).unwrap_or_default();
             let ticket = engine.store.ticket(&approval.ticket_id).await.ok().flatten();

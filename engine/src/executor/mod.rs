@@ -7,7 +7,12 @@
 //! a time; each step's effects and the run's new cursor are committed together, so
 //! after a crash a run resumes at the first step whose commit did not happen.
 //!
-//! - [`step`]: what each step type does;
+//! - [`tickets`]: the ticket service (log, change, comment, link, start by hand);
+//! - [`runtime`]: which runs are driven now (the queue, workers, refill, the timer
+//!   loop, shutdown);
+//! - [`step`]: the driver — a run's next step and the local steps after it, committed
+//!   as one transaction; [`steps`]: one module per step type (load, then a pure plan);
+//!   where the run goes is `run::machine`;
 //! - [`admin`]: publishing workflows, agents and groups;
 //! - [`locks`]: per-ticket serialisation;
 //! - [`sla`]: SLA clocks on tickets, durable timers, `sla.warning` / `sla.breached` events;
@@ -33,12 +38,14 @@ pub use explain::{EventVerdict, Explanation, PolicyVerdict, WaitingRun, Workflow
 mod locks;
 pub mod loops;
 mod report;
+mod runtime;
 mod schedule;
 pub use schedule::ScheduleInfo;
 mod sla;
 pub use sla::{ClockReport, SlaReport};
 mod step;
 mod steps;
+mod tickets;
 mod wait;
 mod webhook;
 
@@ -47,14 +54,13 @@ use crate::config::Config;
 use crate::notify::Notifier;
 use crate::run::{Cause, Evaluation, Event, EventKind, HistoryEntry, Run, RunStatus, TraceEntry};
 use crate::store::{self, Store, Tx, Write};
-use crate::ticket::{fields, Comment, FieldChange, NewTicket, Ticket};
+use crate::ticket::{Comment, FieldChange, Ticket};
 use crate::workflow::condition::{Check, Scope};
 use crate::workflow::{Trigger, Workflow, WorkflowRecord};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
-use tokio_util::task::TaskTracker;
 
 /// Engine failures that callers branch on.
 #[derive(Debug, thiserror::Error)]
@@ -121,28 +127,16 @@ pub struct Engine {
     sla_setup: tokio::sync::Mutex<Option<Arc<sla::Setup>>>,
     /// Loop-guard budgets of causation trees.
     trees: loops::Trees,
+    /// Which runs are driven now, the workers, the timer loop, stopping.
+    runtime: runtime::Runtime,
     /// Seals stored secrets (`secrets_key`), if configured.
     secret_box: Option<crate::secret::SecretBox>,
-    /// Wakes the timer loop when a timer may have become due sooner.
-    timer_wakeup: tokio::sync::Notify,
-    /// The timer loop ([`Engine::spawn_timers`]), awaited by [`Engine::shutdown`] so no
-    /// timer fires into a store that is closing.
-    timer_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    tasks: TaskTracker,
-    /// Ids of the runs held as tasks; at most `config.run_queue`.
-    in_flight: Mutex<std::collections::HashSet<String>>,
-    /// Set when a run was left in the store because the queue was full.
-    overflow: AtomicBool,
     /// Inbound webhook endpoints, read once each.
     endpoints: Mutex<HashMap<String, Arc<crate::webhook::Endpoint>>>,
     /// Inbound webhook rate limits.
     limiter: crate::webhook::Limiter,
     /// Counters and histograms for `GET /metrics`.
     metrics: crate::metrics::Metrics,
-    workers: Arc<tokio::sync::Semaphore>,
-    stopping: AtomicBool,
-    /// Wakes waits that should end when the engine stops (backoff between plugin attempts).
-    stop_signal: tokio::sync::Notify,
     plugins: Arc<crate::plugin::PluginHost>,
     /// Tells people from integrations and automation (reports, SLA response clocks).
     actors: crate::actor::Actors,
@@ -181,11 +175,11 @@ impl Engine {
             crate::plugin::directory::Directories::new(config.directories.clone()),
         )?;
         Ok(Arc::new(Self {
+            runtime: runtime::Runtime::new(config.workers),
             plugins,
             actors: crate::actor::Actors::new(config.integrations()),
             inventory: Mutex::new(None),
             secret_box: config.secrets_key.as_deref().map(crate::secret::SecretBox::new),
-            workers: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             store,
             clock,
             config,
@@ -196,16 +190,9 @@ impl Engine {
             workflows: tokio::sync::Mutex::new(None),
             sla_setup: tokio::sync::Mutex::new(None),
             trees: loops::Trees::default(),
-            timer_wakeup: tokio::sync::Notify::new(),
-            timer_loop: Mutex::new(None),
-            tasks: TaskTracker::new(),
-            in_flight: Mutex::new(Default::default()),
-            overflow: AtomicBool::new(false),
             endpoints: Mutex::new(HashMap::new()),
             limiter: Default::default(),
             metrics: Default::default(),
-            stopping: AtomicBool::new(false),
-            stop_signal: tokio::sync::Notify::new(),
         }))
     }
 
@@ -227,118 +214,6 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Re-queues the runs that were pending or running when the process stopped (up to
-    /// `run_queue` at once; the rest follow as the queue drains). Returns how many were
-    /// queued now.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
-        let limit = self.config.run_queue + 1;
-        let active = self.store.active_runs(limit).await?;
-        let n = active.len().min(self.config.run_queue);
-        self.queue(active, limit);
-        Ok(n)
-    }
-
-    /// Spawns `ids` (read from the store with `limit`). When the store may hold more,
-    /// marks the queue as overflowing so that it refills as it drains. That must not
-    /// depend on `spawn_run` finding the queue full: runs spawned first may already have
-    /// finished by the time the last is spawned.
-    fn queue(self: &Arc<Self>, ids: Vec<String>, limit: usize) {
-        let more = ids.len() >= limit;
-        for id in ids {
-            self.spawn_run(id);
-        }
-        if more {
-            self.overflow.store(true, Ordering::SeqCst);
-            let left = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
-            // Everything spawned may be done already; then no finishing run will refill.
-            if left <= self.config.run_queue / 2 && self.overflow.swap(false, Ordering::SeqCst) {
-                let engine = self.clone();
-                self.tasks.spawn(async move { engine.refill().await });
-            }
-        }
-    }
-
-    /// Stops starting new steps and waits for the ones under way to commit.
-    pub async fn shutdown(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.stop_signal.notify_waiters();
-        let timers = self.timer_loop.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(timers) = timers {
-            // A firing in progress completes (its commit is whole); the loop then stops.
-            let _ = timers.await;
-        }
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
-
-    /// Runs being driven right now (or queued for a worker).
-    pub fn runs_in_flight(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// Drives a run in a task, unless it is already in flight or the queue is full (then
-    /// it stays `pending` in the store and [`Engine::refill`] picks it up later).
-    fn spawn_run(self: &Arc<Self>, id: String) {
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if in_flight.contains(&id) {
-                return;
-            }
-            if in_flight.len() >= self.config.run_queue {
-                self.overflow.store(true, Ordering::SeqCst);
-                return;
-            }
-            in_flight.insert(id.clone());
-        }
-        let engine = self.clone();
-        self.tasks.spawn(async move {
-            if let Err(e) = engine.drive(&id).await {
-                if engine.stopping.load(Ordering::SeqCst) {
-                    tracing::info!(run = %id, "run paused by the shutdown; it resumes on restart");
-                } else {
-                    tracing::error!(run = %id, error = %e, "run stopped; it resumes on restart");
-                }
-            }
-            let left = {
-                let mut in_flight = engine.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                in_flight.remove(&id);
-                in_flight.len()
-            };
-            // Refill at half capacity, so each scan of the store queues many runs.
-            if left <= engine.config.run_queue / 2 && engine.overflow.swap(false, Ordering::SeqCst) {
-                engine.refill().await;
-            }
-        });
-    }
-
-    /// Queues active runs that were left in the store while the queue was full.
-    async fn refill(self: &Arc<Self>) {
-        if self.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        // The oldest active runs are the ones in flight and the next to queue.
-        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len();
-        let limit = in_flight + self.config.run_queue;
-        match self.store.active_runs(limit).await {
-            Ok(ids) => self.queue(ids, limit),
-            Err(e) => {
-                tracing::error!(error = %e, "reading pending runs; they resume on restart");
-            }
-        }
-    }
-
-    /// After a commit: start the runs it created and let the timer loop see new timers.
-    fn after_commit(self: &Arc<Self>, runs: &[String]) {
-        self.spawn_runs(runs);
-        self.wake_timers();
-    }
-
-    fn spawn_runs(self: &Arc<Self>, ids: &[String]) {
-        for id in ids {
-            self.spawn_run(id.clone());
-        }
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -377,320 +252,6 @@ impl Engine {
 
     async fn forget_workflows(&self) {
         *self.workflows.lock().await = None;
-    }
-
-    // ----- tickets -------------------------------------------------------------------
-
-    async fn check_people(&self, group: Option<&str>, assignee: Option<&str>) -> Result<()> {
-        let mut errors = Vec::new();
-        if let Some(g) = group {
-            if self.store.group(g).await?.is_none() {
-                errors.push(("/group".to_string(), format!("unknown group `{g}`")));
-            }
-        }
-        if let Some(a) = assignee {
-            if self.store.agent(a).await?.is_none() {
-                errors.push(("/assignee".to_string(), format!("unknown agent `{a}`")));
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Invalid(errors))
-        }
-    }
-
-    /// Logs a ticket and starts the workflows it triggers.
-    pub async fn create_ticket(self: &Arc<Self>, new: NewTicket, actor: &str) -> Result<Outcome> {
-        self.create_ticket_with(new, actor, |_| Vec::new()).await
-    }
-
-    /// [`Engine::create_ticket`], committing `extra(outcome)` in the same transaction
-    /// (e.g. an inbound webhook's delivery record, for idempotency).
-    pub async fn create_ticket_with(
-        self: &Arc<Self>,
-        new: NewTicket,
-        actor: &str,
-        extra: impl FnOnce(&Outcome) -> Vec<Write>,
-    ) -> Result<Outcome> {
-        new.check().map_err(|(p, m)| invalid(&p, m))?;
-        self.check_people(new.group.as_deref(), new.assignee.as_deref()).await?;
-        for (i, link) in new.links.iter().enumerate() {
-            if self.store.ticket(&link.ticket).await?.is_none() {
-                return Err(invalid(&format!("/links/{i}/ticket"), format!("unknown ticket `{}`", link.ticket)));
-            }
-        }
-        let id = self.store.next_ticket_id().await?;
-        let mut ticket = new.into_ticket(id, &self.config.priority_matrix, self.now());
-        let mut tx = Tx::new();
-        tx.ticket(None, &mut ticket);
-        let event = self.raise(&mut tx, &ticket, EventKind::Created, Vec::new(), None, actor, &[], None).await?;
-        let outcome = Outcome { ticket, event: Some(event.0), runs: event.1 };
-        tx.writes.extend(extra(&outcome));
-        self.store.commit(tx).await?;
-        self.after_commit(&outcome.runs);
-        Ok(outcome)
-    }
-
-    /// Applies a JSON object of field changes.
-    pub async fn update_ticket(self: &Arc<Self>, id: &str, patch: &Map<String, Value>, actor: &str) -> Result<Outcome> {
-        self.update_ticket_with(id, patch, actor, |_| Vec::new()).await
-    }
-
-    /// [`Engine::update_ticket`] only if the ticket is stored at one of `versions` (an
-    /// HTTP `If-Match`): otherwise [`Error::Stale`] and nothing is written.
-    pub async fn update_ticket_if(
-        self: &Arc<Self>,
-        id: &str,
-        versions: &[u64],
-        patch: &Map<String, Value>,
-        actor: &str,
-    ) -> Result<Outcome> {
-        self.update_inner(id, Some(versions), patch, actor, |_| Vec::new()).await
-    }
-
-    /// [`Engine::update_ticket`], committing `extra(outcome)` in the same transaction.
-    pub async fn update_ticket_with(
-        self: &Arc<Self>,
-        id: &str,
-        patch: &Map<String, Value>,
-        actor: &str,
-        extra: impl FnOnce(&Outcome) -> Vec<Write>,
-    ) -> Result<Outcome> {
-        self.update_inner(id, None, patch, actor, extra).await
-    }
-
-    async fn update_inner(
-        self: &Arc<Self>,
-        id: &str,
-        versions: Option<&[u64]>,
-        patch: &Map<String, Value>,
-        actor: &str,
-        extra: impl FnOnce(&Outcome) -> Vec<Write>,
-    ) -> Result<Outcome> {
-        let _guard = self.locks.lock(id).await;
-        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
-        if let Some(versions) = versions.filter(|v| !v.contains(&before.version)) {
-            let expected = versions.iter().map(u64::to_string).collect::<Vec<_>>().join(" or ");
-            return Err(Error::Stale { kind: "ticket", id: id.into(), expected, current: before.version });
-        }
-        let mut after = fields::patch(&before, patch, &self.config.priority_matrix, self.now())
-            .map_err(|errs| Error::Invalid(errs.into_iter().map(|(p, e)| (p, e.to_string())).collect()))?;
-        let changes = fields::diff(&before, &after);
-        if changes.is_empty() {
-            let outcome = Outcome { ticket: before, event: None, runs: Vec::new() };
-            let writes = extra(&outcome);
-            if !writes.is_empty() {
-                let mut tx = Tx::new();
-                tx.writes.extend(writes);
-                self.store.commit(tx).await?;
-            }
-            return Ok(outcome);
-        }
-        let changed = |f: &str| changes.iter().any(|c| c.field == f);
-        if changed("status") && !after.status.is_open() {
-            let open = self.open_children(&after).await?;
-            if !open.is_empty() {
-                return Err(Error::Conflict(format!(
-                    "{id} has open child tickets ({}): resolve or close them first",
-                    open.join(", ")
-                )));
-            }
-        }
-        self.check_people(
-            after.group.as_deref().filter(|_| changed("group")),
-            after.assignee.as_deref().filter(|_| changed("assignee")),
-        )
-        .await?;
-        let mut tx = Tx::new();
-        tx.ticket(Some(&before), &mut after);
-        let (event, runs) = self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None).await?;
-        let outcome = Outcome { ticket: after, event: Some(event), runs };
-        tx.writes.extend(extra(&outcome));
-        self.store.commit(tx).await?;
-        self.after_commit(&outcome.runs);
-        Ok(outcome)
-    }
-
-    /// The ids of a ticket's children that are still open.
-    pub(crate) async fn open_children(&self, t: &Ticket) -> Result<Vec<String>> {
-        let mut open = Vec::new();
-        for child in t.children() {
-            if self.store.ticket(child).await?.is_some_and(|c| c.status.is_open()) {
-                open.push(child.to_string());
-            }
-        }
-        Ok(open)
-    }
-
-    /// Recounts a parent's open children (a [`store::TimerKind::CountChildren`] timer);
-    /// a changed count is an update event on the parent, which wakes its waiting runs.
-    pub(super) async fn count_children(self: &Arc<Self>, timer: &store::Timer, parent: &str) -> Result<()> {
-        let _guard = self.locks.lock(parent).await;
-        let mut tx = Tx::new();
-        tx.push(Write::CancelTimer(timer.key.clone()));
-        let mut runs = Vec::new();
-        if let Some(before) = self.store.ticket(parent).await? {
-            let open = self.open_children(&before).await?.len() as u32;
-            if open != before.open_children {
-                let mut after = before.clone();
-                after.open_children = open;
-                let change =
-                    FieldChange { field: "open_children".into(), from: json!(before.open_children), to: json!(open) };
-                tx.ticket(Some(&before), &mut after);
-                runs =
-                    self.raise(&mut tx, &after, EventKind::Updated, vec![change], None, CHILDREN, &[], None).await?.1;
-            }
-        }
-        self.store.commit(tx).await?;
-        self.after_commit(&runs);
-        Ok(())
-    }
-
-    /// Adds a comment.
-    pub async fn add_comment(self: &Arc<Self>, id: &str, body: &str, internal: bool, actor: &str) -> Result<Outcome> {
-        self.comment_as(id, body, internal, actor, None).await
-    }
-
-    /// A comment by `author`, posted by the token `poster` on their behalf (a portal or
-    /// mail gateway relaying a reply); the audit log records who posted it.
-    pub async fn add_comment_on_behalf(
-        self: &Arc<Self>,
-        id: &str,
-        body: &str,
-        internal: bool,
-        author: &str,
-        poster: &str,
-    ) -> Result<Outcome> {
-        self.comment_as(id, body, internal, author, Some(poster)).await
-    }
-
-    async fn comment_as(
-        self: &Arc<Self>,
-        id: &str,
-        body: &str,
-        internal: bool,
-        actor: &str,
-        poster: Option<&str>,
-    ) -> Result<Outcome> {
-        if body.trim().is_empty() {
-            return Err(invalid("/body", "body must not be empty"));
-        }
-        let _guard = self.locks.lock(id).await;
-        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
-        let mut after = before.clone();
-        let comment = after.add_comment(actor, body, internal, self.now());
-        let mut tx = Tx::new();
-        tx.ticket(Some(&before), &mut after);
-        if let Some(poster) = poster {
-            tx.push(Write::Audit(crate::run::AuditEntry {
-                at: self.now(),
-                actor: poster.to_string(),
-                action: "comment.on_behalf".into(),
-                target: id.to_string(),
-                detail: json!({"author": actor, "comment": comment.id, "internal": internal}),
-            }));
-        }
-        let (event, runs) =
-            self.raise(&mut tx, &after, EventKind::CommentAdded, Vec::new(), Some(comment), actor, &[], None).await?;
-        self.store.commit(tx).await?;
-        self.after_commit(&runs);
-        Ok(Outcome { ticket: after, event: Some(event), runs })
-    }
-
-    /// Links two tickets. Parent/child and related links are recorded on both sides;
-    /// `duplicate_of` on this ticket only. Each side's history gets a `links` change.
-    pub async fn link(self: &Arc<Self>, id: &str, link: crate::ticket::Link, actor: &str) -> Result<Outcome> {
-        use crate::ticket::{Link, LinkKind};
-        if link.ticket == id {
-            return Err(invalid("/ticket", "a ticket cannot link to itself"));
-        }
-        let _guards = self.locks.lock_pair(id, &link.ticket).await;
-        let before = self.store.ticket(id).await?.ok_or_else(|| Error::NotFound { kind: "ticket", id: id.into() })?;
-        let other_before = self
-            .store
-            .ticket(&link.ticket)
-            .await?
-            .ok_or_else(|| invalid("/ticket", format!("unknown ticket `{}`", link.ticket)))?;
-        if before.links.contains(&link) {
-            return Ok(Outcome { ticket: before, event: None, runs: Vec::new() });
-        }
-        let now = self.now();
-        let reverse = match link.kind {
-            LinkKind::Parent => Some(LinkKind::Child),
-            LinkKind::Child => Some(LinkKind::Parent),
-            LinkKind::Related => Some(LinkKind::Related),
-            LinkKind::DuplicateOf => None,
-        };
-        let change = |t: &Ticket, added: &Link| FieldChange {
-            field: "links".into(),
-            from: serde_json::to_value(&t.links).unwrap_or(Value::Null),
-            to: serde_json::to_value(t.links.iter().chain(std::iter::once(added)).collect::<Vec<_>>())
-                .unwrap_or(Value::Null),
-        };
-        let mut tx = Tx::new();
-        let mut after = before.clone();
-        let changes = vec![change(&before, &link)];
-        after.links.push(link.clone());
-        after.updated_at = now;
-        tx.ticket(Some(&before), &mut after);
-        let (event, mut runs) =
-            self.raise(&mut tx, &after, EventKind::Updated, changes, None, actor, &[], None).await?;
-        if let Some(kind) = reverse {
-            let back = Link { kind, ticket: id.to_string() };
-            if !other_before.links.contains(&back) {
-                let mut other = other_before.clone();
-                let changes = vec![change(&other_before, &back)];
-                other.links.push(back);
-                other.updated_at = now;
-                tx.ticket(Some(&other_before), &mut other);
-                runs.extend(self.raise(&mut tx, &other, EventKind::Updated, changes, None, actor, &[], None).await?.1);
-            }
-        }
-        self.store.commit(tx).await?;
-        self.after_commit(&runs);
-        Ok(Outcome { ticket: after, event: Some(event), runs })
-    }
-
-    /// Starts a workflow by hand on a ticket; `input` becomes `vars.input`.
-    pub async fn start_manual(
-        self: &Arc<Self>,
-        workflow: &str,
-        ticket: &str,
-        input: Value,
-        actor: &str,
-    ) -> Result<Outcome> {
-        self.start_manual_with(workflow, ticket, input, actor, |_| Vec::new()).await
-    }
-
-    /// [`Engine::start_manual`], committing `extra(outcome)` in the same transaction.
-    pub async fn start_manual_with(
-        self: &Arc<Self>,
-        workflow: &str,
-        ticket: &str,
-        input: Value,
-        actor: &str,
-        extra: impl FnOnce(&Outcome) -> Vec<Write>,
-    ) -> Result<Outcome> {
-        let record = self
-            .store
-            .workflow(workflow)
-            .await?
-            .ok_or_else(|| Error::NotFound { kind: "workflow", id: workflow.into() })?;
-        if !record.definition.triggers.contains(&Trigger::Manual) {
-            return Err(Error::Conflict(format!("workflow `{workflow}` has no `manual` trigger")));
-        }
-        let _guard = self.locks.lock(ticket).await;
-        let t =
-            self.store.ticket(ticket).await?.ok_or_else(|| invalid("/ticket", format!("unknown ticket `{ticket}`")))?;
-        let mut tx = Tx::new();
-        let (event, runs) =
-            self.raise(&mut tx, &t, EventKind::Manual, Vec::new(), None, actor, &[], Some((workflow, input))).await?;
-        let outcome = Outcome { ticket: t, event: Some(event), runs };
-        tx.writes.extend(extra(&outcome));
-        self.store.commit(tx).await?;
-        self.after_commit(&outcome.runs);
-        Ok(outcome)
     }
 
     /// Records an event in `tx` and the runs it starts; returns the event id and run ids.

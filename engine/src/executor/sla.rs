@@ -22,7 +22,7 @@ use crate::store::{Timer, TimerKind, Tx, Write};
 use crate::ticket::{Status, Ticket};
 use serde_json::Map;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+
 use std::sync::Arc;
 
 /// Policies (by id) and their calendars.
@@ -330,47 +330,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the timer loop until shutdown: fires due timers, then sleeps until the next
-    /// one is due (at most a second, or until woken by a new timer or by the shutdown).
-    pub fn spawn_timers(self: &Arc<Self>) {
-        let engine = self.clone();
-        let handle = tokio::spawn(async move {
-            loop {
-                // Created before the flag is read: a shutdown in between still wakes it.
-                let stopping = engine.stop_signal.notified();
-                if engine.stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Err(e) = engine.fire_due_timers().await {
-                    tracing::error!(error = %e, "timer loop");
-                }
-                let wait = match engine.store.next_timer().await {
-                    Ok(Some(due)) => {
-                        (due - engine.now()).to_std().unwrap_or_default().min(std::time::Duration::from_secs(1))
-                    }
-                    _ => std::time::Duration::from_secs(1),
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = engine.timer_wakeup.notified() => {}
-                    _ = stopping => break,
-                }
-            }
-        });
-        *self.timer_loop.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-    }
-
     /// Removes a timer that has nothing left to do (its ticket, run or approval is gone
     /// or has moved on).
     pub(super) async fn drop_timer(&self, timer: &Timer) -> Result<()> {
         let mut tx = Tx::new();
         tx.push(Write::CancelTimer(timer.key.clone()));
         Ok(self.store.commit(tx).await?)
-    }
-
-    /// Wakes the timer loop (after a commit that may have set an earlier timer).
-    pub(super) fn wake_timers(&self) {
-        self.timer_wakeup.notify_one();
     }
 }
 

@@ -6,7 +6,6 @@ use crate::run::{machine, Cause, EventKind, Run, RunStatus};
 use crate::store::{Tx, Write};
 use crate::ticket::{fields, Ticket};
 use crate::workflow::{Action, Workflow};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// How many times in a row a step is retried after a write conflict before its run is
@@ -26,7 +25,7 @@ impl Engine {
         let Some(mut run) = self.store.run(run_id).await? else { return Ok(()) };
         let mut conflicts = 0;
         loop {
-            if self.stopping.load(Ordering::SeqCst) || !run.status.is_active() {
+            if self.runtime.stopping() || !run.status.is_active() {
                 return Ok(());
             }
             let def = self.definition(&run.workflow_id, run.workflow_revision).await?;
@@ -57,22 +56,6 @@ impl Engine {
             machine::Outcome::Completed => self.metrics.run(&run.workflow_id, "completed"),
             machine::Outcome::Failed(_) => self.metrics.run(&run.workflow_id, "failed"),
         }
-    }
-
-    /// Sleeps for `d` unless the engine stops first; returns whether the time passed.
-    pub(super) async fn pause(&self, d: std::time::Duration) -> bool {
-        let stopping = self.stop_signal.notified();
-        if self.stopping.load(Ordering::SeqCst) {
-            return false;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = stopping => false,
-        }
-    }
-
-    async fn worker(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.workers.clone().acquire_owned().await.map_err(|_| Error::Conflict("the engine is stopping".into()))
     }
 
     /// Executes the run's next step, and the local steps that follow it, and commits them
@@ -189,7 +172,7 @@ impl Engine {
                     && !creates_children
                     && steps::is_local(&def.steps[n].action)
                     && run.steps_done < self.config.max_steps_per_run
-                    && !self.stopping.load(Ordering::SeqCst)
+                    && !self.runtime.stopping()
             }) else {
                 break outcome;
             };
