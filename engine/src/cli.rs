@@ -1,5 +1,6 @@
-//! The `switchboard` command line: `serve`, `validate`, `apply` (configuration as code),
-//! `install`, `explain`, `report`, `run`, and the desk commands in [`desk`].
+//! The `switchboard` command line: `serve` and `validate` here; `apply` (configuration as
+//! code) and `install` in [`apply`]; `explain`, `report` and `run` in [`inspect`]; the
+//! desk commands in [`desk`].
 //!
 //! Exit codes: 0 success; 1 runtime failure; 2 invalid input (arguments, configuration,
 //! workflow files); 3 the data directory cannot be used (locked, unreadable, corrupt).
@@ -7,7 +8,7 @@
 use crate::clock::SystemClock;
 use crate::config::{Config, Role, Token};
 use crate::executor::Engine;
-use crate::store::{sled::SledStore, Durability, Store};
+use crate::store::{sled::SledStore, Durability};
 use crate::workflow::{validate_str, Workflow};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod apply;
 mod desk;
+mod inspect;
 
 /// Workflow automation for IT service desks.
 #[derive(Debug, Parser)]
@@ -232,15 +235,15 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
-        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply(args))),
-        Command::Install(args) => runtime().and_then(|rt| rt.block_on(install(args))),
-        Command::Explain(args) => runtime().and_then(|rt| rt.block_on(explain(args))),
-        Command::Report(args) => runtime().and_then(|rt| rt.block_on(report(args))),
+        Command::Apply(args) => runtime().and_then(|rt| rt.block_on(apply::apply(args))),
+        Command::Install(args) => runtime().and_then(|rt| rt.block_on(apply::install(args))),
+        Command::Explain(args) => runtime().and_then(|rt| rt.block_on(inspect::explain(args))),
+        Command::Report(args) => runtime().and_then(|rt| rt.block_on(inspect::report(args))),
         Command::Tickets(cmd) => runtime().and_then(|rt| rt.block_on(desk::tickets(cmd))),
         Command::DryRun(args) => runtime().and_then(|rt| rt.block_on(desk::dry_run(args))),
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(desk::replay(args))),
         Command::Start(args) => runtime().and_then(|rt| rt.block_on(desk::start(args))),
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(show_run(args))),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(inspect::show_run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -434,15 +437,15 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Engine::new(store, Arc::new(SystemClock), config.clone()).map_err(|e| Failure::runtime(e.to_string()))?;
     if args.demo {
         crate::demo::seed(&engine).await.map_err(|e| Failure::runtime(e.to_string()))?;
-        install_dir(&engine, &args.plugins).await?;
-        grant_dir(&engine, &args.workflows.join("plugins")).await?;
-        load_sla(&engine, &args.workflows.join("sla")).await?;
-        load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
+        apply::install_dir(&engine, &args.plugins).await?;
+        apply::grant_dir(&engine, &args.workflows.join("plugins")).await?;
+        apply::load_sla(&engine, &args.workflows.join("sla")).await?;
+        apply::load_webhooks(&engine, &args.workflows.join("webhooks")).await?;
         for (_, mut wf) in demo_workflows {
             wf.schema = None;
             let current = engine.store().workflow(&wf.id).await.map_err(|e| Failure::runtime(e.to_string()))?;
-            let current = current.map(|r| json(&r.definition));
-            let file = json(&wf);
+            let current = current.map(|r| apply::json(&r.definition));
+            let file = apply::json(&wf);
             let id = wf.id.clone();
             crate::demo::seed_object(&engine, "workflow", &id, current, file, || async {
                 engine.put_workflow(wf, "demo").await.map(|_| ())
@@ -468,122 +471,6 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     crate::server::run(listener, engine, args.demo, crate::server::signal())
         .await
         .map_err(|e| Failure::runtime(e.to_string()))
-}
-
-async fn apply(args: ApplyArgs) -> Result<(), Failure> {
-    let setup = read_setup(&args.dir)?;
-    if setup.is_empty() {
-        return Err(Failure::input(format!("{}: no workflow, SLA, webhook or grant files found", args.dir.display())));
-    }
-    match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => apply_to_server(&url, args.target.token, setup).await,
-        (None, Some(dir)) => {
-            let (store, engine) = offline_engine(dir)?;
-            let result = apply_to_engine(&engine, setup).await;
-            store.close()?;
-            result
-        }
-        (None, None) => Err(Failure::input("apply needs --server URL or --data-dir DIR")),
-    }
-}
-
-/// Reads a setup directory; every problem goes to stderr as `file:pointer: message`.
-fn read_setup(path: &Path) -> Result<crate::setup::Setup, Failure> {
-    crate::setup::read(path).map_err(|problems| {
-        for p in &problems {
-            eprintln!("{p}");
-        }
-        Failure::input(format!("{} problem(s) found", problems.len()))
-    })
-}
-
-/// Applies a setup through the HTTP API, in dependency order: SLA calendars, then
-/// policies, workflows, webhook endpoints (which may start workflows), plugin grants.
-async fn apply_to_server(url: &str, token: Option<String>, setup: crate::setup::Setup) -> Result<(), Failure> {
-    let token = Some(token.ok_or_else(|| Failure::input("--server needs --token (or SWITCHBOARD_TOKEN)"))?);
-    let post = |file: PathBuf, method: reqwest::Method, path: String, body: serde_json::Value| {
-        let token = token.clone();
-        async move {
-            let (status, text) =
-                send(url, token, |c, base| c.request(method, format!("{base}{path}")).json(&body)).await?;
-            if !status.is_success() {
-                return Err(refused(&file.display().to_string(), status, &text));
-            }
-            Ok(serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default())
-        }
-    };
-    for (file, sla) in setup.sla {
-        for c in sla.calendars {
-            let id = c.id.clone();
-            post(file.clone(), reqwest::Method::POST, "/sla/calendars".into(), json(&c)).await?;
-            println!("{}: calendar {id}", file.display());
-        }
-        for p in sla.policies {
-            let id = p.id.clone();
-            post(file.clone(), reqwest::Method::POST, "/sla/policies".into(), json(&p)).await?;
-            println!("{}: SLA policy {id}", file.display());
-        }
-    }
-    for (file, wf) in setup.workflows {
-        let body = post(file.clone(), reqwest::Method::POST, "/workflows".into(), json(&wf)).await?;
-        println!("{}: {} revision {}", file.display(), wf.id, body["workflow"]["revision"]);
-    }
-    for (file, endpoint) in setup.webhooks {
-        let id = endpoint.id.clone();
-        post(file.clone(), reqwest::Method::POST, "/webhooks".into(), json(&endpoint)).await?;
-        println!("{}: webhook {id}", file.display());
-    }
-    for (file, id, grants) in setup.grants {
-        let installed = send(url, token.clone(), |c, base| c.get(format!("{base}/plugins/{}", segment(&id)))).await?;
-        if installed.0 == reqwest::StatusCode::NOT_FOUND {
-            eprintln!(
-                "{}: plugin `{id}` is not installed; its grants were skipped (install it, then apply again)",
-                file.display()
-            );
-            continue;
-        }
-        post(file.clone(), reqwest::Method::PUT, format!("/plugins/{}/grants", segment(&id)), json(&grants)).await?;
-        println!("{}: grants of plugin {id}", file.display());
-    }
-    Ok(())
-}
-
-/// Applies a setup to a stopped server's data directory, in the same order.
-async fn apply_to_engine(engine: &Arc<Engine>, setup: crate::setup::Setup) -> Result<(), Failure> {
-    for (file, sla) in setup.sla {
-        for c in sla.calendars {
-            let id = c.id.clone();
-            engine.put_calendar(c).await.map_err(|e| engine_failure(&file, e))?;
-            println!("{}: calendar {id}", file.display());
-        }
-        for p in sla.policies {
-            let id = p.id.clone();
-            engine.put_sla_policy(p).await.map_err(|e| engine_failure(&file, e))?;
-            println!("{}: SLA policy {id}", file.display());
-        }
-    }
-    for (file, wf) in setup.workflows {
-        let (record, _) = engine.put_workflow(wf, "cli").await.map_err(|e| engine_failure(&file, e))?;
-        println!("{}: {} revision {}", file.display(), record.id, record.revision);
-    }
-    for (file, endpoint) in setup.webhooks {
-        let (stored, _) = engine.put_endpoint(endpoint, "cli").await.map_err(|e| engine_failure(&file, e))?;
-        println!("{}: webhook {}", file.display(), stored.id);
-    }
-    for (file, id, grants) in setup.grants {
-        let Some(mut record) = engine.store().plugin(&id).await.map_err(|e| Failure::runtime(e.to_string()))? else {
-            eprintln!(
-                "{}: plugin `{id}` is not installed; its grants were skipped (install it, then apply again)",
-                file.display()
-            );
-            continue;
-        };
-        record.connections = grants.connections;
-        record.config = grants.config;
-        engine.plugins().update(record, "cli").await.map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        println!("{}: grants of plugin {id}", file.display());
-    }
-    Ok(())
 }
 
 /// Sends a request to a running server (built from its base URL) with the token.
@@ -656,326 +543,4 @@ fn error_message(text: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(String::from))
         .unwrap_or_else(|| text.to_string())
-}
-
-async fn explain(args: ExplainArgs) -> Result<(), Failure> {
-    let report = match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => {
-            let ticket = args.ticket.clone();
-            let (status, text) =
-                send(&url, args.target.token, |c, base| c.get(format!("{base}/tickets/{}/explain", segment(&ticket))))
-                    .await?;
-            if !status.is_success() {
-                return Err(refused(&args.ticket, status, &text));
-            }
-            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
-        }
-        (None, Some(dir)) => {
-            let (store, engine) = offline_engine(existing_store(&dir)?)?;
-            let report =
-                engine.explain(&args.ticket).await.map_err(|e| Failure::input(format!("{}: {e}", args.ticket)))?;
-            store.close()?;
-            serde_json::to_value(report).map_err(|e| Failure::runtime(e.to_string()))?
-        }
-        (None, None) => return Err(Failure::input("explain needs --server URL or --data-dir DIR")),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-    } else {
-        print!("{}", render_explanation(&report));
-    }
-    Ok(())
-}
-
-async fn report(args: ReportArgs) -> Result<(), Failure> {
-    let mut query = vec![("period", args.period.clone()), ("format", args.format.clone())];
-    for (k, v) in [("from", &args.from), ("to", &args.to), ("by", &args.by), ("bucket", &args.bucket), ("tz", &args.tz)]
-    {
-        if let Some(v) = v {
-            query.push((k, v.clone()));
-        }
-    }
-    match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => {
-            let (status, text) =
-                send(&url, args.target.token, |c, base| c.get(format!("{base}/reports")).query(&query)).await?;
-            if !status.is_success() {
-                return Err(refused("report", status, &text));
-            }
-            print!("{text}");
-            Ok(())
-        }
-        (None, Some(dir)) => {
-            let q: crate::api::reports::ReportQuery = serde_json::from_value(serde_json::Value::Object(
-                query.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect(),
-            ))
-            .map_err(|e| Failure::input(format!("report: {e}")))?;
-            let config = match &args.config {
-                Some(path) => Config::from_file(path).map_err(|e| Failure::input(e.to_string()))?,
-                None => Config::default(),
-            };
-            let query = crate::api::reports::query(&q, chrono::Utc::now(), &config.reports)
-                .map_err(|e| Failure::input(format!("report: {}", e.message)))?;
-            let (store, engine) = offline_engine_with(Config { data_dir: existing_store(&dir)?, ..config })?;
-            let report = engine.report(&query).await.map_err(|e| Failure::input(format!("report: {e}")))?;
-            store.close()?;
-            match args.format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
-                _ => print!("{}", crate::report::csv(&report)),
-            }
-            Ok(())
-        }
-        (None, None) => Err(Failure::input("report needs --server URL or --data-dir DIR")),
-    }
-}
-
-async fn show_run(args: RunArgs) -> Result<(), Failure> {
-    let run: serde_json::Value = match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => {
-            let id = args.run.clone();
-            let (status, text) =
-                send(&url, args.target.token, |c, base| c.get(format!("{base}/runs/{}", segment(&id)))).await?;
-            if !status.is_success() {
-                return Err(refused(&args.run, status, &text));
-            }
-            serde_json::from_str(&text).map_err(|e| Failure::runtime(format!("{url}: {e}")))?
-        }
-        (None, Some(dir)) => {
-            let (store, _engine) = offline_engine(existing_store(&dir)?)?;
-            use crate::store::RunStore as _;
-            let run =
-                store.run(&args.run).await?.ok_or_else(|| Failure::input(format!("{}: no such run", args.run)))?;
-            store.close()?;
-            serde_json::to_value(run).unwrap_or_default()
-        }
-        (None, None) => return Err(Failure::input("run needs --server URL or --data-dir DIR")),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
-    } else {
-        print!("{}", render_timeline(&run));
-    }
-    Ok(())
-}
-
-/// A run as a timeline, one line per trace entry, the comparisons of conditions below.
-fn render_timeline(run: &serde_json::Value) -> String {
-    use std::fmt::Write as _;
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-    let mut out = format!(
-        "{}  workflow {} (revision {})  ticket {}  {}{}\n",
-        text(&run["id"]),
-        text(&run["workflow_id"]),
-        run["workflow_revision"],
-        if text(&run["ticket_id"]).is_empty() { "-".into() } else { text(&run["ticket_id"]) },
-        text(&run["status"]),
-        run["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
-    );
-    for e in run["trace"].as_array().into_iter().flatten() {
-        let at = text(&e["at"]);
-        let time = at.get(11..23).unwrap_or(&at);
-        let what = match (e["step"].as_str(), e["step_type"].as_str()) {
-            (Some(step), Some(kind)) => format!("{step} ({kind})"),
-            _ => text(&e["kind"]),
-        };
-        let _ = writeln!(out, "  {time}  {what:<24} {:<10} {}", text(&e["outcome"]), text(&e["message"]));
-        for c in e["checks"].as_array().into_iter().flatten() {
-            let mark = if c["result"].as_bool() == Some(true) { "yes" } else { "no " };
-            let expected = if c["expected"].is_null() { String::new() } else { format!(" {}", c["expected"]) };
-            let _ = writeln!(
-                out,
-                "                {mark} {} {}{expected} (saw {}) at {}",
-                text(&c["field"]),
-                text(&c["op"]),
-                c["actual"],
-                text(&c["pointer"])
-            );
-        }
-        for c in e["changes"].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "                {}: {} -> {}", text(&c["field"]), c["from"], c["to"]);
-        }
-    }
-    out
-}
-
-/// The explanation as text: one line per workflow and policy, then the events.
-fn render_explanation(r: &serde_json::Value) -> String {
-    use std::fmt::Write as _;
-    let empty = Vec::new();
-    let list = |v: &serde_json::Value| v.as_array().unwrap_or(&empty).clone();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-    let mut out = format!("ticket {}\n\nworkflows\n", text(&r["ticket"]));
-    for w in list(&r["workflows"]) {
-        let _ = writeln!(out, "  {} (revision {}): {}", text(&w["workflow"]), w["revision"], text(&w["summary"]));
-        for e in list(&w["events"]) {
-            let what = match e["outcome"].as_str() {
-                Some("started") => format!("started {}", text(&e["run"])),
-                Some(other) => format!("{other}: {}", text(&e["reason"])),
-                None => String::new(),
-            };
-            let _ = writeln!(out, "    {} {} by {}: {what}", text(&e["event"]), text(&e["type"]), text(&e["actor"]));
-        }
-    }
-    out.push_str("\nSLA policies\n");
-    for p in list(&r["sla_policies"]) {
-        let _ = writeln!(out, "  {}: {}", text(&p["policy"]), text(&p["why"]));
-    }
-    let waiting = list(&r["waiting_runs"]);
-    if !waiting.is_empty() {
-        out.push_str("\nwaiting runs\n");
-        for w in waiting {
-            let _ = writeln!(out, "  {} ({}) at step {}", text(&w["run"]), text(&w["workflow"]), text(&w["step"]));
-        }
-    }
-    out
-}
-
-/// Installs every `*.wasm` in `dir` (the demo's plugins).
-async fn install_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!(dir = %dir.display(), "no plugins directory; run plugins/build.sh to build the demo plugins");
-        return Ok(());
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-        .collect();
-    files.sort();
-    for file in files {
-        let bytes = std::fs::read(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        let record = engine
-            .plugins()
-            .install(&bytes, "demo", crate::plugin::Installer::Admin)
-            .await
-            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-        tracing::info!(plugin = %record.plugin.id, version = %record.plugin.version, "installed demo plugin");
-    }
-    Ok(())
-}
-
-/// Applies `<plugin id>.json` grants (the body of `PUT /plugins/{id}/grants`) from a
-/// directory (the demo's `workflows/plugins/`) to installed plugins.
-async fn grant_dir(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    let Ok(files) = workflow_files(dir) else { return Ok(()) };
-    for file in files {
-        let (id, grants) = crate::setup::read_grants(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
-        let Some(mut record) = engine.store().plugin(&id).await.map_err(|e| Failure::runtime(e.to_string()))? else {
-            tracing::warn!(file = %file.display(), "grants for a plugin that is not installed");
-            continue;
-        };
-        record.connections = grants.connections;
-        record.config = grants.config;
-        engine
-            .plugins()
-            .update(record, "demo")
-            .await
-            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-    }
-    Ok(())
-}
-
-async fn install(args: InstallArgs) -> Result<(), Failure> {
-    let bytes = std::fs::read(&args.file).map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
-    match (args.target.server, args.target.data_dir) {
-        (Some(url), _) => {
-            let (status, text) = send(&url, args.target.token, |c, base| {
-                c.post(format!("{base}/plugins")).header("content-type", "application/wasm").body(bytes)
-            })
-            .await?;
-            if !status.is_success() {
-                let msg = error_message(&text);
-                return Err(Failure::input(format!(
-                    "{}: server refused the plugin ({status}): {msg}",
-                    args.file.display()
-                )));
-            }
-            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            println!("{}: installed {} {}", args.file.display(), body["plugin"]["id"], body["plugin"]["version"]);
-            Ok(())
-        }
-        (None, Some(dir)) => {
-            let (store, engine) = offline_engine(dir)?;
-            let record = engine
-                .plugins()
-                .install(&bytes, "cli", crate::plugin::Installer::Admin)
-                .await
-                .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
-            println!("{}: installed {} {}", args.file.display(), record.plugin.id, record.plugin.version);
-            store.close()?;
-            Ok(())
-        }
-        (None, None) => Err(Failure::input("install needs --server URL or --data-dir DIR")),
-    }
-}
-
-/// An engine error about a file: input errors name the file and the JSON pointer.
-fn engine_failure(file: &Path, e: crate::executor::Error) -> Failure {
-    match e {
-        crate::executor::Error::Invalid(errs) => Failure::input(
-            errs.iter().map(|(p, m)| format!("{}:{p}: {m}", file.display())).collect::<Vec<_>>().join("\n"),
-        ),
-        other => Failure::runtime(other.to_string()),
-    }
-}
-
-/// Registers the inbound webhook endpoints in a directory (the demo's), signed with
-/// [`crate::demo::WEBHOOK_SECRET`] unless a file sets its own secret.
-async fn load_webhooks(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    let Ok(files) = workflow_files(dir) else { return Ok(()) };
-    for file in files {
-        let mut endpoint =
-            crate::setup::read_endpoint(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
-        if endpoint.secret.is_empty() {
-            endpoint.secret = crate::demo::WEBHOOK_SECRET.into();
-        }
-        let shape = |e: &crate::webhook::Endpoint| {
-            let mut v = json(e);
-            v.as_object_mut().map(|m| m.remove("secret"));
-            v
-        };
-        let current = engine.endpoint(&endpoint.id).await.map_err(|e| engine_failure(&file, e))?.map(|e| shape(&e));
-        let id = endpoint.id.clone();
-        let shipped = shape(&endpoint);
-        crate::demo::seed_object(engine, "webhook", &id, current, shipped, || async {
-            engine.put_endpoint(endpoint, "demo").await.map(|_| ())
-        })
-        .await
-        .map_err(|e| engine_failure(&file, e))?;
-    }
-    Ok(())
-}
-
-/// A value as JSON, for comparing a stored object with a shipped file.
-fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
-}
-
-/// Loads SLA files (`{"calendars": [...], "policies": [...]}`) from a directory (the demo's).
-async fn load_sla(engine: &Arc<Engine>, dir: &Path) -> Result<(), Failure> {
-    let Ok(files) = workflow_files(dir) else { return Ok(()) };
-    for file in files {
-        let sla = crate::setup::read_sla(&file).map_err(|problems| Failure::input(problems.join("\n")))?;
-        let invalid = |e| engine_failure(&file, e);
-        let calendars = engine.store().calendars().await.map_err(|e| invalid(e.into()))?;
-        for c in sla.calendars {
-            let current = calendars.iter().find(|x| x.id == c.id).map(json);
-            let (id, shipped) = (c.id.clone(), json(&c));
-            crate::demo::seed_object(engine, "calendar", &id, current, shipped, || async {
-                engine.put_calendar(c).await.map(|_| ())
-            })
-            .await
-            .map_err(invalid)?;
-        }
-        let policies = engine.store().sla_policies().await.map_err(|e| invalid(e.into()))?;
-        for p in sla.policies {
-            let current = policies.iter().find(|x| x.id == p.id).map(json);
-            let (id, shipped) = (p.id.clone(), json(&p));
-            crate::demo::seed_object(engine, "sla_policy", &id, current, shipped, || async {
-                engine.put_sla_policy(p).await.map(|_| ())
-            })
-            .await
-            .map_err(invalid)?;
-        }
-    }
-    Ok(())
 }

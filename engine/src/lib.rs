@@ -22,12 +22,12 @@
 //! | [`store`] | async storage traits, optimistic expectations (ticket versions, run journals), the sled backend with group commit, the in-memory backend, the contract every backend passes |
 //! | [`secret`] | secrets sealed at rest (XChaCha20-Poly1305) |
 //! | [`notify`] | signed outbound webhooks: retries, dead letters |
-//! | [`plugin`] | the WebAssembly plugin host (wasmtime) |
+//! | [`plugin`] | the WebAssembly plugin host (wasmtime): install, one invocation and its host calls |
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`report`] | the manager's reports: SLA %, FCR, MTTR, backlog, CSAT, deflection (pure) |
 //! | [`config`] | the server's configuration: one typed struct, defaults < file < env < flags |
 //! | [`setup`] | configuration as code: a directory of workflows, SLA files, webhooks, grants |
-//! | [`executor`] | the engine: ticket operations, dispatch, durable runs |
+//! | [`executor`] | the engine: the ticket service, dispatch, the run runtime (queue, workers, timers), the driver and one module per step type (load, then a pure plan); services return typed results |
 //! | [`api`] | the HTTP API |
 //! | [`server`] | `run(listener, shutdown)` |
 //! | [`cli`], [`demo`] | the command line, demo data |

@@ -4,6 +4,8 @@
 //! - [`sandbox`]: limits, host functions, the reduced WASI;
 //! - [`net`]: outbound HTTP through admin-configured connections;
 //! - [`directory`]: LDAP through admin-configured directory connections;
+//! - [`install`]: install, update and removal;
+//! - [`host`]: one invocation, and the host calls a guest makes during it;
 //! - this file: the [`PluginHost`] (engine configuration, the epoch ticker, install,
 //!   the compiled-module cache, and calls with back-pressure).
 //!
@@ -12,21 +14,25 @@
 
 pub mod directory;
 pub mod fuzz_guest;
+mod host;
+mod install;
 /// Manifests and records live below the store (which keeps them); this path stays.
 pub use crate::manifest;
+use host::{invoke, HostServices, KvPending};
+use install::{pointer_or_root, with_hash};
 pub mod net;
 pub mod sandbox;
 
 use crate::store::{Store, Tx, Write};
-use manifest::{inspect, InspectError, PluginRecord};
+use manifest::PluginRecord;
 use sandbox::{Ctx, Limits, Services};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig, Trap};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Module, PoolingAllocationConfig};
 
 /// Why a plugin could not be installed or called. Call errors carry a stable code.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
@@ -292,196 +298,6 @@ impl PluginHost {
         .flatten()
     }
 
-    /// Checks the caps that bound what a module costs to compile.
-    fn check_size(&self, info: &manifest::ModuleInfo) -> Result<(), PluginError> {
-        let c = &self.config;
-        let over = |what: &str, got: u64, max: u64, key: &str| {
-            PluginError::new("too_complex", format!("module has {got} {what}; the limit is {max} (plugins.{key})"))
-        };
-        if info.functions > c.max_functions {
-            return Err(over("functions", info.functions.into(), c.max_functions.into(), "max_functions"));
-        }
-        if info.code_bytes > c.max_code_bytes {
-            return Err(over("bytes of code", info.code_bytes, c.max_code_bytes, "max_code_bytes"));
-        }
-        Ok(())
-    }
-
-    /// Validates and stores a module as the plugin's current version.
-    ///
-    /// A new id may be installed by an admin or an integrator and starts with no
-    /// grants. A new version of an installed id is an admin's decision: it keeps the
-    /// plugin's grants and config, and the answer lists what it asks for that the old
-    /// one did not. A version is never replaced by other bytes (`version_conflict`);
-    /// the same bytes again change nothing.
-    pub async fn install(&self, bytes: &[u8], actor: &str, who: Installer) -> Result<Installed, PluginError> {
-        if bytes.len() > self.config.max_module_bytes {
-            return Err(PluginError::new(
-                "too_large",
-                format!(
-                    "module is {} bytes; the limit is {} (plugins.max_module_bytes)",
-                    bytes.len(),
-                    self.config.max_module_bytes
-                ),
-            ));
-        }
-        let owned = Arc::new(bytes.to_vec());
-        let parse = owned.clone();
-        let info = tokio::task::spawn_blocking(move || inspect(&parse))
-            .await
-            .map_err(|e| PluginError::new("invalid_plugin", format!("reading the module crashed: {e}")))?
-            .map_err(|e: InspectError| PluginError::new("invalid_plugin", e.to_string()))?;
-        self.check_size(&info)?;
-        let m = info.manifest;
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let existing = self.store.plugin(&m.id).await.map_err(storage)?;
-        if let Some(old) = &existing {
-            if who != Installer::Admin {
-                return Err(PluginError::new(
-                    "forbidden",
-                    format!(
-                        "plugin `{}` is installed (version {}); only an admin may install a new version of it, since its grants go with it",
-                        m.id, old.version
-                    ),
-                ));
-            }
-            if old.versions.contains(&m.version) {
-                let kept = match old.hashes.get(&m.version) {
-                    Some(h) => Some(h.clone()),
-                    None => self
-                        .store
-                        .plugin_module(&m.id, &m.version)
-                        .await
-                        .map_err(storage)?
-                        .map(|b| hex::encode(Sha256::digest(&b))),
-                };
-                if kept.as_deref() != Some(sha256.as_str()) {
-                    return Err(PluginError::new(
-                        "version_conflict",
-                        format!(
-                            "version {} of `{}` is installed with other bytes (sha256 {}); give the new module a new version",
-                            m.version,
-                            m.id,
-                            kept.unwrap_or_default()
-                        ),
-                    ));
-                }
-                if old.version == m.version {
-                    return Ok(Installed {
-                        plugin: old.clone(),
-                        replaced: None,
-                        changes: json!({}),
-                        pruned: Vec::new(),
-                        created: false,
-                    });
-                }
-            }
-        }
-        let (pre, artifact) = self.compile(owned).await?;
-        let mut versions = existing.as_ref().map(|r| r.versions.clone()).unwrap_or_default();
-        versions.retain(|v| v != &m.version);
-        versions.push(m.version.clone());
-        let excess = versions.len().saturating_sub(self.config.keep_versions.max(1));
-        let pruned: Vec<String> = versions.drain(..excess).collect();
-        let mut hashes = existing.as_ref().map(|r| r.hashes.clone()).unwrap_or_default();
-        hashes.insert(m.version.clone(), sha256.clone());
-        hashes.retain(|v, _| versions.contains(v));
-        let changes = existing.as_ref().map_or(json!({}), |old| manifest_changes(&old.manifest, &m));
-        let record = PluginRecord {
-            id: m.id.clone(),
-            version: m.version.clone(),
-            versions,
-            enabled: existing.as_ref().is_none_or(|r| r.enabled),
-            connections: existing.as_ref().map(|r| r.connections.clone()).unwrap_or_default(),
-            config: existing.as_ref().map(|r| r.config.clone()).unwrap_or_default(),
-            sha256,
-            installed_at: chrono::Utc::now(),
-            hashes,
-            installed_by: actor.to_string(),
-            manifest: m,
-        };
-        let mut tx = Tx::new();
-        tx.push(Write::PluginModule { id: record.id.clone(), version: record.version.clone(), bytes: bytes.to_vec() });
-        if !artifact.is_empty() {
-            tx.push(Write::PluginArtifact { id: record.id.clone(), version: record.version.clone(), bytes: artifact });
-        }
-        for v in &pruned {
-            tx.push(Write::DeletePluginVersion { id: record.id.clone(), version: v.clone() });
-        }
-        let replaced = existing.as_ref().map(|r| r.version.clone());
-        tx.push(Write::Plugin(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
-            at: record.installed_at,
-            actor: actor.into(),
-            action: if replaced.is_some() { "plugin.upgrade" } else { "plugin.install" }.into(),
-            target: record.id.clone(),
-            detail: json!({"version": record.version, "sha256": record.sha256, "replaced": replaced,
-                "changes": changes, "pruned": pruned}),
-        }));
-        self.store.commit(tx).await.map_err(storage)?;
-        // Keep what was just compiled: the first call need not compile again.
-        let loaded = Arc::new(Self::loaded(record.clone(), pre)?);
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id.clone(), loaded);
-        Ok(Installed { plugin: record, created: replaced.is_none(), replaced, changes, pruned })
-    }
-
-    /// Removes a plugin entirely (`version` None) or one kept version. Removing the
-    /// current version makes the newest other kept version current; the last version
-    /// goes only with the plugin. The caller checks that no run still needs it.
-    pub async fn delete(
-        &self,
-        id: &str,
-        version: Option<&str>,
-        actor: &str,
-    ) -> Result<Option<PluginRecord>, PluginError> {
-        let record = self.installed(id).await?;
-        let mut tx = Tx::new();
-        let after = match version {
-            None => {
-                tx.push(Write::DeletePlugin { id: id.to_string() });
-                None
-            }
-            Some(v) if !record.versions.iter().any(|k| k == v) => {
-                return Err(PluginError::new("not_found", format!("plugin `{id}` has no version {v} kept")));
-            }
-            Some(v) if record.versions.len() == 1 => {
-                return Err(PluginError::new(
-                    "conflict",
-                    format!("{v} is the only version of `{id}`; delete the plugin instead"),
-                ));
-            }
-            Some(v) => {
-                let mut next = record.clone();
-                next.versions.retain(|k| k != v);
-                next.hashes.remove(v);
-                if record.version == v {
-                    let back = next.versions.last().cloned().unwrap_or_default();
-                    let bytes =
-                        self.store.plugin_module(id, &back).await.map_err(storage)?.ok_or_else(|| {
-                            PluginError::new("not_found", format!("module of `{id}` {back} is missing"))
-                        })?;
-                    let info = inspect(&bytes).map_err(|e| PluginError::new("invalid_plugin", e.to_string()))?;
-                    next.version = back;
-                    next.manifest = info.manifest;
-                    next.sha256 = hex::encode(Sha256::digest(&bytes));
-                }
-                tx.push(Write::DeletePluginVersion { id: id.to_string(), version: v.to_string() });
-                tx.push(Write::Plugin(Box::new(next.clone())));
-                Some(next)
-            }
-        };
-        tx.push(Write::Audit(crate::run::AuditEntry {
-            at: chrono::Utc::now(),
-            actor: actor.into(),
-            action: "plugin.delete".into(),
-            target: id.to_string(),
-            detail: json!({"version": version, "current": after.as_ref().map(|r| r.version.clone())}),
-        }));
-        self.store.commit(tx).await.map_err(storage)?;
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        self.kv_usage.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        Ok(after)
-    }
-
     /// The record of an installed plugin (`not_found` otherwise).
     pub async fn installed(&self, id: &str) -> Result<PluginRecord, PluginError> {
         self.store
@@ -521,34 +337,6 @@ impl PluginHost {
             validators.insert(a.name.clone(), (compile(&a.input_schema)?, compile(&a.output_schema)?));
         }
         Ok(Loaded { record, pre, validators })
-    }
-
-    /// Replaces grants, config or the enabled flag.
-    pub async fn update(&self, record: PluginRecord, actor: &str) -> Result<PluginRecord, PluginError> {
-        for c in &record.connections {
-            if !self.net.has(c) && !self.directories.has(c) {
-                return Err(PluginError::new(
-                    "unknown_connection",
-                    format!("connection `{c}` is not configured on this server"),
-                ));
-            }
-        }
-        let mut tx = Tx::new();
-        tx.push(Write::Plugin(Box::new(record.clone()))).push(Write::Audit(crate::run::AuditEntry {
-            at: chrono::Utc::now(),
-            actor: actor.into(),
-            action: "plugin.update".into(),
-            target: record.id.clone(),
-            detail: json!({"enabled": record.enabled, "connections": record.connections}),
-        }));
-        self.store.commit(tx).await.map_err(storage)?;
-        // Same module, new grants: keep the compiled code, swap the record.
-        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = cache.get(&record.id).cloned() {
-            let fresh = Loaded { record: record.clone(), pre: old.pre.clone(), validators: old.validators.clone() };
-            cache.insert(record.id.clone(), Arc::new(fresh));
-        }
-        Ok(record)
     }
 
     /// The plugin ready to call: from memory, else from its compiled artifact in the
@@ -700,257 +488,9 @@ impl PluginHost {
     }
 }
 
-/// `artifact` prefixed by its SHA-256, as kept in the store.
-fn with_hash(artifact: &[u8]) -> Vec<u8> {
-    let mut out = Sha256::digest(artifact).to_vec();
-    out.extend_from_slice(artifact);
-    out
-}
-
-/// What a new manifest adds and drops against the installed one.
-fn manifest_changes(old: &manifest::Manifest, new: &manifest::Manifest) -> Value {
-    let names =
-        |m: &manifest::Manifest| m.actions.iter().map(|a| a.name.clone()).collect::<std::collections::BTreeSet<_>>();
-    let conns = |m: &manifest::Manifest| m.wanted_connections().into_iter().collect::<std::collections::BTreeSet<_>>();
-    let (oa, na, oc, nc) = (names(old), names(new), conns(old), conns(new));
-    json!({
-        "from": old.version,
-        "to": new.version,
-        "added_actions": na.difference(&oa).collect::<Vec<_>>(),
-        "removed_actions": oa.difference(&na).collect::<Vec<_>>(),
-        "added_connections": nc.difference(&oc).collect::<Vec<_>>(),
-        "removed_connections": oc.difference(&nc).collect::<Vec<_>>(),
-    })
-}
-
 /// A store failure as a plugin error.
 fn storage(e: crate::store::Error) -> PluginError {
     PluginError::new("storage", e.to_string())
-}
-
-fn pointer_or_root(p: &str) -> String {
-    if p.is_empty() {
-        "/".into()
-    } else {
-        p.to_string()
-    }
-}
-
-/// Runs one invocation on the current (blocking) thread.
-fn invoke(
-    engine: &Engine,
-    pre: &InstancePre<Ctx>,
-    limits: Limits,
-    action: &str,
-    input: Vec<u8>,
-    services: Arc<dyn Services>,
-) -> Result<(Value, Vec<String>), PluginError> {
-    let ticks = (limits.timeout.as_millis() / sandbox::TICK.as_millis()).max(1) as u64 + 1;
-    let timeout = limits.timeout;
-    let input_len = input.len() as i32;
-    let mut store = wasmtime::Store::new(engine, Ctx::new(limits, action, input, services));
-    sandbox::limit(&mut store);
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
-    let outcome = pre.instantiate(&mut store).and_then(|instance| {
-        let f = instance.get_typed_func::<(i32, i32), i32>(&mut store, "switchboard_invoke")?;
-        f.call(&mut store, (action.len() as i32, input_len))
-    });
-    let done = store.into_data().finish();
-    let mut logs = done.logs;
-    if done.logs_dropped > 0 {
-        logs.push(format!("({} more log lines dropped: limit reached)", done.logs_dropped));
-    }
-    let fail = |code: &str, message: String, logs: Vec<String>| PluginError {
-        code: code.into(),
-        message,
-        retryable: false,
-        retry_after_ms: None,
-        logs,
-    };
-    match outcome {
-        Err(e) => {
-            let (code, message) = if done.memory_denied {
-                ("memory_limit", "plugin tried to grow its memory past the limit".to_string())
-            } else if done.table_denied {
-                ("table_limit", "plugin tried to grow a table past the limit".to_string())
-            } else {
-                match e.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => ("timeout", format!("plugin ran longer than {} ms", timeout.as_millis())),
-                    Some(Trap::StackOverflow) => ("stack_overflow", "plugin exhausted its stack".to_string()),
-                    Some(t) => ("trap", format!("plugin trapped: {t}")),
-                    None => ("trap", format!("plugin failed: {e:#}")),
-                }
-            };
-            Err(fail(code, message, logs))
-        }
-        Ok(rc) => match (rc, done.result) {
-            _ if done.result_refused => {
-                Err(fail("output_too_large", "plugin output exceeds the limit (max_output_bytes)".into(), logs))
-            }
-            (0, Some(Ok(bytes))) => match serde_json::from_slice(&bytes) {
-                Ok(v) => Ok((v, logs)),
-                Err(e) => Err(fail("invalid_output", format!("output is not JSON: {e}"), logs)),
-            },
-            (_, Some(Err(bytes))) => {
-                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                Err(PluginError {
-                    code: v["code"].as_str().unwrap_or("plugin_error").chars().take(64).collect(),
-                    message: v["message"].as_str().unwrap_or("plugin reported an error").chars().take(4096).collect(),
-                    retryable: v["retryable"].as_bool().unwrap_or(false),
-                    retry_after_ms: v["retry_after_ms"].as_u64(),
-                    logs,
-                })
-            }
-            (rc, _) => Err(fail("protocol", format!("plugin returned {rc} without handing back a result"), logs)),
-        },
-    }
-}
-
-/// Key-value writes of one call, not yet committed.
-#[derive(Default)]
-struct KvPending {
-    values: std::collections::BTreeMap<String, Option<Value>>,
-    /// Change in keys and bytes against the store.
-    keys: i64,
-    bytes: i64,
-}
-
-/// Host calls backed by the store and the network.
-struct HostServices {
-    store: Arc<dyn Store>,
-    net: Arc<net::Net>,
-    directories: Arc<directory::Directories>,
-    record: PluginRecord,
-    ticket: Value,
-    idempotency_key: Option<String>,
-    /// HTTP requests made so far in this call (numbers the idempotency keys).
-    requests: std::sync::atomic::AtomicU32,
-    rt: tokio::runtime::Handle,
-    /// When the call's time is up; host calls stop then too.
-    deadline: Instant,
-    timeout_ms: u64,
-    kv: Mutex<KvPending>,
-    /// Keys and bytes stored before the call.
-    kv_usage: (u64, u64),
-    kv_quota: (u64, u64),
-    /// The host call that ran into the deadline, if one did.
-    late: Mutex<Option<String>>,
-}
-
-fn err(code: &str, message: impl Into<String>) -> Value {
-    json!({"error": {"code": code, "message": message.into(), "retryable": false}})
-}
-
-fn encoded_len(key: &str, v: &Option<Value>) -> i64 {
-    v.as_ref().map_or(0, |v| (key.len() + serde_json::to_vec(v).map_or(0, |b| b.len())) as i64)
-}
-
-impl HostServices {
-    /// Runs a host call's future within the call's deadline.
-    fn within<F: std::future::Future<Output = Value>>(&self, op: &str, fut: F) -> Value {
-        let deadline = tokio::time::Instant::from_std(self.deadline);
-        match self.rt.block_on(async { tokio::time::timeout_at(deadline, fut).await }) {
-            Ok(v) => v,
-            Err(_) => {
-                *self.late.lock().unwrap_or_else(|p| p.into_inner()) = Some(op.to_string());
-                err(
-                    "timeout",
-                    format!("host call `{op}` did not finish within the plugin's {} ms deadline", self.timeout_ms),
-                )
-            }
-        }
-    }
-
-    /// A timeout caused by a host call says so.
-    fn explain_timeout(&self, mut e: PluginError) -> PluginError {
-        if e.code == "timeout" {
-            if let Some(op) = self.late.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                e.message = format!(
-                    "plugin call exceeded its {} ms deadline waiting on host call `{op}` (the deadline covers host calls)",
-                    self.timeout_ms
-                );
-            }
-        }
-        e
-    }
-
-    /// Host calls run on the call's blocking thread: a store read is waited for there.
-    fn kv_get(&self, key: &str) -> Result<Option<Value>, crate::store::Error> {
-        if let Some(v) = self.kv.lock().unwrap_or_else(|p| p.into_inner()).values.get(key) {
-            return Ok(v.clone());
-        }
-        self.rt.block_on(self.store.plugin_kv(&self.record.id, key))
-    }
-
-    fn kv_set(&self, key: String, value: Option<Value>) -> Value {
-        let old = match self.kv_get(&key) {
-            Ok(v) => v,
-            Err(e) => return err("storage", e.to_string()),
-        };
-        let dk = i64::from(value.is_some()) - i64::from(old.is_some());
-        let db = encoded_len(&key, &value) - encoded_len(&key, &old);
-        let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
-        let keys = self.kv_usage.0 as i64 + kv.keys + dk;
-        let bytes = self.kv_usage.1 as i64 + kv.bytes + db;
-        let (max_keys, max_bytes) = self.kv_quota;
-        if (dk > 0 && keys > max_keys as i64) || (db > 0 && bytes > max_bytes as i64) {
-            return json!({"error": {"code": "limit_exceeded", "retryable": false, "message": format!(
-                "key-value quota of plugin `{}` reached: {keys} keys / {bytes} bytes would exceed {max_keys} keys / {max_bytes} bytes (plugins.kv_max_keys, plugins.kv_max_bytes)",
-                self.record.id)}});
-        }
-        kv.keys += dk;
-        kv.bytes += db;
-        kv.values.insert(key, value);
-        json!({"ok": null})
-    }
-}
-
-impl Services for HostServices {
-    fn call(&self, op: &str, req: Value) -> Value {
-        match op {
-            "config" => {
-                let key = req["key"].as_str().unwrap_or("");
-                json!({"ok": self.record.config.get(key)})
-            }
-            "ticket" => json!({"ok": self.ticket}),
-            "kv.get" => {
-                let key = req["key"].as_str().unwrap_or("");
-                match self.kv_get(key) {
-                    Ok(v) => json!({"ok": v}),
-                    Err(e) => err("storage", e.to_string()),
-                }
-            }
-            "kv.set" => {
-                let key = req["key"].as_str().unwrap_or("").to_string();
-                if key.is_empty() || key.len() > 256 || key.contains('\0') {
-                    return err("bad_request", "keys are 1-256 bytes, without NUL");
-                }
-                let value = req.get("value").cloned().unwrap_or(Value::Null);
-                if serde_json::to_vec(&value).map_or(0, |v| v.len()) > 64 << 10 {
-                    return err("limit_exceeded", "values are at most 64 KiB");
-                }
-                self.kv_set(key, (!value.is_null()).then_some(value))
-            }
-            "http" => match serde_json::from_value::<switchboard_sdk::HttpRequest>(req) {
-                Ok(mut r) => {
-                    let n = self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Some(key) = &self.idempotency_key {
-                        if !r.headers.keys().any(|k| k.eq_ignore_ascii_case("idempotency-key")) {
-                            r.headers.insert("idempotency-key".into(), format!("{key}/{n}"));
-                        }
-                    }
-                    self.within("http", self.net.send(&self.record.connections, r))
-                }
-                Err(e) => err("bad_request", format!("http request: {e}")),
-            },
-            "ldap" => match serde_json::from_value::<switchboard_sdk::LdapRequest>(req) {
-                Ok(r) => self.within("ldap", self.directories.run(&self.record.connections, r)),
-                Err(e) => err("bad_request", format!("ldap request: {e}")),
-            },
-            other => err("not_found", format!("unknown host call `{other}`")),
-        }
-    }
 }
 
 #[cfg(test)]
