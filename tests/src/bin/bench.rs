@@ -446,6 +446,7 @@ fn write_report(out: &Path, args: &Args, scenarios: &[Value]) {
         ));
     }
     md.push_str("\nRatios: engine / ceiling (throughput), or engine / ceiling (latency, time, disk). Per-rate rows are in `report.json`.\n");
+    md.push_str("\nWhat stands in the way of each target not met, from the profiles: `docs/benchmarks/profile.md`, \"What stands in the way of the targets\".\n");
     std::fs::write(out.join("report.md"), md).unwrap();
 }
 
