@@ -29,6 +29,7 @@
 //! | [`setup`] | configuration as code: a directory of workflows, SLA files, webhooks, grants |
 //! | [`executor`] | the engine: the ticket service, dispatch, the run runtime (queue, workers, timers), the driver and one module per step type (load, then a pure plan); services return typed results |
 //! | [`api`] | the HTTP API |
+//! | [`console`] | the web console: server-rendered pages over the same services, sessions, CSRF |
 //! | [`server`] | `run(listener, shutdown)` |
 //! | [`cli`], [`demo`] | the command line, demo data |
 
@@ -51,6 +52,7 @@ pub mod cli;
 pub mod clock;
 pub mod condition;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod executor;
 pub mod json;

@@ -6,6 +6,7 @@
 //! open at once; a connection past the cap is closed as soon as it is accepted.
 
 use crate::api::{self, auth::Tokens, AppState};
+use crate::console;
 use crate::executor::Engine;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -28,8 +29,10 @@ pub async fn run(
         tokens: Arc::new(Tokens::new(&engine.config().tokens)),
         engine: engine.clone(),
         inbox: demo.then(Default::default),
+        sessions: Default::default(),
     };
-    let app = api::router(state);
+    // The console's pages beside the API (the API's fallback answers what neither has).
+    let app = api::router(state.clone()).merge(console::router(state));
     let config = engine.config();
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));

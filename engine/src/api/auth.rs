@@ -59,7 +59,8 @@ impl Tokens {
         )
     }
 
-    fn find(&self, token: &str) -> Option<&Principal> {
+    /// The principal of a token, if it is known.
+    pub fn find(&self, token: &str) -> Option<&Principal> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.0.get(&digest)
     }

@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod reports;
 pub mod runs;
 pub mod schedules;
+pub mod session;
 pub mod sla;
 pub mod team;
 pub mod tickets;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub tokens: Arc<auth::Tokens>,
     /// The demo webhook receiver (`serve --demo` only).
     pub inbox: Option<Arc<inbox::Inbox>>,
+    /// The web console's signed-in sessions.
+    pub sessions: Arc<session::Sessions>,
 }
 
 /// All routes.

@@ -156,6 +156,8 @@ pub enum Channel {
     Api,
     /// A signed link.
     Link,
+    /// The web console, signed in with the approver's token.
+    Console,
     /// The due time passed (`on_expiry`).
     Expiry,
 }

@@ -10,6 +10,7 @@
 mod api;
 mod approvals;
 mod cli;
+mod console;
 mod contract;
 mod crash;
 mod cron_model;

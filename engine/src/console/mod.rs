@@ -1,0 +1,81 @@
+//! The web console: server-rendered HTML (maud, checked at compile time) served at `/`
+//! by the same server as the JSON API, over the same engine services (no rule is
+//! implemented twice: the pages call `Engine`'s typed services, and what a role may do is
+//! the API's one table, [`crate::api::openapi::access`]).
+//!
+//! - [`session`]: sign-in with an API token exchanged for a session cookie (HttpOnly,
+//!   SameSite=Strict, expiring), a CSRF token per session checked on every form, sign-out;
+//! - [`page`]: the layout (navigation bar, skip link), the error page, small helpers;
+//! - [`chart`]: server-rendered inline SVG charts;
+//! - one module per page in [`pages`]: dashboard, tickets, runs, workflows, approvals.
+//!
+//! Pages work without JavaScript; no script is served (the Content-Security-Policy
+//! allows none inline and only `'self'`), styles come from one stylesheet of ours.
+
+mod chart;
+pub mod page;
+mod pages;
+pub mod session;
+
+use crate::api::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+
+/// The console's routes (merged with the API's by the server).
+pub fn router(state: AppState) -> Router {
+    use pages::{approvals, dashboard, runs, tickets, workflows};
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console", get(dashboard::page))
+        .route("/console/login", get(session::login_page).post(session::login))
+        .route("/console/logout", post(session::logout))
+        .route("/console/tickets", get(tickets::list).post(tickets::create))
+        .route("/console/tickets/{id}", get(tickets::show))
+        .route("/console/tickets/{id}/comments", post(tickets::comment))
+        .route("/console/runs", get(runs::list))
+        .route("/console/runs/{id}", get(runs::show))
+        .route("/console/runs/{id}/retry", post(runs::retry))
+        .route("/console/workflows", get(workflows::list))
+        .route("/console/approvals", get(approvals::inbox))
+        .route("/console/approvals/{id}", post(approvals::decide))
+        .route("/console/static/app.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+        // Forms are small: a comment, a ticket, a decision.
+        .layer(DefaultBodyLimit::max(64 << 10))
+        .with_state(state)
+}
+
+/// The stylesheet (compiled in; nothing is fetched at run time).
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// Every console answer: a strict Content-Security-Policy (no inline script, only our
+/// own stylesheet), no framing, no sniffing, no referrer outside the site, no caching of
+/// pages that show desk data.
+async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "referrer-policy", "same-origin");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, "cache-control", "no-store");
+    }
+    resp
+}

@@ -1,0 +1,148 @@
+//! The dashboard for the help-desk manager: the period's figures (volume, SLA %, FCR,
+//! MTTR, CSAT, deflection, hours saved), trend charts per day / week / month, the backlog
+//! by group, recent SLA breaches, failed runs and the run queue. The figures are the
+//! report service's ([`crate::executor::Engine::report`]), the same as `GET /reports`.
+
+use crate::api::{blocking, AppState};
+use crate::console::chart;
+use crate::console::page::{layout, maybe_time, pct, time, Nav, PageError, Params};
+use crate::console::session::User;
+use crate::report::{Bucket, GroupBy, Query};
+use crate::run::RunStatus;
+use crate::store::RunFilter;
+use axum::extract::State;
+use chrono::Duration;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// The period shown.
+#[derive(Debug, Deserialize)]
+pub struct Period {
+    /// Days back from now (1–366; default 30).
+    #[serde(default)]
+    pub days: Option<i64>,
+    /// `day`, `week` or `month` (default: day up to 31 days, else week).
+    #[serde(default)]
+    pub bucket: Option<Bucket>,
+}
+
+/// `GET /console`.
+pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Period>) -> Result<Markup, PageError> {
+    let days = p.days.unwrap_or(30).clamp(1, 366);
+    let bucket = p.bucket.unwrap_or(if days <= 31 { Bucket::Day } else { Bucket::Week });
+    let now = s.engine.clock_now();
+    let query = Query {
+        from: now - Duration::days(days),
+        to: now,
+        by: Some(GroupBy::Group),
+        bucket: Some(bucket),
+        tz: chrono_tz::UTC,
+        savings: s.engine.config().reports.clone(),
+    };
+    let engine = s.engine.clone();
+    let report = blocking(move || async move { engine.report(&query).await }).await?;
+    let failed = s
+        .engine
+        .store()
+        .runs(&RunFilter { status: Some(RunStatus::Failed), limit: Some(10), ..Default::default() })
+        .await?;
+    let pending = s.engine.approvals(Some(user.name()), 1000).await?.len();
+    let t = &report.window.total;
+    let series = report.series.as_deref().unwrap_or_default();
+    let label = |b: &crate::report::BucketFigures| b.start.format("%m-%d").to_string();
+    let volume: Vec<(String, f64)> = series.iter().map(|b| (label(b), b.window.total.volume as f64)).collect();
+    let sla: Vec<(String, Option<f64>)> =
+        series.iter().map(|b| (label(b), b.window.total.sla_resolution_pct)).collect();
+    let response: Vec<(String, Option<f64>)> =
+        series.iter().map(|b| (label(b), b.window.total.sla_response_pct)).collect();
+    let fcr: Vec<(String, Option<f64>)> = series.iter().map(|b| (label(b), b.window.total.fcr_pct)).collect();
+    let cards = [
+        ("Tickets logged", t.volume.to_string()),
+        ("Open backlog", t.backlog.to_string()),
+        ("Response SLA met", pct(t.sla_response_pct)),
+        ("Resolution SLA met", pct(t.sla_resolution_pct)),
+        ("First-contact resolution", pct(t.fcr_pct)),
+        ("Mean time to resolve", t.resolve_mean_min.map_or("—".into(), |m| format!("{:.0} min", m))),
+        ("CSAT (1–5)", t.csat_mean.map_or("—".into(), |m| format!("{m:.2}"))),
+        ("Deflection", pct(t.deflection_pct)),
+        ("Hours saved", format!("{:.1}", t.hours_saved)),
+        ("Runs in flight", s.engine.runs_in_flight().to_string()),
+        ("Approvals waiting for you", pending.to_string()),
+    ];
+    let body = html! {
+        h1 { "Dashboard" }
+        form.filters method="get" action="/console" {
+            label { "Period (days)"
+                input type="number" name="days" min="1" max="366" value=(days);
+            }
+            label { "Trend by"
+                select name="bucket" {
+                    @for (b, name) in [(Bucket::Day, "day"), (Bucket::Week, "week"), (Bucket::Month, "month")] {
+                        option value=(name) selected[b == bucket] { (name) }
+                    }
+                }
+            }
+            button.secondary type="submit" { "Show" }
+        }
+        p.muted { "From " (time(report.from)) " to " (time(report.to)) "." }
+        section.cards aria-label="Figures of the period" {
+            @for (name, value) in &cards {
+                div.card { div.v { (value) } div.k { (name) } }
+            }
+        }
+        h2 { "Trends" }
+        (chart::bars("Tickets logged", &volume))
+        (chart::percent_line("Resolution SLA met (%)", &sla))
+        (chart::percent_line("Response SLA met (%)", &response))
+        (chart::percent_line("First-contact resolution (%)", &fcr))
+        h2 { "Backlog by group" }
+        div.scroll { table {
+            thead { tr { th scope="col" { "Group" } th scope="col" { "Open" } th scope="col" { "Logged" }
+                th scope="col" { "Resolution SLA" } th scope="col" { "<1d" } th scope="col" { "1-3d" } th scope="col" { "3-7d" } th scope="col" { "7-30d" } th scope="col" { ">30d" } } }
+            tbody {
+                @for g in &report.window.groups {
+                    tr {
+                        td { a href=(format!("/console/tickets?{}", crate::console::page::query(&[("group", &g.key)]))) { (g.key) } }
+                        td { (g.figures.backlog) }
+                        td { (g.figures.volume) }
+                        td { (pct(g.figures.sla_resolution_pct)) }
+                        @for b in crate::report::AGE_BUCKETS {
+                            td { (g.figures.ageing.get(b).copied().unwrap_or(0)) }
+                        }
+                    }
+                }
+            }
+        } }
+        h2 { "SLA breaches" }
+        @if report.breaches.is_empty() {
+            p.muted { "None in the period." }
+        } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Ticket" } th scope="col" { "Metric" } th scope="col" { "Breached" } th scope="col" { "Group" } th scope="col" { "Assignee" } } }
+                tbody {
+                    @for b in report.breaches.iter().rev().take(20) {
+                        tr {
+                            td { a href=(format!("/console/tickets/{}", b.ticket)) { (b.ticket) } " " (b.title) }
+                            td { (b.metric) }
+                            td { (time(b.breached_at)) }
+                            td { (b.group.as_deref().unwrap_or("—")) }
+                            td { (b.assignee.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { "Failed runs" }
+        @if failed.is_empty() {
+            p.muted { "No failed runs." }
+        } @else {
+            ul {
+                @for r in &failed {
+                    li { a href=(format!("/console/runs/{}", r.id)) { (r.id) } " " (r.workflow_id) " — "
+                        span.failed { (r.error.as_deref().unwrap_or("failed")) } " " (maybe_time(r.finished_at)) }
+                }
+            }
+        }
+    };
+    Ok(layout("Dashboard", Some(&user.session), Some(Nav::Dashboard), body))
+}

@@ -1,0 +1,7 @@
+//! One module per page of the console.
+
+pub mod approvals;
+pub mod dashboard;
+pub mod runs;
+pub mod tickets;
+pub mod workflows;

@@ -1,0 +1,49 @@
+//! Workflows: each published workflow with its status, revision, triggers, and its runs
+//! and failures in the last 24 hours.
+
+use crate::api::AppState;
+use crate::console::page::{layout, query, time, Nav, PageError};
+use crate::console::session::User;
+use crate::run::RunStatus;
+use crate::store::RunFilter;
+use axum::extract::State;
+use chrono::Duration;
+use maud::{html, Markup};
+
+/// `GET /console/workflows`.
+pub async fn list(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    let records = s.engine.store().workflows().await?;
+    let since = s.engine.clock_now() - Duration::hours(24);
+    let mut rows = Vec::with_capacity(records.len());
+    for r in &records {
+        let runs = s
+            .engine
+            .store()
+            .runs(&RunFilter { workflow: Some(r.id.clone()), limit: Some(1000), ..Default::default() })
+            .await?;
+        let recent: Vec<_> = runs.iter().filter(|run| run.created_at >= since).collect();
+        let failed = recent.iter().filter(|run| run.status == RunStatus::Failed).count();
+        rows.push((r, recent.len(), failed));
+    }
+    let body = html! {
+        h1 { "Workflows" }
+        @if rows.is_empty() { p.muted { "No workflow is published." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Workflow" } th scope="col" { "Status" } th scope="col" { "Revision" } th scope="col" { "Triggers" }
+                    th scope="col" { "Runs (24 h)" } th scope="col" { "Failed (24 h)" } th scope="col" { "Changed" } } }
+                tbody { @for (r, runs, failed) in &rows {
+                    tr {
+                        td { strong { (r.id) } br; span.muted { (r.definition.name) } }
+                        td class=(if r.enabled { "ok" } else { "muted" }) { (if r.enabled { "enabled" } else { "disabled" }) }
+                        td { (r.revision) }
+                        td { (r.definition.triggers.len()) }
+                        td { a href=(format!("/console/runs?{}", query(&[("workflow", &r.id)]))) { (runs) } }
+                        td { @if *failed > 0 { a.failed href=(format!("/console/runs?{}", query(&[("workflow", &r.id), ("status", "failed")]))) { (failed) } } @else { "0" } }
+                        td { (time(r.updated_at)) " by " (r.updated_by) }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Workflows", Some(&user.session), Some(Nav::Workflows), body))
+}

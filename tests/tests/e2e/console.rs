@@ -1,0 +1,258 @@
+//! The web console over real HTTP: sign-in with a token for a session cookie, CSRF on
+//! every form, the security headers, roles deciding what is shown and allowed, and the
+//! pages an agent and a manager use (tickets, a run's timeline, the approval inbox, the
+//! dashboard). A browser (headless Chromium) drives the same pages in `browser.rs`.
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use serde_json::json;
+use std::time::Duration;
+use switchboard_tests::{Stand, ADMIN, AGENT, INTEGRATOR};
+
+/// A console client: keeps its session cookie, follows no redirect (so they can be
+/// asserted), and sends forms.
+struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("the page has a form with a CSRF token");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Console {
+    fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, base: base.to_string(), cookie: None }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Page {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", c),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        Page { status, headers, body: resp.text().await.unwrap() }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(self.http.post(format!("{}{path}", self.base)).form(form)).await
+    }
+
+    /// Signs in with `token`; keeps the cookie.
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let page = self.post("/console/login", &[("token", token), ("next", "/console")]).await;
+        if let Some(c) = page.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
+            self.cookie = Some(c.split(';').next().unwrap().to_string());
+        }
+        page
+    }
+}
+
+async fn signed_in(stand: &Stand, token: &str) -> Console {
+    let mut console = Console::new(&stand.server.url);
+    let page = console.sign_in(token).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    console
+}
+
+#[tokio::test]
+async fn signing_in_exchanges_a_token_for_a_session_cookie_and_signing_out_ends_it() {
+    let stand = Stand::start("").unwrap();
+    let mut console = Console::new(&stand.server.url);
+    let root = console.get("/").await;
+    assert_eq!((root.status, root.location()), (303, "/console"));
+    let away = console.get("/console/tickets?status=new").await;
+    assert_eq!(away.status, 303);
+    assert_eq!(away.location(), "/console/login?next=%2Fconsole%2Ftickets%3Fstatus%3Dnew", "comes back after sign-in");
+
+    let wrong = console.sign_in("not-a-token-of-this-server").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("not known"), "{}", wrong.body);
+    assert!(console.cookie.is_none(), "no session for an unknown token");
+
+    let ok = console.sign_in(ADMIN).await;
+    assert_eq!((ok.status, ok.location()), (303, "/console"));
+    let cookie = ok.headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(!cookie.contains(ADMIN), "the cookie is not the token");
+
+    let dashboard = console.get("/console").await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert!(dashboard.headers[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    let csp = dashboard.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(dashboard.headers["x-frame-options"], "DENY");
+    assert!(!dashboard.body.contains("<script"), "no inline script");
+    for page in ["Dashboard", "Tickets", "Runs", "Workflows", "Approvals", "admin (admin)"] {
+        assert!(dashboard.body.contains(page), "{page} in the navigation");
+    }
+
+    // Sign-out is a form: without the session's CSRF token it is refused.
+    let forged = console.post("/console/logout", &[("csrf", "0000")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(console.get("/console").await.status, 200, "still signed in");
+    let out = console.post("/console/logout", &[("csrf", &dashboard.csrf())]).await;
+    assert_eq!(out.status, 303);
+    assert!(out.headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(console.get("/console").await.status, 303, "the session is over");
+}
+
+#[tokio::test]
+async fn an_agent_logs_a_ticket_comments_and_follows_its_run_to_the_timeline() {
+    let stand = Stand::start("").unwrap();
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "triage", "name": "Triage printers", "triggers": [{"on": "ticket.created"}],
+                "conditions": {"field": "ticket.title", "op": "contains", "value": "printer"},
+                "steps": [{"id": "tag", "type": "set", "fields": {"category": "hardware"}},
+                          {"id": "note", "type": "comment", "body": "Triaged by {{workflow.id}}", "internal": true}]}),
+        )
+        .await
+        .unwrap();
+    let console = signed_in(&stand, AGENT).await;
+    let list = console.get("/console/tickets").await;
+    assert!(list.body.contains("Log a ticket"), "agents log tickets");
+    let created = console
+        .post(
+            "/console/tickets",
+            &[("csrf", &list.csrf()), ("title", "The printer <b>jams</b>"), ("requester", "ann"), ("description", "")],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let ticket_path = created.location().to_string();
+    assert!(ticket_path.starts_with("/console/tickets/T-"), "{ticket_path}");
+    stand.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+
+    let ticket = console.get(&ticket_path).await;
+    assert_eq!(ticket.status, 200);
+    assert!(ticket.body.contains("The printer &lt;b&gt;jams&lt;/b&gt;"), "text is escaped: {}", ticket.body);
+    assert!(ticket.body.contains("Triaged by triage"), "the workflow's comment");
+    assert!(ticket.body.contains("hardware"), "the category it set");
+    assert!(ticket.body.contains("ran 1 time"), "explain: {}", ticket.body);
+    let run_link = ticket.body.split("href=\"/console/runs/").nth(1).unwrap();
+    let run_id = &run_link[..run_link.find('"').unwrap()];
+
+    let run = console.get(&format!("/console/runs/{run_id}")).await;
+    assert_eq!(run.status, 200);
+    for seen in ["Timeline", "tag", "note", "completed", "category"] {
+        assert!(run.body.contains(seen), "{seen} in the timeline");
+    }
+
+    let id = ticket_path.trim_start_matches("/console/tickets/");
+    let commented =
+        console.post(&format!("/console/tickets/{id}/comments"), &[("csrf", &ticket.csrf()), ("body", "On it")]).await;
+    assert_eq!((commented.status, commented.location()), (303, ticket_path.as_str()));
+    let stored = stand.admin.get(&format!("/tickets/{id}")).await.unwrap();
+    let last = stored["comments"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["body"].as_str(), last["author"].as_str()), (Some("On it"), Some("agent-ann")));
+    assert_eq!(stored["channel"], "console");
+
+    let missing = console.get("/console/tickets/T-999999").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("does not exist"));
+}
+
+#[tokio::test]
+async fn roles_decide_what_the_console_shows_and_allows_as_in_the_api() {
+    let stand = Stand::start("").unwrap();
+    let console = signed_in(&stand, INTEGRATOR).await;
+    let list = console.get("/console/tickets").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains("Log a ticket"), "integrators do not log tickets (POST /tickets is desk work)");
+    let refused = console.post("/console/tickets", &[("csrf", &list.csrf()), ("title", "x"), ("requester", "y")]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let tickets = stand.admin.get("/tickets").await.unwrap();
+    assert_eq!(tickets["tickets"].as_array().unwrap().len(), 0, "nothing was logged");
+    // A form without its CSRF token is refused before anything else.
+    let agent = signed_in(&stand, AGENT).await;
+    let forged = agent.post("/console/tickets", &[("title", "x"), ("requester", "y")]).await;
+    assert_eq!(forged.status, 403);
+}
+
+#[tokio::test]
+async fn an_approver_decides_from_the_inbox_and_the_run_goes_on() {
+    let stand = Stand::start("").unwrap();
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "laptop", "name": "Laptop approval", "triggers": [{"on": "ticket.created"}],
+                "steps": [{"id": "ask", "type": "approval", "stages": [{"name": "manager", "approvers": [{"user": "agent-ann"}]}]},
+                          {"id": "done", "type": "comment", "body": "approved"}]}),
+        )
+        .await
+        .unwrap();
+    let out = stand.admin.post("/tickets", &json!({"title": "New laptop", "requester": "bob"})).await.unwrap();
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_string();
+    stand.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+
+    let console = signed_in(&stand, AGENT).await;
+    let inbox = console.get("/console/approvals").await;
+    assert!(inbox.body.contains(&ticket) && inbox.body.contains("manager"), "{}", inbox.body);
+    let id_at = inbox.body.find("action=\"/console/approvals/").unwrap() + "action=\"/console/approvals/".len();
+    let approval = inbox.body[id_at..id_at + inbox.body[id_at..].find('"').unwrap()].to_string();
+    let decided = console
+        .post(
+            &format!("/console/approvals/{approval}"),
+            &[("csrf", &inbox.csrf()), ("decision", "approve"), ("comment", "fine")],
+        )
+        .await;
+    assert_eq!((decided.status, decided.location()), (303, "/console/approvals"), "{}", decided.body);
+    stand.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let stored = stand.admin.get(&format!("/approvals/{approval}")).await.unwrap();
+    assert_eq!(stored["status"], "approved");
+    assert_eq!(stored["stages"][0]["slots"][0]["decision"]["via"], "console");
+    let runs = stand.admin.get(&format!("/runs?ticket={ticket}")).await.unwrap();
+    assert_eq!(runs["runs"][0]["status"], "completed");
+    assert!(!console.get("/console/approvals").await.body.contains(&approval), "decided: out of the inbox");
+    // The admin is not an approver of it: deciding it again is refused with the API's status.
+    let admin = signed_in(&stand, ADMIN).await;
+    let page = admin.get("/console/approvals").await;
+    let again =
+        admin.post(&format!("/console/approvals/{approval}"), &[("csrf", &page.csrf()), ("decision", "reject")]).await;
+    assert!(matches!(again.status, 403 | 409), "{} {}", again.status, again.body);
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
+    let stand = Stand::start("").unwrap();
+    switchboard_tests::seed_team(&stand.admin).await.unwrap();
+    for title in ["VPN down", "Mail slow", "Badge broken"] {
+        stand.admin.post("/tickets", &json!({"title": title, "requester": "bob", "group": "network"})).await.unwrap();
+    }
+    let console = signed_in(&stand, ADMIN).await;
+    let page = console.get("/console?days=7&bucket=day").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let logged = page.body.find("Tickets logged").unwrap();
+    let card = &page.body[..logged];
+    assert!(card.rfind("<div class=\"v\">3</div>").is_some(), "three tickets logged: {}", &page.body[..logged]);
+    assert!(page.body.contains("<svg"), "trend charts");
+    assert!(page.body.contains("/console/tickets?group=network"), "backlog by group links to the list");
+    let bad = console.get("/console?bucket=fortnight").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
