@@ -2,15 +2,17 @@
 # Installs the system programs the tests start, when they are missing:
 #  - slapd + ldap-utils: a throw-away OpenLDAP on a loopback port (plugins' LDAP
 #    capability, the identity workflows);
-#  - openssl: a throw-away CA, so that OpenLDAP can offer StartTLS.
+#  - openssl: a throw-away CA, so that OpenLDAP can offer StartTLS;
+#  - chromium + chromium-driver: the console's browser tests (headless, WebDriver).
 # Debian's packages, with apt-get (needs root or sudo). Does nothing when all are there.
 set -euo pipefail
 
-if [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null && command -v openssl >/dev/null; then
+if [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null && command -v openssl >/dev/null \
+  && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
   exit 0
 fi
-echo "tests: installing slapd ldap-utils openssl" >&2
+echo "tests: installing slapd ldap-utils openssl chromium chromium-driver" >&2
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 $SUDO apt-get update -qq
 # slapd's package script would ask for an admin password; the tests use their own config.
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slapd ldap-utils openssl >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slapd ldap-utils openssl chromium chromium-driver >/dev/null

@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start real `switchboard` processes on loopback, talk
 //! to them over HTTP, and run small local receivers.
 
+pub mod browser;
 pub mod graph;
 pub mod load;
 

@@ -121,6 +121,11 @@ fn error(code: &str, message: impl Into<String>, retryable: bool) -> Value {
 impl Directories {
     /// Over the configured directories.
     pub fn new(dirs: BTreeMap<String, Directory>) -> Self {
+        // ldap3 builds its default TLS configuration (no `ca_file`) with the process's
+        // rustls provider; when a build links more than one provider (a workspace build
+        // with the test tools links aws-lc beside ring), none is the default and ldap3
+        // would panic. The engine's TLS is ring: say so once (a no-op when already set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self(
             dirs.into_iter()
                 .map(|(name, d)| {

@@ -9,6 +9,7 @@
 
 mod api;
 mod approvals;
+mod browser;
 mod cli;
 mod console;
 mod contract;

@@ -71,7 +71,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
     let can_create = page::may(&user, "post", "/tickets");
     let body = html! {
         h1 { "Tickets" }
-        form.filters method="get" action="/console/tickets" {
+        form.filters #ticket-filters method="get" action="/console/tickets" {
             label { "Status"
                 select name="status" {
                     option value="" { "any" }
@@ -117,7 +117,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
         }
         @if can_create {
             h2 { "Log a ticket" }
-            form.stack method="post" action="/console/tickets" {
+            form.stack #new-ticket method="post" action="/console/tickets" {
                 (csrf(&user.session))
                 label { "Title" input type="text" name="title" required maxlength="500"; }
                 label { "Requester" input type="text" name="requester" required; }

@@ -1,0 +1,106 @@
+//! The console in a real browser (headless Chromium through chromedriver): sign in,
+//! keyboard navigation, log a ticket through the form, follow it to its run's timeline,
+//! approve from the inbox, read the dashboard, and the same pages at phone width.
+//! Screenshots of each page are saved under the test's temp dir (or under
+//! `SWITCHBOARD_SCREENSHOTS`, to keep and look at).
+
+use serde_json::json;
+use std::time::Duration;
+use switchboard_tests::browser::{self, Browser};
+use switchboard_tests::{Stand, AGENT};
+
+#[tokio::test]
+async fn a_person_works_the_desk_in_a_real_browser() {
+    assert!(browser::available(), "Chromium and chromedriver are missing: run tests/deps.sh");
+    let stand = Stand::start("").unwrap();
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "triage", "name": "Triage printers", "triggers": [{"on": "ticket.created"}],
+                "conditions": {"field": "ticket.title", "op": "contains", "value": "Printer"},
+                "steps": [{"id": "tag", "type": "set", "fields": {"category": "hardware"}},
+                          {"id": "note", "type": "comment", "body": "Triaged by {{workflow.id}}", "internal": true}]}),
+        )
+        .await
+        .unwrap();
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "laptop", "name": "Laptop approval", "triggers": [{"on": "ticket.created"}],
+                "conditions": {"field": "ticket.title", "op": "contains", "value": "laptop"},
+                "steps": [{"id": "ask", "type": "approval", "stages": [{"name": "manager", "approvers": [{"user": "agent-ann"}]}]}]}),
+        )
+        .await
+        .unwrap();
+    let shots = std::env::var_os("SWITCHBOARD_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| stand.dir.path().join("screenshots"));
+    let base = stand.server.url.clone();
+    let mut b = Browser::start(1280, 900, &shots).await.unwrap();
+
+    // Not signed in: the sign-in form, which comes back to the page asked for.
+    b.goto(&format!("{base}/console/tickets")).await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/console/login?next=%2Fconsole%2Ftickets");
+    b.screenshot("01-sign-in").await.unwrap();
+    b.fill("#token", AGENT).await.unwrap();
+    b.click("form[action='/console/login'] button[type=submit]").await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/console/tickets");
+
+    // The keyboard reaches the skip link first.
+    let tab = b.eval("document.body.focus(); return document.activeElement.tagName").await.unwrap();
+    assert_eq!(tab, "BODY");
+    b.client.active_element().await.unwrap().send_keys("\u{E004}").await.unwrap();
+    let focused = b.eval("return document.activeElement.textContent").await.unwrap();
+    assert_eq!(focused, "Skip to content");
+
+    // Log a ticket through the form; its page shows what the workflow did.
+    b.fill("#new-ticket input[name=title]", "Printer on floor 3 jams").await.unwrap();
+    b.fill("#new-ticket input[name=requester]", "ann").await.unwrap();
+    b.click("form#new-ticket button[type=submit]").await.unwrap();
+    let ticket_path = b.path().await.unwrap();
+    assert!(ticket_path.starts_with("/console/tickets/T-"), "{ticket_path}");
+    stand.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    b.goto(&format!("{base}{ticket_path}")).await.unwrap();
+    let page = b.source().await.unwrap();
+    assert!(page.contains("Triaged by triage") && page.contains("hardware"), "{page}");
+    b.screenshot("02-ticket").await.unwrap();
+
+    // Follow it to the run's timeline.
+    b.click("a[href^='/console/runs/R-']").await.unwrap();
+    assert!(b.text("h1").await.unwrap().starts_with("Run R-"));
+    let timeline = b.text("ol.timeline").await.unwrap();
+    for seen in ["trigger", "tag", "note", "finished"] {
+        assert!(timeline.contains(seen), "{seen} in {timeline}");
+    }
+    b.screenshot("03-run-timeline").await.unwrap();
+
+    // Approve from the inbox; the decision is the API's.
+    let out = stand.admin.post("/tickets", &json!({"title": "New laptop for Bob", "requester": "bob"})).await.unwrap();
+    let laptop = out["ticket"]["id"].as_str().unwrap().to_string();
+    stand.admin.wait_idle(Duration::from_secs(10)).await.unwrap();
+    b.goto(&format!("{base}/console/approvals")).await.unwrap();
+    assert!(b.source().await.unwrap().contains(&laptop));
+    b.screenshot("04-approvals").await.unwrap();
+    b.fill("textarea[name=comment]", "Budget approved").await.unwrap();
+    b.click("button[value=approve]").await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/console/approvals");
+    assert!(b.source().await.unwrap().contains("Nothing waits for your decision"));
+    let approvals = stand.admin.get("/approvals").await.unwrap();
+    assert_eq!(approvals["approvals"][0]["status"], "approved", "{approvals}");
+
+    // The dashboard, at desk width and at phone width (no sideways scrolling).
+    b.goto(&format!("{base}/console")).await.unwrap();
+    assert_eq!(b.text("h1").await.unwrap(), "Dashboard");
+    assert!(b.source().await.unwrap().contains("<svg"));
+    b.screenshot("05-dashboard").await.unwrap();
+    b.resize(390, 844).await.unwrap();
+    for (path, name) in [("/console", "06-phone-dashboard"), (ticket_path.as_str(), "07-phone-ticket")] {
+        b.goto(&format!("{base}{path}")).await.unwrap();
+        b.screenshot(name).await.unwrap();
+        let widths = b.eval("return [document.documentElement.scrollWidth, window.innerWidth]").await.unwrap();
+        assert!(widths[0].as_u64() <= widths[1].as_u64().map(|w| w + 1), "{path} fits a phone's width: {widths}");
+    }
+    b.close().await.unwrap();
+}
