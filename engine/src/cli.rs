@@ -468,6 +468,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     // A line on stdout that scripts and tests can wait for.
     println!("listening on http://{addr}");
+    println!(
+        "console: http://{addr}/console (sign in with a token from the configuration{})",
+        if args.demo { format!(", e.g. {}", crate::demo::AGENT_TOKEN) } else { String::new() }
+    );
     crate::server::run(listener, engine, args.demo, crate::server::signal())
         .await
         .map_err(|e| Failure::runtime(e.to_string()))

@@ -7,7 +7,8 @@
 //!   SameSite=Strict, expiring), a CSRF token per session checked on every form, sign-out;
 //! - [`page`]: the layout (navigation bar, skip link), the error page, small helpers;
 //! - [`chart`]: server-rendered inline SVG charts;
-//! - one module per page in [`pages`]: dashboard, tickets, runs, workflows, approvals.
+//! - one module per page in [`pages`]: dashboard, tickets, runs, workflows and the
+//!   workflow editor, approvals.
 //!
 //! Pages work without JavaScript; no script is served (the Content-Security-Policy
 //! allows none inline and only `'self'`), styles come from one stylesheet of ours.
@@ -26,7 +27,7 @@ use axum::{middleware, Router};
 
 /// The console's routes (merged with the API's by the server).
 pub fn router(state: AppState) -> Router {
-    use pages::{approvals, dashboard, runs, tickets, workflows};
+    use pages::{approvals, dashboard, editor, runs, tickets, workflows};
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(dashboard::page))
@@ -39,6 +40,13 @@ pub fn router(state: AppState) -> Router {
         .route("/console/runs/{id}", get(runs::show))
         .route("/console/runs/{id}/retry", post(runs::retry))
         .route("/console/workflows", get(workflows::list))
+        .route("/console/workflows/new", get(workflows::new))
+        .route("/console/workflows/{id}", get(editor::page))
+        .route("/console/workflows/{id}/draft", post(editor::save))
+        .route("/console/workflows/{id}/publish", post(editor::publish))
+        .route("/console/workflows/{id}/dry-run", post(editor::dry_run))
+        .route("/console/workflows/{id}/rollback", post(editor::rollback))
+        .route("/console/workflows/{id}/{action}", post(editor::toggle))
         .route("/console/approvals", get(approvals::inbox))
         .route("/console/approvals/{id}", post(approvals::decide))
         .route("/console/static/app.css", get(stylesheet))

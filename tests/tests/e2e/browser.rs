@@ -104,3 +104,49 @@ async fn a_person_works_the_desk_in_a_real_browser() {
     }
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_breaks_a_workflow_in_the_editor_then_dry_runs_and_publishes_the_fix() {
+    assert!(browser::available(), "Chromium and chromedriver are missing: run tests/deps.sh");
+    let stand = Stand::start("").unwrap();
+    let out = stand.admin.post("/tickets", &json!({"title": "VIP cannot print", "requester": "ceo"})).await.unwrap();
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_string();
+    let shots = std::env::var_os("SWITCHBOARD_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| stand.dir.path().join("screenshots"));
+    let base = stand.server.url.clone();
+    let b = Browser::start(1280, 900, &shots).await.unwrap();
+    b.goto(&format!("{base}/console/workflows")).await.unwrap();
+    b.fill("#token", switchboard_tests::ADMIN).await.unwrap();
+    b.click("form[action='/console/login'] button[type=submit]").await.unwrap();
+    b.fill("#new-workflow input[name=id]", "vip").await.unwrap();
+    b.click("#new-workflow button[type=submit]").await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/console/workflows/vip");
+
+    let broken = r#"{"id": "vip", "name": "VIP", "triggers": [{"on": "ticket.created"}], "steps": [{"id": "go", "type": "if", "condition": {"field": "ticket.title", "op": "contains", "value": "VIP"}, "then": "nowhere"}]}"#;
+    b.fill("#definition", broken).await.unwrap();
+    b.click("#editor button[type=submit]").await.unwrap();
+    let errors = b.text("#errors").await.unwrap();
+    assert!(errors.contains("/steps/0/then"), "{errors}");
+    assert!(b.text("#definition").await.unwrap().contains("nowhere"), "the text is kept as typed");
+    b.screenshot("11-editor-error").await.unwrap();
+
+    let fixed = broken.replace(
+        r#""then": "nowhere"}]"#,
+        r#""then": "tag"}, {"id": "tag", "type": "set", "fields": {"priority": "P1"}}]"#,
+    );
+    b.fill("#definition", &fixed).await.unwrap();
+    b.click("#editor button[type=submit]").await.unwrap();
+    assert!(b.source().await.unwrap().contains("A draft is saved"));
+    b.fill("#dry-run input[name=ticket]", &ticket).await.unwrap();
+    b.click("#dry-run button[type=submit]").await.unwrap();
+    let result = b.text("#dry-result").await.unwrap();
+    assert!(result.contains("matches") && result.contains("completed") && result.contains("priority"), "{result}");
+    b.screenshot("12-editor-dry-run").await.unwrap();
+    b.click("form[action='/console/workflows/vip/publish'] button").await.unwrap();
+    assert!(b.source().await.unwrap().contains("Published revision"));
+    b.screenshot("13-editor-published").await.unwrap();
+    let record = stand.admin.get("/workflows/vip").await.unwrap();
+    assert_eq!(record["revision"], 1);
+    b.close().await.unwrap();
+}

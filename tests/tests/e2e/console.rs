@@ -256,3 +256,53 @@ async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
     let bad = console.get("/console?bucket=fortnight").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
+
+#[tokio::test]
+async fn an_admin_drafts_a_workflow_sees_each_error_at_its_pointer_dry_runs_and_publishes() {
+    let stand = Stand::start("").unwrap();
+    let out = stand.admin.post("/tickets", &json!({"title": "VIP cannot print", "requester": "ceo"})).await.unwrap();
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_string();
+    let admin = signed_in(&stand, ADMIN).await;
+    let new = admin.get("/console/workflows/new?id=vip").await;
+    assert_eq!((new.status, new.location()), (303, "/console/workflows/vip"));
+    let editor = admin.get("/console/workflows/vip").await;
+    assert!(editor.body.contains("Not published yet") && editor.body.contains("textarea"), "{}", editor.body);
+
+    let broken = r#"{"id": "vip", "name": "VIP", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "tag", "type": "set", "fields": {"priority": "P9"}},
+                  {"id": "go", "type": "if", "condition": {"field": "ticket.title", "op": "contains", "value": "VIP"}, "then": "nowhere"}]}"#;
+    let refused = admin.post("/console/workflows/vip/draft", &[("csrf", &editor.csrf()), ("definition", broken)]).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("<code>/steps/1/then</code>"), "the bad jump at its pointer: {}", refused.body);
+    assert!(refused.body.contains("nowhere"), "the text is kept as typed");
+    assert!(stand.admin.call("GET", "/workflows/vip/draft", None).await.unwrap().0 == 404, "nothing saved");
+
+    let fixed = r#"{"id": "vip", "name": "VIP", "triggers": [{"on": "ticket.created"}],
+        "steps": [{"id": "go", "type": "if", "condition": {"field": "ticket.title", "op": "contains", "value": "VIP"}, "then": "tag"},
+                  {"id": "tag", "type": "set", "fields": {"priority": "P1"}}]}"#;
+    let saved = admin.post("/console/workflows/vip/draft", &[("csrf", &editor.csrf()), ("definition", fixed)]).await;
+    assert_eq!((saved.status, saved.location()), (303, "/console/workflows/vip"), "{}", saved.body);
+    let page = admin.get("/console/workflows/vip").await;
+    assert!(page.body.contains("A draft is saved"), "{}", page.body);
+
+    let dry = admin.post("/console/workflows/vip/dry-run", &[("csrf", &page.csrf()), ("ticket", &ticket)]).await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert!(dry.body.contains("matches; the run would end") && dry.body.contains("completed"), "{}", dry.body);
+    assert!(dry.body.contains("<code>priority</code>"), "the change it would make: {}", dry.body);
+    let unchanged = stand.admin.get(&format!("/tickets/{ticket}")).await.unwrap();
+    assert_eq!(unchanged["priority"], "P3", "a dry run writes nothing");
+
+    let published = admin.post("/console/workflows/vip/publish", &[("csrf", &page.csrf())]).await;
+    assert_eq!(published.status, 303, "{}", published.body);
+    let record = stand.admin.get("/workflows/vip").await.unwrap();
+    assert_eq!((record["revision"].as_u64(), record["enabled"].as_bool()), (Some(1), Some(true)), "{record}");
+    let list = admin.get("/console/workflows").await;
+    assert!(list.body.contains("href=\"/console/workflows/vip\""));
+
+    // An agent reads the definition but has no editor, and cannot save one.
+    let agent = signed_in(&stand, AGENT).await;
+    let read = agent.get("/console/workflows/vip").await;
+    assert!(read.body.contains("<pre>") && !read.body.contains("<textarea"), "{}", read.body);
+    let forged = agent.post("/console/workflows/vip/draft", &[("csrf", &read.csrf()), ("definition", fixed)]).await;
+    assert_eq!(forged.status, 403);
+}

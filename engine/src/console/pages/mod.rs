@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod dashboard;
+pub mod editor;
 pub mod runs;
 pub mod tickets;
 pub mod workflows;

@@ -2,7 +2,7 @@
 //! and failures in the last 24 hours.
 
 use crate::api::AppState;
-use crate::console::page::{layout, query, time, Nav, PageError};
+use crate::console::page::{layout, may, query, time, Nav, PageError, Params};
 use crate::console::session::User;
 use crate::run::RunStatus;
 use crate::store::RunFilter;
@@ -25,15 +25,22 @@ pub async fn list(State(s): State<AppState>, user: User) -> Result<Markup, PageE
         let failed = recent.iter().filter(|run| run.status == RunStatus::Failed).count();
         rows.push((r, recent.len(), failed));
     }
+    let can_draft = may(&user, "put", "/workflows/{id}/draft");
     let body = html! {
         h1 { "Workflows" }
+        @if can_draft {
+            form.filters #new-workflow method="get" action="/console/workflows/new" {
+                label { "New workflow id" input type="text" name="id" required pattern="[A-Za-z0-9._-]{1,64}"; }
+                button.secondary type="submit" { "Open the editor" }
+            }
+        }
         @if rows.is_empty() { p.muted { "No workflow is published." } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Workflow" } th scope="col" { "Status" } th scope="col" { "Revision" } th scope="col" { "Triggers" }
                     th scope="col" { "Runs (24 h)" } th scope="col" { "Failed (24 h)" } th scope="col" { "Changed" } } }
                 tbody { @for (r, runs, failed) in &rows {
                     tr {
-                        td { strong { (r.id) } br; span.muted { (r.definition.name) } }
+                        td { a href=(format!("/console/workflows/{}", r.id)) { strong { (r.id) } } br; span.muted { (r.definition.name) } }
                         td class=(if r.enabled { "ok" } else { "muted" }) { (if r.enabled { "enabled" } else { "disabled" }) }
                         td { (r.revision) }
                         td { (r.definition.triggers.len()) }
@@ -46,4 +53,20 @@ pub async fn list(State(s): State<AppState>, user: User) -> Result<Markup, PageE
         }
     };
     Ok(layout("Workflows", Some(&user.session), Some(Nav::Workflows), body))
+}
+
+/// The new-workflow form.
+#[derive(Debug, serde::Deserialize)]
+pub struct NewForm {
+    #[serde(default)]
+    id: String,
+}
+
+/// `GET /console/workflows/new?id=`: to the editor of a workflow not published yet.
+pub async fn new(_user: User, Params(f): Params<NewForm>) -> Result<axum::response::Redirect, PageError> {
+    let id = f.id.trim();
+    if !crate::team::valid_id(id) {
+        return Err(crate::api::ApiError::invalid("/id", "1-64 characters of letters, digits, `.`, `_` or `-`").into());
+    }
+    Ok(axum::response::Redirect::to(&format!("/console/workflows/{id}")))
 }
