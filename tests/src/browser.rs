@@ -92,10 +92,28 @@ impl Browser {
         Ok(())
     }
 
-    /// Clicks the element `selector` (and waits for the page it loads).
+    /// Clicks the element `selector` — a link or a form's button — and waits until the
+    /// page it loads has replaced this one (WebDriver's click may return before a form's
+    /// navigation has happened: the old page is marked, and the wait is for a document
+    /// without the mark that has finished loading).
     pub async fn click(&self, selector: &str) -> Result<()> {
-        self.client.find(Locator::Css(selector)).await.with_context(|| format!("find {selector}"))?.click().await?;
-        Ok(())
+        let element = self.client.find(Locator::Css(selector)).await.with_context(|| format!("find {selector}"))?;
+        self.eval("document.documentElement.dataset.left = '1'; return true").await?;
+        element.click().await?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let state = self
+                .eval("return [document.documentElement.dataset.left || '', document.readyState]")
+                .await
+                .unwrap_or_default();
+            if state[0] == "" && state[1] == "complete" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("clicking {selector} did not load a new page: {state}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The text of the first element `selector`.

@@ -8,7 +8,7 @@
 //! - [`page`]: the layout (navigation bar, skip link), the error page, small helpers;
 //! - [`chart`]: server-rendered inline SVG charts;
 //! - one module per page in [`pages`]: dashboard, tickets, runs, workflows and the
-//!   workflow editor, approvals.
+//!   workflow editor, approvals, and the operator's schedules, dead letters and audit log.
 //!
 //! Pages work without JavaScript; no script is served (the Content-Security-Policy
 //! allows none inline and only `'self'`), styles come from one stylesheet of ours.
@@ -27,7 +27,7 @@ use axum::{middleware, Router};
 
 /// The console's routes (merged with the API's by the server).
 pub fn router(state: AppState) -> Router {
-    use pages::{approvals, dashboard, editor, runs, tickets, workflows};
+    use pages::{approvals, dashboard, editor, operations, runs, tickets, workflows};
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(dashboard::page))
@@ -49,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/console/workflows/{id}/{action}", post(editor::toggle))
         .route("/console/approvals", get(approvals::inbox))
         .route("/console/approvals/{id}", post(approvals::decide))
+        .route("/console/schedules", get(operations::schedules))
+        .route("/console/dead-letters", get(operations::dead_letters))
+        .route("/console/dead-letters/resend", post(operations::resend_all))
+        .route("/console/dead-letters/{id}/resend", post(operations::resend))
+        .route("/console/audit", get(operations::audit))
         .route("/console/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
         // Forms are small: a comment, a ticket, a decision.

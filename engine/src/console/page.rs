@@ -18,14 +18,17 @@ pub enum Nav {
     Runs,
     Workflows,
     Approvals,
+    /// Schedules, dead letters, audit.
+    Operations,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Dashboard, "/console", "Dashboard"),
     (Nav::Tickets, "/console/tickets", "Tickets"),
     (Nav::Runs, "/console/runs", "Runs"),
     (Nav::Workflows, "/console/workflows", "Workflows"),
     (Nav::Approvals, "/console/approvals", "Approvals"),
+    (Nav::Operations, "/console/dead-letters", "Operations"),
 ];
 
 /// A whole page: `body` inside the frame. Without a session (sign-in, errors before

@@ -306,3 +306,85 @@ async fn an_admin_drafts_a_workflow_sees_each_error_at_its_pointer_dry_runs_and_
     let forged = agent.post("/console/workflows/vip/draft", &[("csrf", &read.csrf()), ("definition", fixed)]).await;
     assert_eq!(forged.status, 403);
 }
+
+/// A receiver that answers 503 until it is told to recover, counting hits.
+async fn flaky_receiver(
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (up, hits) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (up2, hits2) = (up.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (up, hits) = (up2.clone(), hits2.clone());
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                if up.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, up, hits)
+}
+
+#[tokio::test]
+async fn an_operator_resends_dead_letters_and_reads_schedules_and_the_audit_log() {
+    use std::sync::atomic::Ordering;
+    let stand = Stand::start("notify_attempts = 1").unwrap();
+    let (url, up, hits) = flaky_receiver().await;
+    for id in ["tell-a", "tell-b"] {
+        stand
+            .admin
+            .post(
+                "/workflows",
+                &json!({"id": id, "name": id, "triggers": [{"on": "ticket.created"}],
+                    "steps": [{"id": "tell", "type": "notify", "url": url, "payload": {"ticket": "{{ticket.id}}"}}]}),
+            )
+            .await
+            .unwrap();
+    }
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "weekly", "name": "weekly",
+                "triggers": [{"on": "schedule", "cron": "0 7 * * 1", "timezone": "Europe/Berlin"}],
+                "steps": [{"id": "post", "type": "notify", "url": "http://127.0.0.1:9/inbox"}]}),
+        )
+        .await
+        .unwrap();
+    stand.admin.post("/tickets", &json!({"title": "Printer", "requester": "ann"})).await.unwrap();
+    stand.admin.wait_idle(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "one attempt each");
+
+    let admin = signed_in(&stand, ADMIN).await;
+    let page = admin.get("/console/dead-letters").await;
+    assert!(page.body.contains("2 not resent yet") && page.body.contains("Resend all 2"), "{}", page.body);
+    up.store(true, Ordering::SeqCst);
+    let resent = admin.post("/console/dead-letters/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!((resent.status, resent.location()), (303, "/console/dead-letters"), "{}", resent.body);
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "both resent");
+    let letters = stand.admin.get("/dead-letters").await.unwrap();
+    assert!(letters["dead_letters"].as_array().unwrap().iter().all(|l| !l["resent"].is_null()), "{letters}");
+    assert!(admin.get("/console/dead-letters").await.body.contains("0 not resent yet"));
+
+    let schedules = admin.get("/console/schedules").await;
+    assert!(schedules.body.contains("0 7 * * 1") && schedules.body.contains("Europe/Berlin"), "{}", schedules.body);
+    assert!(schedules.body.contains("Mon"), "next fire times by weekday: {}", schedules.body);
+    let audit = admin.get("/console/audit").await;
+    assert!(audit.body.contains("workflow.publish") && audit.body.contains("weekly"), "{}", audit.body);
+
+    // Agents read schedules and dead letters but neither resend nor read the audit log.
+    let agent = signed_in(&stand, AGENT).await;
+    let theirs = agent.get("/console/dead-letters").await;
+    assert_eq!(theirs.status, 200);
+    assert!(!theirs.body.contains("Resend"), "{}", theirs.body);
+    assert_eq!(agent.get("/console/audit").await.status, 403);
+}

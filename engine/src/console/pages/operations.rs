@@ -1,0 +1,147 @@
+//! The operator's pages: schedules with their next fire times, dead letters (outbound
+//! webhooks that gave up) with resend — one, or every one not resent yet — and the audit
+//! log of what admins changed.
+
+use crate::api::AppState;
+use crate::console::page::{csrf, layout, may, maybe_time, require, time, FormData, Nav, PageError};
+use crate::console::session::User;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// The operator's pages, one tab each.
+fn tabs(current: &str) -> Markup {
+    html! {
+        nav aria-label="Operations" {
+            p { @for (href, name) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"), ("/console/audit", "Audit log")] {
+                @if href == current { strong aria-current="page" { (name) } } @else { a href=(href) { (name) } } " · "
+            } }
+        }
+    }
+}
+
+/// `GET /console/schedules`.
+pub async fn schedules(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    let schedules = s.engine.schedules().await?;
+    let body = html! {
+        (tabs("/console/schedules"))
+        h1 { "Schedules" }
+        @if schedules.is_empty() { p.muted { "No workflow has a schedule." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Workflow" } th scope="col" { "Cron" } th scope="col" { "Time zone" } th scope="col" { "Next fire times (local)" }
+                    th scope="col" { "Last fired" } th scope="col" { "Missed" } } }
+                tbody { @for sc in &schedules {
+                    tr {
+                        td { a href=(format!("/console/workflows/{}", sc.workflow)) { (sc.workflow) } @if !sc.enabled { " (disabled)" } }
+                        td { code { (sc.cron) } }
+                        td { (sc.timezone) }
+                        td { ul { @for o in sc.next.iter().take(3) { li { (o.weekday) " " (o.local) " " (o.zone) } } } }
+                        td { @match &sc.last_fired { Some(o) => { (o.local) " " (o.zone) }, None => span.muted { "never" } } }
+                        td { (sc.missed) }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Schedules", Some(&user.session), Some(Nav::Operations), body))
+}
+
+/// `GET /console/dead-letters`.
+pub async fn dead_letters(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    let mut letters = s.engine.dead_letters().await?;
+    letters.sort_by_key(|l| std::cmp::Reverse(l.at));
+    let can_resend = may(&user, "post", "/dead-letters/{id}/resend");
+    let waiting = letters.iter().filter(|l| l.resent.is_none()).count();
+    let body = html! {
+        (tabs("/console/dead-letters"))
+        h1 { "Dead letters" }
+        p { (letters.len()) " outbound webhook(s) gave up; " (waiting) " not resent yet." }
+        @if can_resend && waiting > 0 {
+            form.inline method="post" action="/console/dead-letters/resend" {
+                (csrf(&user.session))
+                button.primary type="submit" { "Resend all " (waiting) " not resent yet" }
+            }
+        }
+        @if !letters.is_empty() {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Letter" } th scope="col" { "To" } th scope="col" { "Run" } th scope="col" { "Why" }
+                    th scope="col" { "Failed" } th scope="col" { "Resent" } th scope="col" { "" } } }
+                tbody { @for l in &letters {
+                    tr {
+                        td { (l.id) }
+                        td { code { (l.url) } }
+                        td { a href=(format!("/console/runs/{}", l.run)) { (l.run) } " step " code { (l.step) } }
+                        td.error { (l.error) }
+                        td { (time(l.at)) " after " (l.attempts.len()) " attempt(s)" }
+                        td { (maybe_time(l.resent)) }
+                        td { @if can_resend {
+                            form.inline method="post" action=(format!("/console/dead-letters/{}/resend", l.id)) {
+                                (csrf(&user.session))
+                                button.secondary type="submit" aria-label=(format!("Resend {}", l.id)) { "Resend" }
+                            }
+                        } }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Dead letters", Some(&user.session), Some(Nav::Operations), body))
+}
+
+/// A form with only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Plain {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /console/dead-letters/{id}/resend`: as `POST /dead-letters/{id}/resend`.
+pub async fn resend(
+    State(s): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    FormData(f): FormData<Plain>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&f.csrf)?;
+    require(&user, "post", "/dead-letters/{id}/resend")?;
+    s.engine.resend(&id, user.name()).await?;
+    Ok(Redirect::to("/console/dead-letters").into_response())
+}
+
+/// `POST /console/dead-letters/resend`: resends every letter not resent yet, one after
+/// the other; the page then shows each one's outcome.
+pub async fn resend_all(
+    State(s): State<AppState>,
+    user: User,
+    FormData(f): FormData<Plain>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&f.csrf)?;
+    require(&user, "post", "/dead-letters/{id}/resend")?;
+    for letter in s.engine.dead_letters().await?.into_iter().filter(|l| l.resent.is_none()) {
+        // A letter that fails again stays listed with its new attempts; the rest go on.
+        if let Err(e) = s.engine.resend(&letter.id, user.name()).await {
+            tracing::warn!(letter = %letter.id, error = %e, "resend from the console failed");
+        }
+    }
+    Ok(Redirect::to("/console/dead-letters").into_response())
+}
+
+/// `GET /console/audit`: the latest 200 admin changes, newest first.
+pub async fn audit(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    require(&user, "get", "/audit")?;
+    let entries = s.engine.store().audit(200).await?;
+    let body = html! {
+        (tabs("/console/audit"))
+        h1 { "Audit log" }
+        @if entries.is_empty() { p.muted { "Nothing recorded yet." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "On" } } }
+                tbody { @for e in &entries {
+                    tr { td { (time(e.at)) } td { (e.actor) } td { code { (e.action) } } td { (e.target) } }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Audit log", Some(&user.session), Some(Nav::Operations), body))
+}
