@@ -174,6 +174,57 @@ pub struct Config {
     pub connections: BTreeMap<String, crate::plugin::net::Connection>,
     /// Named LDAP directories plugins may be granted (the host holds the bind credentials).
     pub directories: BTreeMap<String, crate::plugin::directory::Directory>,
+    /// Sign-in to the web console with an OpenID Connect provider (absent: tokens only).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Sign-in to the console with an OpenID Connect provider (Microsoft Entra ID, Keycloak,
+/// Okta...): the authorization code flow with PKCE; the provider redirects back to
+/// `<public_url>/console/oidc/callback` (register that URL with the provider).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`; its
+    /// `/.well-known/openid-configuration` is read at the first sign-in.
+    pub issuer: String,
+    /// The application's client id (the ID token's audience).
+    pub client_id: String,
+    /// Its client secret (`{ env = "NAME" }` keeps it out of the file); empty for a
+    /// public client, which PKCE alone protects.
+    #[serde(default, skip_serializing)]
+    pub client_secret: String,
+    /// What the sign-in button says.
+    #[serde(default = "oidc_display_name")]
+    pub display_name: String,
+    /// Scopes asked for besides `openid`.
+    #[serde(default = "oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim that names the person in Switchboard (the actor of what they
+    /// do, the approver they are).
+    #[serde(default = "oidc_name_claim")]
+    pub name_claim: String,
+    /// The claim holding the person's groups or app roles (a string or a list).
+    #[serde(default = "oidc_role_claim")]
+    pub role_claim: String,
+    /// Claim value -> role. A person gets the most capable role their values map to; a
+    /// person whose values map to none is refused.
+    pub roles: BTreeMap<String, Role>,
+}
+
+fn oidc_display_name() -> String {
+    "your organisation's sign-in".into()
+}
+
+fn oidc_scopes() -> Vec<String> {
+    vec!["profile".into(), "email".into()]
+}
+
+fn oidc_name_claim() -> String {
+    "preferred_username".into()
+}
+
+fn oidc_role_claim() -> String {
+    "roles".into()
 }
 
 /// Replaces `{ env = "NAME" }` and `{ file = "path" }` tables by the string they name.
@@ -240,6 +291,7 @@ impl Default for Config {
             plugins: crate::plugin::PluginConfig::default(),
             connections: BTreeMap::new(),
             directories: BTreeMap::new(),
+            oidc: None,
         }
     }
 }

@@ -30,6 +30,7 @@ pub async fn run(
         engine: engine.clone(),
         inbox: demo.then(Default::default),
         sessions: Default::default(),
+        oidc: engine.config().oidc.clone().map(|c| Arc::new(api::oidc::Oidc::new(c, &engine.config().public_url))),
     };
     // The console's pages beside the API (the API's fallback answers what neither has).
     let app = api::router(state.clone()).merge(console::router(state));

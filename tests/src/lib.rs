@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod graph;
 pub mod load;
+pub mod oidc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};

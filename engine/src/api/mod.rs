@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod inbox;
+pub mod oidc;
 pub mod openapi;
 pub mod plugins;
 pub mod reports;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub inbox: Option<Arc<inbox::Inbox>>,
     /// The web console's signed-in sessions.
     pub sessions: Arc<session::Sessions>,
+    /// Sign-in with an OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// All routes.

@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(dashboard::page))
         .route("/console/login", get(session::login_page).post(session::login))
         .route("/console/logout", post(session::logout))
+        .route("/console/oidc/start", get(session::start))
+        .route("/console/oidc/callback", get(session::callback))
         .route("/console/tickets", get(tickets::list).post(tickets::create))
         .route("/console/tickets/{id}", get(tickets::show))
         .route("/console/tickets/{id}/comments", post(tickets::comment))

@@ -4,6 +4,9 @@
 //! carries the token's principal (name and role) and a CSRF token that every form of
 //! the console sends back and every POST checks. Sessions live in memory: a restart
 //! signs everyone out (they sign in again with their token).
+//!
+//! With `oidc` configured, the sign-in page also offers the organisation's provider
+//! (`/console/oidc/start`, `/console/oidc/callback`; the protocol is `api::oidc`).
 
 use super::page::{layout, FormData, PageError, Params};
 use crate::api::auth::Principal;
@@ -93,7 +96,7 @@ pub struct LoginForm {
 }
 
 /// Only a console page is a place to go back to (no open redirect).
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     if next.starts_with("/console") && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
@@ -101,7 +104,7 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn login_form(next: &str, error: Option<&str>) -> Markup {
+fn login_form(s: &AppState, next: &str, error: Option<&str>) -> Markup {
     let body = html! {
         h1 { "Sign in" }
         @if let Some(e) = error {
@@ -114,13 +117,18 @@ fn login_form(next: &str, error: Option<&str>) -> Markup {
             p.muted { "Use the token from the server's configuration (`tokens`). The console signs you in with its role." }
             button.primary type="submit" { "Sign in" }
         }
+        @if let Some(oidc) = &s.oidc {
+            p { a.button href=(format!("/console/oidc/start?{}", serde_urlencoded::to_string([("next", safe_next(next))]).unwrap_or_default())) {
+                "Sign in with " (oidc.display_name())
+            } }
+        }
     };
     layout("Sign in", None, None, body)
 }
 
 /// `GET /console/login`.
-pub async fn login_page(Params(q): Params<LoginForm>) -> Markup {
-    login_form(&q.next, None)
+pub async fn login_page(State(s): State<AppState>, Params(q): Params<LoginForm>) -> Markup {
+    login_form(&s, &q.next, None)
 }
 
 /// `POST /console/login`: a known token starts a session (303 to where the user was
@@ -128,22 +136,82 @@ pub async fn login_page(Params(q): Params<LoginForm>) -> Markup {
 pub async fn login(State(s): State<AppState>, headers: HeaderMap, FormData(form): FormData<LoginForm>) -> Response {
     let Some(principal) = s.tokens.find(form.token.trim()) else {
         tracing::info!("console sign-in refused: unknown token");
-        return (StatusCode::UNAUTHORIZED, login_form(&form.next, Some("That token is not known to this server.")))
+        return (StatusCode::UNAUTHORIZED, login_form(&s, &form.next, Some("That token is not known to this server.")))
             .into_response();
     };
-    let (id, session) = s.sessions.start(principal.clone(), s.engine.clock_now());
-    tracing::info!(user = %session.principal.name, "console sign-in");
+    tracing::info!(user = %principal.name, "console sign-in");
+    signed_in(&s, principal.clone(), &headers, &form.next)
+}
+
+/// Starts a session for `principal`: the cookie, and a redirect to `next`.
+fn signed_in(s: &AppState, principal: Principal, headers: &HeaderMap, next: &str) -> Response {
+    let (id, _) = s.sessions.start(principal, s.engine.clock_now());
     let https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_HOURS * 3600,
         if https { "; Secure" } else { "" }
     );
-    let mut resp = Redirect::to(safe_next(&form.next)).into_response();
+    let mut resp = Redirect::to(safe_next(next)).into_response();
     if let Ok(v) = cookie.parse() {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+fn refused(r: crate::api::oidc::Refused) -> PageError {
+    PageError::new(r.status, r.message)
+}
+
+/// Query of `GET /console/oidc/start`.
+#[derive(Debug, Deserialize)]
+pub struct Start {
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /console/oidc/start`: to the provider.
+pub async fn start(State(s): State<AppState>, Params(q): Params<Start>) -> Result<Response, PageError> {
+    let oidc =
+        s.oidc.as_ref().ok_or_else(|| PageError::new(StatusCode::NOT_FOUND, "No sign-in provider is configured."))?;
+    let url = oidc.authorization_url(safe_next(&q.next), s.engine.clock_now()).await.map_err(refused)?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// Query of the callback.
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// `GET /console/oidc/callback`: the provider's answer; a session when it verifies.
+pub async fn callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<Callback>,
+) -> Result<Response, PageError> {
+    let oidc =
+        s.oidc.as_ref().ok_or_else(|| PageError::new(StatusCode::NOT_FOUND, "No sign-in provider is configured."))?;
+    if !q.error.is_empty() {
+        tracing::info!(error = %q.error, description = %q.error_description, "OpenID Connect sign-in ended by the provider");
+        return Err(PageError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("The sign-in provider said: {} {}", q.error, q.error_description),
+        ));
+    }
+    if q.code.is_empty() || q.state.is_empty() {
+        return Err(crate::api::ApiError::invalid("/code", "the provider's answer has no code or state").into());
+    }
+    let (principal, next) = oidc.finish(&q.code, &q.state, s.engine.clock_now()).await.map_err(refused)?;
+    tracing::info!(user = %principal.name, role = principal.role.as_str(), "console sign-in (OpenID Connect)");
+    Ok(signed_in(&s, principal, &headers, &next))
 }
 
 /// The CSRF field of a form.

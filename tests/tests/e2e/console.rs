@@ -388,3 +388,98 @@ async fn an_operator_resends_dead_letters_and_reads_schedules_and_the_audit_log(
     assert!(!theirs.body.contains("Resend"), "{}", theirs.body);
     assert_eq!(agent.get("/console/audit").await.status, 403);
 }
+
+/// Follows one redirect by hand: the `Location` of `page`, fetched with `client`.
+async fn follow(console: &Console, page: &Page) -> Page {
+    console.send(console.http.get(page.location())).await
+}
+
+/// The path and query of an absolute URL.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string())
+}
+
+/// The whole OpenID Connect flow by hand, as a browser would follow it: console ->
+/// provider -> console. Returns the client (with its session, if one was given), the
+/// callback's answer and the callback's path.
+async fn oidc_sign_in(
+    issuer: &switchboard_tests::oidc::FakeIssuer,
+    server: &str,
+    name: &str,
+    roles: &[&str],
+) -> (Console, Page, String) {
+    issuer.sign_in_as(name, roles);
+    let mut console = Console::new(server);
+    let login = console.get("/console/login?next=%2Fconsole%2Ftickets").await;
+    assert!(login.body.contains("Sign in with Corp Entra ID"), "{}", login.body);
+    let start = console.get("/console/oidc/start?next=%2Fconsole%2Ftickets").await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let to_provider = start.location().to_string();
+    assert!(to_provider.starts_with(&format!("{}/authorize?", issuer.url)), "{to_provider}");
+    for param in ["code_challenge_method=S256", "response_type=code", "scope=openid+profile+email", "nonce=", "state="]
+    {
+        assert!(to_provider.contains(param), "{param} in {to_provider}");
+    }
+    let back = follow(&console, &start).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let callback = path_of(back.location());
+    assert!(callback.starts_with("/console/oidc/callback?"), "{callback}");
+    let done = console.get(&callback).await;
+    if let Some(c) = done.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
+        console.cookie = Some(c.split(';').next().unwrap().to_string());
+    }
+    (console, done, callback)
+}
+
+#[tokio::test]
+async fn people_sign_in_with_the_organisations_openid_provider_and_get_the_role_their_groups_map_to() {
+    use switchboard_tests::oidc::{FakeIssuer, Tamper};
+    let issuer = FakeIssuer::start("switchboard-console", "console-secret-0123").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = switchboard_tests::write_config(
+        dir.path(),
+        &format!(
+            "public_url = \"http://127.0.0.1:{port}\"\n[oidc]\nissuer = \"{}\"\nclient_id = \"switchboard-console\"\nclient_secret = \"console-secret-0123\"\ndisplay_name = \"Corp Entra ID\"\n[oidc.roles]\n\"Helpdesk.Admins\" = \"admin\"\n\"Helpdesk.Agents\" = \"agent\"\n",
+            issuer.url
+        ),
+    )
+    .unwrap();
+    let server =
+        switchboard_tests::Server::start_on(&format!("127.0.0.1:{port}"), &dir.path().join("data"), &config, &[])
+            .unwrap();
+
+    let sign_in = |name, roles| oidc_sign_in(&issuer, &server.url, name, roles);
+    let (ann, done, callback) = sign_in("ann@corp.example", &["Helpdesk.Agents", "Everyone"]).await;
+    assert_eq!((done.status, done.location()), (303, "/console/tickets"), "{}", done.body);
+    let tickets = ann.get("/console/tickets").await;
+    assert!(tickets.body.contains("ann@corp.example (agent)"), "{}", tickets.body);
+    assert!(tickets.body.contains("Log a ticket"), "agents log tickets");
+    // The provider's answer works once.
+    let again = ann.get(&callback).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    let (boss, done, _) = sign_in("boss@corp.example", &["Helpdesk.Agents", "Helpdesk.Admins"]).await;
+    assert_eq!(done.status, 303);
+    assert!(boss.get("/console/audit").await.body.contains("boss@corp.example (admin)"), "the most capable role");
+
+    let (_, refused, _) = sign_in("guest@corp.example", &["Everyone"]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("none of their"), "{}", refused.body);
+
+    for how in [Tamper::WrongAudience, Tamper::WrongNonce, Tamper::UnpublishedKey] {
+        issuer.tamper(Some(how));
+        let (_, refused, _) = sign_in("mallory@corp.example", &["Helpdesk.Admins"]).await;
+        assert_eq!(refused.status, 401, "{how:?}: {}", refused.body);
+        assert!(refused.headers.get(SET_COOKIE).is_none(), "{how:?}: no session");
+    }
+    issuer.tamper(None);
+    assert!(issuer.refusals().is_empty(), "every code exchange was well-formed: {:?}", issuer.refusals());
+
+    // Without `oidc` configured there is no provider button and no flow.
+    let plain = Stand::start("").unwrap();
+    let console = Console::new(&plain.server.url);
+    assert!(!console.get("/console/login").await.body.contains("Sign in with"));
+    assert_eq!(console.get("/console/oidc/start").await.status, 404);
+}
