@@ -56,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/dead-letters/resend", post(operations::resend_all))
         .route("/console/dead-letters/{id}/resend", post(operations::resend))
         .route("/console/audit", get(operations::audit))
+        .route("/console/plugins", get(operations::plugins))
+        .route("/console/webhooks", get(operations::webhooks))
         .route("/console/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
         // Forms are small: a comment, a ticket, a decision.

@@ -378,6 +378,21 @@ async fn an_operator_resends_dead_letters_and_reads_schedules_and_the_audit_log(
     let schedules = admin.get("/console/schedules").await;
     assert!(schedules.body.contains("0 7 * * 1") && schedules.body.contains("Europe/Berlin"), "{}", schedules.body);
     assert!(schedules.body.contains("Mon"), "next fire times by weekday: {}", schedules.body);
+    let plugins = admin.get("/console/plugins").await;
+    assert!(plugins.status == 200 && plugins.body.contains("No plugin is installed"), "{}", plugins.body);
+    stand
+        .admin
+        .post(
+            "/webhooks",
+            &json!({"id": "monitoring", "name": "Monitoring alerts", "secret": "monitoring-secret-0123456789",
+                "action": {"type": "create_ticket"},
+                "mapping": {"fields": {"title": {"pointer": "/title"}, "requester": {"value": "monitoring"}}}}),
+        )
+        .await
+        .unwrap();
+    let hooks = admin.get("/console/webhooks").await;
+    assert!(hooks.body.contains("/hooks/monitoring") && hooks.body.contains("logs a ticket"), "{}", hooks.body);
+    assert!(!hooks.body.contains("monitoring-secret-0123456789"), "no secret on the page");
     let audit = admin.get("/console/audit").await;
     assert!(audit.body.contains("workflow.publish") && audit.body.contains("weekly"), "{}", audit.body);
 
@@ -387,6 +402,7 @@ async fn an_operator_resends_dead_letters_and_reads_schedules_and_the_audit_log(
     assert_eq!(theirs.status, 200);
     assert!(!theirs.body.contains("Resend"), "{}", theirs.body);
     assert_eq!(agent.get("/console/audit").await.status, 403);
+    assert_eq!(agent.get("/console/webhooks").await.status, 403);
 }
 
 /// Follows one redirect by hand: the `Location` of `page`, fetched with `client`.

@@ -14,7 +14,8 @@ use serde::Deserialize;
 fn tabs(current: &str) -> Markup {
     html! {
         nav aria-label="Operations" {
-            p { @for (href, name) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"), ("/console/audit", "Audit log")] {
+            p { @for (href, name) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"),
+                ("/console/plugins", "Plugins"), ("/console/webhooks", "Inbound webhooks"), ("/console/audit", "Audit log")] {
                 @if href == current { strong aria-current="page" { (name) } } @else { a href=(href) { (name) } } " · "
             } }
         }
@@ -144,4 +145,59 @@ pub async fn audit(State(s): State<AppState>, user: User) -> Result<Markup, Page
         }
     };
     Ok(layout("Audit log", Some(&user.session), Some(Nav::Operations), body))
+}
+
+/// `GET /console/plugins`: installed plugins, their versions, actions and grants.
+pub async fn plugins(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    let plugins = s.engine.store().plugins().await?;
+    let body = html! {
+        (tabs("/console/plugins"))
+        h1 { "Plugins" }
+        @if plugins.is_empty() { p.muted { "No plugin is installed." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Plugin" } th scope="col" { "Version" } th scope="col" { "Actions" }
+                    th scope="col" { "Connections granted" } th scope="col" { "Installed" } } }
+                tbody { @for p in &plugins {
+                    tr {
+                        td { strong { (p.id) } @if !p.enabled { " (disabled)" } br; span.muted { (p.manifest.description) } }
+                        td { (p.version) @if p.versions.len() > 1 { br; span.muted { "kept: " (p.versions.join(", ")) } } }
+                        td { (p.manifest.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                        td { @if p.connections.is_empty() { span.muted { "none" } } @else { (p.connections.join(", ")) } }
+                        td { (time(p.installed_at)) " by " (p.installed_by) }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Plugins", Some(&user.session), Some(Nav::Operations), body))
+}
+
+/// `GET /console/webhooks` (admin): inbound webhook endpoints (secrets are not shown).
+pub async fn webhooks(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
+    require(&user, "get", "/webhooks")?;
+    let endpoints = s.engine.endpoints().await?;
+    let base = s.engine.config().public_url.trim_end_matches('/').to_string();
+    let body = html! {
+        (tabs("/console/webhooks"))
+        h1 { "Inbound webhooks" }
+        @if endpoints.is_empty() { p.muted { "No endpoint is configured." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Endpoint" } th scope="col" { "Senders post to" } th scope="col" { "Does" } th scope="col" { "Limits" } } }
+                tbody { @for e in endpoints.iter() {
+                    tr {
+                        td { strong { (e.id) } br; span.muted { (e.name) } }
+                        td { code { (base) "/hooks/" (e.id) } }
+                        td { @match &e.action {
+                            crate::webhook::Action::CreateTicket => "logs a ticket",
+                            crate::webhook::Action::UpdateTicket { create_if_missing: true } => "updates a ticket (or logs one)",
+                            crate::webhook::Action::UpdateTicket { .. } => "updates a ticket",
+                            crate::webhook::Action::StartWorkflow { workflow } => { "starts " a href=(format!("/console/workflows/{workflow}")) { (workflow) } },
+                        } }
+                        td { (e.max_body_bytes) " bytes per delivery" }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout("Inbound webhooks", Some(&user.session), Some(Nav::Operations), body))
 }
