@@ -391,6 +391,15 @@ pub async fn seed_team(api: &Api) -> Result<()> {
     Ok(())
 }
 
+/// A workflow for console tests: tickets whose title contains `word` get category
+/// `hardware` and an internal comment "Triaged by triage".
+pub fn printer_triage(word: &str) -> Value {
+    json!({"id": "triage", "name": "Triage printers", "triggers": [{"on": "ticket.created"}],
+        "conditions": {"field": "ticket.title", "op": "contains", "value": word},
+        "steps": [{"id": "tag", "type": "set", "fields": {"category": "hardware"}},
+                  {"id": "note", "type": "comment", "body": "Triaged by {{workflow.id}}", "internal": true}]})
+}
+
 /// Path of a plugin module built from `plugins/` (test-only plugins live in `dist/test/`).
 /// Builds the plugins once per test process with `plugins/build.sh` if the file is missing.
 pub fn plugin_wasm(name: &str) -> PathBuf {

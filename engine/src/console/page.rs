@@ -99,6 +99,13 @@ pub fn require(user: &User, method: &str, route: &str) -> Result<(), PageError> 
     }
 }
 
+/// What every form's handler checks first: the form came from this session (CSRF), and
+/// the user's role may do the API operation `(method, route)` it stands for.
+pub fn act(user: &User, csrf: &str, method: &str, route: &str) -> Result<(), PageError> {
+    user.check_csrf(csrf)?;
+    require(user, method, route)
+}
+
 /// A time as people read it, with the exact instant for machines.
 pub fn time(at: DateTime<Utc>) -> Markup {
     html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) } }

@@ -9,21 +9,19 @@ use std::time::Duration;
 use switchboard_tests::browser::{self, Browser};
 use switchboard_tests::{Stand, AGENT};
 
+/// Where a test's screenshots go: `SWITCHBOARD_SCREENSHOTS` to keep them, else the
+/// test's temp dir.
+fn screenshots(stand: &Stand) -> std::path::PathBuf {
+    std::env::var_os("SWITCHBOARD_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| stand.dir.path().join("screenshots"))
+}
+
 #[tokio::test]
 async fn a_person_works_the_desk_in_a_real_browser() {
     assert!(browser::available(), "Chromium and chromedriver are missing: run tests/deps.sh");
     let stand = Stand::start("").unwrap();
-    stand
-        .admin
-        .post(
-            "/workflows",
-            &json!({"id": "triage", "name": "Triage printers", "triggers": [{"on": "ticket.created"}],
-                "conditions": {"field": "ticket.title", "op": "contains", "value": "Printer"},
-                "steps": [{"id": "tag", "type": "set", "fields": {"category": "hardware"}},
-                          {"id": "note", "type": "comment", "body": "Triaged by {{workflow.id}}", "internal": true}]}),
-        )
-        .await
-        .unwrap();
+    stand.admin.post("/workflows", &switchboard_tests::printer_triage("Printer")).await.unwrap();
     stand
         .admin
         .post(
@@ -34,9 +32,7 @@ async fn a_person_works_the_desk_in_a_real_browser() {
         )
         .await
         .unwrap();
-    let shots = std::env::var_os("SWITCHBOARD_SCREENSHOTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| stand.dir.path().join("screenshots"));
+    let shots = screenshots(&stand);
     let base = stand.server.url.clone();
     let mut b = Browser::start(1280, 900, &shots).await.unwrap();
 
@@ -111,9 +107,7 @@ async fn an_admin_breaks_a_workflow_in_the_editor_then_dry_runs_and_publishes_th
     let stand = Stand::start("").unwrap();
     let out = stand.admin.post("/tickets", &json!({"title": "VIP cannot print", "requester": "ceo"})).await.unwrap();
     let ticket = out["ticket"]["id"].as_str().unwrap().to_string();
-    let shots = std::env::var_os("SWITCHBOARD_SCREENSHOTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| stand.dir.path().join("screenshots"));
+    let shots = screenshots(&stand);
     let base = stand.server.url.clone();
     let b = Browser::start(1280, 900, &shots).await.unwrap();
     b.goto(&format!("{base}/console/workflows")).await.unwrap();

@@ -123,17 +123,7 @@ async fn signing_in_exchanges_a_token_for_a_session_cookie_and_signing_out_ends_
 #[tokio::test]
 async fn an_agent_logs_a_ticket_comments_and_follows_its_run_to_the_timeline() {
     let stand = Stand::start("").unwrap();
-    stand
-        .admin
-        .post(
-            "/workflows",
-            &json!({"id": "triage", "name": "Triage printers", "triggers": [{"on": "ticket.created"}],
-                "conditions": {"field": "ticket.title", "op": "contains", "value": "printer"},
-                "steps": [{"id": "tag", "type": "set", "fields": {"category": "hardware"}},
-                          {"id": "note", "type": "comment", "body": "Triaged by {{workflow.id}}", "internal": true}]}),
-        )
-        .await
-        .unwrap();
+    stand.admin.post("/workflows", &switchboard_tests::printer_triage("printer")).await.unwrap();
     let console = signed_in(&stand, AGENT).await;
     let list = console.get("/console/tickets").await;
     assert!(list.body.contains("Log a ticket"), "agents log tickets");

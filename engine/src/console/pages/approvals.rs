@@ -3,7 +3,7 @@
 
 use crate::api::AppState;
 use crate::approval::Channel;
-use crate::console::page::{csrf, layout, maybe_time, require, time, FormData, Nav, PageError};
+use crate::console::page::{act, csrf, layout, maybe_time, time, FormData, Nav, PageError};
 use crate::console::session::User;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -60,8 +60,7 @@ pub async fn decide(
     Path(id): Path<String>,
     FormData(f): FormData<DecisionForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/approvals/{id}/decisions")?;
+    act(&user, &f.csrf, "post", "/approvals/{id}/decisions")?;
     let approve = match f.decision.as_str() {
         "approve" => true,
         "reject" => false,

@@ -5,7 +5,7 @@
 //! rollback. Every action is the engine's (the same as the API's `/workflows/...`).
 
 use crate::api::{blocking, ApiError, AppState};
-use crate::console::page::{csrf, layout, may, require, time, FormData, Nav, PageError};
+use crate::console::page::{act, csrf, layout, may, time, FormData, Nav, PageError};
 use crate::console::session::User;
 use crate::executor::DryRun;
 use crate::run::EventKind;
@@ -201,8 +201,7 @@ pub async fn save(
     Path(id): Path<String>,
     FormData(f): FormData<DraftForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "put", "/workflows/{id}/draft")?;
+    act(&user, &f.csrf, "put", "/workflows/{id}/draft")?;
     let errors: Vec<(String, String)> = match validate_str(&f.definition) {
         Ok(def) if def.id != id => {
             vec![("/id".into(), format!("the id `{}` differs from this workflow's `{id}`", def.id))]
@@ -235,8 +234,7 @@ pub async fn publish(
     Path(id): Path<String>,
     FormData(f): FormData<ActionForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/workflows/{id}/publish")?;
+    act(&user, &f.csrf, "post", "/workflows/{id}/publish")?;
     s.engine.publish_draft(&id, user.name()).await?;
     Ok(Redirect::to(&format!("/console/workflows/{id}")).into_response())
 }
@@ -248,13 +246,12 @@ pub async fn toggle(
     Path((id, action)): Path<(String, String)>,
     FormData(f): FormData<ActionForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
     let enabled = match action.as_str() {
         "enable" => true,
         "disable" => false,
         _ => return Err(PageError::new(StatusCode::NOT_FOUND, "No such action.")),
     };
-    require(&user, "post", &format!("/workflows/{{id}}/{action}"))?;
+    act(&user, &f.csrf, "post", &format!("/workflows/{{id}}/{action}"))?;
     s.engine.set_enabled(&id, enabled, user.name()).await?;
     Ok(Redirect::to(&format!("/console/workflows/{id}")).into_response())
 }
@@ -266,8 +263,7 @@ pub async fn rollback(
     Path(id): Path<String>,
     FormData(f): FormData<ActionForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/workflows/{id}/rollback")?;
+    act(&user, &f.csrf, "post", "/workflows/{id}/rollback")?;
     let revision = f.revision.ok_or_else(|| PageError::from(ApiError::invalid("/revision", "which revision")))?;
     s.engine.rollback(&id, revision, user.name()).await?;
     Ok(Redirect::to(&format!("/console/workflows/{id}")).into_response())
@@ -281,8 +277,7 @@ pub async fn dry_run(
     Path(id): Path<String>,
     FormData(f): FormData<ActionForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/workflows/dry-run")?;
+    act(&user, &f.csrf, "post", "/workflows/dry-run")?;
     let def = match s.engine.draft(&id).await {
         Ok(d) => d,
         Err(crate::executor::Error::NotFound { .. }) => {

@@ -3,12 +3,11 @@
 //! log of what admins changed.
 
 use crate::api::AppState;
-use crate::console::page::{csrf, layout, may, maybe_time, require, time, FormData, Nav, PageError};
-use crate::console::session::User;
+use crate::console::page::{act, csrf, layout, may, maybe_time, require, time, FormData, Nav, PageError};
+use crate::console::session::{CsrfForm, User};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 /// The operator's pages, one tab each.
 fn tabs(current: &str) -> Markup {
@@ -90,22 +89,14 @@ pub async fn dead_letters(State(s): State<AppState>, user: User) -> Result<Marku
     Ok(layout("Dead letters", Some(&user.session), Some(Nav::Operations), body))
 }
 
-/// A form with only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Plain {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /console/dead-letters/{id}/resend`: as `POST /dead-letters/{id}/resend`.
 pub async fn resend(
     State(s): State<AppState>,
     user: User,
     Path(id): Path<String>,
-    FormData(f): FormData<Plain>,
+    FormData(f): FormData<CsrfForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/dead-letters/{id}/resend")?;
+    act(&user, &f.csrf, "post", "/dead-letters/{id}/resend")?;
     s.engine.resend(&id, user.name()).await?;
     Ok(Redirect::to("/console/dead-letters").into_response())
 }
@@ -115,10 +106,9 @@ pub async fn resend(
 pub async fn resend_all(
     State(s): State<AppState>,
     user: User,
-    FormData(f): FormData<Plain>,
+    FormData(f): FormData<CsrfForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/dead-letters/{id}/resend")?;
+    act(&user, &f.csrf, "post", "/dead-letters/{id}/resend")?;
     for letter in s.engine.dead_letters().await?.into_iter().filter(|l| l.resent.is_none()) {
         // A letter that fails again stays listed with its new attempts; the rest go on.
         if let Err(e) = s.engine.resend(&letter.id, user.name()).await {

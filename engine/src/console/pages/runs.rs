@@ -4,10 +4,8 @@
 //! button for a failed run.
 
 use crate::api::AppState;
-use crate::console::page::{
-    self, csrf, label, layout, maybe_time, query, require, time, FormData, Nav, PageError, Params,
-};
-use crate::console::session::User;
+use crate::console::page::{self, act, csrf, label, layout, maybe_time, query, time, FormData, Nav, PageError, Params};
+use crate::console::session::{CsrfForm, User};
 use crate::run::RunStatus;
 use crate::store::RunFilter;
 use axum::extract::{Path, State};
@@ -148,23 +146,15 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
     Ok(layout(&format!("Run {}", run.id), Some(&user.session), Some(Nav::Runs), body))
 }
 
-/// A form with only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Plain {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /console/runs/{id}/retry`: retries a failed run from its failed step (as
 /// `POST /runs/{id}/retry`) and shows the new run.
 pub async fn retry(
     State(s): State<AppState>,
     user: User,
     Path(id): Path<String>,
-    FormData(f): FormData<Plain>,
+    FormData(f): FormData<CsrfForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/runs/{id}/retry")?;
+    act(&user, &f.csrf, "post", "/runs/{id}/retry")?;
     let run = s.engine.retry_run(&id, user.name()).await?;
     Ok(Redirect::to(&format!("/console/runs/{}", run.id)).into_response())
 }

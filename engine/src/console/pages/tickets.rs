@@ -4,7 +4,7 @@
 
 use crate::api::AppState;
 use crate::console::page::{
-    self, csrf, label, layout, maybe_time, or_dash, require, time, FormData, Nav, PageError, Params,
+    self, act, csrf, label, layout, maybe_time, or_dash, time, FormData, Nav, PageError, Params,
 };
 use crate::console::session::User;
 use crate::store::{RunFilter, TicketFilter};
@@ -152,8 +152,7 @@ pub async fn create(
     user: User,
     FormData(f): FormData<NewTicketForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/tickets")?;
+    act(&user, &f.csrf, "post", "/tickets")?;
     let new = NewTicket {
         title: f.title.trim().to_string(),
         requester: f.requester.trim().to_string(),
@@ -311,8 +310,7 @@ pub async fn comment(
     Path(id): Path<String>,
     FormData(f): FormData<CommentForm>,
 ) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    require(&user, "post", "/tickets/{id}/comments")?;
+    act(&user, &f.csrf, "post", "/tickets/{id}/comments")?;
     if f.body.trim().is_empty() {
         return Err(crate::api::ApiError::invalid("/body", "a comment needs text").into());
     }
