@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/workflows/{id}/{action}", post(editor::toggle))
         .route("/console/approvals", get(approvals::inbox))
         .route("/console/approvals/{id}", post(approvals::decide))
+        .route("/console/approvals/{id}/delegate", post(approvals::delegate))
         .route("/console/schedules", get(operations::schedules))
         .route("/console/dead-letters", get(operations::dead_letters))
         .route("/console/dead-letters/resend", post(operations::resend_all))

@@ -157,6 +157,12 @@ async fn an_agent_logs_a_ticket_comments_and_follows_its_run_to_the_timeline() {
     let commented =
         console.post(&format!("/console/tickets/{id}/comments"), &[("csrf", &ticket.csrf()), ("body", "On it")]).await;
     assert_eq!((commented.status, commented.location()), (303, ticket_path.as_str()));
+    let page = console.get(&ticket_path).await;
+    assert!(
+        page.body.contains("id=\"history\"") && page.body.contains("<code>category</code>"),
+        "history: {}",
+        page.body
+    );
     let stored = stand.admin.get(&format!("/tickets/{id}")).await.unwrap();
     let last = stored["comments"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["body"].as_str(), last["author"].as_str()), (Some("On it"), Some("agent-ann")));
@@ -206,6 +212,23 @@ async fn an_approver_decides_from_the_inbox_and_the_run_goes_on() {
     assert!(inbox.body.contains(&ticket) && inbox.body.contains("manager"), "{}", inbox.body);
     let id_at = inbox.body.find("action=\"/console/approvals/").unwrap() + "action=\"/console/approvals/".len();
     let approval = inbox.body[id_at..id_at + inbox.body[id_at..].find('"').unwrap()].to_string();
+    // Handed to the admin and back: the inbox follows who acts.
+    let handed = console
+        .post(
+            &format!("/console/approvals/{approval}/delegate"),
+            &[("csrf", &inbox.csrf()), ("to", "admin"), ("comment", "on leave")],
+        )
+        .await;
+    assert_eq!(handed.status, 303, "{}", handed.body);
+    assert!(!console.get("/console/approvals").await.body.contains(&approval), "no longer ann's to decide");
+    let admin = signed_in(&stand, ADMIN).await;
+    let theirs = admin.get("/console/approvals").await;
+    assert!(theirs.body.contains(&approval) && theirs.body.contains("You act for agent-ann"), "{}", theirs.body);
+    let back = admin
+        .post(&format!("/console/approvals/{approval}/delegate"), &[("csrf", &theirs.csrf()), ("to", "agent-ann")])
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let inbox = console.get("/console/approvals").await;
     let decided = console
         .post(
             &format!("/console/approvals/{approval}"),
@@ -220,8 +243,7 @@ async fn an_approver_decides_from_the_inbox_and_the_run_goes_on() {
     let runs = stand.admin.get(&format!("/runs?ticket={ticket}")).await.unwrap();
     assert_eq!(runs["runs"][0]["status"], "completed");
     assert!(!console.get("/console/approvals").await.body.contains(&approval), "decided: out of the inbox");
-    // The admin is not an approver of it: deciding it again is refused with the API's status.
-    let admin = signed_in(&stand, ADMIN).await;
+    // Deciding it again is refused with the API's status.
     let page = admin.get("/console/approvals").await;
     let again =
         admin.post(&format!("/console/approvals/{approval}"), &[("csrf", &page.csrf()), ("decision", "reject")]).await;

@@ -36,6 +36,15 @@ pub async fn inbox(State(s): State<AppState>, user: User) -> Result<Markup, Page
                         button.secondary type="submit" name="decision" value="reject" { "Reject" }
                     }
                 }
+                details {
+                    summary { "Hand it to someone else" }
+                    form.filters method="post" action=(format!("/console/approvals/{}/delegate", a.id)) {
+                        (csrf(&user.session))
+                        label { "Delegate to" input type="text" name="to" required; }
+                        label { "Why" input type="text" name="comment"; }
+                        button.secondary type="submit" { "Delegate" }
+                    }
+                }
             }
         }
     };
@@ -70,5 +79,36 @@ pub async fn decide(
         return Err(crate::api::ApiError::invalid("/comment", "at most 10,000 characters").into());
     }
     s.engine.decide(&id, user.name(), approve, &f.comment, Channel::Console, None).await?;
+    Ok(Redirect::to("/console/approvals").into_response())
+}
+
+/// The delegation form.
+#[derive(Debug, Deserialize)]
+pub struct DelegateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /console/approvals/{id}/delegate`: hands the user's decision to someone else
+/// (as `POST /approvals/{id}/delegate`).
+pub async fn delegate(
+    State(s): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    FormData(f): FormData<DelegateForm>,
+) -> Result<Response, PageError> {
+    act(&user, &f.csrf, "post", "/approvals/{id}/delegate")?;
+    let to = f.to.trim();
+    if !crate::team::valid_id(to) {
+        return Err(crate::api::ApiError::invalid("/to", "an agent or user id").into());
+    }
+    if f.comment.len() > 10_000 {
+        return Err(crate::api::ApiError::invalid("/comment", "at most 10,000 characters").into());
+    }
+    s.engine.delegate(&id, user.name(), to, &f.comment).await?;
     Ok(Redirect::to("/console/approvals").into_response())
 }

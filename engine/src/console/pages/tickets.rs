@@ -180,6 +180,7 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
     let runs =
         s.engine.store().runs(&RunFilter { ticket: Some(id.clone()), limit: Some(50), ..Default::default() }).await?;
     let explanation = s.engine.explain(&id).await?;
+    let history = s.engine.store().history(&id).await?;
     let can_comment = page::may(&user, "post", "/tickets/{id}/comments");
     let fields: [(&str, Markup); 12] = [
         ("Status", html! { (ticket.status) }),
@@ -251,6 +252,19 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
                 label { span { input type="checkbox" name="internal" value="true"; " Internal note (not shown to the requester)" } }
                 button.primary type="submit" { "Add comment" }
             }
+        }
+        h2 { "History" }
+        @if history.is_empty() { p.muted { "No field has changed since the ticket was logged." } } @else {
+            div.scroll { table #history {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Changes" } } }
+                tbody { @for h in history.iter().rev().take(100) {
+                    tr {
+                        td { (time(h.at)) }
+                        td { (h.actor) }
+                        td { @for c in &h.changes { code { (c.field) } ": " code { (c.from) } " → " code { (c.to) } br; } }
+                    }
+                } }
+            } }
         }
         h2 { "Runs" }
         @if runs.is_empty() { p.muted { "No workflow ran on this ticket." } } @else {
