@@ -58,7 +58,8 @@ pub enum Verdict {
     Reject,
 }
 
-fn check_comment(comment: &str) -> Result<(), ApiError> {
+/// Refuses an approval comment over 10,000 characters (the API and the console).
+pub(crate) fn check_comment(comment: &str) -> Result<(), ApiError> {
     if comment.len() > 10_000 {
         return Err(ApiError::invalid("/comment", "at most 10,000 characters"));
     }

@@ -141,6 +141,21 @@ pub fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), |v| format!("{v:.1} %"))
 }
 
+/// A form value for a serde enum, or an error naming the field.
+pub fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<Option<T>, PageError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map(Some)
+        .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{value}` is not a {field}")))
+}
+
+/// A filter form's text field, trimmed; `None` when empty.
+pub fn some(v: &str) -> Option<String> {
+    (!v.trim().is_empty()).then(|| v.trim().to_string())
+}
+
 /// A URL query string from pairs, leaving out empty values.
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let kept: Vec<(&str, &str)> = pairs.iter().copied().filter(|(_, v)| !v.is_empty()).collect();

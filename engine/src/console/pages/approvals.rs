@@ -75,9 +75,7 @@ pub async fn decide(
         "reject" => false,
         _ => return Err(crate::api::ApiError::invalid("/decision", "approve or reject").into()),
     };
-    if f.comment.len() > 10_000 {
-        return Err(crate::api::ApiError::invalid("/comment", "at most 10,000 characters").into());
-    }
+    crate::api::approvals::check_comment(&f.comment)?;
     s.engine.decide(&id, user.name(), approve, &f.comment, Channel::Console, None).await?;
     Ok(Redirect::to("/console/approvals").into_response())
 }
@@ -106,9 +104,7 @@ pub async fn delegate(
     if !crate::team::valid_id(to) {
         return Err(crate::api::ApiError::invalid("/to", "an agent or user id").into());
     }
-    if f.comment.len() > 10_000 {
-        return Err(crate::api::ApiError::invalid("/comment", "at most 10,000 characters").into());
-    }
+    crate::api::approvals::check_comment(&f.comment)?;
     s.engine.delegate(&id, user.name(), to, &f.comment).await?;
     Ok(Redirect::to("/console/approvals").into_response())
 }

@@ -4,7 +4,9 @@
 //! button for a failed run.
 
 use crate::api::AppState;
-use crate::console::page::{self, act, csrf, label, layout, maybe_time, query, time, FormData, Nav, PageError, Params};
+use crate::console::page::{
+    self, act, csrf, label, layout, maybe_time, parse, query, some, time, FormData, Nav, PageError, Params,
+};
 use crate::console::session::{CsrfForm, User};
 use crate::run::RunStatus;
 use crate::store::RunFilter;
@@ -29,14 +31,7 @@ const STATUSES: [&str; 5] = ["pending", "running", "waiting", "completed", "fail
 
 /// `GET /console/runs`.
 pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filters>) -> Result<Markup, PageError> {
-    let status: Option<RunStatus> = match f.status.as_str() {
-        "" => None,
-        other => Some(
-            serde_json::from_value(serde_json::Value::String(other.into()))
-                .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{other}` is not a run status")))?,
-        ),
-    };
-    let some = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    let status: Option<RunStatus> = parse("run status", &f.status)?;
     let filter = RunFilter { status, workflow: some(&f.workflow), ticket: some(&f.ticket), limit: Some(100) };
     let runs = s.engine.store().runs(&filter).await?;
     let body = html! {

@@ -4,7 +4,7 @@
 
 use crate::api::AppState;
 use crate::console::page::{
-    self, act, csrf, label, layout, maybe_time, or_dash, time, FormData, Nav, PageError, Params,
+    self, act, csrf, label, layout, maybe_time, or_dash, parse, some, time, FormData, Nav, PageError, Params,
 };
 use crate::console::session::User;
 use crate::store::{RunFilter, TicketFilter};
@@ -38,20 +38,6 @@ pub struct Filters {
 const PAGE: usize = 50;
 const STATUSES: [&str; 6] = ["new", "assigned", "in_progress", "pending", "resolved", "closed"];
 const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
-
-/// A form value for a serde enum, or an error naming the field.
-fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<Option<T>, PageError> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    serde_json::from_value(serde_json::Value::String(value.to_string()))
-        .map(Some)
-        .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{value}` is not a {field}")))
-}
-
-fn some(v: &str) -> Option<String> {
-    (!v.trim().is_empty()).then(|| v.trim().to_string())
-}
 
 /// `GET /console/tickets`.
 pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filters>) -> Result<Markup, PageError> {
@@ -328,9 +314,7 @@ pub async fn comment(
     if f.body.trim().is_empty() {
         return Err(crate::api::ApiError::invalid("/body", "a comment needs text").into());
     }
-    if f.body.len() > 65536 {
-        return Err(crate::api::ApiError::invalid("/body", "comment is longer than 65536 bytes").into());
-    }
+    crate::api::tickets::check_comment_size(&f.body)?;
     s.engine.add_comment(&id, &f.body, f.internal.is_some(), user.name()).await?;
     Ok(Redirect::to(&format!("/console/tickets/{id}")).into_response())
 }
