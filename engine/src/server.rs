@@ -31,7 +31,9 @@ pub async fn run(
         inbox: demo.then(Default::default),
         sessions: Default::default(),
         oidc: engine.config().oidc.clone().map(|c| Arc::new(api::oidc::Oidc::new(c, &engine.config().public_url))),
+        closing: Default::default(),
     };
+    let closing = state.closing.clone();
     // The console's pages beside the API (the API's fallback answers what neither has).
     let app = api::router(state.clone()).merge(console::router(state));
     let config = engine.config();
@@ -71,6 +73,7 @@ pub async fn run(
         });
     }
     drop(listener);
+    closing.cancel();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing them"),

@@ -2,6 +2,7 @@
 //! to them over HTTP, and run small local receivers.
 
 pub mod browser;
+pub mod console;
 pub mod graph;
 pub mod load;
 pub mod oidc;

@@ -6,7 +6,7 @@ use super::{ApiError, AppState};
 use crate::approval::{Approval, Channel};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -131,53 +131,4 @@ pub struct LinkQuery {
     /// An optional comment (POST only).
     #[serde(default)]
     pub comment: String,
-}
-
-/// `GET /approvals/{id}/decide?...` (no token: the link is the credential). Shows what
-/// the link will do and a button that POSTs it: mail scanners that fetch links must
-/// not decide anything.
-pub async fn confirm_page(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    QueryArgs(q): QueryArgs<LinkQuery>,
-) -> Result<Response, ApiError> {
-    let approval = s.engine.approval(&id).await?;
-    let verb = if matches!(q.decision, Verdict::Approve) { "Approve" } else { "Reject" };
-    let ticket = s.engine.store().ticket(&approval.ticket_id).await?;
-    let title = ticket.map(|t| format!("{}: {}", t.id, t.title)).unwrap_or_default();
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>{verb} {id}</title>\
-         <p>{verb} approval {id} ({}) as {}?</p><p>{}</p>\
-         <form method=post><input name=comment placeholder=comment><button>{verb}</button></form>",
-        html_escape(&approval.stages.get(q.stage).map(|s| s.name.clone()).unwrap_or_default()),
-        html_escape(&q.approver),
-        html_escape(&title),
-    );
-    Ok(Html(page).into_response())
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// `POST /approvals/{id}/decide?...`: records the link's decision once.
-pub async fn decide_by_link(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    QueryArgs(q): QueryArgs<LinkQuery>,
-    body: axum::body::Bytes,
-) -> Result<Json<Approval>, ApiError> {
-    // The confirmation form posts `comment=...` (urlencoded); an API client may use the query.
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let comment = form.into_iter().find(|(k, _)| k == "comment").map(|(_, v)| v).unwrap_or(q.comment);
-    check_comment(&comment)?;
-    let approve = matches!(q.decision, Verdict::Approve);
-    let approval = s.engine.decide_by_link(&id, q.stage, &q.approver, approve, q.expires, &q.sig, &comment).await;
-    match approval {
-        Ok(a) => Ok(Json(a)),
-        Err(e) => {
-            tracing::warn!(approval = %id, approver = %q.approver, error = %e, "signed link refused");
-            Err(e.into())
-        }
-    }
 }

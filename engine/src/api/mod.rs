@@ -45,6 +45,9 @@ pub struct AppState {
     pub sessions: Arc<session::Sessions>,
     /// Sign-in with an OpenID Connect provider, when configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Cancelled when the server stops taking requests: long-lived answers (the
+    /// console's event stream) end then, so the graceful shutdown does not wait on them.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// All routes.
@@ -116,7 +119,13 @@ pub fn router(state: AppState) -> Router {
         .route("/schema/workflow.v1.json", get(workflow_schema))
         .route("/demo/inbox", post(inbox::receive))
         // Signed links carry their own credential (no bearer token).
-        .route("/approvals/{id}/decide", get(approvals::confirm_page).post(approvals::decide_by_link))
+        .route(
+            "/approvals/{id}/decide",
+            // Pages for people (JSON for API clients), with the console's security headers.
+            get(crate::console::link::confirm)
+                .post(crate::console::link::decide)
+                .layer(middleware::from_fn(crate::console::security_headers)),
+        )
         // Senders authenticate by signature; each endpoint sets its own body limit.
         .route("/hooks/{id}", post(webhooks::receive).layer(DefaultBodyLimit::disable()))
         .merge(protected)

@@ -55,6 +55,38 @@ pub async fn receive(
     let Some(endpoint) = s.engine.endpoint(&id).await?.filter(|e| e.enabled) else {
         return Err(ApiError::not_found("webhook", &id));
     };
+    let at = s.engine.clock_now();
+    let mut delivery = None;
+    let answered = receive_checked(&s, &endpoint, headers, body, &mut delivery).await;
+    let (status, outcome, detail) = match &answered {
+        Ok((resp, ticket, replay)) => (
+            resp.status().as_u16(),
+            if *replay {
+                "replayed"
+            } else if resp.status() == StatusCode::ACCEPTED {
+                "accepted"
+            } else {
+                "rate_limited"
+            },
+            ticket.clone(),
+        ),
+        Err(e) => (e.status.as_u16(), e.code, e.message.clone()),
+    };
+    let received = crate::webhook::Received { at, status, outcome: outcome.into(), detail, delivery };
+    s.engine.received().record(&id, received);
+    answered.map(|(resp, _, _)| resp)
+}
+
+/// The checks and the delivery; the answer, the ticket it went to, and whether it was a
+/// replay. `delivery` gets the delivery's id once the body is read.
+async fn receive_checked(
+    s: &AppState,
+    endpoint: &crate::webhook::Endpoint,
+    headers: HeaderMap,
+    body: Body,
+    delivery_id: &mut Option<String>,
+) -> Result<(Response, String, bool), ApiError> {
+    let id = endpoint.id.clone();
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,7 +133,7 @@ pub async fn receive(
         metrics.inbound(&id, "stale");
         return Err(unauthorized(&id, "signature timestamp is outside the replay window"));
     }
-    if let Err(wait) = s.engine.rate_limit(&endpoint) {
+    if let Err(wait) = s.engine.rate_limit(endpoint) {
         metrics.inbound(&id, "rate_limited");
         let mut resp = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -113,20 +145,23 @@ pub async fn receive(
         )
         .into_response();
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return Ok(resp);
+        return Ok((resp, String::new(), false));
     }
-    let payload = super::extract::parse_object(&bytes).inspect_err(|_| metrics.inbound(&id, "malformed"))?;
-    let delivery = ["idempotency-key", DELIVERY_HEADER]
+    let header = ["idempotency-key", DELIVERY_HEADER]
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(String::from));
+    *delivery_id = header.clone().filter(|d| d.len() <= 200);
+    let payload = super::extract::parse_object(&bytes).inspect_err(|_| metrics.inbound(&id, "malformed"))?;
+    *delivery_id = endpoint.delivery_id(header.clone(), &payload);
     let (answer, replay) =
-        s.engine.deliver(&endpoint, &payload, delivery).await.inspect_err(|_| metrics.inbound(&id, "rejected"))?;
+        s.engine.deliver(endpoint, &payload, header).await.inspect_err(|_| metrics.inbound(&id, "rejected"))?;
     metrics.inbound(&id, if replay { "replayed" } else { "accepted" });
+    let ticket = answer["ticket"].as_str().unwrap_or_default().to_string();
     let mut resp = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if replay {
         resp.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));
     }
-    Ok(resp)
+    Ok((resp, ticket, replay))
 }
 
 /// `GET /dead-letters` (admin): outbound webhooks that ran out of attempts.

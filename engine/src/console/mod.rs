@@ -10,12 +10,17 @@
 //! - one module per page in [`pages`]: dashboard, tickets, runs, workflows and the
 //!   workflow editor, approvals, and the operator's schedules, dead letters and audit log.
 //!
-//! Pages work without JavaScript; no script is served (the Content-Security-Policy
-//! allows none inline and only `'self'`), styles come from one stylesheet of ours.
+//! - [`live`]: live refresh over server-sent events, and its small script.
+//!
+//! Pages work without JavaScript; the one script of ours only refreshes lists (the
+//! Content-Security-Policy allows no inline script, only `'self'`); styles come from one
+//! stylesheet of ours.
 
 mod chart;
+mod live;
 pub mod page;
 mod pages;
+pub use pages::link;
 pub mod session;
 
 use crate::api::AppState;
@@ -27,7 +32,7 @@ use axum::{middleware, Router};
 
 /// The console's routes (merged with the API's by the server).
 pub fn router(state: AppState) -> Router {
-    use pages::{approvals, dashboard, editor, operations, runs, tickets, workflows};
+    use pages::{approvals, dashboard, editor, operations, plugins, runs, tickets, workflows};
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(dashboard::page))
@@ -57,9 +62,18 @@ pub fn router(state: AppState) -> Router {
         .route("/console/dead-letters/resend", post(operations::resend_all))
         .route("/console/dead-letters/{id}/resend", post(operations::resend))
         .route("/console/audit", get(operations::audit))
-        .route("/console/plugins", get(operations::plugins))
+        .route(
+            "/console/plugins",
+            get(plugins::list)
+                .post(plugins::install)
+                .layer(DefaultBodyLimit::max(state.engine.config().plugins.max_module_bytes + (64 << 10))),
+        )
+        .route("/console/plugins/{id}/grants", post(plugins::grants))
+        .route("/console/plugins/{id}/{action}", post(plugins::toggle))
         .route("/console/webhooks", get(operations::webhooks))
+        .route("/console/events", get(live::events))
         .route("/console/static/app.css", get(stylesheet))
+        .route("/console/static/live.js", get(live::script))
         .layer(middleware::from_fn(security_headers))
         // Forms are small: a comment, a ticket, a decision.
         .layer(DefaultBodyLimit::max(64 << 10))
@@ -78,7 +92,7 @@ async fn stylesheet() -> Response {
 /// Every console answer: a strict Content-Security-Policy (no inline script, only our
 /// own stylesheet), no framing, no sniffing, no referrer outside the site, no caching of
 /// pages that show desk data.
-async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+pub(crate) async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {

@@ -42,6 +42,9 @@ pub fn layout(title: &str, session: Option<&Session>, current: Option<Nav>, body
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Switchboard" }
                 link rel="stylesheet" href="/console/static/app.css";
+                @if session.is_some() {
+                    script src="/console/static/live.js" defer {}
+                }
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -70,6 +73,12 @@ pub fn layout(title: &str, session: Option<&Session>, current: Option<Nav>, body
             }
         }
     }
+}
+
+/// The part of a page that live refresh replaces when the desk changes (see
+/// [`super::live`]): lists and states, not editors.
+pub fn live(body: Markup) -> Markup {
+    html! { div data-live { (body) } }
 }
 
 /// The hidden CSRF field every form carries.
@@ -149,6 +158,25 @@ pub fn parse<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result
     serde_json::from_value(serde_json::Value::String(value.to_string()))
         .map(Some)
         .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{value}` is not a {field}")))
+}
+
+/// A `datetime-local` field (`2026-12-03T09:30`, seconds optional) read as UTC; `None`
+/// when empty.
+pub fn utc_minute(field: &str, value: &str) -> Result<Option<DateTime<Utc>>, PageError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(value, f).ok())
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{field}`: `{value}` is not a date and time like 2026-12-03T09:30"),
+            )
+        })
 }
 
 /// A filter form's text field, trimmed; `None` when empty.

@@ -54,6 +54,11 @@ impl User {
         &self.session.principal.name
     }
 
+    /// Whether the session is still live (not signed out, not expired).
+    pub fn is_live(&self, sessions: &crate::api::session::Sessions, now: chrono::DateTime<chrono::Utc>) -> bool {
+        sessions.find(&self.id, now).is_some()
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
         let (a, b) = (Sha256::digest(sent.as_bytes()), Sha256::digest(self.session.csrf.as_bytes()));

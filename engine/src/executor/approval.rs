@@ -603,10 +603,24 @@ impl Engine {
         sig: &str,
         comment: &str,
     ) -> Result<Approval> {
+        self.check_link(id, stage, approver, approve, expires, sig)?;
+        self.decide(id, approver, approve, comment, Channel::Link, Some(stage)).await
+    }
+
+    /// Checks a signed link (signature and expiry) without deciding anything: the link's
+    /// confirmation page shows nothing of the approval to anyone else.
+    pub fn check_link(
+        &self,
+        id: &str,
+        stage: usize,
+        approver: &str,
+        approve: bool,
+        expires: i64,
+        sig: &str,
+    ) -> Result<()> {
         let key = self.link_key().ok_or_else(|| Error::Conflict("links are not configured".into()))?;
         let link = approval::Link { approval: id, stage, approver, approve, expires };
-        link.verify(key, sig, self.now()).map_err(refused)?;
-        self.decide(id, approver, approve, comment, Channel::Link, Some(stage)).await
+        link.verify(key, sig, self.now()).map_err(refused)
     }
 
     /// Posts the current stage's request — or its reminder — with links to `url`, then

@@ -135,6 +135,8 @@ pub struct Engine {
     endpoints: Mutex<HashMap<String, Arc<crate::webhook::Endpoint>>>,
     /// Inbound webhook rate limits.
     limiter: crate::webhook::Limiter,
+    /// Inbound webhook deliveries, the latest per endpoint.
+    received: crate::webhook::Recent,
     /// Counters and histograms for `GET /metrics`.
     metrics: crate::metrics::Metrics,
     plugins: Arc<crate::plugin::PluginHost>,
@@ -192,6 +194,7 @@ impl Engine {
             trees: loops::Trees::default(),
             endpoints: Mutex::new(HashMap::new()),
             limiter: Default::default(),
+            received: Default::default(),
             metrics: Default::default(),
         }))
     }
@@ -199,6 +202,11 @@ impl Engine {
     /// The plugin host.
     pub fn plugins(&self) -> &Arc<crate::plugin::PluginHost> {
         &self.plugins
+    }
+
+    /// Inbound webhook deliveries, the latest per endpoint (the console shows them).
+    pub fn received(&self) -> &crate::webhook::Recent {
+        &self.received
     }
 
     /// Counters and histograms.

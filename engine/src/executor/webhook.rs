@@ -121,15 +121,7 @@ impl Engine {
         payload: &Value,
         delivery: Option<String>,
     ) -> Result<(Value, bool)> {
-        let delivery = delivery.or_else(|| {
-            let p = endpoint.mapping.delivery_id.as_deref()?;
-            match payload.pointer(p)? {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
-        });
-        let Some(delivery) = delivery.filter(|d| !d.is_empty() && d.len() <= 200) else {
+        let Some(delivery) = endpoint.delivery_id(delivery, payload) else {
             return self.apply(endpoint, payload, None).await.map(|v| (v, false));
         };
         let key = format!("{}/{delivery}", endpoint.id);

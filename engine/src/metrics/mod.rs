@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Histogram bucket bounds, seconds: 50 µs to 10 s.
@@ -47,20 +48,36 @@ struct Inner {
 
 /// The engine's metrics.
 #[derive(Default)]
-pub struct Metrics(Mutex<Inner>);
+pub struct Metrics {
+    inner: Mutex<Inner>,
+    /// Bumped by everything that changes what the console shows (a run's state, a step,
+    /// a request that is not a read): the console's live refresh watches it.
+    changes: AtomicU64,
+}
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many changes so far (a number that grows; only its changing means anything).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     /// A run changed state: `started`, `completed`, `failed`, `refused`.
     pub fn run(&self, workflow: &str, outcome: &'static str) {
+        self.changed();
         self.with(|m| *m.runs.entry((workflow.to_string(), outcome)).or_default() += 1);
     }
 
     /// A step of type `kind` took `seconds` (execution and commit).
     pub fn step(&self, kind: &str, seconds: f64) {
+        self.changed();
         self.with(|m| m.steps.entry(kind.to_string()).or_default().observe(seconds));
     }
 
@@ -96,6 +113,9 @@ impl Metrics {
         // Methods outside the standard set are one label, so clients cannot grow it.
         const METHODS: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
         let method = METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER");
+        if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            self.changed();
+        }
         self.with(|m| {
             match m.http.get_mut(route) {
                 Some(by) => *by.entry((method, status)).or_default() += 1,
@@ -118,7 +138,7 @@ impl Metrics {
     /// The exposition text, with `gauges` (name, help, value) appended; a gauge's name
     /// may carry labels (`name{label="v"}`): rows of one name share its HELP line.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         counter(
             &mut out,

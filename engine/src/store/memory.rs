@@ -326,10 +326,6 @@ impl RunStore for MemoryStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-        let keep = |h: &Header| {
-            filter.workflow.as_ref().is_none_or(|w| &h.workflow_id == w) && filter.status.is_none_or(|s| h.status == s)
-        };
         let tables = self.tables();
         let ids: Vec<u64> = match &filter.ticket {
             Some(ticket) => {
@@ -340,9 +336,11 @@ impl RunStore for MemoryStore {
         };
         Ok(ids
             .into_iter()
-            .filter(|n| tables.headers.get(n).is_some_and(keep))
-            .filter_map(|n| tables.run(n))
-            .take(limit)
+            .filter_map(|n| tables.headers.get(&n).map(|h| (n, h)))
+            .take_while(|(_, h)| !filter.before_range(h))
+            .filter(|(_, h)| filter.keeps(h))
+            .filter_map(|(n, _)| tables.run(n))
+            .take(filter.page_size())
             .collect())
     }
 

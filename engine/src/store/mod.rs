@@ -348,6 +348,9 @@ pub struct TicketFilter {
     pub requester: Option<String>,
     /// Only tickets with this external id.
     pub external_id: Option<String>,
+    /// Only tickets whose title or description contains this text (any case).
+    #[serde(default)]
+    pub text: Option<String>,
     /// Tickets after this id (paging).
     pub after: Option<String>,
     /// At most this many (default 100, at most 1000).
@@ -365,12 +368,22 @@ impl TicketFilter {
             && self.kind.is_none_or(|k| t.kind == k)
             && self.requester.as_ref().is_none_or(|r| &t.requester == r)
             && self.external_id.as_ref().is_none_or(|x| t.external_id.as_ref() == Some(x))
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|text| contains_folded(&t.title, text) || contains_folded(&t.description, text))
     }
 
     /// The page size to use.
     pub fn page_size(&self) -> usize {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
+}
+
+/// Whether `haystack` contains `needle`, ignoring case.
+fn contains_folded(haystack: &str, needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    needle.is_empty() || haystack.to_lowercase().contains(&needle)
 }
 
 /// Which runs to list.
@@ -383,8 +396,36 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// Only runs started at or after this time.
+    #[serde(default)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only runs started before this time.
+    #[serde(default)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    /// Whether a run passes the filter (its ticket aside: backends list by ticket).
+    pub fn keeps(&self, h: &crate::run::journal::Header) -> bool {
+        self.workflow.as_ref().is_none_or(|w| &h.workflow_id == w)
+            && self.status.is_none_or(|s| h.status == s)
+            && self.from.is_none_or(|from| h.created_at >= from)
+            && self.to.is_none_or(|to| h.created_at < to)
+    }
+
+    /// Whether a run, and every older one, starts too early for the filter: runs are
+    /// listed newest first, and numbers follow start times up to the moment it takes to
+    /// allocate one, so a minute's margin is plenty.
+    pub fn before_range(&self, h: &crate::run::journal::Header) -> bool {
+        self.from.is_some_and(|from| h.created_at < from - chrono::Duration::minutes(1))
+    }
+
+    /// The page size to use.
+    pub fn page_size(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
 }
 
 /// Tickets and their history.

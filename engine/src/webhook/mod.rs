@@ -235,6 +235,18 @@ impl Endpoint {
         errors
     }
 
+    /// A delivery's id: the header's (`Idempotency-Key` / `X-Switchboard-Delivery`), else
+    /// the mapping's `delivery_id` pointer into the payload; none when empty or over 200
+    /// bytes.
+    pub fn delivery_id(&self, header: Option<String>, payload: &Value) -> Option<String> {
+        let id = header.or_else(|| match payload.pointer(self.mapping.delivery_id.as_deref()?)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        id.filter(|d| !d.is_empty() && d.len() <= 200)
+    }
+
     /// The endpoint as shown by the API: the secret redacted.
     pub fn redacted(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -377,5 +389,46 @@ mod tests {
         assert!(l.take("e", limit).is_ok());
         assert_eq!(l.take("e", limit), Err(2));
         assert!(l.take("other", limit).is_ok(), "buckets are per endpoint");
+    }
+}
+
+/// How many deliveries [`Recent`] keeps per endpoint.
+pub const RECENT: usize = 50;
+
+/// One delivery as received: when, how it was answered, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    /// When it arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The error's code (`bad_signature`, `invalid`...) or `accepted` / `replayed`.
+    pub outcome: String,
+    /// The error's message, or the ticket it went to.
+    pub detail: String,
+    /// The delivery id it carried, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+}
+
+/// The latest [`RECENT`] deliveries of each endpoint, newest first, in memory since the
+/// server started (what an admin checks first when "the webhook did nothing"). Only
+/// configured endpoints are recorded, so its size is bounded.
+#[derive(Default)]
+pub struct Recent(Mutex<std::collections::HashMap<String, std::collections::VecDeque<Received>>>);
+
+impl Recent {
+    /// Records a delivery to `endpoint`.
+    pub fn record(&self, endpoint: &str, received: Received) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(endpoint.to_string()).or_default();
+        list.push_front(received);
+        list.truncate(RECENT);
+    }
+
+    /// The endpoint's recent deliveries, newest first.
+    pub fn of(&self, endpoint: &str) -> Vec<Received> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(endpoint).map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
 }

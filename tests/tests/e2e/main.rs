@@ -12,6 +12,7 @@ mod approvals;
 mod browser;
 mod cli;
 mod console;
+mod console_admin;
 mod contract;
 mod crash;
 mod cron_model;

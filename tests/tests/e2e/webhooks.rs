@@ -302,7 +302,7 @@ async fn approvals_by_the_approvers_token_and_by_signed_link_over_http() {
     let link = links["links"][0]["approve"].as_str().unwrap().replace("http://127.0.0.1:8080", &api.url);
     let page = reqwest::get(&link).await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("<form method=post>"));
+    assert!(page.text().await.unwrap().contains("<form class=\"stack\" method=\"post\">"));
     assert_eq!(api.get(&format!("/approvals/{approval}")).await.unwrap()["status"], "pending", "GET decides nothing");
     let forged = link.replace("approver=dave", "approver=grace");
     let http = reqwest::Client::new();

@@ -48,7 +48,7 @@ pub async fn inbox(State(s): State<AppState>, user: User) -> Result<Markup, Page
             }
         }
     };
-    Ok(layout("Approvals", Some(&user.session), Some(Nav::Approvals), body))
+    Ok(layout("Approvals", Some(&user.session), Some(Nav::Approvals), crate::console::page::live(body)))
 }
 
 /// The decision form.

@@ -144,5 +144,5 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
             }
         }
     };
-    Ok(layout("Dashboard", Some(&user.session), Some(Nav::Dashboard), body))
+    Ok(layout("Dashboard", Some(&user.session), Some(Nav::Dashboard), crate::console::page::live(body)))
 }

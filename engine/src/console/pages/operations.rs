@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
 /// The operator's pages, one tab each.
-fn tabs(current: &str) -> Markup {
+pub(super) fn tabs(current: &str) -> Markup {
     html! {
         nav aria-label="Operations" {
             p { @for (href, name) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"),
@@ -86,7 +86,7 @@ pub async fn dead_letters(State(s): State<AppState>, user: User) -> Result<Marku
             } }
         }
     };
-    Ok(layout("Dead letters", Some(&user.session), Some(Nav::Operations), body))
+    Ok(layout("Dead letters", Some(&user.session), Some(Nav::Operations), crate::console::page::live(body)))
 }
 
 /// `POST /console/dead-letters/{id}/resend`: as `POST /dead-letters/{id}/resend`.
@@ -137,31 +137,6 @@ pub async fn audit(State(s): State<AppState>, user: User) -> Result<Markup, Page
     Ok(layout("Audit log", Some(&user.session), Some(Nav::Operations), body))
 }
 
-/// `GET /console/plugins`: installed plugins, their versions, actions and grants.
-pub async fn plugins(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
-    let plugins = s.engine.store().plugins().await?;
-    let body = html! {
-        (tabs("/console/plugins"))
-        h1 { "Plugins" }
-        @if plugins.is_empty() { p.muted { "No plugin is installed." } } @else {
-            div.scroll { table {
-                thead { tr { th scope="col" { "Plugin" } th scope="col" { "Version" } th scope="col" { "Actions" }
-                    th scope="col" { "Connections granted" } th scope="col" { "Installed" } } }
-                tbody { @for p in &plugins {
-                    tr {
-                        td { strong { (p.id) } @if !p.enabled { " (disabled)" } br; span.muted { (p.manifest.description) } }
-                        td { (p.version) @if p.versions.len() > 1 { br; span.muted { "kept: " (p.versions.join(", ")) } } }
-                        td { (p.manifest.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")) }
-                        td { @if p.connections.is_empty() { span.muted { "none" } } @else { (p.connections.join(", ")) } }
-                        td { (time(p.installed_at)) " by " (p.installed_by) }
-                    }
-                } }
-            } }
-        }
-    };
-    Ok(layout("Plugins", Some(&user.session), Some(Nav::Operations), body))
-}
-
 /// `GET /console/webhooks` (admin): inbound webhook endpoints (secrets are not shown).
 pub async fn webhooks(State(s): State<AppState>, user: User) -> Result<Markup, PageError> {
     require(&user, "get", "/webhooks")?;
@@ -188,6 +163,26 @@ pub async fn webhooks(State(s): State<AppState>, user: User) -> Result<Markup, P
                 } }
             } }
         }
+        h2 { "Recent deliveries" }
+        p.muted { "The latest " (crate::webhook::RECENT) " per endpoint since the server started, newest first." }
+        @for e in endpoints.iter() {
+            @let received = s.engine.received().of(&e.id);
+            h3 { (e.id) }
+            @if received.is_empty() { p.muted { "None yet." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Answer" } th scope="col" { "Outcome" } th scope="col" { "Delivery id" } th scope="col" { "Detail" } } }
+                    tbody { @for r in &received {
+                        tr {
+                            td { (time(r.at)) }
+                            td class=(if r.status < 300 { "ok" } else { "failed" }) { (r.status) }
+                            td { code { (r.outcome) } }
+                            td { @match &r.delivery { Some(d) => code { (d) }, None => span.muted { "—" } } }
+                            td { @if r.status < 300 && !r.detail.is_empty() { a href=(format!("/console/tickets/{}", r.detail)) { (r.detail) } } @else { (r.detail) } }
+                        }
+                    } }
+                } }
+            }
+        }
     };
-    Ok(layout("Inbound webhooks", Some(&user.session), Some(Nav::Operations), body))
+    Ok(layout("Inbound webhooks", Some(&user.session), Some(Nav::Operations), crate::console::page::live(body)))
 }

@@ -25,6 +25,12 @@ pub struct Filters {
     workflow: String,
     #[serde(default)]
     ticket: String,
+    /// Started at or after (`datetime-local`, UTC).
+    #[serde(default)]
+    from: String,
+    /// Started before (`datetime-local`, UTC).
+    #[serde(default)]
+    to: String,
 }
 
 const STATUSES: [&str; 5] = ["pending", "running", "waiting", "completed", "failed"];
@@ -32,7 +38,8 @@ const STATUSES: [&str; 5] = ["pending", "running", "waiting", "completed", "fail
 /// `GET /console/runs`.
 pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filters>) -> Result<Markup, PageError> {
     let status: Option<RunStatus> = parse("run status", &f.status)?;
-    let filter = RunFilter { status, workflow: some(&f.workflow), ticket: some(&f.ticket), limit: Some(100) };
+    let (from, to) = (page::utc_minute("from", &f.from)?, page::utc_minute("to", &f.to)?);
+    let filter = RunFilter { status, workflow: some(&f.workflow), ticket: some(&f.ticket), from, to, limit: Some(100) };
     let runs = s.engine.store().runs(&filter).await?;
     let body = html! {
         h1 { "Runs" }
@@ -45,10 +52,12 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
             }
             label { "Workflow" input type="text" name="workflow" value=(f.workflow); }
             label { "Ticket" input type="text" name="ticket" value=(f.ticket); }
+            label { "Started from (UTC)" input type="datetime-local" name="from" value=(f.from); }
+            label { "until (UTC)" input type="datetime-local" name="to" value=(f.to); }
             button.secondary type="submit" { "Filter" }
         }
         p.muted { "Newest first, at most 100." }
-        @if runs.is_empty() { p.muted { "No runs match." } } @else {
+        (page::live(html! { @if runs.is_empty() { p.muted { "No runs match." } } @else {
             div.scroll { table {
                 thead { tr { th scope="col" { "Run" } th scope="col" { "Workflow" } th scope="col" { "Ticket" } th scope="col" { "Status" }
                     th scope="col" { "Steps" } th scope="col" { "Started" } th scope="col" { "Finished" } } }
@@ -64,7 +73,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
                     }
                 } }
             } }
-        }
+        } }))
     };
     Ok(layout("Runs", Some(&user.session), Some(Nav::Runs), body))
 }
@@ -80,6 +89,7 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
     let tree = s.engine.causation_tree(&run).await?;
     let failed_at = run.trace.iter().position(|e| e.outcome == "failed");
     let can_retry = run.status == RunStatus::Failed && page::may(&user, "post", "/runs/{id}/retry");
+    let finished = matches!(run.status, RunStatus::Completed | RunStatus::Failed);
     let body = html! {
         h1 { "Run " (run.id) }
         p {
@@ -138,6 +148,8 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
         p { (tree.runs_started) " run(s) started and " (tree.refusals) " refused by the loop guard in this tree"
             @if tree.stopped_by_guard { span.failed { " (the loop guard stopped part of it)" } } "." }
     };
+    // A run still moving refreshes itself; a finished one keeps what the reader opened.
+    let body = if finished { body } else { page::live(body) };
     Ok(layout(&format!("Run {}", run.id), Some(&user.session), Some(Nav::Runs), body))
 }
 

@@ -30,6 +30,9 @@ pub struct Filters {
     category: String,
     #[serde(default)]
     requester: String,
+    /// Text in the title or description.
+    #[serde(default)]
+    text: String,
     /// The last id of the previous page.
     #[serde(default)]
     after: String,
@@ -48,6 +51,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
         assignee: some(&f.assignee),
         category: some(&f.category),
         requester: some(&f.requester),
+        text: some(&f.text),
         after: some(&f.after),
         limit: Some(PAGE),
         ..Default::default()
@@ -58,6 +62,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
     let body = html! {
         h1 { "Tickets" }
         form.filters #ticket-filters method="get" action="/console/tickets" {
+            label { "Text" input type="search" name="text" value=(f.text); }
             label { "Status"
                 select name="status" {
                     option value="" { "any" }
@@ -76,7 +81,7 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
             label { "Requester" input type="text" name="requester" value=(f.requester); }
             button.secondary type="submit" { "Filter" }
         }
-        @if tickets.is_empty() {
+        (page::live(html! { @if tickets.is_empty() {
             p.muted { "No tickets match." }
         } @else {
             div.scroll { table {
@@ -99,8 +104,8 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
         }
         @if let Some(after) = &next {
             p { a href=(format!("/console/tickets?{}", page::query(&[("status", &f.status), ("priority", &f.priority), ("group", &f.group),
-                ("assignee", &f.assignee), ("category", &f.category), ("requester", &f.requester), ("after", after)]))) { "Next page →" } }
-        }
+                ("assignee", &f.assignee), ("category", &f.category), ("requester", &f.requester), ("text", &f.text), ("after", after)]))) { "Next page →" } }
+        } }))
         @if can_create {
             h2 { "Log a ticket" }
             form.stack #new-ticket method="post" action="/console/tickets" {
@@ -289,7 +294,12 @@ pub async fn show(State(s): State<AppState>, user: User, Path(id): Path<String>)
             li { strong { (p.policy) } ": " (p.why) }
         } }
     };
-    Ok(layout(&format!("{} {}", ticket.id, ticket.title), Some(&user.session), Some(Nav::Tickets), body))
+    Ok(layout(
+        &format!("{} {}", ticket.id, ticket.title),
+        Some(&user.session),
+        Some(Nav::Tickets),
+        crate::console::page::live(body),
+    ))
 }
 
 /// The comment form.

@@ -113,16 +113,17 @@ impl RunStore for SledStore {
     }
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-        let keep = |h: &Header| {
-            filter.workflow.as_ref().is_none_or(|w| &h.workflow_id == w) && filter.status.is_none_or(|s| h.status == s)
-        };
+        let limit = filter.page_size();
         let mut out = Vec::new();
         if let Some(ticket) = &filter.ticket {
             let Some(t) = parse_id(ticket, 'T') else { return Ok(out) };
             for k in self.keys(&Key::RunsOfTicket(t).bytes())?.into_iter().rev() {
                 let n = be(&k);
-                if let Some(h) = self.get::<Header>(&Key::Run(n).bytes())?.filter(keep) {
+                let Some(h) = self.get::<Header>(&Key::Run(n).bytes())? else { continue };
+                if filter.before_range(&h) {
+                    break;
+                }
+                if filter.keeps(&h) {
                     out.push(self.assemble(n, h)?);
                 }
                 if out.len() >= limit {
@@ -134,7 +135,10 @@ impl RunStore for SledStore {
         for kv in self.db.scan_prefix(Key::Runs.bytes()).rev() {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             let h: Header = decode(&k, &v)?;
-            if keep(&h) {
+            if filter.before_range(&h) {
+                break;
+            }
+            if filter.keeps(&h) {
                 out.push(self.assemble(be(&k), h)?);
                 if out.len() >= limit {
                     break;
