@@ -42,7 +42,8 @@ impl Page {
 impl Console {
     /// A client of the server at `base`, not signed in.
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
         Self { http, base: base.to_string(), cookie: None }
     }
 

@@ -590,3 +590,30 @@ pub fn machine() -> (String, usize) {
         .unwrap_or_default();
     (cpu, std::thread::available_parallelism().map_or(0, |n| n.get()))
 }
+
+/// A receiver that answers 503 until it is told to recover, counting hits.
+pub async fn flaky_receiver(
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (up, hits) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (up2, hits2) = (up.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (up, hits) = (up2.clone(), hits2.clone());
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                if up.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, up, hits)
+}

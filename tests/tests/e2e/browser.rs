@@ -144,3 +144,79 @@ async fn an_admin_breaks_a_workflow_in_the_editor_then_dry_runs_and_publishes_th
     assert_eq!(record["revision"], 1);
     b.close().await.unwrap();
 }
+
+/// Polls the page until `seen` holds for its source (live refresh has no event the
+/// test could await), for at most `within`.
+async fn until(b: &Browser, within: Duration, seen: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let page = b.source().await.unwrap();
+        if seen(&page) {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "not seen within {within:?}: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_watches_runs_arrive_live_resends_a_dead_letter_and_reads_the_dashboard() {
+    use std::sync::atomic::Ordering;
+    assert!(browser::available(), "Chromium and chromedriver are missing: run tests/deps.sh");
+    let stand = Stand::start("notify_attempts = 1").unwrap();
+    let (url, up, hits) = switchboard_tests::flaky_receiver().await;
+    stand
+        .admin
+        .post(
+            "/workflows",
+            &json!({"id": "tell", "name": "Tell the NOC", "triggers": [{"on": "ticket.created"}],
+                "steps": [{"id": "post", "type": "notify", "url": url, "payload": {"ticket": "{{ticket.id}}"}}]}),
+        )
+        .await
+        .unwrap();
+    let shots = screenshots(&stand);
+    let base = stand.server.url.clone();
+    let b = Browser::start(1280, 900, &shots).await.unwrap();
+    b.goto(&format!("{base}/console/runs")).await.unwrap();
+    b.fill("#token", switchboard_tests::ADMIN).await.unwrap();
+    b.click("form[action='/console/login'] button[type=submit]").await.unwrap();
+    assert!(b.source().await.unwrap().contains("No runs match"));
+
+    // A ticket logged elsewhere: its run appears on the open page without a reload.
+    let out =
+        stand.admin.post("/tickets", &json!({"title": "Switch down in room 4", "requester": "noc"})).await.unwrap();
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_string();
+    let page = until(&b, Duration::from_secs(20), |p| {
+        p.contains(&format!("/console/tickets/{ticket}")) && p.contains("failed")
+    })
+    .await;
+    assert!(page.contains("data-refreshed"), "swapped in place by live refresh, not a navigation");
+    b.screenshot("21-runs-live").await.unwrap();
+
+    // The notification gave up: resend that one letter from the dead-letter page.
+    b.goto(&format!("{base}/console/dead-letters")).await.unwrap();
+    assert!(b.source().await.unwrap().contains("1 not resent yet"));
+    b.screenshot("22-dead-letters").await.unwrap();
+    up.store(true, Ordering::SeqCst);
+    b.click("button[aria-label^='Resend R-']").await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/console/dead-letters");
+    assert!(b.source().await.unwrap().contains("0 not resent yet"));
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "one failed attempt, one resend");
+
+    // The dashboard reads what happened: one ticket logged and open, one failed run.
+    b.goto(&format!("{base}/console?days=1")).await.unwrap();
+    let card = |name: &str| {
+        format!("return Array.from(document.querySelectorAll('.card')).find(c => c.textContent.includes('{name}')).querySelector('.v').textContent")
+    };
+    assert_eq!(b.eval(&card("Tickets logged")).await.unwrap(), "1");
+    assert_eq!(b.eval(&card("Open backlog")).await.unwrap(), "1");
+    let failed = b.text("#failed-runs").await.unwrap();
+    assert!(failed.contains("tell") && failed.contains(&ticket), "{failed}");
+    b.screenshot("23-dashboard").await.unwrap();
+    for (path, name) in [("/console/plugins", "24-plugins"), ("/console/webhooks", "25-webhooks")] {
+        b.goto(&format!("{base}{path}")).await.unwrap();
+        assert_eq!(b.path().await.unwrap(), path);
+        b.screenshot(name).await.unwrap();
+    }
+    b.close().await.unwrap();
+}

@@ -257,38 +257,11 @@ async fn an_admin_drafts_a_workflow_sees_each_error_at_its_pointer_dry_runs_and_
     assert_eq!(forged.status, 403);
 }
 
-/// A receiver that answers 503 until it is told to recover, counting hits.
-async fn flaky_receiver(
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let (up, hits) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
-    let (up2, hits2) = (up.clone(), hits.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let (up, hits) = (up2.clone(), hits2.clone());
-            async move {
-                hits.fetch_add(1, Ordering::SeqCst);
-                if up.load(Ordering::SeqCst) {
-                    axum::http::StatusCode::OK
-                } else {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, up, hits)
-}
-
 #[tokio::test]
 async fn an_operator_resends_dead_letters_and_reads_schedules_and_the_audit_log() {
     use std::sync::atomic::Ordering;
     let stand = Stand::start("notify_attempts = 1").unwrap();
-    let (url, up, hits) = flaky_receiver().await;
+    let (url, up, hits) = switchboard_tests::flaky_receiver().await;
     for id in ["tell-a", "tell-b"] {
         stand
             .admin

@@ -39,12 +39,12 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
         tz: chrono_tz::UTC,
         savings: s.engine.config().reports.clone(),
     };
-    let engine = s.engine.clone();
+    let (engine, from) = (s.engine.clone(), query.from);
     let report = blocking(move || async move { engine.report(&query).await }).await?;
     let failed = s
         .engine
         .store()
-        .runs(&RunFilter { status: Some(RunStatus::Failed), limit: Some(10), ..Default::default() })
+        .runs(&RunFilter { status: Some(RunStatus::Failed), from: Some(from), limit: Some(10), ..Default::default() })
         .await?;
     let pending = s.engine.approvals(Some(user.name()), 1000).await?.len();
     let t = &report.window.total;
@@ -132,14 +132,18 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
                 }
             } }
         }
-        h2 { "Failed runs" }
-        @if failed.is_empty() {
-            p.muted { "No failed runs." }
-        } @else {
-            ul {
-                @for r in &failed {
-                    li { a href=(format!("/console/runs/{}", r.id)) { (r.id) } " " (r.workflow_id) " — "
-                        span.failed { (r.error.as_deref().unwrap_or("failed")) } " " (maybe_time(r.finished_at)) }
+        section #failed-runs {
+            h2 { "Failed runs" }
+            @if failed.is_empty() {
+                p.muted { "No run started in the period failed." }
+            } @else {
+                p.muted { "The latest " (failed.len()) " started in the period; " a href="/console/runs?status=failed" { "all failed runs" } "." }
+                ul {
+                    @for r in &failed {
+                        li { a href=(format!("/console/runs/{}", r.id)) { (r.id) } " " (r.workflow_id)
+                            @if !r.ticket_id.is_empty() { " on " a href=(format!("/console/tickets/{}", r.ticket_id)) { (r.ticket_id) } }
+                            " — " span.failed { (r.error.as_deref().unwrap_or("failed")) } " " (maybe_time(r.finished_at)) }
+                    }
                 }
             }
         }

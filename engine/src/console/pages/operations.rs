@@ -13,9 +13,10 @@ use maud::{html, Markup};
 pub(super) fn tabs(current: &str) -> Markup {
     html! {
         nav aria-label="Operations" {
-            p { @for (href, name) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"),
-                ("/console/plugins", "Plugins"), ("/console/webhooks", "Inbound webhooks"), ("/console/audit", "Audit log")] {
-                @if href == current { strong aria-current="page" { (name) } } @else { a href=(href) { (name) } } " · "
+            p { @for (i, (href, name)) in [("/console/schedules", "Schedules"), ("/console/dead-letters", "Dead letters"),
+                ("/console/plugins", "Plugins"), ("/console/webhooks", "Inbound webhooks"), ("/console/audit", "Audit log")].into_iter().enumerate() {
+                @if i > 0 { " · " }
+                @if href == current { strong aria-current="page" { (name) } } @else { a href=(href) { (name) } }
             } }
         }
     }
