@@ -206,8 +206,37 @@ pub(super) fn begin_approval(
     for spec in &specs[1..] {
         approval.stages.push(Stage::new(spec, Vec::new()));
     }
-    tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
+    put_approval(&mut tx, None, &approval);
     Ok((tx, approval))
+}
+
+/// One entry of the "pending for" index ([`DocKind::Pending`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingEntry {
+    acting: String,
+    approval: String,
+}
+
+/// Who may decide `a` now (undecided slots of its current stage), none once it is closed.
+fn deciders(a: &Approval) -> std::collections::BTreeSet<&str> {
+    match a.status {
+        Status::Pending => a.stage().slots.iter().filter(|s| s.decision.is_none()).map(|s| s.acting.as_str()).collect(),
+        _ => Default::default(),
+    }
+}
+
+/// Adds an approval's write to `tx`, with the index entries of who may decide it now
+/// (those of `before`, the stored approval, that no longer hold are removed).
+fn put_approval(tx: &mut Tx, before: Option<&Approval>, after: &Approval) {
+    let (was, is) = (before.map(deciders).unwrap_or_default(), deciders(after));
+    for gone in was.difference(&is) {
+        tx.push(Write::Doc { kind: DocKind::Pending, id: format!("{gone}/{}", after.id), value: None });
+    }
+    for new in is.difference(&was) {
+        let entry = PendingEntry { acting: (*new).to_string(), approval: after.id.clone() };
+        tx.doc(DocKind::Pending, &format!("{new}/{}", after.id), &entry);
+    }
+    tx.doc(DocKind::Approval, &after.id, after);
 }
 
 impl Engine {
@@ -228,17 +257,54 @@ impl Engine {
 
     /// Approvals, optionally only pending ones where `acting` may decide.
     pub async fn approvals(&self, pending_for: Option<&str>, limit: usize) -> Result<Vec<Approval>> {
-        let all: Vec<Approval> = crate::store::list_docs(&*self.store, DocKind::Approval, None, 100_000).await?;
-        Ok(all
-            .into_iter()
-            .filter(|a| {
-                pending_for.is_none_or(|who| {
-                    a.status == Status::Pending
-                        && a.stage().slots.iter().any(|s| s.acting == who && s.decision.is_none())
-                })
-            })
-            .take(limit)
-            .collect())
+        let Some(who) = pending_for else {
+            return Ok(crate::store::list_docs(&*self.store, DocKind::Approval, None, limit).await?);
+        };
+        // The index's entries of `who`, in approval-id order (ids sort as text).
+        let mut out = Vec::new();
+        let mut after = format!("{who}/");
+        'pages: loop {
+            let page: Vec<PendingEntry> =
+                crate::store::list_docs(&*self.store, DocKind::Pending, Some(&after), 100).await?;
+            let full = page.len() == 100;
+            for entry in page {
+                if entry.acting != who || out.len() >= limit {
+                    break 'pages;
+                }
+                after = format!("{who}/{}", entry.approval);
+                let approval = get_doc::<Approval>(&*self.store, DocKind::Approval, &entry.approval).await?;
+                out.extend(approval.filter(|a| deciders(a).contains(who)));
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the "pending for" index of approvals stored before it existed (once; a
+    /// marker document says it is done).
+    pub async fn index_pending_approvals(&self) -> Result<()> {
+        const MARKER: &str = "index/pending-approvals";
+        if self.store.doc(DocKind::Seeded, MARKER).await?.is_some() {
+            return Ok(());
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page: Vec<Approval> =
+                crate::store::list_docs(&*self.store, DocKind::Approval, after.as_deref(), 500).await?;
+            let Some(last) = page.last().map(|a| a.id.clone()) else { break };
+            let mut tx = Tx::new();
+            for a in page.iter().filter(|a| a.status == Status::Pending) {
+                put_approval(&mut tx, None, a);
+            }
+            self.store.commit(tx).await?;
+            after = Some(last);
+        }
+        let mut tx = Tx::new();
+        tx.doc(DocKind::Seeded, MARKER, &json!({"done": true}));
+        self.store.commit(tx).await?;
+        Ok(())
     }
 
     async fn approval_step(
@@ -530,7 +596,8 @@ impl Engine {
                 .await?;
             started.extend(runs);
         }
-        tx.doc(DocKind::Approval, &approval.id.clone(), &approval);
+        let stored = get_doc::<Approval>(&*self.store, DocKind::Approval, &approval.id).await?;
+        put_approval(&mut tx, stored.as_ref(), &approval);
         tx.push(Write::Audit(crate::run::AuditEntry {
             at: now,
             actor: actor.to_string(),

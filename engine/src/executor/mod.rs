@@ -137,6 +137,8 @@ pub struct Engine {
     limiter: crate::webhook::Limiter,
     /// Inbound webhook deliveries, the latest per endpoint.
     received: crate::webhook::Recent,
+    /// The dashboard's report snapshots.
+    snapshots: report::Snapshots,
     /// Counters and histograms for `GET /metrics`.
     metrics: crate::metrics::Metrics,
     plugins: Arc<crate::plugin::PluginHost>,
@@ -195,6 +197,7 @@ impl Engine {
             endpoints: Mutex::new(HashMap::new()),
             limiter: Default::default(),
             received: Default::default(),
+            snapshots: Default::default(),
             metrics: Default::default(),
         }))
     }

@@ -1,8 +1,34 @@
 //! Reports: gathers the tickets logged before the period's end with their history and
-//! SLA clocks, and lets [`crate::report`] count.
+//! SLA clocks, and lets [`crate::report`] count. The dashboard's reports are snapshots:
+//! computed off the request path at most once per [`SNAPSHOT_AGE`] and shared by every
+//! viewer, so a page view never counts the whole desk.
 
 use super::{invalid, Engine, Result};
-use crate::report::{self, Item, Query, Report};
+use crate::report::{self, Bucket, GroupBy, Item, Query, Report};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How old a dashboard snapshot may be before a view starts computing the next one (the
+/// view still gets the old one at once).
+pub const SNAPSHOT_AGE: Duration = Duration::seconds(60);
+
+/// A dashboard report and when it was computed.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The figures.
+    pub report: Report,
+    /// Computed at.
+    pub at: DateTime<Utc>,
+}
+
+/// The dashboard's snapshots by (days back, bucket), and which are being recomputed.
+#[derive(Default)]
+pub struct Snapshots {
+    kept: Mutex<HashMap<(i64, Bucket), Arc<Snapshot>>>,
+    /// Held while a snapshot is computed: one computation per key at a time.
+    computing: tokio::sync::Mutex<()>,
+}
 
 impl Engine {
     /// The report `q` asks for.
@@ -34,5 +60,56 @@ impl Engine {
             .map(|((ticket, history), sla)| Item { ticket, history, sla: sla.as_ref() })
             .collect();
         Ok(report::compute(&items, q, &self.actors))
+    }
+
+    /// The dashboard's report of the last `days` days in `bucket`s (UTC, by group): the
+    /// kept snapshot, recomputed in the background once it is older than
+    /// [`SNAPSHOT_AGE`]; only the first view of a period waits for it.
+    pub async fn dashboard(self: &Arc<Self>, days: i64, bucket: Bucket) -> Result<Arc<Snapshot>> {
+        let key = (days, bucket);
+        let kept = self.snapshots.kept.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        match kept {
+            Some(s) if self.now() - s.at < SNAPSHOT_AGE => Ok(s),
+            Some(s) => {
+                let engine = self.clone();
+                self.runtime.tasks.spawn(async move {
+                    // Others asking meanwhile get the old one; one recomputation at a time.
+                    let Ok(_one) = engine.snapshots.computing.try_lock() else { return };
+                    if let Err(e) = engine.snapshot(key).await {
+                        tracing::warn!(error = %e, "dashboard report failed");
+                    }
+                });
+                Ok(s)
+            }
+            None => {
+                let _one = self.snapshots.computing.lock().await;
+                let kept = self.snapshots.kept.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+                match kept {
+                    Some(s) => Ok(s),
+                    None => self.snapshot(key).await,
+                }
+            }
+        }
+    }
+
+    /// Computes and keeps one dashboard snapshot (on a blocking thread: it reads and
+    /// counts every ticket).
+    async fn snapshot(self: &Arc<Self>, (days, bucket): (i64, Bucket)) -> Result<Arc<Snapshot>> {
+        let now = self.now();
+        let query = Query {
+            from: now - Duration::days(days),
+            to: now,
+            by: Some(GroupBy::Group),
+            bucket: Some(bucket),
+            tz: chrono_tz::UTC,
+            savings: self.config.reports.clone(),
+        };
+        let (engine, handle) = (self.clone(), tokio::runtime::Handle::current());
+        let report = tokio::task::spawn_blocking(move || handle.block_on(async move { engine.report(&query).await }))
+            .await
+            .map_err(|e| crate::store::Error::Backend(format!("the dashboard report task failed: {e}")))??;
+        let snapshot = Arc::new(Snapshot { report, at: now });
+        self.snapshots.kept.lock().unwrap_or_else(|p| p.into_inner()).insert((days, bucket), snapshot.clone());
+        Ok(snapshot)
     }
 }

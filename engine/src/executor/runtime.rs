@@ -53,6 +53,7 @@ impl Engine {
     /// `run_queue` at once; the rest follow as the queue drains). Returns how many were
     /// queued now.
     pub async fn recover(self: &Arc<Self>) -> Result<usize> {
+        self.index_pending_approvals().await?;
         let limit = self.config.run_queue + 1;
         let active = self.store.active_runs(limit).await?;
         let n = active.len().min(self.config.run_queue);

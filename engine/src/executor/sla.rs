@@ -87,6 +87,38 @@ impl Engine {
         Ok(setup)
     }
 
+    /// Running SLA clocks that run out within `within`, soonest first (at most `limit`):
+    /// found through the SLA check timers (a clock's next warning or breach is one), so
+    /// the open tickets are not read one by one.
+    pub async fn breaching_soon(&self, within: chrono::Duration, limit: usize) -> Result<Vec<(SlaReport, Metric)>> {
+        let until = self.now() + within;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for timer in self.store.due_timers(until, 2000).await? {
+            let crate::store::TimerKind::SlaCheck { ticket } = timer.kind else { continue };
+            if !seen.insert(ticket.clone()) {
+                continue;
+            }
+            let Some(report) = self.sla_report(&ticket).await? else { continue };
+            for metric in [Metric::Response, Metric::Resolution] {
+                let clock = match metric {
+                    Metric::Response => &report.response,
+                    Metric::Resolution => &report.resolution,
+                };
+                if clock.status == "running" && clock.due_at.is_some_and(|d| d <= until) {
+                    out.push((report.clone(), metric));
+                }
+            }
+        }
+        let due = |(r, m): &(SlaReport, Metric)| match m {
+            Metric::Response => r.response.due_at,
+            Metric::Resolution => r.resolution.due_at,
+        };
+        out.sort_by_key(due);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// A ticket's SLA clocks as a person reads them. `None` when no policy applies.
     pub async fn sla_report(&self, ticket: &str) -> Result<Option<SlaReport>> {
         let Some(state) = self.store.ticket_sla(ticket).await? else { return Ok(None) };

@@ -66,7 +66,7 @@ impl GroupBy {
 }
 
 /// The length of the buckets of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     /// Calendar days (midnight to midnight in the report's time zone).

@@ -200,6 +200,51 @@ async fn a_ticket_write_expects_the_version_it_read(store: &dyn Store) {
     assert_eq!(store.ticket("T-1").await.unwrap().unwrap().title, "five");
 }
 
+async fn filters_find_tickets_by_what_they_are_now(store: &dyn Store) {
+    let ids = |list: Vec<Ticket>| list.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let find = |f: TicketFilter| async move { ids(store.tickets(&f).await.unwrap()) };
+    for n in 1..=6 {
+        let mut t = ticket(&format!("T-{n}"), if n % 2 == 0 { "ann" } else { "bob" });
+        t.group = Some(if n <= 3 { "network" } else { "desk" }.into());
+        let mut tx = Tx::new();
+        tx.ticket(None, &mut t);
+        store.commit(tx).await.unwrap();
+    }
+    let by_group = |g: &str| TicketFilter { group: Some(g.into()), ..Default::default() };
+    assert_eq!(find(by_group("network")).await, ["T-1", "T-2", "T-3"]);
+    assert_eq!(find(TicketFilter { requester: Some("ann".into()), ..by_group("desk") }).await, ["T-4", "T-6"]);
+    // T-2 moves to the desk group and is assigned; twice in one transaction, as two writes.
+    let before = store.ticket("T-2").await.unwrap().unwrap();
+    let moved = Ticket { group: Some("desk".into()), version: 2, ..before.clone() };
+    let assigned = Ticket {
+        assignee: Some("cat".into()),
+        status: Status::Assigned,
+        group: Some("field".into()),
+        version: 3,
+        ..before.clone()
+    };
+    commit(
+        store,
+        vec![
+            Write::Ticket { ticket: Box::new(moved), comments_from: 0, expect: Some(1) },
+            Write::Ticket { ticket: Box::new(assigned), comments_from: 0, expect: Some(2) },
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(find(by_group("network")).await, ["T-1", "T-3"], "not under its old group");
+    assert_eq!(find(by_group("desk")).await, ["T-4", "T-5", "T-6"], "nor under the one between");
+    assert_eq!(find(by_group("field")).await, ["T-2"]);
+    assert_eq!(find(TicketFilter { assignee: Some("cat".into()), ..Default::default() }).await, ["T-2"]);
+    assert_eq!(find(TicketFilter { status: Some(Status::Assigned), ..Default::default() }).await, ["T-2"]);
+    assert_eq!(find(TicketFilter { status: Some(Status::New), ..Default::default() }).await.len(), 5);
+    // Paged through an index.
+    let page =
+        TicketFilter { status: Some(Status::New), after: Some("T-3".into()), limit: Some(2), ..Default::default() };
+    assert_eq!(find(page).await, ["T-4", "T-5"]);
+    assert_eq!(find(by_group("nobody")).await, Vec::<String>::new());
+}
+
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {
     commit(store, vec![Write::Timer(timer("b", 10)), Write::Timer(timer("a", 5)), Write::Timer(timer("c", 20))])
         .await
@@ -403,6 +448,7 @@ macro_rules! every_backend {
 
 every_backend!(
     ids_are_fresh_and_writes_are_visible_in_id_order,
+    filters_find_tickets_by_what_they_are_now,
     a_transaction_applies_whole_or_not_at_all,
     a_run_is_a_header_and_a_journal_with_its_indexes,
     an_append_behind_another_writers_back_is_a_conflict,

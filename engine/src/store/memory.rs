@@ -344,6 +344,20 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
+    async fn run_headers_since(&self, from: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Header>> {
+        let filter = RunFilter { from: Some(from), ..Default::default() };
+        let tables = self.tables();
+        Ok(tables
+            .headers
+            .values()
+            .rev()
+            .take_while(|h| !filter.before_range(h))
+            .filter(|h| filter.keeps(h))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         Ok(self.tables().active.iter().take(limit).map(|n| format!("R-{n}")).collect())
     }

@@ -463,6 +463,13 @@ pub trait RunStore: Send + Sync {
     async fn run(&self, id: &str) -> Result<Option<Run>>;
     /// Runs, newest first, filtered.
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    /// The headers of runs started at or after `from`, newest first, at most `limit`
+    /// (counts per workflow without reading journals).
+    async fn run_headers_since(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::run::journal::Header>>;
     /// Ids of runs that still have work to do, oldest first, at most `limit`.
     async fn active_runs(&self, limit: usize) -> Result<Vec<String>>;
     /// Ids of runs waiting on a ticket, oldest first.
@@ -616,6 +623,9 @@ pub enum DocKind {
     Delivery,
     /// Outbound webhooks that ran out of attempts, by id.
     DeadLetter,
+    /// Who may decide which pending approval now, by `<acting>/<approval id>`: the
+    /// "pending for me" inbox reads its own entries, not every approval.
+    Pending,
     /// Unpublished workflow drafts by workflow id.
     Draft,
     /// What `serve --demo` last applied from a shipped file, by `<kind>/<id>`: a digest,
@@ -631,6 +641,7 @@ impl DocKind {
             DocKind::Webhook => "d/webhook/",
             DocKind::Delivery => "d/delivery/",
             DocKind::DeadLetter => "d/dead/",
+            DocKind::Pending => "d/pending/",
             DocKind::Draft => "d/draft/",
             DocKind::Seeded => "d/seeded/",
         }

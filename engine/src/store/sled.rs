@@ -39,6 +39,7 @@
 //! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize; `modules` tree) |
 //! | `meta/format` | | the layout version (2: runs as header + journal; 3: comments apart) |
 
+mod index;
 mod keys;
 mod migrate;
 mod runs;
@@ -326,6 +327,7 @@ impl SledStore {
         // Timers set earlier in this batch, by key: a later write of the same key must
         // replace them too, or the earlier one would stay behind as an orphan that fires.
         let mut timers_here: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut indexed_here: HashMap<u64, index::Values> = HashMap::new();
         for w in tx.writes {
             match w {
                 Write::Ticket { mut ticket, comments_from, expect } => {
@@ -335,6 +337,14 @@ impl SledStore {
                         b.insert(Key::Comment(n, c.id).bytes(), encode(c)?);
                     }
                     b.tickets.push((ticket.id.clone(), expect, ticket.version));
+                    // A ticket written twice in one batch: the second compares with the first.
+                    let old = match indexed_here.remove(&n) {
+                        Some(v) => Some(v),
+                        None => self.indexed(n)?,
+                    };
+                    let new = index::values(&ticket);
+                    index::update(&mut b, n, old.as_ref(), &new)?;
+                    indexed_here.insert(n, new);
                     b.insert(Key::Ticket(n).bytes(), encode_versioned(&*ticket, ticket.version)?);
                 }
                 Write::History(h) => {

@@ -321,3 +321,43 @@ async fn a_stage_with_nobody_to_ask_fails_the_step_with_the_reason() {
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("has no approvers"));
 }
+
+/// The "pending for me" inbox reads an index of who may decide what: it follows
+/// decisions, stages and delegation, and approvals stored before the index existed are
+/// indexed once at start.
+#[tokio::test]
+async fn the_inbox_index_follows_decisions_and_is_built_for_older_approvals() {
+    use switchboard::store::{DocKind, DocStore, Store, Tx, Write};
+    let d = desk().await;
+    d.workflow(json!([
+        {"name": "both", "approvers": [{"user": "ann"}, {"user": "ben"}], "policy": "all"},
+        {"name": "final", "approvers": [{"user": "cat"}]}
+    ]))
+    .await;
+    let (_, a) = d.ticket(json!({})).await;
+    let inbox = |who: &'static str| {
+        let engine = d.engine.clone();
+        async move { engine.approvals(Some(who), 100).await.unwrap().into_iter().map(|a| a.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(
+        (inbox("ann").await, inbox("ben").await, inbox("cat").await),
+        (vec![a.clone()], vec![a.clone()], vec![])
+    );
+    d.decide(&a, "ann", true).await.unwrap();
+    assert_eq!((inbox("ann").await, inbox("ben").await), (vec![], vec![a.clone()]), "decided: out of ann's inbox");
+    d.decide(&a, "ben", true).await.unwrap();
+    assert_eq!((inbox("ben").await, inbox("cat").await), (vec![], vec![a.clone()]), "the next stage asks cat");
+
+    // An approval from before the index: its entries and the marker gone, as in an old store.
+    let mut tx = Tx::new();
+    tx.push(Write::Doc { kind: DocKind::Pending, id: format!("cat/{a}"), value: None });
+    tx.push(Write::Doc { kind: DocKind::Seeded, id: "index/pending-approvals".into(), value: None });
+    d.store.commit(tx).await.unwrap();
+    assert_eq!(inbox("cat").await, Vec::<String>::new());
+    d.engine.recover().await.unwrap();
+    assert_eq!(inbox("cat").await, vec![a.clone()], "indexed at start");
+    assert!(d.store.doc(DocKind::Seeded, "index/pending-approvals").await.unwrap().is_some());
+    d.decide(&a, "cat", true).await.unwrap();
+    assert_eq!(inbox("cat").await, Vec::<String>::new());
+    assert_eq!(d.engine.approval(&a).await.unwrap().status, Status::Approved);
+}

@@ -192,6 +192,36 @@ async fn an_approver_decides_from_the_inbox_and_the_run_goes_on() {
 async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
     let stand = Stand::start("").unwrap();
     switchboard_tests::seed_team(&stand.admin).await.unwrap();
+    // Round the clock, so the response clock runs whenever the test runs.
+    let always: serde_json::Map<String, serde_json::Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| (d.to_string(), json!([["00:00", "24:00"]])))
+        .collect();
+    stand
+        .admin
+        .post("/sla/calendars", &json!({"id": "always", "timezone": "UTC", "hours": always, "holidays": []}))
+        .await
+        .unwrap();
+    stand
+        .admin
+        .post(
+            "/sla/policies",
+            &json!({"id": "p1", "name": "P1", "applies_to": {"field": "ticket.priority", "op": "eq", "value": "P1"},
+                "calendar": "always", "warnings": [50],
+                "targets": {"P1": {"response_minutes": 30, "resolution_minutes": 600}, "P2": {"response_minutes": 60, "resolution_minutes": 600},
+                    "P3": {"response_minutes": 60, "resolution_minutes": 600}, "P4": {"response_minutes": 60, "resolution_minutes": 600}}}),
+        )
+        .await
+        .unwrap();
+    let p1 = stand
+        .admin
+        .post(
+            "/tickets",
+            &json!({"title": "Core switch down", "requester": "noc", "impact": "high", "urgency": "high"}),
+        )
+        .await
+        .unwrap();
+    let p1 = p1["ticket"]["id"].as_str().unwrap().to_string();
     for title in ["VPN down", "Mail slow", "Badge broken"] {
         stand.admin.post("/tickets", &json!({"title": title, "requester": "bob", "group": "network"})).await.unwrap();
     }
@@ -200,7 +230,13 @@ async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
     assert_eq!(page.status, 200, "{}", page.body);
     let logged = page.body.find("Tickets logged").unwrap();
     let card = &page.body[..logged];
-    assert!(card.rfind("<div class=\"v\">3</div>").is_some(), "three tickets logged: {}", &page.body[..logged]);
+    assert!(card.rfind("<div class=\"v\">4</div>").is_some(), "four tickets logged: {}", &page.body[..logged]);
+    let soon = &page.body[page.body.find("id=\"breaching-soon\"").unwrap()..page.body.find("SLA breaches").unwrap()];
+    assert!(
+        soon.contains(&format!("/console/tickets/{p1}")) && soon.contains("response"),
+        "the P1's response clock: {soon}"
+    );
+    assert!(!soon.contains("resolution"), "ten hours away: {soon}");
     assert!(page.body.contains("<svg"), "trend charts");
     assert!(page.body.contains("/console/tickets?group=network"), "backlog by group links to the list");
     let bad = console.get("/console?bucket=fortnight").await;

@@ -3,12 +3,13 @@
 //! by group, recent SLA breaches, failed runs and the run queue. The figures are the
 //! report service's ([`crate::executor::Engine::report`]), the same as `GET /reports`.
 
-use crate::api::{blocking, AppState};
+use crate::api::AppState;
 use crate::console::chart;
 use crate::console::page::{layout, maybe_time, pct, time, Nav, PageError, Params};
 use crate::console::session::User;
-use crate::report::{Bucket, GroupBy, Query};
+use crate::report::Bucket;
 use crate::run::RunStatus;
+use crate::sla::Metric;
 use crate::store::RunFilter;
 use axum::extract::State;
 use chrono::Duration;
@@ -26,26 +27,26 @@ pub struct Period {
     pub bucket: Option<Bucket>,
 }
 
+/// How far ahead "breaching soon" looks.
+const SOON_HOURS: i64 = 4;
+
 /// `GET /console`.
 pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Period>) -> Result<Markup, PageError> {
     let days = p.days.unwrap_or(30).clamp(1, 366);
     let bucket = p.bucket.unwrap_or(if days <= 31 { Bucket::Day } else { Bucket::Week });
-    let now = s.engine.clock_now();
-    let query = Query {
-        from: now - Duration::days(days),
-        to: now,
-        by: Some(GroupBy::Group),
-        bucket: Some(bucket),
-        tz: chrono_tz::UTC,
-        savings: s.engine.config().reports.clone(),
-    };
-    let (engine, from) = (s.engine.clone(), query.from);
-    let report = blocking(move || async move { engine.report(&query).await }).await?;
+    let snapshot = s.engine.dashboard(days, bucket).await?;
+    let report = &snapshot.report;
     let failed = s
         .engine
         .store()
-        .runs(&RunFilter { status: Some(RunStatus::Failed), from: Some(from), limit: Some(10), ..Default::default() })
+        .runs(&RunFilter {
+            status: Some(RunStatus::Failed),
+            from: Some(report.from),
+            limit: Some(10),
+            ..Default::default()
+        })
         .await?;
+    let soon = s.engine.breaching_soon(Duration::hours(SOON_HOURS), 20).await?;
     let pending = s.engine.approvals(Some(user.name()), 1000).await?.len();
     let t = &report.window.total;
     let series = report.series.as_deref().unwrap_or_default();
@@ -84,7 +85,8 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
             }
             button.secondary type="submit" { "Show" }
         }
-        p.muted { "From " (time(report.from)) " to " (time(report.to)) "." }
+        p.muted { "From " (time(report.from)) " to " (time(report.to)) ". Figures as of " (time(snapshot.at))
+            " (recounted at most once a minute); the lists below are live." }
         section.cards aria-label="Figures of the period" {
             @for (name, value) in &cards {
                 div.card { div.v { (value) } div.k { (name) } }
@@ -113,6 +115,24 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
                 }
             }
         } }
+        section #breaching-soon {
+            h2 { "Breaching in the next " (SOON_HOURS) " hours" }
+            @if soon.is_empty() { p.muted { "No running SLA clock runs out within " (SOON_HOURS) " hours." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Ticket" } th scope="col" { "Clock" } th scope="col" { "Runs out" } th scope="col" { "Minutes left" } th scope="col" { "Priority" } } }
+                    tbody { @for (r, metric) in &soon {
+                        @let clock = if *metric == Metric::Response { &r.response } else { &r.resolution };
+                        tr {
+                            td { a href=(format!("/console/tickets/{}", r.ticket)) { (r.ticket) } }
+                            td { (metric.as_str()) }
+                            td { (maybe_time(clock.due_at)) }
+                            td { (clock.remaining_minutes) }
+                            td { (crate::console::page::label(&r.priority)) }
+                        }
+                    } }
+                } }
+            }
+        }
         h2 { "SLA breaches" }
         @if report.breaches.is_empty() {
             p.muted { "None in the period." }

@@ -15,6 +15,8 @@ pub(super) enum Key<'a> {
     Ticket(u64),
     /// Every ticket.
     Tickets,
+    /// `tf/` ticket n: the values the ticket is indexed under (see `index`).
+    TicketFields(u64),
     /// `tc/` ticket n, comment id: a comment.
     Comment(u64, u32),
     /// A ticket's comments.
@@ -135,6 +137,7 @@ impl Key<'_> {
         let (prefix, n, m): (&[u8], Option<u64>, Option<u64>) = match *self {
             Ticket(t) => (b"t/", Some(t), None),
             Tickets => (b"t/", None, None),
+            TicketFields(t) => (b"tf/", Some(t), None),
             Comment(t, c) => return [&b"tc/"[..], &t.to_be_bytes(), &c.to_be_bytes()].concat(),
             Comments(t) => (b"tc/", Some(t), None),
             History(t, seq) => (b"h/", Some(t), Some(seq)),

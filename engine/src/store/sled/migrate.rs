@@ -2,7 +2,7 @@
 //! before anything else reads it. `meta/format` holds the layout version: absent in
 //! stores from before the journal (version 1), then 2 (runs as header + start +
 //! journal), 3 (ticket comments stored apart, appended), 4 (plugin modules and compiled
-//! code in the `modules` tree). Each step rewrites in batches
+//! code in the `modules` tree), 5 (ticket indexes). Each step rewrites in batches
 //! and leaves alone what an earlier, interrupted run of it already rewrote, so a crash
 //! midway is finished by the next open; the version is written last.
 
@@ -12,7 +12,7 @@ use crate::store::{Error, Result};
 use crate::ticket::Ticket;
 
 /// The layout this code writes.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 /// Records rewritten per batch.
 const CHUNK: usize = 512;
 
@@ -76,6 +76,16 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         }
         tracing::info!(modules = moved, "moved plugin modules to their own tree");
     }
+    if found < 5 {
+        // Indexed afresh (entries are put, never removed here), so a second run after a
+        // crash midway puts the same keys again.
+        let n = rewrite(db, &Key::Tickets.bytes(), |k, v, batch| {
+            let ticket: Ticket = super::decode(k, v)?;
+            super::index::update(batch, super::be(k), None, &super::index::values(&ticket))?;
+            Ok(true)
+        })?;
+        tracing::info!(tickets = n, "indexed tickets by status, priority, group, assignee, category and requester");
+    }
     if found < FORMAT {
         db.insert(Key::Format.bytes(), FORMAT.to_string().as_bytes()).map_err(backend)?;
         db.flush().map_err(backend)?;
@@ -130,7 +140,44 @@ mod tests {
         drop(store);
         let db = ::sled::open(dir.path()).unwrap();
         assert!(db.get(b"pm/kb/1.0.0").unwrap().is_none(), "no longer among the hot keys");
-        assert_eq!(db.get(super::Key::Format.bytes()).unwrap().as_deref(), Some(&b"4"[..]));
+        assert_eq!(db.get(super::Key::Format.bytes()).unwrap().as_deref(), Some(&b"5"[..]));
+    }
+
+    /// Layout 4 had no ticket indexes; opening builds them.
+    #[tokio::test]
+    async fn tickets_are_indexed_on_upgrade() {
+        use crate::store::{TicketFilter, TicketStore, Tx};
+        use crate::ticket::{NewTicket, PriorityMatrix};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+            for (n, group) in [(1, "network"), (2, "desk"), (3, "network")] {
+                let new = NewTicket {
+                    title: "t".into(),
+                    requester: "ann".into(),
+                    group: Some(group.into()),
+                    ..Default::default()
+                };
+                let mut t = new.into_ticket(format!("T-{n}"), &PriorityMatrix::default(), chrono::Utc::now());
+                let mut tx = Tx::new();
+                tx.ticket(None, &mut t);
+                store.commit(tx).await.unwrap();
+            }
+            store.close().unwrap();
+        }
+        {
+            let db = ::sled::open(dir.path()).unwrap();
+            for prefix in [&b"tx/"[..], &b"tf/"[..]] {
+                for k in db.scan_prefix(prefix).keys() {
+                    db.remove(k.unwrap()).unwrap();
+                }
+            }
+            db.insert(super::Key::Format.bytes(), &b"4"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+        let found = store.tickets(&TicketFilter { group: Some("network".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["T-1", "T-3"]);
     }
 
     #[test]

@@ -148,6 +148,22 @@ impl RunStore for SledStore {
         Ok(out)
     }
 
+    async fn run_headers_since(&self, from: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Header>> {
+        let filter = RunFilter { from: Some(from), ..Default::default() };
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(Key::Runs.bytes()).rev() {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let h: Header = decode(&k, &v)?;
+            if filter.before_range(&h) || out.len() >= limit {
+                break;
+            }
+            if filter.keeps(&h) {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
     async fn active_runs(&self, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for k in self.db.scan_prefix(Key::Actives.bytes()).keys().take(limit) {

@@ -1,0 +1,88 @@
+//! Secondary indexes of tickets, so a filtered list reads the tickets it shows, not the
+//! whole table: for each of status, priority, group, assignee, category and requester,
+//! `tx/<field><len><value><ticket n>` (an empty value). `tf/<ticket n>` keeps the values a
+//! ticket is indexed under, so a write compares with it and touches only what changed
+//! (most steps change none of them: one small read).
+//!
+//! A ticket write that read a stale `tf/` cannot commit: it expects the version it
+//! read, and whoever changed the ticket since bumped it (the batch is refused whole).
+
+use super::{encode, Batch, Key, SledStore};
+use crate::store::{Result, TicketFilter};
+use crate::ticket::Ticket;
+
+/// The indexed fields, by their one-byte tag.
+const FIELDS: [u8; 6] = [b's', b'p', b'g', b'a', b'c', b'q'];
+
+/// The values a ticket is indexed under, in [`FIELDS`] order.
+pub(super) type Values = [Option<String>; 6];
+
+fn label<T: serde::Serialize>(v: &T) -> Option<String> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// A ticket's indexed values.
+pub(super) fn values(t: &Ticket) -> Values {
+    [
+        label(&t.status),
+        label(&t.priority),
+        t.group.clone(),
+        t.assignee.clone(),
+        t.category.clone(),
+        Some(t.requester.clone()),
+    ]
+}
+
+/// The index key of `value` of field `tag` (without the ticket: the scan's prefix).
+pub(super) fn prefix(tag: u8, value: &str) -> Vec<u8> {
+    let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+    [&b"tx/"[..], &[tag], &len.to_be_bytes(), value.as_bytes()].concat()
+}
+
+fn key(tag: u8, value: &str, n: u64) -> Vec<u8> {
+    [prefix(tag, value), n.to_be_bytes().to_vec()].concat()
+}
+
+/// Adds to `b` what keeps ticket `n`'s index entries in step with `new` (its values
+/// were `old`).
+pub(super) fn update(b: &mut Batch, n: u64, old: Option<&Values>, new: &Values) -> Result<()> {
+    if old == Some(new) {
+        return Ok(());
+    }
+    for (i, tag) in FIELDS.iter().enumerate() {
+        let was = old.and_then(|o| o[i].as_deref());
+        let is = new[i].as_deref();
+        if was == is {
+            continue;
+        }
+        if let Some(v) = was {
+            b.remove(key(*tag, v, n));
+        }
+        if let Some(v) = is {
+            b.insert(key(*tag, v, n), &[][..]);
+        }
+    }
+    b.insert(Key::TicketFields(n).bytes(), encode(new)?);
+    Ok(())
+}
+
+/// The most selective indexed field the filter names, as a scan prefix.
+pub(super) fn choose(filter: &TicketFilter) -> Option<Vec<u8>> {
+    let pick = |tag: u8, v: &Option<String>| v.as_deref().map(|v| prefix(tag, v));
+    pick(b'a', &filter.assignee)
+        .or_else(|| pick(b'q', &filter.requester))
+        .or_else(|| pick(b'g', &filter.group))
+        .or_else(|| pick(b'c', &filter.category))
+        .or_else(|| filter.priority.as_ref().and_then(label).map(|v| prefix(b'p', &v)))
+        .or_else(|| filter.status.as_ref().and_then(label).map(|v| prefix(b's', &v)))
+}
+
+impl SledStore {
+    /// The values ticket `n` is indexed under now, if it is stored.
+    pub(super) fn indexed(&self, n: u64) -> Result<Option<Values>> {
+        self.get(&Key::TicketFields(n).bytes())
+    }
+}
