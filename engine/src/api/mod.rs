@@ -118,14 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/schema/workflow.v1.json", get(workflow_schema))
         .route("/demo/inbox", post(inbox::receive))
-        // Signed links carry their own credential (no bearer token).
-        .route(
-            "/approvals/{id}/decide",
-            // Pages for people (JSON for API clients), with the console's security headers.
-            get(crate::console::link::confirm)
-                .post(crate::console::link::decide)
-                .layer(middleware::from_fn(crate::console::security_headers)),
-        )
+        // `/approvals/{id}/decide` (signed links: pages for people) is the console's.
         // Senders authenticate by signature; each endpoint sets its own body limit.
         .route("/hooks/{id}", post(webhooks::receive).layer(DefaultBodyLimit::disable()))
         .merge(protected)

@@ -71,9 +71,15 @@ pub fn router(state: AppState) -> Router {
         .route("/console/plugins/{id}/grants", post(plugins::grants))
         .route("/console/plugins/{id}/{action}", post(plugins::toggle))
         .route("/console/webhooks", get(operations::webhooks))
+        // Signed approval links carry their own credential (no session): an API path
+        // (documented with the API's operations) answered with pages, JSON for API clients.
+        .route("/approvals/{id}/decide", get(link::confirm).post(link::decide))
         .route("/console/events", get(live::events))
         .route("/console/static/app.css", get(stylesheet))
         .route("/console/static/live.js", get(live::script))
+        .method_not_allowed_fallback(|| async {
+            page::PageError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "This address does not take that method.")
+        })
         .layer(middleware::from_fn(security_headers))
         // Forms are small: a comment, a ticket, a decision.
         .layer(DefaultBodyLimit::max(64 << 10))
@@ -92,7 +98,7 @@ async fn stylesheet() -> Response {
 /// Every console answer: a strict Content-Security-Policy (no inline script, only our
 /// own stylesheet), no framing, no sniffing, no referrer outside the site, no caching of
 /// pages that show desk data.
-pub(crate) async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {

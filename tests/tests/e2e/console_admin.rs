@@ -73,6 +73,10 @@ async fn a_signed_approval_link_answers_with_pages_and_says_when_it_is_decided_a
     let replay = http.post(&url).header("accept", "text/html").form(&[("comment", "")]).send().await.unwrap();
     assert!(matches!(replay.status().as_u16(), 403 | 409), "{}", replay.status());
     assert!(replay.text().await.unwrap().contains("already"));
+    // Another method: a 405 that says so, as on every console address.
+    let put = http.put(&url).send().await.unwrap();
+    assert_eq!(put.status(), 405);
+    assert!(put.text().await.unwrap().contains("does not take that method"));
     // An API client still gets JSON.
     let json = http.post(&url).send().await.unwrap();
     assert!(json.headers()["content-type"].to_str().unwrap().starts_with("application/json"));

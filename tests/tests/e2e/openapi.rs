@@ -1,13 +1,22 @@
-//! The OpenAPI document matches the routes: every route registered in `api/mod.rs` has an
-//! operation in the document and every operation has a route; and the served document
-//! answers on a real server.
+//! The OpenAPI document matches the routes: every route registered in `api/mod.rs` (and
+//! each API path the console serves) has an operation in the document and every
+//! operation has a route; and the served document answers on a real server.
 
 use std::collections::BTreeSet;
 use switchboard_tests::{repo, write_config, Server};
 
-/// `(method, path)` of every `.route(...)` in the router's source.
+/// `(method, path)` of every `.route(...)` in the API router's source, and of the API
+/// paths the console's router serves (signed approval links: pages for people).
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let src = std::fs::read_to_string(repo().join("engine/src/api/mod.rs")).unwrap();
+    let mut out = routes_in("engine/src/api/mod.rs");
+    out.extend(
+        routes_in("engine/src/console/mod.rs").into_iter().filter(|(_, p)| p != "/" && !p.starts_with("/console")),
+    );
+    out
+}
+
+fn routes_in(file: &str) -> BTreeSet<(String, String)> {
+    let src = std::fs::read_to_string(repo().join(file)).unwrap();
     let mut out = BTreeSet::new();
     let mut rest = src.as_str();
     while let Some(i) = rest.find(".route(") {
