@@ -243,6 +243,15 @@ async fn filters_find_tickets_by_what_they_are_now(store: &dyn Store) {
         TicketFilter { status: Some(Status::New), after: Some("T-3".into()), limit: Some(2), ..Default::default() };
     assert_eq!(find(page).await, ["T-4", "T-5"]);
     assert_eq!(find(by_group("nobody")).await, Vec::<String>::new());
+    // A window of ids, through the table and through an index.
+    let window = |after: &str, before: &str| TicketFilter {
+        after: Some(after.into()),
+        before: Some(before.into()),
+        ..Default::default()
+    };
+    assert_eq!(find(window("T-1", "T-5")).await, ["T-2", "T-3", "T-4"]);
+    assert_eq!(find(TicketFilter { group: Some("desk".into()), ..window("T-1", "T-6") }).await, ["T-4", "T-5"]);
+    assert_eq!(find(window("T-5", "T-2")).await, Vec::<String>::new(), "an empty window");
 }
 
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {

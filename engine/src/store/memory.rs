@@ -283,9 +283,8 @@ impl TicketStore for MemoryStore {
     }
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
-        let from = filter.after.as_deref().and_then(|a| parse_id(a, 'T')).map_or(0, |n| n.saturating_add(1));
         let tables = self.tables();
-        let page = tables.tickets.range(from..).filter(|(_, t)| filter.matches(t)).take(filter.page_size());
+        let page = tables.tickets.range(filter.window()).filter(|(_, t)| filter.matches(t)).take(filter.page_size());
         Ok(page.filter_map(|(n, _)| tables.ticket(*n)).collect())
     }
 

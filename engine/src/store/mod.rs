@@ -353,6 +353,10 @@ pub struct TicketFilter {
     pub text: Option<String>,
     /// Tickets after this id (paging).
     pub after: Option<String>,
+    /// Tickets before this id only (a window of ids: a text search reads one window per
+    /// page, so no page reads the whole table).
+    #[serde(default)]
+    pub before: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
 }
@@ -377,6 +381,13 @@ impl TicketFilter {
     /// The page size to use.
     pub fn page_size(&self) -> usize {
         self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+
+    /// The ticket numbers the filter's window spans: after `after`, before `before`.
+    pub fn window(&self) -> std::ops::Range<u64> {
+        let from = self.after.as_deref().and_then(|a| parse_id(a, 'T')).map_or(0, |n| n.saturating_add(1));
+        let to = self.before.as_deref().and_then(|b| parse_id(b, 'T')).unwrap_or(u64::MAX);
+        from..to.max(from)
     }
 }
 

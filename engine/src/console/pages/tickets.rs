@@ -39,6 +39,8 @@ pub struct Filters {
 }
 
 const PAGE: usize = 50;
+/// Tickets a text search reads per page at most.
+const TEXT_WINDOW: u64 = 20_000;
 const STATUSES: [&str; 6] = ["new", "assigned", "in_progress", "pending", "resolved", "closed"];
 const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
 
@@ -56,8 +58,19 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
         limit: Some(PAGE),
         ..Default::default()
     };
+    // A text search has no index: it reads one window of ids per page.
+    let searched = filter.text.is_some().then(|| filter.window().start.saturating_sub(1) + TEXT_WINDOW);
+    let filter = TicketFilter { before: searched.map(|end| format!("T-{}", end + 1)), ..filter };
     let tickets = s.engine.store().tickets(&filter).await?;
-    let next = (tickets.len() >= PAGE).then(|| tickets.last().map(|t| t.id.clone())).flatten();
+    let mut next = (tickets.len() >= PAGE).then(|| tickets.last().map(|t| t.id.clone())).flatten();
+    let mut searched_to = None;
+    if let (None, Some(end)) = (&next, searched) {
+        let beyond = TicketFilter { after: Some(format!("T-{end}")), limit: Some(1), ..Default::default() };
+        if !s.engine.store().tickets(&beyond).await?.is_empty() {
+            next = Some(format!("T-{end}"));
+            searched_to = Some(end);
+        }
+    }
     let can_create = page::may(&user, "post", "/tickets");
     let body = html! {
         h1 { "Tickets" }
@@ -104,7 +117,8 @@ pub async fn list(State(s): State<AppState>, user: User, Params(f): Params<Filte
         }
         @if let Some(after) = &next {
             p { a href=(format!("/console/tickets?{}", page::query(&[("status", &f.status), ("priority", &f.priority), ("group", &f.group),
-                ("assignee", &f.assignee), ("category", &f.category), ("requester", &f.requester), ("text", &f.text), ("after", after)]))) { "Next page →" } }
+                ("assignee", &f.assignee), ("category", &f.category), ("requester", &f.requester), ("text", &f.text), ("after", after)]))) {
+                    @match searched_to { Some(end) => { "Searched up to T-" (end) ": search the next " (TEXT_WINDOW) " tickets →" }, None => "Next page →" } } }
         } }))
         @if can_create {
             h2 { "Log a ticket" }

@@ -35,40 +35,31 @@ impl TicketStore for SledStore {
     }
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
-        let after = filter.after.as_deref().and_then(|a| parse_id(a, 'T'));
-        if let Some(prefix) = super::index::choose(filter) {
-            // The index of the most selective field; the ticket then passes the whole filter.
-            let start = [prefix.clone(), after.map_or(0, |n| n.saturating_add(1)).to_be_bytes().to_vec()].concat();
-            let mut out = Vec::new();
-            for k in self.db.range(start..).keys() {
-                let k = k.map_err(|e| self.io(e))?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                let n = be(&k[prefix.len()..]);
-                let Some(t) = self.get::<Ticket>(&Key::Ticket(n).bytes())? else { continue };
-                if filter.matches(&t) {
-                    out.push(self.with_comments(n, t)?);
-                    if out.len() >= filter.page_size() {
-                        break;
-                    }
-                }
-            }
-            return Ok(out);
-        }
-        let start = match after {
-            Some(n) => Key::Ticket(n.saturating_add(1)).bytes(),
-            None => Key::Tickets.bytes(),
-        };
+        let window = filter.window();
+        // The index of the most selective field the filter names, else the table; each
+        // ticket then passes the whole filter.
+        let index = super::index::choose(filter);
+        let prefix = index.clone().unwrap_or_else(|| Key::Tickets.bytes());
+        let start = [prefix.clone(), window.start.to_be_bytes().to_vec()].concat();
         let mut out = Vec::new();
         for kv in self.db.range(start..) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
-            if !k.starts_with(&Key::Tickets.bytes()) {
+            if !k.starts_with(&prefix) {
                 break;
             }
-            let t: Ticket = decode(&k, &v)?;
+            let n = be(&k[prefix.len()..]);
+            if n >= window.end {
+                break;
+            }
+            let t: Ticket = match index {
+                Some(_) => match self.get(&Key::Ticket(n).bytes())? {
+                    Some(t) => t,
+                    None => continue,
+                },
+                None => decode(&k, &v)?,
+            };
             if filter.matches(&t) {
-                out.push(self.with_comments(be(&k), t)?);
+                out.push(self.with_comments(n, t)?);
                 if out.len() >= filter.page_size() {
                     break;
                 }
