@@ -108,7 +108,7 @@ async fn seed(store: &SledStore, tickets: usize) {
     }
     for n in 1..=200 {
         let letter = json!({"id": format!("R-{}-post", n * 50), "url": "https://noc.example/hook", "secret": "default",
-            "run": format!("R-{}", n * 50), "step": "post", "delivery": format!("d-{n}"), "body": {}, "error": "503",
+            "run": format!("R-{}", n * 50), "step": "post", "ticket": format!("T-{}", n * 10), "delivery": format!("d-{n}"), "body": {}, "error": "503",
             "attempts": [], "at": now});
         tx.doc(DocKind::DeadLetter, &format!("R-{}-post", n * 50), &letter);
     }

@@ -47,6 +47,9 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
         })
         .await?;
     let soon = s.engine.breaching_soon(Duration::hours(SOON_HOURS), 20).await?;
+    // The last hour's runs from their headers (newest first, capped like the workflows page).
+    let hour = s.engine.store().run_headers_since(s.engine.clock_now() - Duration::hours(1), 100_000).await?;
+    let hour_failed = hour.iter().filter(|h| h.status == RunStatus::Failed).count();
     let pending = s.engine.approvals(Some(user.name()), 1000).await?.len();
     let t = &report.window.total;
     let series = report.series.as_deref().unwrap_or_default();
@@ -67,7 +70,9 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
         ("CSAT (1–5)", t.csat_mean.map_or("—".into(), |m| format!("{m:.2}"))),
         ("Deflection", pct(t.deflection_pct)),
         ("Hours saved", format!("{:.1}", t.hours_saved)),
-        ("Runs in flight", s.engine.runs_in_flight().to_string()),
+        ("Runs per minute (last hour)", format!("{:.1}", hour.len() as f64 / 60.0)),
+        ("Failed runs (last hour)", hour_failed.to_string()),
+        ("Runs in flight (queued or running)", s.engine.runs_in_flight().to_string()),
         ("Approvals waiting for you", pending.to_string()),
     ];
     let body = html! {

@@ -69,20 +69,60 @@ pub(super) fn update(b: &mut Batch, n: u64, old: Option<&Values>, new: &Values) 
     Ok(())
 }
 
-/// The most selective indexed field the filter names, as a scan prefix.
-pub(super) fn choose(filter: &TicketFilter) -> Option<Vec<u8>> {
-    let pick = |tag: u8, v: &Option<String>| v.as_deref().map(|v| prefix(tag, v));
-    pick(b'a', &filter.assignee)
-        .or_else(|| pick(b'q', &filter.requester))
-        .or_else(|| pick(b'g', &filter.group))
-        .or_else(|| pick(b'c', &filter.category))
-        .or_else(|| filter.priority.as_ref().and_then(label).map(|v| prefix(b'p', &v)))
-        .or_else(|| filter.status.as_ref().and_then(label).map(|v| prefix(b's', &v)))
+/// The scan prefixes of every indexed field the filter names.
+pub(super) fn prefixes(filter: &TicketFilter) -> Vec<Vec<u8>> {
+    let text = |tag: u8, v: &Option<String>| v.as_deref().map(|v| prefix(tag, v));
+    [
+        text(b'a', &filter.assignee),
+        text(b'q', &filter.requester),
+        text(b'g', &filter.group),
+        text(b'c', &filter.category),
+        filter.priority.as_ref().and_then(label).map(|v| prefix(b'p', &v)),
+        filter.status.as_ref().and_then(label).map(|v| prefix(b's', &v)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 impl SledStore {
     /// The values ticket `n` is indexed under now, if it is stored.
     pub(super) fn indexed(&self, n: u64) -> Result<Option<Values>> {
         self.get(&Key::TicketFields(n).bytes())
+    }
+
+    /// The first ticket number at or after `n` in the index under `prefix`.
+    fn seek(&self, prefix: &[u8], n: u64) -> Result<Option<u64>> {
+        let start = [prefix, &n.to_be_bytes()].concat();
+        match self.db.range(start..).keys().next() {
+            Some(k) => {
+                let k = k.map_err(|e| self.io(e))?;
+                Ok(k.starts_with(prefix).then(|| super::be(&k[prefix.len()..])))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The first ticket number at or after `n`, below `end`, in every index under
+    /// `prefixes` (a leapfrog join: each index jumps to the furthest number another one
+    /// is at, so two filters read about as many keys as the smaller one's matches, not
+    /// the larger one's entries).
+    pub(super) fn next_in_all(&self, prefixes: &[Vec<u8>], mut n: u64, end: u64) -> Result<Option<u64>> {
+        'search: loop {
+            if n >= end {
+                return Ok(None);
+            }
+            for p in prefixes {
+                match self.seek(p, n)? {
+                    None => return Ok(None),
+                    Some(m) if m > n => {
+                        n = m;
+                        continue 'search;
+                    }
+                    Some(_) => {}
+                }
+            }
+            return Ok(Some(n));
+        }
     }
 }

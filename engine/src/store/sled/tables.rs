@@ -36,33 +36,36 @@ impl TicketStore for SledStore {
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let window = filter.window();
-        // The index of the most selective field the filter names, else the table; each
-        // ticket then passes the whole filter.
-        let index = super::index::choose(filter);
-        let prefix = index.clone().unwrap_or_else(|| Key::Tickets.bytes());
-        let start = [prefix.clone(), window.start.to_be_bytes().to_vec()].concat();
         let mut out = Vec::new();
-        for kv in self.db.range(start..) {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let n = be(&k[prefix.len()..]);
-            if n >= window.end {
-                break;
-            }
-            let t: Ticket = match index {
-                Some(_) => match self.get(&Key::Ticket(n).bytes())? {
-                    Some(t) => t,
-                    None => continue,
-                },
-                None => decode(&k, &v)?,
-            };
+        let mut keep = |n: u64, t: Ticket| -> Result<bool> {
             if filter.matches(&t) {
                 out.push(self.with_comments(n, t)?);
-                if out.len() >= filter.page_size() {
+            }
+            Ok(out.len() >= filter.page_size())
+        };
+        let prefixes = super::index::prefixes(filter);
+        if prefixes.is_empty() {
+            // No indexed field: the table in id order (a text search reads a window).
+            let start = Key::Ticket(window.start).bytes();
+            for kv in self.db.range(start..) {
+                let (k, v) = kv.map_err(|e| self.io(e))?;
+                if !k.starts_with(&Key::Tickets.bytes()) || be(&k) >= window.end {
                     break;
                 }
+                if keep(be(&k), decode(&k, &v)?)? {
+                    break;
+                }
+            }
+        } else {
+            // The tickets in every named field's index; each then passes the whole filter.
+            let mut n = window.start;
+            while let Some(found) = self.next_in_all(&prefixes, n, window.end)? {
+                if let Some(t) = self.get::<Ticket>(&Key::Ticket(found).bytes())? {
+                    if keep(found, t)? {
+                        break;
+                    }
+                }
+                n = found.saturating_add(1);
             }
         }
         Ok(out)
