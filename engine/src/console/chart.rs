@@ -41,10 +41,17 @@ pub fn bars(title: &str, points: &[(String, f64)]) -> Markup {
 
 /// A line through percentages (0–100); a point without a value leaves a gap.
 pub fn percent_line(title: &str, points: &[(String, Option<f64>)]) -> Markup {
+    line(title, points, 100.0, "%")
+}
+
+/// A line through values from 0 to `top` (at least the largest value) in `unit`; a point
+/// without a value leaves a gap.
+pub fn line(title: &str, points: &[(String, Option<f64>)], top: f64, unit: &str) -> Markup {
+    let top = points.iter().filter_map(|(_, v)| *v).fold(top, f64::max).max(f64::EPSILON);
     let n = points.len().max(1);
     let slot = (W - 2.0 * PAD) / n as f64;
     let every = label_every(n);
-    let y = |p: f64| H - PAD - (H - 2.0 * PAD - 10.0) * p.clamp(0.0, 100.0) / 100.0;
+    let y = |p: f64| H - PAD - (H - 2.0 * PAD - 10.0) * p.clamp(0.0, top) / top;
     let mut segments: Vec<String> = Vec::new();
     let mut current = String::new();
     for (i, (_, v)) in points.iter().enumerate() {
@@ -62,23 +69,25 @@ pub fn percent_line(title: &str, points: &[(String, Option<f64>)]) -> Markup {
     }
     let known: Vec<f64> = points.iter().filter_map(|(_, v)| *v).collect();
     let summary = match (known.iter().cloned().reduce(f64::min), known.iter().cloned().reduce(f64::max)) {
-        (Some(lo), Some(hi)) => format!("{} periods with a value, between {lo:.1} % and {hi:.1} %", known.len()),
+        (Some(lo), Some(hi)) => {
+            format!("{} periods with a value, between {lo:.1} {unit} and {hi:.1} {unit}", known.len())
+        }
         _ => "no period has a value".to_string(),
     };
     html! {
         svg.chart role="img" viewBox=(format!("0 0 {W} {H}")) width=(W) height=(H) {
             title { (title) }
             desc { (summary) }
-            text x=(PAD) y="14" { (title) " (0–100 %)" }
+            text x=(PAD) y="14" { (title) " (0–" (format!("{top:.0}")) " " (unit) ")" }
             line x1=(PAD) y1=(H - PAD) x2=(W - PAD) y2=(H - PAD) stroke="#8a94a3" {}
-            line x1=(PAD) y1=(y(100.0)) x2=(W - PAD) y2=(y(100.0)) stroke="#d0d5dc" stroke-dasharray="4 4" {}
+            line x1=(PAD) y1=(y(top)) x2=(W - PAD) y2=(y(top)) stroke="#d0d5dc" stroke-dasharray="4 4" {}
             @for d in &segments {
                 path d=(d) fill="none" stroke="#0a6b2d" stroke-width="2" {}
             }
             @for (i, (label, v)) in points.iter().enumerate() {
                 @if let Some(p) = v {
                     circle cx=(format!("{:.1}", PAD + (i as f64 + 0.5) * slot)) cy=(format!("{:.1}", y(*p))) r="2.5" fill="#0a6b2d" {
-                        title { (label) ": " (format!("{p:.1} %")) }
+                        title { (label) ": " (format!("{p:.1} {unit}")) }
                     }
                 }
                 @if i % every == 0 {

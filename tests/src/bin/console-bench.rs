@@ -164,6 +164,8 @@ async fn main() {
         "/console/tickets?status=new".into(),
         "/console/tickets?group=identity&status=pending".into(),
         "/console/tickets?assignee=agent7".into(),
+        "/console/tickets?text=vpn".into(),
+        "/console/tickets?text=no-such-words".into(),
         format!("/console/tickets?after=T-{mid}"),
         format!("/console/tickets/T-{mid}"),
         "/console/runs".into(),

@@ -237,7 +237,18 @@ async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
         "the P1's response clock: {soon}"
     );
     assert!(!soon.contains("resolution"), "ten hours away: {soon}");
-    assert!(page.body.contains("<svg"), "trend charts");
+    for chart in [
+        "Tickets logged",
+        "Resolution SLA met",
+        "Response SLA met",
+        "First-contact resolution",
+        "Mean time to resolve",
+        "CSAT (mean",
+        "Deflection (%)",
+        "Hours saved by automation",
+    ] {
+        assert!(page.body.contains(&format!("<title>{chart}")), "a trend chart of {chart}");
+    }
     assert!(page.body.contains("/console/tickets?group=network"), "backlog by group links to the list");
     let bad = console.get("/console?bucket=fortnight").await;
     assert_eq!(bad.status, 400, "{}", bad.body);

@@ -55,11 +55,16 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
     let series = report.series.as_deref().unwrap_or_default();
     let label = |b: &crate::report::BucketFigures| b.start.format("%m-%d").to_string();
     let volume: Vec<(String, f64)> = series.iter().map(|b| (label(b), b.window.total.volume as f64)).collect();
-    let sla: Vec<(String, Option<f64>)> =
-        series.iter().map(|b| (label(b), b.window.total.sla_resolution_pct)).collect();
-    let response: Vec<(String, Option<f64>)> =
-        series.iter().map(|b| (label(b), b.window.total.sla_response_pct)).collect();
-    let fcr: Vec<(String, Option<f64>)> = series.iter().map(|b| (label(b), b.window.total.fcr_pct)).collect();
+    let per = |f: fn(&crate::report::Figures) -> Option<f64>| -> Vec<(String, Option<f64>)> {
+        series.iter().map(|b| (label(b), f(&b.window.total))).collect()
+    };
+    let sla = per(|f| f.sla_resolution_pct);
+    let response = per(|f| f.sla_response_pct);
+    let fcr = per(|f| f.fcr_pct);
+    let mttr = per(|f| f.resolve_mean_min.map(|m| m / 60.0));
+    let csat = per(|f| f.csat_mean);
+    let deflection = per(|f| f.deflection_pct);
+    let saved: Vec<(String, f64)> = series.iter().map(|b| (label(b), b.window.total.hours_saved)).collect();
     let cards = [
         ("Tickets logged", t.volume.to_string()),
         ("Open backlog", t.backlog.to_string()),
@@ -102,6 +107,10 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
         (chart::percent_line("Resolution SLA met (%)", &sla))
         (chart::percent_line("Response SLA met (%)", &response))
         (chart::percent_line("First-contact resolution (%)", &fcr))
+        (chart::line("Mean time to resolve (business hours)", &mttr, 1.0, "h"))
+        (chart::line("CSAT (mean, 1–5)", &csat, 5.0, "/ 5"))
+        (chart::percent_line("Deflection (%)", &deflection))
+        (chart::bars("Hours saved by automation", &saved))
         h2 { "Backlog by group" }
         div.scroll { table {
             thead { tr { th scope="col" { "Group" } th scope="col" { "Open" } th scope="col" { "Logged" }
