@@ -115,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/schema/workflow.v1.json", get(workflow_schema))
         .route("/demo/inbox", post(inbox::receive))
@@ -127,6 +129,29 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `GET /health/live`: 200 while the process answers at all (a supervisor restarts it
+/// when this fails; a full disk is not a reason to).
+async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// `GET /health/ready`: 200 while this node should get traffic — the store takes writes
+/// and the server is not shutting down; 503 with the reason otherwise (a load balancer
+/// takes the node out).
+async fn ready(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Value>) {
+    let reason = match state.engine.store().failure() {
+        Some(e) => Some(e.to_string()),
+        None if state.closing.is_cancelled() => Some("shutting down".to_string()),
+        None => None,
+    };
+    match reason {
+        Some(reason) => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason})))
+        }
+        None => (axum::http::StatusCode::OK, Json(json!({"status": "ready"}))),
+    }
 }
 
 /// `GET /health`: 200 while the store takes writes; 503 with the reason once it does

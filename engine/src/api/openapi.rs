@@ -41,7 +41,9 @@ pub type Operation = (&'static str, &'static str, &'static str, Access, Option<&
 
 /// Every operation of the API.
 pub const OPERATIONS: &[Operation] = &[
-    ("get", "/health", "Liveness, runs in flight and durability mode", Access::Public, None, &[200]),
+    ("get", "/health", "Readiness with detail: the store, runs in flight, durability mode", Access::Public, None, &[200, 503]),
+    ("get", "/health/live", "Liveness: the process answers", Access::Public, None, &[200]),
+    ("get", "/health/ready", "Readiness: the store takes writes and the server is not stopping", Access::Public, None, &[200, 503]),
     ("get", "/openapi.json", "This document", Access::Public, None, &[200]),
     ("get", "/schema/workflow.v1.json", "The workflow JSON Schema (draft 7)", Access::Public, None, &[200]),
     ("get", "/metrics", "Prometheus metrics (text format)", ANY, None, &[200]),

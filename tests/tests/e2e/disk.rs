@@ -89,6 +89,9 @@ async fn a_full_or_read_only_disk_refuses_writes_clearly_and_loses_nothing_ackno
     let (status, health) = api.call("GET", "/health", None).await.unwrap();
     assert_eq!((status, health["status"].as_str()), (503, Some("failing")), "{health}");
     assert!(health["reason"].as_str().unwrap().contains("is full"));
+    let (status, ready) = api.call("GET", "/health/ready", None).await.unwrap();
+    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "out of the load balancer: {ready}");
+    assert_eq!(api.call("GET", "/health/live", None).await.unwrap().0, 200, "alive: no restart would help");
     api.get(&format!("/tickets/{}", acked[0])).await.unwrap();
     server.kill9();
 
