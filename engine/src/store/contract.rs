@@ -252,6 +252,17 @@ async fn filters_find_tickets_by_what_they_are_now(store: &dyn Store) {
     assert_eq!(find(window("T-1", "T-5")).await, ["T-2", "T-3", "T-4"]);
     assert_eq!(find(TicketFilter { group: Some("desk".into()), ..window("T-1", "T-6") }).await, ["T-4", "T-5"]);
     assert_eq!(find(window("T-5", "T-2")).await, Vec::<String>::new(), "an empty window");
+    // Text in the title or description, any case, quotes included.
+    let mut t = Ticket { title: "Drucker im BÜRO \"3\"".into(), ..ticket("T-7", "cy") };
+    t.description = "Toner leer".into();
+    let mut tx = Tx::new();
+    tx.ticket(None, &mut t);
+    store.commit(tx).await.unwrap();
+    let text = |t: &str| TicketFilter { text: Some(t.into()), ..Default::default() };
+    assert_eq!(find(text("büro")).await, ["T-7"]);
+    assert_eq!(find(text("\"3\"")).await, ["T-7"]);
+    assert_eq!(find(text("TONER")).await, ["T-7"]);
+    assert_eq!(find(text("cy")).await, Vec::<String>::new(), "the requester is not text");
 }
 
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {

@@ -40,7 +40,7 @@ pub struct Filters {
 
 const PAGE: usize = 50;
 /// Tickets a text search reads per page at most.
-const TEXT_WINDOW: u64 = 20_000;
+const TEXT_WINDOW: u64 = 10_000;
 const STATUSES: [&str; 6] = ["new", "assigned", "in_progress", "pending", "resolved", "closed"];
 const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
 

@@ -47,10 +47,17 @@ impl TicketStore for SledStore {
         if prefixes.is_empty() {
             // No indexed field: the table in id order (a text search reads a window).
             let start = Key::Ticket(window.start).bytes();
+            let prefilter = text_prefilter(filter.text.as_deref());
             for kv in self.db.range(start..) {
                 let (k, v) = kv.map_err(|e| self.io(e))?;
                 if !k.starts_with(&Key::Tickets.bytes()) || be(&k) >= window.end {
                     break;
+                }
+                // A record whose JSON does not hold the text anywhere cannot match:
+                // skipped without decoding.
+                if prefilter.as_ref().is_some_and(|t| !String::from_utf8_lossy(&v).to_lowercase().contains(t.as_str()))
+                {
+                    continue;
                 }
                 if keep(be(&k), decode(&k, &v)?)? {
                     break;
@@ -280,4 +287,12 @@ impl DocStore for SledStore {
         }
         Ok(out)
     }
+}
+
+/// For a text filter, the lowercased text to look for in the stored JSON, lowercased the
+/// same way ([`TicketFilter::matches`] lowercases title and description): every matching
+/// ticket's record holds it, since JSON escapes only quotes, backslashes and control
+/// characters (text with those gets no prefilter).
+fn text_prefilter(text: Option<&str>) -> Option<String> {
+    text.filter(|t| !t.is_empty() && !t.chars().any(|c| c == '"' || c == '\\' || c.is_control())).map(str::to_lowercase)
 }
