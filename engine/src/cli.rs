@@ -421,9 +421,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| Failure::runtime(e.to_string()))?;
+    // HTTPS: a certificate or key that does not load stops the start, naming the file.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(Arc::new(crate::tls::Tls::new(cert, key).map_err(|e| Failure::input(format!("TLS: {e}")))?))
+        }
+        _ => None,
+    };
     if config.public_url == Config::default().public_url {
         // Not configured: links and the demo's own webhooks point at where we listen.
-        config.public_url = format!("http://{addr}");
+        config.public_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     }
     let demo_workflows = if args.demo {
         let loaded = load_workflows(std::slice::from_ref(&args.workflows))?;
@@ -467,12 +474,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         );
     }
     // A line on stdout that scripts and tests can wait for.
-    println!("listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
     println!(
-        "console: http://{addr}/console (sign in with a token from the configuration{})",
+        "console: {scheme}://{addr}/console (sign in with a token from the configuration{})",
         if args.demo { format!(", e.g. {}", crate::demo::AGENT_TOKEN) } else { String::new() }
     );
-    crate::server::run(listener, engine, args.demo, crate::server::signal())
+    crate::server::run(listener, engine, args.demo, tls, crate::server::signal())
         .await
         .map_err(|e| Failure::runtime(e.to_string()))
 }

@@ -123,6 +123,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The address people reach this server at, for signed approval links in e-mails.
     pub public_url: String,
+    /// Serve HTTPS with this certificate chain (PEM); with `tls_key`. Both files are read
+    /// again on SIGHUP (a renewed certificate without a restart).
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
     /// Runs computing or committing a step at the same time. A step's commit waits for
     /// its group flush while holding a worker, so this bounds step throughput to about
     /// `workers / flush time`; plugin and webhook steps give the worker up while they wait.
@@ -271,6 +276,8 @@ impl Default for Config {
             max_connections: 1024,
             max_body_bytes: 1 << 20,
             public_url: "http://127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
             workers: 32,
             run_queue: 4096,
             loop_depth: 3,
@@ -377,6 +384,9 @@ impl Config {
         self.reports.check().map_err(|m| Error::Invalid(format!("reports.{m}")))?;
         if self.secrets_key.as_ref().is_some_and(|k| k.len() < 16) {
             return Err(Error::Invalid("secrets_key must be at least 16 characters".into()));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(Error::Invalid("tls_cert and tls_key go together: give both or neither".into()));
         }
         if self.run_queue < self.workers {
             return Err(Error::Invalid("run_queue must be at least `workers`".into()));

@@ -30,7 +30,8 @@
 //! | [`executor`] | the engine: the ticket service, dispatch, the run runtime (queue, workers, timers), the driver and one module per step type (load, then a pure plan); services return typed results |
 //! | [`api`] | the HTTP API |
 //! | [`console`] | the web console: server-rendered pages over the same services, sessions, CSRF |
-//! | [`server`] | `run(listener, shutdown)` |
+//! | [`tls`] | HTTPS certificates, reloaded on SIGHUP |
+//! | [`server`] | `run(listener, shutdown)`: HTTP or HTTPS, connection limits, HSTS |
 //! | [`cli`], [`demo`] | the command line, demo data |
 
 /// The allocator the binaries use: under many small allocations from many threads
@@ -71,5 +72,6 @@ pub mod sla;
 pub mod store;
 pub mod team;
 pub mod ticket;
+pub mod tls;
 pub mod webhook;
 pub mod workflow;

@@ -3,7 +3,9 @@
 //! Connections are served by hyper directly (not `axum::serve`) so that slow clients
 //! are bounded: headers must arrive within `header_timeout_ms` (bodies within
 //! `body_timeout_ms`, enforced by the extractors), and at most `max_connections` are
-//! open at once; a connection past the cap is closed as soon as it is accepted.
+//! open at once; a connection past the cap is closed as soon as it is accepted. With
+//! `tls_cert` and `tls_key` every connection is HTTPS (the handshake bounded like the
+//! headers) and every answer carries `Strict-Transport-Security`.
 
 use crate::api::{self, auth::Tokens, AppState};
 use crate::console;
@@ -23,6 +25,7 @@ pub async fn run(
     listener: TcpListener,
     engine: Arc<Engine>,
     demo: bool,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState {
@@ -35,7 +38,18 @@ pub async fn run(
     };
     let closing = state.closing.clone();
     // The console's pages beside the API (the API's fallback answers what neither has).
-    let app = api::router(state.clone()).merge(console::router(state));
+    let mut app = api::router(state.clone()).merge(console::router(state));
+    if let Some(tls) = &tls {
+        tls.reload_on_sighup();
+        // Browsers keep to HTTPS for this host from now on.
+        app = app.layer(axum::middleware::map_response(|mut resp: axum::response::Response| async move {
+            resp.headers_mut().insert(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                axum::http::HeaderValue::from_static("max-age=31536000"),
+            );
+            resp
+        }));
+    }
     let config = engine.config();
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
@@ -61,12 +75,29 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
             builder.http2().timer(TokioTimer::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            let ended = match acceptor {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+                        .await
+                }
+                // The handshake is bounded like the headers: a client that stalls in it is cut off.
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        watcher
+                            .watch(builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned())
+                            .await
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err("TLS handshake timed out".into()),
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
             drop(slot);

@@ -467,22 +467,9 @@ impl Slapd {
 
     /// A CA and a server certificate for 127.0.0.1 in `dir`; the slapd.conf lines using them.
     fn certificates(dir: &Path) -> Result<String> {
+        loopback_certificate(dir, "server")?;
         let d = dir.display();
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )?;
-        for args in [
-            format!("req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem -days 2 -subj /CN=switchboard-test-ca"),
-            format!("req -newkey rsa:2048 -nodes -keyout {d}/server.key -out {d}/server.csr -subj /CN=127.0.0.1"),
-            format!("x509 -req -in {d}/server.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial -out {d}/server.pem -days 2 -extfile {d}/server.ext"),
-        ] {
-            let out = Command::new("openssl").args(args.split(' ')).output().context("openssl (apt-get install openssl)")?;
-            if !out.status.success() {
-                bail!("openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
-            }
-        }
-        Ok(format!("TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n"))
+        Ok(format!("TLSCACertificateFile {d}/server-ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n"))
     }
 
     fn launch(port: Option<u16>, ad: bool, seed: &str, tls: bool) -> Result<Self> {
@@ -519,7 +506,7 @@ impl Slapd {
             .stderr(Stdio::null())
             .spawn()
             .context("start slapd")?;
-        let ca_file = tls.then(|| dir.path().join("ca.pem"));
+        let ca_file = tls.then(|| dir.path().join("server-ca.pem"));
         let server = Self { child, url, ca_file, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -616,4 +603,25 @@ pub async fn flaky_receiver(
     let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, up, hits)
+}
+
+/// A throw-away CA and a certificate for 127.0.0.1 it signed (openssl, valid 2 days), in
+/// `dir`: `<name>-ca.pem`, `<name>.pem` and `<name>.key`.
+pub fn loopback_certificate(dir: &Path, name: &str) -> Result<()> {
+    let d = dir.display();
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    for args in [
+        format!("req -x509 -newkey rsa:2048 -nodes -keyout {d}/{name}-ca.key -out {d}/{name}-ca.pem -days 2 -subj /CN=switchboard-test-ca-{name}"),
+        format!("req -newkey rsa:2048 -nodes -keyout {d}/{name}.key -out {d}/{name}.csr -subj /CN=127.0.0.1"),
+        format!("x509 -req -in {d}/{name}.csr -CA {d}/{name}-ca.pem -CAkey {d}/{name}-ca.key -CAcreateserial -out {d}/{name}.pem -days 2 -extfile {d}/{name}.ext"),
+    ] {
+        let out = Command::new("openssl").args(args.split(' ')).output().context("openssl (apt-get install openssl)")?;
+        if !out.status.success() {
+            bail!("openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
 }

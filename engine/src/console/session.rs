@@ -151,7 +151,8 @@ pub async fn login(State(s): State<AppState>, headers: HeaderMap, FormData(form)
 /// Starts a session for `principal`: the cookie, and a redirect to `next`.
 fn signed_in(s: &AppState, principal: Principal, headers: &HeaderMap, next: &str) -> Response {
     let (id, _) = s.sessions.start(principal, s.engine.clock_now());
-    let https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
+    let https = s.engine.config().tls_cert.is_some()
+        || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_HOURS * 3600,

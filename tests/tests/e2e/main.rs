@@ -31,6 +31,7 @@ mod reports;
 mod runs;
 mod schedule;
 mod time;
+mod tls;
 mod upgrade;
 mod versions;
 mod webhooks;
