@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod apply;
+mod backup;
 mod desk;
 mod inspect;
 
@@ -60,6 +61,10 @@ enum Command {
     Replay(desk::ReplayArgs),
     /// Start a workflow by hand on a ticket, or a scheduled workflow now.
     Start(desk::StartArgs),
+    /// Write a consistent snapshot of a running server (admin token) to stdout or --out.
+    Backup(backup::BackupArgs),
+    /// Build a new data directory from a backup file.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +249,8 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(desk::replay(args))),
         Command::Start(args) => runtime().and_then(|rt| rt.block_on(desk::start(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(inspect::show_run(args))),
+        Command::Backup(args) => runtime().and_then(|rt| rt.block_on(backup::backup(args))),
+        Command::Restore(args) => backup::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 
 pub mod approvals;
 pub mod auth;
+pub mod backup;
 pub mod error;
 pub mod extract;
 pub mod inbox;
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/retry", post(runs::retry))
         .route("/audit", get(runs::audit))
+        .route("/admin/backup", post(backup::backup))
         .route("/demo/inbox", get(inbox::list))
         .route(
             "/plugins",

@@ -90,6 +90,7 @@ pub const OPERATIONS: &[Operation] = &[
     ("get", "/runs/{id}", "A run with its trace", ANY, None, &[200]),
     ("post", "/runs/{id}/retry", "Start a failed run again from its failed step on the current revision", ADMIN, None, &[201]),
     ("get", "/audit", "Admin changes, newest first", ADMIN, None, &[200]),
+    ("post", "/admin/backup", "A consistent snapshot of the whole store (application/octet-stream); restore with `switchboard restore`", ADMIN, None, &[200]),
     ("get", "/approvals", "Approvals (pending_for=me: waiting for the caller)", ANY, None, &[200]),
     ("get", "/approvals/{id}", "Read an approval", ANY, None, &[200]),
     ("post", "/approvals/{id}/decisions", "Approve or reject as the caller", DESK, Some("json"), &[200]),

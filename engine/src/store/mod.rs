@@ -732,4 +732,10 @@ pub trait Store:
     fn failure(&self) -> Option<Error> {
         None
     }
+    /// Writes a consistent snapshot of everything stored to `out` (blocking: call it on
+    /// a blocking thread); returns how many records it holds. Writes wait meanwhile.
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<u64> {
+        let _ = out;
+        Err(Error::Backend("this store backend makes no backups (back up its database instead)".into()))
+    }
 }

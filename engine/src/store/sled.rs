@@ -39,12 +39,14 @@
 //! | `pc/` | plugin id, `/`, version | SHA-256 + compiled module (wasmtime serialize; `modules` tree) |
 //! | `meta/format` | | the layout version (2: runs as header + journal; 3: comments apart) |
 
+mod backup;
 mod index;
 mod keys;
 mod migrate;
 mod runs;
 mod tables;
 
+pub use backup::{restore, Restored};
 use keys::Key;
 
 use super::commit::{Durability, Flusher};
@@ -651,6 +653,10 @@ impl Store for SledStore {
 
     fn close(&self) -> Result<()> {
         self.flusher.stop()
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<u64> {
+        self.write_backup(out)
     }
 }
 

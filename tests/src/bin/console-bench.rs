@@ -201,10 +201,42 @@ async fn main() {
         println!("| `{page}` | {p50:.2} | {p99:.2} | {max:.2} |");
         rows.push(json!({"page": page, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
     }
+    // An online backup of the same store, with tickets written meanwhile.
+    let http = reqwest::Client::new();
+    let url = console.base.clone();
+    let writer = tokio::spawn({
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut worst = 0f64;
+            for i in 0..400 {
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{url}/tickets"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({"title": format!("during backup {i}"), "requester": "bench"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                worst = worst.max(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            worst
+        }
+    });
+    let t = Instant::now();
+    let resp = http.post(format!("{url}/admin/backup")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let backup_bytes = resp.bytes().await.unwrap().len();
+    let backup_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let worst_write_ms = writer.await.unwrap();
+    println!(
+        "\nbackup: {} MiB in {backup_ms:.0} ms (downloaded); slowest ticket write meanwhile {worst_write_ms:.0} ms",
+        backup_bytes >> 20
+    );
     println!("\ndashboard's first view (counts {tickets} tickets for the snapshot): {cold_ms:.0} ms");
     println!("server ready on the seeded store after {ready:.1?}; data directory {} MiB", size >> 20);
     let report = json!({"tickets": tickets, "runs": tickets * 5, "requests_per_page": requests,
-        "dashboard_first_view_ms": cold_ms, "ready_ms": ready.as_millis() as u64, "data_mib": size >> 20, "pages": rows});
+        "dashboard_first_view_ms": cold_ms, "backup_mib": backup_bytes >> 20, "backup_ms": backup_ms, "slowest_write_during_backup_ms": worst_write_ms, "ready_ms": ready.as_millis() as u64, "data_mib": size >> 20, "pages": rows});
     if let Some(path) = out {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }

@@ -9,6 +9,7 @@
 
 mod api;
 mod approvals;
+mod backup;
 mod browser;
 mod cli;
 mod console;
