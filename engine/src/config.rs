@@ -181,6 +181,29 @@ pub struct Config {
     pub directories: BTreeMap<String, crate::plugin::directory::Directory>,
     /// Sign-in to the web console with an OpenID Connect provider (absent: tokens only).
     pub oidc: Option<OidcConfig>,
+    /// How long finished work is kept (`[retention]`); pruned in the background.
+    pub retention: Retention,
+}
+
+/// How many days each kind of finished record is kept; 0 keeps it forever. Tickets, their
+/// history and SLA clocks (what reports count) are never pruned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Completed and failed runs with their journals (waiting and running runs stay).
+    pub runs_days: u32,
+    /// Inbound webhook delivery records (what makes a redelivery a replay).
+    pub deliveries_days: u32,
+    /// The audit log.
+    pub audit_days: u32,
+    /// Minutes between pruning passes.
+    pub every_minutes: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { runs_days: 90, deliveries_days: 7, audit_days: 365, every_minutes: 10 }
+    }
 }
 
 /// Sign-in to the console with an OpenID Connect provider (Microsoft Entra ID, Keycloak,
@@ -299,6 +322,7 @@ impl Default for Config {
             connections: BTreeMap::new(),
             directories: BTreeMap::new(),
             oidc: None,
+            retention: Retention::default(),
         }
     }
 }

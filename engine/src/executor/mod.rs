@@ -38,6 +38,7 @@ pub use explain::{EventVerdict, Explanation, PolicyVerdict, WaitingRun, Workflow
 mod locks;
 pub mod loops;
 mod report;
+mod retention;
 mod runtime;
 mod schedule;
 pub use schedule::ScheduleInfo;

@@ -181,6 +181,7 @@ impl Engine {
     /// Runs the timer loop until shutdown: fires due timers, then sleeps until the next
     /// one is due (at most a second, or until woken by a new timer or by the shutdown).
     pub fn spawn_timers(self: &Arc<Self>) {
+        self.spawn_retention();
         let engine = self.clone();
         let handle = tokio::spawn(async move {
             loop {

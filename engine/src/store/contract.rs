@@ -265,6 +265,40 @@ async fn filters_find_tickets_by_what_they_are_now(store: &dyn Store) {
     assert_eq!(find(text("cy")).await, Vec::<String>::new(), "the requester is not text");
 }
 
+async fn retention_prunes_finished_runs_and_old_audit_only(store: &dyn Store) {
+    for (id, status, finished) in
+        [("R-1", "completed", Some(at(5))), ("R-2", "waiting", None), ("R-3", "failed", Some(at(50)))]
+    {
+        let mut r = run(id, "T-1", "wf");
+        r.status = serde_json::from_value(json!(status)).unwrap();
+        r.finished_at = finished;
+        commit_run(store, &mut r).await.unwrap();
+    }
+    assert_eq!(store.prune_runs(at(10), 100).await.unwrap(), 1, "finished before the cut");
+    assert!(store.run("R-1").await.unwrap().is_none());
+    let left: Vec<String> = store
+        .runs(&RunFilter { ticket: Some("T-1".into()), ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["R-3", "R-2"], "a waiting run and a later one stay");
+    for m in [1, 2, 30] {
+        let entry = crate::run::AuditEntry {
+            at: at(m),
+            actor: "a".into(),
+            action: "x".into(),
+            target: "t".into(),
+            detail: json!({}),
+        };
+        commit(store, vec![Write::Audit(entry)]).await.unwrap();
+    }
+    assert_eq!(store.prune_audit(at(10), 1).await.unwrap(), 1, "at most the limit");
+    assert_eq!(store.prune_audit(at(10), 100).await.unwrap(), 1);
+    assert_eq!(store.audit(10).await.unwrap().len(), 1);
+}
+
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {
     commit(store, vec![Write::Timer(timer("b", 10)), Write::Timer(timer("a", 5)), Write::Timer(timer("c", 20))])
         .await
@@ -468,6 +502,7 @@ macro_rules! every_backend {
 
 every_backend!(
     ids_are_fresh_and_writes_are_visible_in_id_order,
+    retention_prunes_finished_runs_and_old_audit_only,
     filters_find_tickets_by_what_they_are_now,
     a_transaction_applies_whole_or_not_at_all,
     a_run_is_a_header_and_a_journal_with_its_indexes,

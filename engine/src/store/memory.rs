@@ -343,6 +343,32 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
+    async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut tables = self.tables();
+        let done: Vec<(u64, Option<u64>)> = tables
+            .headers
+            .iter()
+            .take_while(|(_, h)| h.created_at < before)
+            .filter(|(_, h)| {
+                !h.status.is_active() && h.status != RunStatus::Waiting && h.finished_at.is_some_and(|f| f < before)
+            })
+            .take(limit)
+            .map(|(n, h)| (*n, h.ticket.as_deref().and_then(|t| parse_id(t, 'T'))))
+            .collect();
+        for (n, ticket) in &done {
+            tables.headers.remove(n);
+            tables.starts.remove(n);
+            let entries: Vec<(u64, u32)> = tables.journal.range((*n, 0)..=(*n, u32::MAX)).map(|(k, _)| *k).collect();
+            for k in entries {
+                tables.journal.remove(&k);
+            }
+            if let Some(t) = ticket {
+                tables.runs_by_ticket.remove(&(*t, *n));
+            }
+        }
+        Ok(done.len() as u64)
+    }
+
     async fn run_headers_since(&self, from: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Header>> {
         let filter = RunFilter { from: Some(from), ..Default::default() };
         let tables = self.tables();
@@ -424,6 +450,16 @@ impl TeamStore for MemoryStore {
 impl AuditStore for MemoryStore {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         Ok(self.tables().audit.values().rev().take(limit).cloned().collect())
+    }
+
+    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut tables = self.tables();
+        let old: Vec<u64> =
+            tables.audit.iter().take_while(|(_, a)| a.at < before).take(limit).map(|(k, _)| *k).collect();
+        for k in &old {
+            tables.audit.remove(k);
+        }
+        Ok(old.len() as u64)
     }
 }
 

@@ -474,6 +474,9 @@ pub trait RunStore: Send + Sync {
     async fn run(&self, id: &str) -> Result<Option<Run>>;
     /// Runs, newest first, filtered.
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    /// Removes up to `limit` finished runs (completed or failed) that finished before
+    /// `before`, oldest first, with their journals and indexes; returns how many.
+    async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64>;
     /// The headers of runs started at or after `from`, newest first, at most `limit`
     /// (counts per workflow without reading journals).
     async fn run_headers_since(
@@ -522,6 +525,9 @@ pub trait TeamStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// The newest entries first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Removes up to `limit` of the oldest audit entries recorded before `before`;
+    /// returns how many.
+    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64>;
 }
 
 /// What a timer does when it fires.

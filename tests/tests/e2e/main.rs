@@ -29,6 +29,7 @@ mod plugins;
 mod properties;
 mod queue;
 mod reports;
+mod retention;
 mod runs;
 mod schedule;
 mod time;

@@ -148,6 +148,37 @@ impl RunStore for SledStore {
         Ok(out)
     }
 
+    async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut batch = ::sled::Batch::default();
+        let mut n_pruned = 0u64;
+        for kv in self.db.scan_prefix(Key::Runs.bytes()) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let h: Header = decode(&k, &v)?;
+            // Run numbers follow start times: nothing later started before `before`.
+            if h.created_at >= before || n_pruned as usize >= limit {
+                break;
+            }
+            let finished = !h.status.is_active() && h.status != RunStatus::Waiting;
+            if !finished || h.finished_at.is_none_or(|f| f >= before) {
+                continue;
+            }
+            let n = be(&k);
+            batch.remove(Key::Run(n).bytes());
+            batch.remove(Key::RunStart(n).bytes());
+            for j in self.db.scan_prefix(Key::JournalOf(n).bytes()).keys() {
+                batch.remove(j.map_err(|e| self.io(e))?);
+            }
+            if let Some(t) = h.ticket.as_deref().and_then(|t| parse_id(t, 'T')) {
+                batch.remove(Key::RunOfTicket(t, n).bytes());
+            }
+            n_pruned += 1;
+        }
+        // Finished runs are not written again; the lock keeps a backup's copy whole.
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        Ok(n_pruned)
+    }
+
     async fn run_headers_since(&self, from: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Header>> {
         let filter = RunFilter { from: Some(from), ..Default::default() };
         let mut out = Vec::new();

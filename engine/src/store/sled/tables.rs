@@ -171,6 +171,23 @@ impl TeamStore for SledStore {
 
 #[async_trait::async_trait]
 impl AuditStore for SledStore {
+    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut batch = ::sled::Batch::default();
+        let mut n = 0u64;
+        for kv in self.db.scan_prefix(Key::Audits.bytes()).take(limit) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let entry: AuditEntry = decode(&k, &v)?;
+            if entry.at >= before {
+                break;
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        Ok(n)
+    }
+
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(Key::Audits.bytes()).rev().take(limit) {
