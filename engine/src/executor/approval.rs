@@ -670,23 +670,14 @@ impl Engine {
         sig: &str,
         comment: &str,
     ) -> Result<Approval> {
-        self.check_link(id, stage, approver, approve, expires, sig)?;
+        self.check_link(&approval::Link { approval: id, stage, approver, approve, expires }, sig)?;
         self.decide(id, approver, approve, comment, Channel::Link, Some(stage)).await
     }
 
     /// Checks a signed link (signature and expiry) without deciding anything: the link's
     /// confirmation page shows nothing of the approval to anyone else.
-    pub fn check_link(
-        &self,
-        id: &str,
-        stage: usize,
-        approver: &str,
-        approve: bool,
-        expires: i64,
-        sig: &str,
-    ) -> Result<()> {
+    pub fn check_link(&self, link: &approval::Link<'_>, sig: &str) -> Result<()> {
         let key = self.link_key().ok_or_else(|| Error::Conflict("links are not configured".into()))?;
-        let link = approval::Link { approval: id, stage, approver, approve, expires };
         link.verify(key, sig, self.now()).map_err(refused)
     }
 

@@ -24,6 +24,24 @@ pub struct Pruned {
     pub audit: u64,
 }
 
+/// Runs `batch` until it removes fewer than a full batch, letting other tasks in between;
+/// returns how many it removed in all.
+async fn in_batches<F, Fut>(mut batch: F) -> crate::store::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if (n as usize) < BATCH {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 impl Engine {
     /// One pruning pass over every kind, as configured.
     pub async fn prune(&self) -> Result<Pruned> {
@@ -32,24 +50,10 @@ impl Engine {
         let cutoff = |days: u32| (days > 0).then(|| now - Duration::days(i64::from(days)));
         let mut out = Pruned::default();
         if let Some(before) = cutoff(r.runs_days) {
-            loop {
-                let n = self.store.prune_runs(before, BATCH).await?;
-                out.runs += n;
-                if (n as usize) < BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            out.runs = in_batches(|| self.store.prune_runs(before, BATCH)).await?;
         }
         if let Some(before) = cutoff(r.audit_days) {
-            loop {
-                let n = self.store.prune_audit(before, BATCH).await?;
-                out.audit += n;
-                if (n as usize) < BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            out.audit = in_batches(|| self.store.prune_audit(before, BATCH)).await?;
         }
         if let Some(before) = cutoff(r.deliveries_days) {
             // Delivery records are keyed by endpoint and delivery id, not time: a walk

@@ -67,7 +67,9 @@ pub async fn confirm(
     Params(q): Params<LinkQuery>,
 ) -> Result<Markup, PageError> {
     let (verb, approve) = verb(&q);
-    s.engine.check_link(&id, q.stage, &q.approver, approve, q.expires, &q.sig)?;
+    let link =
+        crate::approval::Link { approval: &id, stage: q.stage, approver: &q.approver, approve, expires: q.expires };
+    s.engine.check_link(&link, &q.sig)?;
     let approval = s.engine.approval(&id).await?;
     let inner = match settled(&approval, &q) {
         Some(done) => done,
