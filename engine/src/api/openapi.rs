@@ -47,7 +47,7 @@ pub const OPERATIONS: &[Operation] = &[
     ("get", "/openapi.json", "This document", Access::Public, None, &[200]),
     ("get", "/schema/workflow.v1.json", "The workflow JSON Schema (draft 7)", Access::Public, None, &[200]),
     ("get", "/metrics", "Prometheus metrics (text format)", ANY, None, &[200]),
-    ("get", "/reports", "Manager's report over a period (from, to, period=day|week|month, by=group|agent|category|channel, bucket=day|week|month, tz, format=json|csv)", ANY, None, &[200]),
+    ("get", "/reports", "Manager's report over a period (from, to, period=day|week|month, by=group|agent|category|channel|priority, bucket=day|week|month, tz, format=json|csv)", ANY, None, &[200]),
     ("post", "/tickets", "Log a ticket", DESK, Some("NewTicket"), &[201]),
     ("get", "/tickets", "List tickets (filters: status, group, assignee, category, priority, kind, requester, external_id, text; paged by after, limit)", ANY, None, &[200]),
     ("get", "/tickets/{id}", "Read a ticket", ANY, None, &[200]),

@@ -9,6 +9,13 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// A ticket with what a report reads of it.
+type Gathered = (crate::ticket::Ticket, Vec<crate::run::HistoryEntry>, Option<crate::sla::TicketSla>);
+
+fn items(gathered: &[Gathered]) -> Vec<Item<'_>> {
+    gathered.iter().map(|(ticket, history, sla)| Item { ticket, history, sla: sla.as_ref() }).collect()
+}
+
 /// How old a dashboard snapshot may be before a view starts computing the next one (the
 /// view still gets the old one at once).
 pub const SNAPSHOT_AGE: Duration = Duration::seconds(60);
@@ -16,8 +23,10 @@ pub const SNAPSHOT_AGE: Duration = Duration::seconds(60);
 /// A dashboard report and when it was computed.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The figures.
+    /// The figures, by group.
     pub report: Report,
+    /// The same period by priority (its groups are the priorities).
+    pub by_priority: Report,
     /// Computed at.
     pub at: DateTime<Utc>,
 }
@@ -30,36 +39,39 @@ pub struct Snapshots {
     computing: tokio::sync::Mutex<()>,
 }
 
+/// Refuses a report query that makes no sense (naming the field).
+fn check(q: &Query) -> Result<()> {
+    if q.to <= q.from {
+        return Err(invalid("/to", "`to` must be after `from`"));
+    }
+    q.savings.check().map_err(|m| invalid("/minutes_saved_per_ticket", m))?;
+    if let Some(bucket) = q.bucket {
+        if report::boundaries(q.from, q.to, bucket, q.tz).len() > report::MAX_BUCKETS + 1 {
+            return Err(invalid("/bucket", format!("more than {} buckets: use a longer bucket", report::MAX_BUCKETS)));
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// The report `q` asks for.
     pub async fn report(&self, q: &Query) -> Result<Report> {
-        if q.to <= q.from {
-            return Err(invalid("/to", "`to` must be after `from`"));
-        }
-        q.savings.check().map_err(|m| invalid("/minutes_saved_per_ticket", m))?;
-        if let Some(bucket) = q.bucket {
-            if report::boundaries(q.from, q.to, bucket, q.tz).len() > report::MAX_BUCKETS + 1 {
-                return Err(invalid(
-                    "/bucket",
-                    format!("more than {} buckets: use a longer bucket", report::MAX_BUCKETS),
-                ));
-            }
-        }
+        check(q)?;
+        let gathered = self.gather(q.to).await?;
+        Ok(report::compute(&items(&gathered), q, &self.actors))
+    }
+
+    /// The tickets logged before `to`, each with its history and SLA clocks.
+    async fn gather(&self, to: DateTime<Utc>) -> Result<Vec<Gathered>> {
         let tickets: Vec<_> =
-            super::schedule::all_tickets(self).await?.into_iter().filter(|t| t.created_at < q.to).collect();
-        let mut histories = Vec::with_capacity(tickets.len());
-        let mut slas = Vec::with_capacity(tickets.len());
-        for t in &tickets {
-            histories.push(self.store.history(&t.id).await?);
-            slas.push(self.store.ticket_sla(&t.id).await?);
+            super::schedule::all_tickets(self).await?.into_iter().filter(|t| t.created_at < to).collect();
+        let mut out = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            let history = self.store.history(&t.id).await?;
+            let sla = self.store.ticket_sla(&t.id).await?;
+            out.push((t, history, sla));
         }
-        let items: Vec<Item<'_>> = tickets
-            .iter()
-            .zip(histories.iter())
-            .zip(slas.iter())
-            .map(|((ticket, history), sla)| Item { ticket, history, sla: sla.as_ref() })
-            .collect();
-        Ok(report::compute(&items, q, &self.actors))
+        Ok(out)
     }
 
     /// The dashboard's report of the last `days` days in `bucket`s (UTC, by group): the
@@ -105,10 +117,22 @@ impl Engine {
             savings: self.config.reports.clone(),
         };
         let (engine, handle) = (self.clone(), tokio::runtime::Handle::current());
-        let report = tokio::task::spawn_blocking(move || handle.block_on(async move { engine.report(&query).await }))
-            .await
-            .map_err(|e| crate::store::Error::Backend(format!("the dashboard report task failed: {e}")))??;
-        let snapshot = Arc::new(Snapshot { report, at: now });
+        // One read of the desk, counted twice (by group and by priority).
+        let (report, by_priority) = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                check(&query)?;
+                let gathered = engine.gather(query.to).await?;
+                let by_priority = Query { by: Some(GroupBy::Priority), bucket: None, ..query.clone() };
+                let items = items(&gathered);
+                Ok::<_, super::Error>((
+                    report::compute(&items, &query, &engine.actors),
+                    report::compute(&items, &by_priority, &engine.actors),
+                ))
+            })
+        })
+        .await
+        .map_err(|e| crate::store::Error::Backend(format!("the dashboard report task failed: {e}")))??;
+        let snapshot = Arc::new(Snapshot { report, by_priority, at: now });
         self.snapshots.kept.lock().unwrap_or_else(|p| p.into_inner()).insert((days, bucket), snapshot.clone());
         Ok(snapshot)
     }

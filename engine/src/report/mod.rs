@@ -51,6 +51,8 @@ pub enum GroupBy {
     Category,
     /// Channel.
     Channel,
+    /// Priority (`P1`...).
+    Priority,
 }
 
 impl GroupBy {
@@ -61,6 +63,7 @@ impl GroupBy {
             GroupBy::Agent => "agent",
             GroupBy::Category => "category",
             GroupBy::Channel => "channel",
+            GroupBy::Priority => "priority",
         }
     }
 }
@@ -369,6 +372,7 @@ fn key(t: &Ticket, by: GroupBy) -> String {
         GroupBy::Agent => t.assignee.clone(),
         GroupBy::Category => t.category.clone(),
         GroupBy::Channel => t.channel.clone(),
+        GroupBy::Priority => serde_json::to_value(t.priority).ok().and_then(|v| v.as_str().map(String::from)),
     };
     v.unwrap_or_else(|| "(none)".into())
 }

@@ -250,6 +250,12 @@ async fn the_dashboard_shows_the_period_figures_and_the_backlog_by_group() {
         assert!(page.body.contains(&format!("<title>{chart}")), "a trend chart of {chart}");
     }
     assert!(page.body.contains("/console/tickets?group=network"), "backlog by group links to the list");
+    let by_priority =
+        &page.body[page.body.find("id=\"backlog-priority\"").unwrap()..page.body.find("Backlog by group").unwrap()];
+    assert!(
+        by_priority.contains("/console/tickets?priority=P1\">P1</a></td><td>1</td>"),
+        "the P1 is open: {by_priority}"
+    );
     let bad = console.get("/console?bucket=fortnight").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 }

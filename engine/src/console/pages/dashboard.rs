@@ -111,6 +111,20 @@ pub async fn page(State(s): State<AppState>, user: User, Params(p): Params<Perio
         (chart::line("CSAT (mean, 1–5)", &csat, 5.0, "/ 5"))
         (chart::percent_line("Deflection (%)", &deflection))
         (chart::bars("Hours saved by automation", &saved))
+        h2 { "Open backlog by priority" }
+        div.scroll { table #backlog-priority {
+            thead { tr { th scope="col" { "Priority" } th scope="col" { "Open" } th scope="col" { "Logged in the period" } th scope="col" { "Resolution SLA" } } }
+            tbody {
+                @for g in &snapshot.by_priority.window.groups {
+                    tr {
+                        td { a href=(format!("/console/tickets?{}", crate::console::page::query(&[("priority", &g.key)]))) { (g.key) } }
+                        td { (g.figures.backlog) }
+                        td { (g.figures.volume) }
+                        td { (pct(g.figures.sla_resolution_pct)) }
+                    }
+                }
+            }
+        } }
         h2 { "Backlog by group" }
         div.scroll { table {
             thead { tr { th scope="col" { "Group" } th scope="col" { "Open" } th scope="col" { "Logged" }
