@@ -77,6 +77,13 @@ async fn a_signed_approval_link_answers_with_pages_and_says_when_it_is_decided_a
     let put = http.put(&url).send().await.unwrap();
     assert_eq!(put.status(), 405);
     assert!(put.text().await.unwrap().contains("does not take that method"));
+    // A link cut short: a page for a browser, the API's JSON error for an API client.
+    let cut = url[..url.find("&sig=").unwrap()].to_string();
+    let cut_page = http.post(&cut).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(cut_page.status(), 400);
+    assert!(cut_page.text().await.unwrap().contains("<html"));
+    let cut_json: Value = http.post(&cut).send().await.unwrap().json().await.unwrap();
+    assert!(cut_json["error"]["message"].as_str().unwrap().contains("sig"), "{cut_json}");
     // An API client still gets JSON.
     let json = http.post(&url).send().await.unwrap();
     assert!(json.headers()["content-type"].to_str().unwrap().starts_with("application/json"));

@@ -6,6 +6,7 @@
 //! JSON, as before.
 
 use crate::api::approvals::{check_comment, LinkQuery, Verdict};
+use crate::api::extract::QueryArgs;
 use crate::api::{ApiError, AppState};
 use crate::approval::{Approval, Status};
 use crate::console::page::{layout, time, PageError, Params};
@@ -88,10 +89,16 @@ pub async fn decide(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Params(q): Params<LinkQuery>,
+    query: Result<QueryArgs<LinkQuery>, ApiError>,
     body: axum::body::Bytes,
 ) -> Response {
     let page = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    // A link that does not parse: a page for a browser, the API's JSON error otherwise.
+    let q = match query {
+        Ok(QueryArgs(q)) => q,
+        Err(e) if page => return PageError::from(e).into_response(),
+        Err(e) => return e.into_response(),
+    };
     let outcome = record(&s, &id, &q, &body).await;
     match (outcome, page) {
         (Ok(approval), false) => Json(approval).into_response(),
