@@ -119,16 +119,22 @@ pub async fn grants(
     Path(id): Path<String>,
     JsonBody(g): JsonBody<Grants>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    let mut record = load(&s, &id).await?;
-    record.connections = g.connections;
-    record.config = g.config;
-    Ok(Json(s.engine.plugins().update(record, &who.name).await?))
+    Ok(Json(set_grants(&s, &who.name, &id, g).await?))
 }
 
-async fn set_enabled(s: &AppState, who: &Principal, id: &str, enabled: bool) -> Result<Json<PluginRecord>, ApiError> {
+/// Sets a plugin's grants (the API and the console).
+pub(crate) async fn set_grants(s: &AppState, actor: &str, id: &str, g: Grants) -> Result<PluginRecord, ApiError> {
+    let mut record = load(s, id).await?;
+    record.connections = g.connections;
+    record.config = g.config;
+    Ok(s.engine.plugins().update(record, actor).await?)
+}
+
+/// Enables or disables a plugin (the API and the console).
+pub(crate) async fn set_enabled(s: &AppState, actor: &str, id: &str, enabled: bool) -> Result<PluginRecord, ApiError> {
     let mut record = load(s, id).await?;
     record.enabled = enabled;
-    Ok(Json(s.engine.plugins().update(record, &who.name).await?))
+    Ok(s.engine.plugins().update(record, actor).await?)
 }
 
 /// `POST /plugins/{id}/enable` (admin)
@@ -137,7 +143,7 @@ pub async fn enable(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    set_enabled(&s, &who, &id, true).await
+    Ok(Json(set_enabled(&s, &who.name, &id, true).await?))
 }
 
 /// `POST /plugins/{id}/disable` (admin)
@@ -146,7 +152,7 @@ pub async fn disable(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<PluginRecord>, ApiError> {
-    set_enabled(&s, &who, &id, false).await
+    Ok(Json(set_enabled(&s, &who.name, &id, false).await?))
 }
 
 /// `POST /plugins/{id}/actions/{action}` (admin, integrator): call an action directly

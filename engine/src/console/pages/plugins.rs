@@ -4,6 +4,7 @@
 //! integrators new ids only).
 
 use super::operations::tabs;
+use crate::api::plugins::{set_enabled, set_grants, Grants};
 use crate::api::{ApiError, AppState};
 use crate::config::Role;
 use crate::console::page::{act, csrf, layout, may, time, FormData, Nav, PageError};
@@ -121,10 +122,8 @@ pub async fn grants(
         })?;
         config.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let mut record = s.engine.store().plugin(&id).await?.ok_or_else(|| ApiError::not_found("plugin", &id))?;
-    record.connections = f.connections.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect();
-    record.config = config;
-    s.engine.plugins().update(record, user.name()).await.map_err(ApiError::from)?;
+    let connections = f.connections.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect();
+    set_grants(&s, user.name(), &id, Grants { connections, config }).await?;
     Ok(Redirect::to(&format!("/console/plugins#plugin-{id}")).into_response())
 }
 
@@ -141,8 +140,6 @@ pub async fn toggle(
         _ => return Err(PageError::new(StatusCode::NOT_FOUND, format!("No plugin action `{action}`."))),
     };
     act(&user, &f.csrf, "post", if enabled { "/plugins/{id}/enable" } else { "/plugins/{id}/disable" })?;
-    let mut record = s.engine.store().plugin(&id).await?.ok_or_else(|| ApiError::not_found("plugin", &id))?;
-    record.enabled = enabled;
-    s.engine.plugins().update(record, user.name()).await.map_err(ApiError::from)?;
+    set_enabled(&s, user.name(), &id, enabled).await?;
     Ok(Redirect::to(&format!("/console/plugins#plugin-{id}")).into_response())
 }
