@@ -291,6 +291,13 @@ impl SledStore {
         self.db.size_on_disk().unwrap_or(0)
     }
 
+    /// Applies removals made outside a [`Tx`] (retention), as a batch does: under the
+    /// apply lock, so a backup's copy never sees half of them.
+    fn apply_removals(&self, batch: ::sled::Batch) -> Result<()> {
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.apply_batch(batch).map_err(|e| self.io(e))
+    }
+
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         match self.db.get(key).map_err(|e| self.io(e))? {
             None => Ok(None),

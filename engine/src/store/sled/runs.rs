@@ -173,9 +173,8 @@ impl RunStore for SledStore {
             }
             n_pruned += 1;
         }
-        // Finished runs are not written again; the lock keeps a backup's copy whole.
-        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        // Finished runs are not written again.
+        self.apply_removals(batch)?;
         Ok(n_pruned)
     }
 

@@ -183,8 +183,7 @@ impl AuditStore for SledStore {
             batch.remove(k);
             n += 1;
         }
-        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.apply_removals(batch)?;
         Ok(n)
     }
 
