@@ -84,7 +84,8 @@ impl Engine {
             Some(s) if self.now() - s.at < SNAPSHOT_AGE => Ok(s),
             Some(s) => {
                 let engine = self.clone();
-                self.runtime.tasks.spawn(async move {
+                // Not one of the run tasks: those count as runs in flight.
+                tokio::spawn(async move {
                     // Others asking meanwhile get the old one; one recomputation at a time.
                     let Ok(_one) = engine.snapshots.computing.try_lock() else { return };
                     if let Err(e) = engine.snapshot(key).await {
