@@ -130,22 +130,37 @@ impl SledStore {
             return Err(Error::Io { path, source });
         }
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let db = ::sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .mode(::sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                ::sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-                {
-                    Error::Locked { path: path.clone() }
+        let open = || {
+            ::sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .mode(::sled::Mode::HighThroughput)
+                .flush_every_ms(None)
+                .open()
+                .map_err(|e| match e {
+                    ::sled::Error::Io(io)
+                        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                    {
+                        Error::Locked { path: path.clone() }
+                    }
+                    ::sled::Error::Io(source) => Error::Io { path: path.clone(), source },
+                    ::sled::Error::Corruption { .. } => Error::Corrupt { key: path.clone(), detail: e.to_string() },
+                    other => Error::Backend(other.to_string()),
+                })
+        };
+        // sled releases its file lock from a background thread after the last handle is
+        // dropped: a store reopened right after closing (a restart, `restore` then the
+        // server, tests) may find it still held for a moment. Another process holding it
+        // still fails, after a second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let db = loop {
+            match open() {
+                Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                ::sled::Error::Io(source) => Error::Io { path: path.clone(), source },
-                ::sled::Error::Corruption { .. } => Error::Corrupt { key: path.clone(), detail: e.to_string() },
-                other => Error::Backend(other.to_string()),
-            })?;
+                other => break other?,
+            }
+        };
         migrate::migrate(&db).map_err(|e| match e {
             Error::Backend(detail) => Error::Backend(format!("{path}: migrating the data directory: {detail}")),
             Error::Damaged { detail, .. } => Error::Damaged { path: path.clone(), detail },
