@@ -1,16 +1,20 @@
-//! Reports: gathers the tickets logged before the period's end with their history and
-//! SLA clocks, and lets [`crate::report`] count. The dashboard's reports are snapshots:
+//! Reports: gathers the tickets a period's figures count, with their history and SLA
+//! clocks, and lets [`crate::report`] count. The tickets come from the store's indexes
+//! (logged in the period; open now; done since the period began), so a report reads the
+//! period's tickets and the backlog, not the whole desk. The dashboard's reports are snapshots:
 //! computed off the request path at most once per [`SNAPSHOT_AGE`] and shared by every
 //! viewer, so a page view never counts the whole desk.
 
 use super::{invalid, Engine, Result};
 use crate::report::{self, Bucket, GroupBy, Item, Query, Report};
+use crate::store::{parse_id, TicketTime};
+use crate::ticket::Ticket;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// A ticket with what a report reads of it.
-type Gathered = (crate::ticket::Ticket, Vec<crate::run::HistoryEntry>, Option<crate::sla::TicketSla>);
+type Gathered = (Ticket, Vec<crate::run::HistoryEntry>, Option<crate::sla::TicketSla>);
 
 fn items(gathered: &[Gathered]) -> Vec<Item<'_>> {
     gathered.iter().map(|(ticket, history, sla)| Item { ticket, history, sla: sla.as_ref() }).collect()
@@ -57,16 +61,35 @@ impl Engine {
     /// The report `q` asks for.
     pub async fn report(&self, q: &Query) -> Result<Report> {
         check(q)?;
-        let gathered = self.gather(q.to).await?;
+        let gathered = self.gather(q.from, q.to).await?;
         Ok(report::compute(&items(&gathered), q, &self.actors))
     }
 
-    /// The tickets logged before `to`, each with its history and SLA clocks.
-    async fn gather(&self, to: DateTime<Utc>) -> Result<Vec<Gathered>> {
-        let tickets: Vec<_> =
-            super::schedule::all_tickets(self).await?.into_iter().filter(|t| t.created_at < to).collect();
+    /// The tickets a report over `[from, to)` counts, each with its history and SLA
+    /// clocks: those logged in the period, and those logged before `to` that were open at
+    /// some moment from `from` on (a bucket's end): open now, or done since `from` (a
+    /// ticket open at a moment and not open now was changed after it). The report
+    /// itself decides what each one counts for.
+    async fn gather(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Gathered>> {
+        let far = DateTime::<Utc>::MAX_UTC;
+        let mut ids = self.store.tickets_by_time(TicketTime::Created, from, to).await?;
+        ids.extend(self.store.tickets_by_time(TicketTime::Done, from, far).await?);
+        let mut tickets: BTreeMap<u64, Ticket> = BTreeMap::new();
+        for t in super::schedule::open_tickets(self).await? {
+            if let Some(n) = parse_id(&t.id, 'T') {
+                tickets.insert(n, t);
+            }
+        }
+        for id in ids {
+            let Some(n) = parse_id(&id, 'T') else { continue };
+            if let std::collections::btree_map::Entry::Vacant(slot) = tickets.entry(n) {
+                if let Some(t) = self.store.ticket(&id).await? {
+                    slot.insert(t);
+                }
+            }
+        }
         let mut out = Vec::with_capacity(tickets.len());
-        for t in tickets {
+        for t in tickets.into_values().filter(|t| t.created_at < to) {
             let history = self.store.history(&t.id).await?;
             let sla = self.store.ticket_sla(&t.id).await?;
             out.push((t, history, sla));
@@ -122,7 +145,7 @@ impl Engine {
         let (report, by_priority) = tokio::task::spawn_blocking(move || {
             handle.block_on(async move {
                 check(&query)?;
-                let gathered = engine.gather(query.to).await?;
+                let gathered = engine.gather(query.from, query.to).await?;
                 let by_priority = Query { by: Some(GroupBy::Priority), bucket: None, ..query.clone() };
                 let items = items(&gathered);
                 Ok::<_, super::Error>((

@@ -49,18 +49,33 @@ pub(super) fn timer_key(workflow: &str) -> String {
     format!("cron:{workflow}")
 }
 
-/// Reads every ticket, a page at a time.
-pub(super) async fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+/// Reads every ticket matching `filter`, a page at a time.
+pub(super) async fn all_tickets_where(engine: &Engine, filter: TicketFilter) -> Result<Vec<Ticket>> {
     let mut out: Vec<Ticket> = Vec::new();
     loop {
-        let filter = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..Default::default() };
-        let page = engine.store.tickets(&filter).await?;
+        let page = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..filter.clone() };
+        let page = engine.store.tickets(&page).await?;
         let done = page.len() < 1000;
         out.extend(page);
         if done {
             return Ok(out);
         }
     }
+}
+
+/// Reads every ticket, a page at a time.
+pub(super) async fn all_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+    all_tickets_where(engine, TicketFilter::default()).await
+}
+
+/// Reads the open tickets (through the status index), in id order.
+pub(super) async fn open_tickets(engine: &Engine) -> Result<Vec<Ticket>> {
+    let mut out = Vec::new();
+    for status in crate::ticket::Status::ALL.into_iter().filter(|s| s.is_open()) {
+        out.extend(all_tickets_where(engine, TicketFilter { status: Some(status), ..Default::default() }).await?);
+    }
+    out.sort_by_key(|t| crate::store::parse_id(&t.id, 'T'));
+    Ok(out)
 }
 
 /// Whether a workflow reads `vars.<name>` (anywhere in its definition).
@@ -200,11 +215,11 @@ impl Engine {
                 tracing::info!(workflow = %workflow, skipped = plan.skipped, policy = ?schedule.catch_up,
                     "missed schedule occurrences not fired");
             }
-            // Reading every ticket is the expensive part: only for fan-out, or for summaries
-            // that use the backlog, and once per batch of due schedules.
+            // Reading the open tickets is the expensive part: only for fan-out, or for
+            // summaries that use the backlog, and once per batch of due schedules.
             let needs_tickets = schedule.tickets.is_some() || mentions(&record.definition, "backlog");
             if !plan.firings.is_empty() && needs_tickets && tickets.is_none() {
-                tickets = Some(all_tickets(self).await?);
+                tickets = Some(open_tickets(self).await?);
             }
             for firing in &plan.firings {
                 let tickets = if needs_tickets { tickets.as_deref() } else { None };
@@ -366,7 +381,7 @@ impl Engine {
             .map_err(|e| super::invalid("/triggers", e.to_string()))?;
         let firing = Firing { scheduled_for: now, occurrences: 1, missed: false };
         let needs_tickets = schedule.tickets.is_some() || mentions(def, "backlog");
-        let tickets = if needs_tickets { Some(all_tickets(self).await?) } else { None };
+        let tickets = if needs_tickets { Some(open_tickets(self).await?) } else { None };
         Ok((schedule, compiled, firing, tickets))
     }
 

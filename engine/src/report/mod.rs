@@ -528,8 +528,8 @@ fn breaches(items: &[Item<'_>], q: &Query) -> Vec<Breach> {
     out
 }
 
-/// Computes the report: `items` are every ticket logged before `q.to` (earlier ones count
-/// in the backlog).
+/// Computes the report: `items` hold at least every ticket logged in the period or open at
+/// some moment of it (earlier ones count in the backlog); any others count for nothing.
 pub fn compute(items: &[Item<'_>], q: &Query, actors: &Actors) -> Report {
     let series = q.bucket.map(|bucket| {
         boundaries(q.from, q.to, bucket, q.tz)

@@ -265,6 +265,38 @@ async fn filters_find_tickets_by_what_they_are_now(store: &dyn Store) {
     assert_eq!(find(text("cy")).await, Vec::<String>::new(), "the requester is not text");
 }
 
+async fn tickets_are_found_by_when_they_were_logged_and_done(store: &dyn Store) {
+    // T-1..T-4 logged at minutes 0, 10, 20, 30 (T-3 before T-2: ids are not times).
+    for (n, minute) in [(1, 0), (2, 20), (3, 10), (4, 30)] {
+        let mut t = Ticket { created_at: at(minute), updated_at: at(minute), ..ticket(&format!("T-{n}"), "ann") };
+        let mut tx = Tx::new();
+        tx.ticket(None, &mut t);
+        store.commit(tx).await.unwrap();
+    }
+    let by = |time, from: i64, to: i64| async move { store.tickets_by_time(time, at(from), at(to)).await.unwrap() };
+    assert_eq!(by(TicketTime::Created, 0, 30).await, ["T-1", "T-3", "T-2"], "in time order, `to` excluded");
+    assert_eq!(by(TicketTime::Created, 10, 11).await, ["T-3"]);
+    assert_eq!(by(TicketTime::Created, 30, 10).await, Vec::<String>::new(), "an empty range");
+    assert_eq!(by(TicketTime::Done, 0, 1000).await, Vec::<String>::new(), "all open");
+    // T-2 resolved at minute 40, then commented on at 50 (its done time moves); T-3
+    // resolved at 45 and reopened at 60 (open again: no done time).
+    let change = |id: &'static str, minute: i64, status: Status| async move {
+        let before = store.ticket(id).await.unwrap().unwrap();
+        let mut after = Ticket { status, updated_at: at(minute), ..before.clone() };
+        let mut tx = Tx::new();
+        tx.ticket(Some(&before), &mut after);
+        store.commit(tx).await.unwrap();
+    };
+    change("T-2", 40, Status::Resolved).await;
+    change("T-3", 45, Status::Resolved).await;
+    assert_eq!(by(TicketTime::Done, 0, 1000).await, ["T-2", "T-3"]);
+    change("T-2", 50, Status::Resolved).await;
+    change("T-3", 60, Status::Reopened).await;
+    assert_eq!(by(TicketTime::Done, 0, 50).await, Vec::<String>::new(), "not under its old time");
+    assert_eq!(by(TicketTime::Done, 50, 51).await, ["T-2"]);
+    assert_eq!(by(TicketTime::Created, 0, 1000).await, ["T-1", "T-3", "T-2", "T-4"], "logged times never move");
+}
+
 async fn retention_prunes_finished_runs_and_old_audit_only(store: &dyn Store) {
     for (id, status, finished) in
         [("R-1", "completed", Some(at(5))), ("R-2", "waiting", None), ("R-3", "failed", Some(at(50)))]
@@ -504,6 +536,7 @@ every_backend!(
     ids_are_fresh_and_writes_are_visible_in_id_order,
     retention_prunes_finished_runs_and_old_audit_only,
     filters_find_tickets_by_what_they_are_now,
+    tickets_are_found_by_when_they_were_logged_and_done,
     a_transaction_applies_whole_or_not_at_all,
     a_run_is_a_header_and_a_journal_with_its_indexes,
     an_append_behind_another_writers_back_is_a_conflict,

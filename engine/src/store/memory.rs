@@ -6,6 +6,7 @@
 use super::*;
 use crate::calendar::CalendarSpec;
 use crate::run::journal::{self, Entry, Header, Start};
+use crate::run::RunStatus;
 use crate::sla::{Policy, TicketSla};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -291,6 +292,22 @@ impl TicketStore for MemoryStore {
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let Some(n) = parse_id(id, 'T') else { return Ok(Vec::new()) };
         Ok(self.tables().history.range((n, 0)..=(n, u64::MAX)).map(|(_, h)| h.clone()).collect())
+    }
+
+    async fn tickets_by_time(
+        &self,
+        time: TicketTime,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        let tables = self.tables();
+        let mut found: Vec<_> = tables
+            .tickets
+            .iter()
+            .filter_map(|(n, t)| time.of(t).filter(|at| (from..to).contains(at)).map(|at| (at, *n)))
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, n)| format!("T-{n}")).collect())
     }
 }
 

@@ -21,13 +21,14 @@ pub mod commit;
 #[cfg(test)]
 mod contract;
 mod expect;
+mod filter;
 pub mod memory;
 pub mod sled;
 
 use crate::manifest::PluginRecord;
-use crate::run::{AuditEntry, Event, HistoryEntry, Run, RunStatus};
+use crate::run::{AuditEntry, Event, HistoryEntry, Run};
 use crate::team::{Agent, Group};
-use crate::ticket::{Kind, Priority, Status, Ticket};
+use crate::ticket::Ticket;
 use crate::workflow::{Workflow, WorkflowRecord};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -35,6 +36,7 @@ use std::pin::Pin;
 
 pub use commit::Durability;
 pub(crate) use expect::{check_ticket_versions, ticket_expectations};
+pub use filter::{RunFilter, TicketFilter, TicketTime};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -328,117 +330,6 @@ impl Tx {
     }
 }
 
-/// Which tickets to list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TicketFilter {
-    /// Only this status.
-    pub status: Option<Status>,
-    /// Only this group.
-    pub group: Option<String>,
-    /// Only this assignee.
-    pub assignee: Option<String>,
-    /// Only this category.
-    pub category: Option<String>,
-    /// Only this priority.
-    pub priority: Option<Priority>,
-    /// Only this kind.
-    pub kind: Option<Kind>,
-    /// Only this requester.
-    pub requester: Option<String>,
-    /// Only tickets with this external id.
-    pub external_id: Option<String>,
-    /// Only tickets whose title or description contains this text (any case).
-    #[serde(default)]
-    pub text: Option<String>,
-    /// Tickets after this id (paging).
-    pub after: Option<String>,
-    /// Tickets before this id only (a window of ids: a text search reads one window per
-    /// page, so no page reads the whole table).
-    #[serde(default)]
-    pub before: Option<String>,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<usize>,
-}
-
-impl TicketFilter {
-    /// Whether a ticket passes the filter (paging aside).
-    pub fn matches(&self, t: &Ticket) -> bool {
-        self.status.is_none_or(|s| t.status == s)
-            && self.group.as_ref().is_none_or(|g| t.group.as_ref() == Some(g))
-            && self.assignee.as_ref().is_none_or(|a| t.assignee.as_ref() == Some(a))
-            && self.category.as_ref().is_none_or(|c| t.category.as_ref() == Some(c))
-            && self.priority.is_none_or(|p| t.priority == p)
-            && self.kind.is_none_or(|k| t.kind == k)
-            && self.requester.as_ref().is_none_or(|r| &t.requester == r)
-            && self.external_id.as_ref().is_none_or(|x| t.external_id.as_ref() == Some(x))
-            && self
-                .text
-                .as_ref()
-                .is_none_or(|text| contains_folded(&t.title, text) || contains_folded(&t.description, text))
-    }
-
-    /// The page size to use.
-    pub fn page_size(&self) -> usize {
-        self.limit.unwrap_or(100).clamp(1, 1000)
-    }
-
-    /// The ticket numbers the filter's window spans: after `after`, before `before`.
-    pub fn window(&self) -> std::ops::Range<u64> {
-        let from = self.after.as_deref().and_then(|a| parse_id(a, 'T')).map_or(0, |n| n.saturating_add(1));
-        let to = self.before.as_deref().and_then(|b| parse_id(b, 'T')).unwrap_or(u64::MAX);
-        from..to.max(from)
-    }
-}
-
-/// Whether `haystack` contains `needle`, ignoring case.
-fn contains_folded(haystack: &str, needle: &str) -> bool {
-    let needle = needle.to_lowercase();
-    needle.is_empty() || haystack.to_lowercase().contains(&needle)
-}
-
-/// Which runs to list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunFilter {
-    /// Only runs on this ticket.
-    pub ticket: Option<String>,
-    /// Only runs of this workflow.
-    pub workflow: Option<String>,
-    /// Only runs in this status.
-    pub status: Option<RunStatus>,
-    /// Only runs started at or after this time.
-    #[serde(default)]
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only runs started before this time.
-    #[serde(default)]
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// At most this many, newest first (default 100, at most 1000).
-    pub limit: Option<usize>,
-}
-
-impl RunFilter {
-    /// Whether a run passes the filter (its ticket aside: backends list by ticket).
-    pub fn keeps(&self, h: &crate::run::journal::Header) -> bool {
-        self.workflow.as_ref().is_none_or(|w| &h.workflow_id == w)
-            && self.status.is_none_or(|s| h.status == s)
-            && self.from.is_none_or(|from| h.created_at >= from)
-            && self.to.is_none_or(|to| h.created_at < to)
-    }
-
-    /// Whether a run, and every older one, starts too early for the filter: runs are
-    /// listed newest first, and numbers follow start times up to the moment it takes to
-    /// allocate one, so a minute's margin is plenty.
-    pub fn before_range(&self, h: &crate::run::journal::Header) -> bool {
-        self.from.is_some_and(|from| h.created_at < from - chrono::Duration::minutes(1))
-    }
-
-    /// The page size to use.
-    pub fn page_size(&self) -> usize {
-        self.limit.unwrap_or(100).clamp(1, 1000)
-    }
-}
-
 /// Tickets and their history.
 #[async_trait::async_trait]
 pub trait TicketStore: Send + Sync {
@@ -450,6 +341,14 @@ pub trait TicketStore: Send + Sync {
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>>;
     /// A ticket's field-change history, oldest first.
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+    /// Ids of the tickets whose `time` falls in `[from, to)`, in order of that time (then
+    /// id): read from an index, so a report over a month reads that month's tickets.
+    async fn tickets_by_time(
+        &self,
+        time: TicketTime,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>>;
 }
 
 /// Workflow definitions and their revisions.

@@ -83,7 +83,7 @@ async fn a_store_written_before_the_journal_is_migrated_with_nothing_lost() {
         .filter(|k| !before.contains_key(*k) && !is_rewritten(k))
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .collect();
-    // Besides the layout version, only the ticket indexes (layout 5): one `tf/` record
+    // Besides the layout version, only the ticket indexes (layouts 5, 6): one `tf/` record
     // per ticket and its `tx/` entries.
     let (indexes, rest): (Vec<String>, Vec<String>) =
         added.into_iter().partition(|k| k.starts_with("tf/") || k.starts_with("tx/"));

@@ -1,5 +1,6 @@
 //! Secondary indexes of tickets, so a filtered list reads the tickets it shows, not the
 //! whole table: for each of status, priority, group, assignee, category and requester,
+//! and the two [`TicketTime`]s (as [`stamp`]s, so a range of keys is a range of times),
 //! `tx/<field><len><value><ticket n>` (an empty value). `tf/<ticket n>` keeps the values a
 //! ticket is indexed under, so a write compares with it and touches only what changed
 //! (most steps change none of them: one small read).
@@ -8,14 +9,29 @@
 //! read, and whoever changed the ticket since bumped it (the batch is refused whole).
 
 use super::{encode, Batch, Key, SledStore};
-use crate::store::{Result, TicketFilter};
+use crate::store::{Result, TicketFilter, TicketTime};
 use crate::ticket::Ticket;
+use chrono::{DateTime, Utc};
 
 /// The indexed fields, by their one-byte tag.
-const FIELDS: [u8; 6] = [b's', b'p', b'g', b'a', b'c', b'q'];
+const FIELDS: [u8; 8] = [b's', b'p', b'g', b'a', b'c', b'q', b't', b'd'];
 
 /// The values a ticket is indexed under, in [`FIELDS`] order.
-pub(super) type Values = [Option<String>; 6];
+pub(super) type Values = [Option<String>; 8];
+
+/// The tag of a time index.
+pub(super) fn time_tag(time: TicketTime) -> u8 {
+    match time {
+        TicketTime::Created => b't',
+        TicketTime::Done => b'd',
+    }
+}
+
+/// A time as 16 hex digits that sort as the times do (microseconds since 1970, the sign
+/// bit flipped so earlier times sort first).
+pub(super) fn stamp(at: DateTime<Utc>) -> String {
+    format!("{:016x}", (at.timestamp_micros() as u64) ^ (1 << 63))
+}
 
 fn label<T: serde::Serialize>(v: &T) -> Option<String> {
     match serde_json::to_value(v) {
@@ -33,6 +49,8 @@ pub(super) fn values(t: &Ticket) -> Values {
         t.assignee.clone(),
         t.category.clone(),
         Some(t.requester.clone()),
+        TicketTime::Created.of(t).map(stamp),
+        TicketTime::Done.of(t).map(stamp),
     ]
 }
 

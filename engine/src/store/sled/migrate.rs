@@ -2,7 +2,8 @@
 //! before anything else reads it. `meta/format` holds the layout version: absent in
 //! stores from before the journal (version 1), then 2 (runs as header + start +
 //! journal), 3 (ticket comments stored apart, appended), 4 (plugin modules and compiled
-//! code in the `modules` tree), 5 (ticket indexes). Each step rewrites in batches
+//! code in the `modules` tree), 5 (ticket indexes), 6 (tickets also indexed by when
+//! they were logged and when they were done). Each step rewrites in batches
 //! and leaves alone what an earlier, interrupted run of it already rewrote, so a crash
 //! midway is finished by the next open; the version is written last.
 
@@ -12,7 +13,7 @@ use crate::store::{Error, Result};
 use crate::ticket::Ticket;
 
 /// The layout this code writes.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 /// Records rewritten per batch.
 const CHUNK: usize = 512;
 
@@ -76,15 +77,19 @@ pub(super) fn migrate(db: &::sled::Db) -> Result<()> {
         }
         tracing::info!(modules = moved, "moved plugin modules to their own tree");
     }
-    if found < 5 {
+    if found < 6 {
         // Indexed afresh (entries are put, never removed here), so a second run after a
-        // crash midway puts the same keys again.
+        // crash midway puts the same keys again; a layout-5 store gains the two time
+        // indexes (its other entries are put again, unchanged).
         let n = rewrite(db, &Key::Tickets.bytes(), |k, v, batch| {
             let ticket: Ticket = super::decode(k, v)?;
             super::index::update(batch, super::be(k), None, &super::index::values(&ticket))?;
             Ok(true)
         })?;
-        tracing::info!(tickets = n, "indexed tickets by status, priority, group, assignee, category and requester");
+        tracing::info!(
+            tickets = n,
+            "indexed tickets by status, priority, group, assignee, category, requester and times"
+        );
     }
     if found < FORMAT {
         db.insert(Key::Format.bytes(), FORMAT.to_string().as_bytes()).map_err(backend)?;
@@ -140,44 +145,57 @@ mod tests {
         drop(store);
         let db = ::sled::open(dir.path()).unwrap();
         assert!(db.get(b"pm/kb/1.0.0").unwrap().is_none(), "no longer among the hot keys");
-        assert_eq!(db.get(super::Key::Format.bytes()).unwrap().as_deref(), Some(&b"5"[..]));
+        assert_eq!(db.get(super::Key::Format.bytes()).unwrap().as_deref(), Some(&b"6"[..]));
     }
 
-    /// Layout 4 had no ticket indexes; opening builds them.
+    /// Layout 4 had no ticket indexes and layout 5 no time indexes (its `tf/` records
+    /// name six values); opening builds them.
     #[tokio::test]
     async fn tickets_are_indexed_on_upgrade() {
-        use crate::store::{TicketFilter, TicketStore, Tx};
+        use crate::store::{TicketFilter, TicketStore, TicketTime, Tx};
         use crate::ticket::{NewTicket, PriorityMatrix};
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-            for (n, group) in [(1, "network"), (2, "desk"), (3, "network")] {
-                let new = NewTicket {
-                    title: "t".into(),
-                    requester: "ann".into(),
-                    group: Some(group.into()),
-                    ..Default::default()
-                };
-                let mut t = new.into_ticket(format!("T-{n}"), &PriorityMatrix::default(), chrono::Utc::now());
-                let mut tx = Tx::new();
-                tx.ticket(None, &mut t);
-                store.commit(tx).await.unwrap();
-            }
-            store.close().unwrap();
-        }
-        {
-            let db = ::sled::open(dir.path()).unwrap();
-            for prefix in [&b"tx/"[..], &b"tf/"[..]] {
-                for k in db.scan_prefix(prefix).keys() {
-                    db.remove(k.unwrap()).unwrap();
+        for layout in ["4", "5"] {
+            let dir = tempfile::tempdir().unwrap();
+            let logged = |n: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000 + n);
+            {
+                let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+                for (n, group) in [(1, "network"), (2, "desk"), (3, "network")] {
+                    let new = NewTicket {
+                        title: "t".into(),
+                        requester: "ann".into(),
+                        group: Some(group.into()),
+                        ..Default::default()
+                    };
+                    let mut t = new.into_ticket(format!("T-{n}"), &PriorityMatrix::default(), logged(n));
+                    let mut tx = Tx::new();
+                    tx.ticket(None, &mut t);
+                    store.commit(tx).await.unwrap();
                 }
+                store.close().unwrap();
             }
-            db.insert(super::Key::Format.bytes(), &b"4"[..]).unwrap();
-            db.flush().unwrap();
+            {
+                let db = ::sled::open(dir.path()).unwrap();
+                for prefix in [&b"tx/"[..], &b"tf/"[..]] {
+                    for k in db.scan_prefix(prefix).keys() {
+                        db.remove(k.unwrap()).unwrap();
+                    }
+                }
+                if layout == "5" {
+                    // Indexed by six fields, as layout 5 did.
+                    let six = br#"["new","P3","network",null,null,"ann"]"#;
+                    db.insert(super::Key::TicketFields(1).bytes(), [&[super::super::JSON_V1][..], six].concat())
+                        .unwrap();
+                }
+                db.insert(super::Key::Format.bytes(), layout.as_bytes()).unwrap();
+                db.flush().unwrap();
+            }
+            let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
+            let found =
+                store.tickets(&TicketFilter { group: Some("network".into()), ..Default::default() }).await.unwrap();
+            assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["T-1", "T-3"], "from {layout}");
+            let logged_since = store.tickets_by_time(TicketTime::Created, logged(2), logged(9)).await.unwrap();
+            assert_eq!(logged_since, ["T-2", "T-3"], "from {layout}");
         }
-        let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
-        let found = store.tickets(&TicketFilter { group: Some("network".into()), ..Default::default() }).await.unwrap();
-        assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["T-1", "T-3"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::manifest::PluginRecord;
 use crate::run::{Event, HistoryEntry};
 use crate::store::{
     AuditEntry, AuditStore, DocKind, DocStore, EventStore, PluginStore, Result, TeamStore, TicketFilter, TicketStore,
-    TimeStore, Timer, WorkflowStore,
+    TicketTime, TimeStore, Timer, WorkflowStore,
 };
 use crate::team::{Agent, Group};
 use crate::ticket::Ticket;
@@ -83,6 +83,25 @@ impl TicketStore for SledStore {
             Some(n) => self.scan(&Key::HistoryOf(n).bytes()),
             None => Ok(Vec::new()),
         }
+    }
+
+    async fn tickets_by_time(
+        &self,
+        time: TicketTime,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        use super::index::{prefix, stamp, time_tag};
+        let tag = time_tag(time);
+        let (start, end) = (prefix(tag, &stamp(from)), prefix(tag, &stamp(to)));
+        let mut out = Vec::new();
+        if start < end {
+            for k in self.db.range(start..end).keys() {
+                let k = k.map_err(|e| self.io(e))?;
+                out.push(format!("T-{}", be(&k[k.len().saturating_sub(8)..])));
+            }
+        }
+        Ok(out)
     }
 }
 
