@@ -11,6 +11,7 @@ mod api;
 mod approvals;
 mod backup;
 mod browser;
+mod burst;
 mod cli;
 mod console;
 mod console_admin;
