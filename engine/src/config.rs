@@ -196,13 +196,15 @@ pub struct Retention {
     pub deliveries_days: u32,
     /// The audit log.
     pub audit_days: u32,
+    /// Decided approvals (who approved what: kept like the audit log by default).
+    pub approvals_days: u32,
     /// Minutes between pruning passes.
     pub every_minutes: u32,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { runs_days: 90, deliveries_days: 7, audit_days: 365, every_minutes: 10 }
+        Self { runs_days: 90, deliveries_days: 7, audit_days: 365, approvals_days: 365, every_minutes: 10 }
     }
 }
 

@@ -329,6 +329,27 @@ async fn retention_prunes_finished_runs_and_old_audit_only(store: &dyn Store) {
     assert_eq!(store.prune_audit(at(10), 1).await.unwrap(), 1, "at most the limit");
     assert_eq!(store.prune_audit(at(10), 100).await.unwrap(), 1);
     assert_eq!(store.audit(10).await.unwrap().len(), 1);
+    // Long after: every run finished; all go but the newest, whose number the next
+    // run's counts from (after a restart too).
+    let mut r2 = store.run("R-2").await.unwrap().unwrap();
+    r2.status = RunStatus::Completed;
+    r2.finished_at = Some(at(60));
+    commit_run(store, &mut r2).await.unwrap();
+    assert_eq!(store.prune_runs(at(1000), 100).await.unwrap(), 1, "R-2 goes, R-3 stays");
+    assert!(store.run("R-3").await.unwrap().is_some());
+    // Events: the oldest go with their index entries, the newest stays.
+    for (n, minute) in [(1, 1), (2, 2), (3, 3)] {
+        let e: Event =
+            serde_json::from_value(json!({"id": format!("E-{n}"), "ticket_id": "T-1", "kind": "ticket.updated",
+            "actor": "ann", "at": at(minute), "changes": []}))
+            .unwrap();
+        commit(store, vec![Write::Event(Box::new(e))]).await.unwrap();
+    }
+    assert_eq!(store.prune_events(at(2), 100).await.unwrap(), 1, "raised before the cut");
+    assert_eq!(store.prune_events(at(1000), 100).await.unwrap(), 1, "all but the newest");
+    let left: Vec<String> = store.ticket_events("T-1").await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(left, ["E-3"]);
+    assert!(store.event("E-2").await.unwrap().is_none());
 }
 
 async fn timers_come_due_in_order_and_a_key_replaces_its_timer(store: &dyn Store) {

@@ -362,10 +362,11 @@ impl RunStore for MemoryStore {
 
     async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
         let mut tables = self.tables();
+        let newest = tables.headers.keys().next_back().copied();
         let done: Vec<(u64, Option<u64>)> = tables
             .headers
             .iter()
-            .take_while(|(_, h)| h.created_at < before)
+            .take_while(|(n, h)| h.created_at < before && Some(**n) != newest)
             .filter(|(_, h)| {
                 !h.status.is_active() && h.status != RunStatus::Waiting && h.finished_at.is_some_and(|f| f < before)
             })
@@ -432,6 +433,25 @@ impl EventStore for MemoryStore {
             .range((t, 0)..=(t, u64::MAX))
             .filter_map(|(_, n)| tables.events.get(n).cloned())
             .collect())
+    }
+
+    async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut tables = self.tables();
+        let newest = tables.events.keys().next_back().copied();
+        let old: Vec<(u64, Option<u64>)> = tables
+            .events
+            .iter()
+            .take_while(|(n, e)| e.at < before && Some(**n) != newest)
+            .take(limit)
+            .map(|(n, e)| (*n, parse_id(&e.ticket_id, 'T')))
+            .collect();
+        for (n, ticket) in &old {
+            tables.events.remove(n);
+            if let Some(t) = ticket {
+                tables.events_by_ticket.remove(&(*t, *n));
+            }
+        }
+        Ok(old.len() as u64)
     }
 }
 

@@ -374,7 +374,8 @@ pub trait RunStore: Send + Sync {
     /// Runs, newest first, filtered.
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Removes up to `limit` finished runs (completed or failed) that finished before
-    /// `before`, oldest first, with their journals and indexes; returns how many.
+    /// `before`, oldest first, with their journals and indexes; returns how many. The
+    /// newest run is always kept, so run numbers are never handed out twice.
     async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64>;
     /// The headers of runs started at or after `from`, newest first, at most `limit`
     /// (counts per workflow without reading journals).
@@ -400,6 +401,9 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, id: &str) -> Result<Option<Event>>;
     /// A ticket's events, oldest first.
     async fn ticket_events(&self, ticket: &str) -> Result<Vec<Event>>;
+    /// Removes up to `limit` of the oldest events raised before `before`, with their
+    /// index entries; returns how many. The newest event is always kept (as runs).
+    async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64>;
 }
 
 /// Agents, groups and routing state.

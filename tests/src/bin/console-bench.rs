@@ -4,9 +4,13 @@
 //! the store API; then starts `switchboard serve` on it, signs in, and asks each page
 //! many times in a row, measuring from the client on loopback (an upper bound of the
 //! server's own time). The dashboard's first view, which counts the whole desk for its
-//! snapshot, is reported apart.
+//! snapshot, is reported apart; so are the manager's reports (`GET /reports` over the
+//! last week and the last 30 days by day), which read the period's tickets and the
+//! backlog through the store's indexes.
 //!
-//! `console-bench [--tickets N] [--requests R] [--out docs/benchmarks/console.json]`
+//! `console-bench [--tickets N] [--days D] [--open O] [--runs R] [--requests Q] [--no-backup]
+//! [--out docs/benchmarks/console.json]`: N tickets (100,000) logged evenly over D days
+//! (90), the newest O of them open (N/5), R runs per ticket (5).
 //! See docs/benchmarks/README.md.
 
 #![allow(clippy::unwrap_used)] // a benchmark harness: a panic is a failed run
@@ -32,9 +36,18 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-async fn seed(store: &SledStore, tickets: usize) {
+/// The desk to seed.
+struct Desk {
+    tickets: usize,
+    days: usize,
+    open: usize,
+    runs: usize,
+}
+
+async fn seed(store: &SledStore, desk: &Desk) {
+    let Desk { tickets, days, open, runs } = *desk;
     let now = Utc::now();
-    let span = Duration::days(90);
+    let span = Duration::days(i64::try_from(days).unwrap());
     let started = Instant::now();
     let mut tx = Tx::new();
     for i in 0..tickets {
@@ -52,8 +65,11 @@ async fn seed(store: &SledStore, tickets: usize) {
             ..Default::default()
         };
         let mut t = new.into_ticket(id.clone(), &PriorityMatrix::default(), created);
-        // Old tickets are mostly done; the last weeks' are open.
-        t.status = if i < tickets * 8 / 10 { STATUSES[4 + i % 2] } else { STATUSES[i % 4] };
+        // Old tickets are done; the newest are open.
+        t.status = if i + open < tickets { STATUSES[4 + i % 2] } else { STATUSES[i % 4] };
+        if !t.status.is_open() {
+            t.updated_at = created + Duration::hours(4);
+        }
         t.comments.push(
             serde_json::from_value(
                 json!({"id": 1, "author": "agent1", "body": "Looking into it", "internal": false, "at": created}),
@@ -66,7 +82,7 @@ async fn seed(store: &SledStore, tickets: usize) {
                 "changes": [{"field": "status", "from": "new", "to": t.status}]}))
             .unwrap(),
         ));
-        for r in 0..5 {
+        for r in 0..runs {
             let rid = store.next_run_id().await.unwrap();
             let status = match (i * 5 + r) % 100 {
                 0 | 1 => "failed",
@@ -93,7 +109,7 @@ async fn seed(store: &SledStore, tickets: usize) {
             store.commit(std::mem::take(&mut tx)).await.unwrap();
         }
         if (i + 1) % 20_000 == 0 {
-            eprintln!("seeded {} tickets, {} runs in {:.0?}", i + 1, (i + 1) * 5, started.elapsed());
+            eprintln!("seeded {} tickets, {} runs in {:.0?}", i + 1, (i + 1) * runs, started.elapsed());
         }
     }
     // Approvals: many decided, a few pending for the admin (indexed at the server's start).
@@ -129,7 +145,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let tickets = arg("--tickets", 100_000);
+    let desk = Desk { tickets, days: arg("--days", 90), open: arg("--open", tickets / 5), runs: arg("--runs", 5) };
     let requests = arg("--requests", 200);
+    let backup = !std::env::args().any(|a| a == "--no-backup");
     let out = std::env::args().skip_while(|a| a != "--out").nth(1);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -146,7 +164,7 @@ async fn main() {
                 "steps": [{"id": "note", "type": "comment", "body": "hello", "internal": true}]});
             engine.put_workflow(switchboard::workflow::validate_value(&wf).unwrap(), "bench").await.unwrap();
         }
-        seed(&store, tickets).await;
+        seed(&store, &desk).await;
         drop(engine);
         store.close().unwrap();
     }
@@ -171,7 +189,7 @@ async fn main() {
         "/console/runs".into(),
         "/console/runs?status=failed".into(),
         format!("/console/runs?ticket=T-{mid}"),
-        format!("/console/runs/R-{}", mid * 5),
+        format!("/console/runs/R-{}", (mid * desk.runs).max(1)),
         "/console/workflows".into(),
         "/console/approvals".into(),
         "/console/schedules".into(),
@@ -201,42 +219,69 @@ async fn main() {
         println!("| `{page}` | {p50:.2} | {p99:.2} | {max:.2} |");
         rows.push(json!({"page": page, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
     }
-    // An online backup of the same store, with tickets written meanwhile.
+    // The manager's reports through the API: the last week by group, the last 30 days
+    // by day (timed apart: each reads its period's tickets and the open backlog).
     let http = reqwest::Client::new();
     let url = console.base.clone();
-    let writer = tokio::spawn({
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            let mut worst = 0f64;
-            for i in 0..400 {
-                let t = Instant::now();
-                let r = http
-                    .post(format!("{url}/tickets"))
-                    .bearer_auth(ADMIN)
-                    .json(&json!({"title": format!("during backup {i}"), "requester": "bench"}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-                worst = worst.max(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            worst
+    let mut reports = Vec::new();
+    println!("\n| report | p50 ms | p99 ms | max ms |\n|---|---|---|---|");
+    for query in ["period=week&by=group", "from={30d}&bucket=day&by=priority"] {
+        let from = (Utc::now() - Duration::days(30)).format("%Y-%m-%d").to_string();
+        let path = format!("/reports?{}", query.replace("{30d}", &from));
+        let mut ms = Vec::new();
+        for _ in 0..(requests / 10).max(5) {
+            let t = Instant::now();
+            let r = http.get(format!("{url}{path}")).bearer_auth(ADMIN).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.bytes().await.unwrap();
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-    });
-    let t = Instant::now();
-    let resp = http.post(format!("{url}/admin/backup")).bearer_auth(ADMIN).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let backup_bytes = resp.bytes().await.unwrap().len();
-    let backup_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let worst_write_ms = writer.await.unwrap();
-    println!(
-        "\nbackup: {} MiB in {backup_ms:.0} ms (downloaded); slowest ticket write meanwhile {worst_write_ms:.0} ms",
-        backup_bytes >> 20
-    );
-    println!("\ndashboard's first view (counts {tickets} tickets for the snapshot): {cold_ms:.0} ms");
+        ms.sort_by(f64::total_cmp);
+        let (p50, p99, max) = (percentile(&ms, 0.5), percentile(&ms, 0.99), ms[ms.len() - 1]);
+        println!("| `{path}` | {p50:.1} | {p99:.1} | {max:.1} |");
+        reports.push(json!({"report": path, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
+    }
+    // An online backup of the same store, with tickets written meanwhile.
+    let (backup_bytes, backup_ms, worst_write_ms) = if backup {
+        let writer = tokio::spawn({
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut worst = 0f64;
+                for i in 0..400 {
+                    let t = Instant::now();
+                    let r = http
+                        .post(format!("{url}/tickets"))
+                        .bearer_auth(ADMIN)
+                        .json(&json!({"title": format!("during backup {i}"), "requester": "bench"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success());
+                    worst = worst.max(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                worst
+            }
+        });
+        let t = Instant::now();
+        let resp = http.post(format!("{url}/admin/backup")).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let backup_bytes = resp.bytes().await.unwrap().len();
+        let backup_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let worst_write_ms = writer.await.unwrap();
+        println!(
+            "\nbackup: {} MiB in {backup_ms:.0} ms (downloaded); slowest ticket write meanwhile {worst_write_ms:.0} ms",
+            backup_bytes >> 20
+        );
+        (backup_bytes, backup_ms, worst_write_ms)
+    } else {
+        (0, 0.0, 0.0)
+    };
+    println!("\ndashboard's first view (counts the last 30 days and the backlog for the snapshot): {cold_ms:.0} ms");
     println!("server ready on the seeded store after {ready:.1?}; data directory {} MiB", size >> 20);
-    let report = json!({"tickets": tickets, "runs": tickets * 5, "requests_per_page": requests,
-        "dashboard_first_view_ms": cold_ms, "backup_mib": backup_bytes >> 20, "backup_ms": backup_ms, "slowest_write_during_backup_ms": worst_write_ms, "ready_ms": ready.as_millis() as u64, "data_mib": size >> 20, "pages": rows});
+    let report = json!({"tickets": tickets, "days": desk.days, "open": desk.open, "runs": tickets * desk.runs,
+        "requests_per_page": requests, "dashboard_first_view_ms": cold_ms, "backup_mib": backup_bytes >> 20,
+        "backup_ms": backup_ms, "slowest_write_during_backup_ms": worst_write_ms, "ready_ms": ready.as_millis() as u64,
+        "data_mib": size >> 20, "pages": rows, "reports": reports});
     if let Some(path) = out {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }

@@ -151,11 +151,13 @@ impl RunStore for SledStore {
     async fn prune_runs(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
         let mut batch = ::sled::Batch::default();
         let mut n_pruned = 0u64;
+        let newest = self.db.scan_prefix(Key::Runs.bytes()).keys().next_back().transpose().map_err(|e| self.io(e))?;
         for kv in self.db.scan_prefix(Key::Runs.bytes()) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             let h: Header = decode(&k, &v)?;
-            // Run numbers follow start times: nothing later started before `before`.
-            if h.created_at >= before || n_pruned as usize >= limit {
+            // Run numbers follow start times: nothing later started before `before`. The
+            // newest stays: the next number after a restart counts from it.
+            if h.created_at >= before || n_pruned as usize >= limit || newest.as_ref() == Some(&k) {
                 break;
             }
             let finished = !h.status.is_active() && h.status != RunStatus::Waiting;

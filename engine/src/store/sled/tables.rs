@@ -155,6 +155,27 @@ impl EventStore for SledStore {
         }
         Ok(out)
     }
+
+    async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<u64> {
+        let mut batch = ::sled::Batch::default();
+        let mut n = 0u64;
+        let newest = self.db.scan_prefix(Key::Events.bytes()).keys().next_back().transpose().map_err(|e| self.io(e))?;
+        for kv in self.db.scan_prefix(Key::Events.bytes()).take(limit) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let event: Event = decode(&k, &v)?;
+            // Event numbers follow times; the newest stays (the next number counts from it).
+            if event.at >= before || newest.as_ref() == Some(&k) {
+                break;
+            }
+            if let Some(t) = parse_id(&event.ticket_id, 'T') {
+                batch.remove(Key::EventOfTicket(t, be(&k)).bytes());
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        self.apply_removals(batch)?;
+        Ok(n)
+    }
 }
 
 #[async_trait::async_trait]
