@@ -65,6 +65,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Build a new data directory from a backup file.
     Restore(backup::RestoreArgs),
+    /// Apply the PostgreSQL schema (a server also does at start) and exit.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +145,13 @@ struct Target {
 }
 
 #[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The database (`postgres://user:password@host/db`).
+    #[arg(long, env = "SWITCHBOARD_STORE", hide_env_values = true)]
+    store: String,
+}
+
+#[derive(Debug, Args)]
 struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
@@ -153,6 +162,9 @@ struct ServeArgs {
     /// Data directory (default ./data).
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database instead of the data directory (`postgres://user:pw@host/db`).
+    #[arg(long, env = "SWITCHBOARD_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// What an acknowledged write survives.
     #[arg(long, env = "SWITCHBOARD_DURABILITY", value_enum)]
     durability: Option<Durability>,
@@ -201,6 +213,7 @@ impl From<crate::store::Error> for Failure {
     fn from(e: crate::store::Error) -> Self {
         let code = match e {
             crate::store::Error::Locked { .. }
+            | crate::store::Error::Held { .. }
             | crate::store::Error::Io { .. }
             | crate::store::Error::Corrupt { .. }
             | crate::store::Error::Damaged { .. } => 3,
@@ -251,6 +264,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(inspect::show_run(args))),
         Command::Backup(args) => runtime().and_then(|rt| rt.block_on(backup::backup(args))),
         Command::Restore(args) => backup::restore(args),
+        Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(migrate(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -370,6 +384,22 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Connects to a PostgreSQL store (applying its schema); a store that cannot be
+/// reached or read stops the start with exit code 3, naming it.
+async fn open_postgres(url: &str, workers: usize) -> Result<crate::store::postgres::PostgresStore, Failure> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Failure::input("store: give a postgres:// or postgresql:// URL (or leave it out for sled)"));
+    }
+    crate::store::postgres::PostgresStore::open(url, workers + 8).await.map_err(Failure::from)
+}
+
+/// `switchboard migrate`: applies the PostgreSQL schema and exits.
+async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
+    crate::store::postgres::PostgresStore::connect(&args.store, 1).await?;
+    println!("database schema is up to date");
+    Ok(())
+}
+
 fn open_store(config: &Config) -> Result<Arc<SledStore>, Failure> {
     let store = SledStore::open_with_reserve(
         &config.data_dir,
@@ -404,6 +434,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     if let Some(v) = args.data_dir {
         config.data_dir = v;
+    }
+    if let Some(v) = args.store {
+        config.store = Some(v);
     }
     if let Some(v) = args.durability {
         config.durability = v;
@@ -446,7 +479,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Vec::new()
     };
     let config = Arc::new(config);
-    let store = open_store(&config)?;
+    let store: Arc<dyn crate::store::Store> = match &config.store {
+        Some(url) => Arc::new(open_postgres(url, config.workers).await?),
+        None => open_store(&config)?,
+    };
     let engine =
         Engine::new(store, Arc::new(SystemClock), config.clone()).map_err(|e| Failure::runtime(e.to_string()))?;
     if args.demo {
@@ -471,7 +507,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     engine.seal_stored_secrets().await.map_err(|e| Failure::runtime(e.to_string()))?;
     let resumed = engine.recover().await.map_err(|e| Failure::runtime(e.to_string()))?;
     engine.spawn_timers();
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening");
+    match &config.store {
+        Some(_) => tracing::info!(%addr, store = "postgres", resumed, "switchboard listening"),
+        None => {
+            tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, resumed, "switchboard listening")
+        }
+    }
     if args.demo {
         tracing::info!(
             "demo tokens: admin={} agent={} integrator={}",

@@ -104,6 +104,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where the sled database lives.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database instead of sled (`postgres://user:password@host/db`; also
+    /// `--store`, `SWITCHBOARD_STORE`): the backend several nodes share.
+    pub store: Option<String>,
     /// What an acknowledged write survives; see the README.
     pub durability: Durability,
     /// sled page-cache size in MiB (sled's own default is 1024).
@@ -293,6 +296,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log_format: LogFormat::Text,
             data_dir: PathBuf::from("data"),
+            store: None,
             durability: Durability::Group,
             cache_mb: 64,
             min_free_mb: 64,

@@ -146,7 +146,7 @@ async fn ready(State(state): State<AppState>) -> (axum::http::StatusCode, Json<V
     let reason = match state.engine.store().failure() {
         Some(e) => Some(e.to_string()),
         None if state.closing.is_cancelled() => Some("shutting down".to_string()),
-        None => None,
+        None => state.engine.store().ping().await.err().map(|e| e.to_string()),
     };
     match reason {
         Some(reason) => {

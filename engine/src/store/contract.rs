@@ -1,5 +1,5 @@
 //! The store contract: what every backend of [`Store`] must do, as tests run against
-//! each of them (sled and the in-memory store here; PostgreSQL joins with issue 17).
+//! each of them (sled, the in-memory store and PostgreSQL, on a real cluster).
 //! Visibility, all-or-nothing transactions, ordering, run headers and journals with
 //! their indexes, conflicts, timers, routing state, documents and plugin state.
 
@@ -527,7 +527,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let (store, _dir) = super::$open();
+                    let (store, _dir) = super::$open().await;
                     super::$test(&*store).await;
                 }
             )*
@@ -536,20 +536,27 @@ macro_rules! contract {
 }
 
 /// A sled store in a fresh directory (kept until the test ends).
-fn open_sled() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+async fn open_sled() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap();
     (Box::new(store), Some(dir))
 }
 
-fn open_memory() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+async fn open_memory() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
     (Box::new(MemoryStore::new()), None)
+}
+
+/// A fresh database on the scratch PostgreSQL cluster (started by the first test).
+async fn open_postgres() -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+    let url = super::postgres::scratch::database().await.unwrap();
+    (Box::new(super::postgres::PostgresStore::open(&url, 4).await.unwrap()), None)
 }
 
 macro_rules! every_backend {
     ($($test:ident),* $(,)?) => {
         contract!(on_sled, open_sled, [$($test),*]);
         contract!(on_memory, open_memory, [$($test),*]);
+        contract!(on_postgres, open_postgres, [$($test),*]);
     };
 }
 

@@ -23,6 +23,7 @@ mod contract;
 mod expect;
 mod filter;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
 use crate::manifest::PluginRecord;
@@ -46,6 +47,14 @@ pub enum Error {
     Locked {
         /// The directory.
         path: String,
+    },
+    /// Another engine node serves the database (see [`postgres::PostgresStore::open`]).
+    #[error(
+        "database {place} is served by another switchboard node: one node per database for now (README: PostgreSQL)"
+    )]
+    Held {
+        /// The database, without its password.
+        place: String,
     },
     /// The data directory could not be opened or written.
     #[error("data directory {path}: {source}")]
@@ -640,6 +649,11 @@ pub trait Store:
     /// I/O error); `None` while healthy.
     fn failure(&self) -> Option<Error> {
         None
+    }
+    /// Whether the store answers now (a database backend asks its database; an embedded
+    /// one is always there): what readiness reports besides [`Store::failure`].
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
     /// Writes a consistent snapshot of everything stored to `out` (blocking: call it on
     /// a blocking thread); returns how many records it holds. Writes wait meanwhile.

@@ -27,6 +27,7 @@ mod journal;
 mod loops;
 mod openapi;
 mod plugins;
+mod postgres;
 mod properties;
 mod queue;
 mod reports;
