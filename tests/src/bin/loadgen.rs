@@ -26,7 +26,8 @@ struct Args {
     /// Seconds per rate.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Durability modes to compare.
+    /// Durability modes to compare (`postgres`: the PostgreSQL store on a scratch
+    /// cluster this starts, instead of sled).
     #[arg(long, value_delimiter = ',', default_values_t = vec!["group".to_string(), "per-request".to_string(), "none".to_string()])]
     modes: Vec<String>,
     /// Keep-alive connections of the load generator.
@@ -66,7 +67,13 @@ async fn main() {
     for mode in &args.modes {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), "workers = 8").unwrap();
-        let server = Server::start(&dir.path().join("data"), &config, &["--durability", mode]).unwrap();
+        let store = if mode == "postgres" {
+            vec!["--store".to_string(), switchboard::store::postgres::scratch::database().await.unwrap()]
+        } else {
+            vec!["--durability".to_string(), mode.clone()]
+        };
+        let store: Vec<&str> = store.iter().map(String::as_str).collect();
+        let server = Server::start(&dir.path().join("data"), &config, &store).unwrap();
         let api = Api::new(&server.url, ADMIN);
         if args.scenario == "webhook" {
             setup_webhook(&api).await.unwrap();

@@ -341,11 +341,22 @@ async fn report_series_over_http_and_their_errors() {
 /// are those computed from every ticket of the desk, for any period and bucket.
 #[tokio::test]
 async fn reports_from_the_indexes_equal_reports_over_every_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    indexed_reports_equal_full_ones(Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap())).await;
+}
+
+/// The same on PostgreSQL (its indexes are SQL ones).
+#[tokio::test]
+async fn reports_from_the_indexes_equal_reports_over_every_ticket_on_postgres() {
+    let url = switchboard::store::postgres::scratch::database().await.unwrap();
+    let store = switchboard::store::postgres::PostgresStore::connect(&url, 4).await.unwrap();
+    indexed_reports_equal_full_ones(Arc::new(store)).await;
+}
+
+async fn indexed_reports_equal_full_ones(store: Arc<dyn Store>) {
     use rand::{Rng, SeedableRng};
     use switchboard::clock::Clock;
-    use switchboard::store::{TicketFilter, TicketStore, TimeStore};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path(), 8 << 20, Durability::Group).unwrap());
+    use switchboard::store::TicketFilter;
     let start = utc("2026-09-01T00:00:00Z");
     let clock = FakeClock::new(start);
     let config = Config::default();
