@@ -14,6 +14,13 @@ use std::io::{Seek, SeekFrom};
 
 /// `POST /admin/backup`.
 pub async fn backup(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
+    if s.engine.config().store.is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "backup_not_here",
+            "this server keeps its state in PostgreSQL: back up the database with its own tools (pg_dump, base backups)",
+        ));
+    }
     let store = s.engine.store().clone();
     let dir = s.engine.config().data_dir.clone();
     let started = std::time::Instant::now();

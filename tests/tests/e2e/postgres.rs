@@ -39,6 +39,8 @@ async fn the_server_runs_on_postgres_and_keeps_every_acknowledged_write_through_
         .unwrap();
     assert_eq!(second.status.code(), Some(3), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(String::from_utf8_lossy(&second.stderr).contains("served by another switchboard node"));
+    let (status, body) = api.call("POST", "/admin/backup", None).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (501, Some("backup_not_here")), "{body}");
     api.post("/workflows", &printer_triage("printer")).await.unwrap();
     api.post(
         "/webhooks",
