@@ -8,7 +8,8 @@
 //! Side effects are counted at the receivers: the outbound webhook (by delivery id) and
 //! the plugin's HTTP call (by the `Idempotency-Key` the host adds) arrive at least once
 //! per run, and at most once more per kill (a kill between the call and its commit).
-//! 20 rounds by default (about 40 s); `CRASH_ROUNDS=200` for a long run.
+//! 20 rounds by default (about 40 s); `CRASH_ROUNDS=200` for a long run. On sled and on
+//! PostgreSQL.
 
 use axum::extract::{Path, State};
 use axum::{http::HeaderMap, routing::get, routing::post, Json, Router};
@@ -109,6 +110,18 @@ async fn approve_one(admin: &Api, ann: &Api, n: String) -> Option<(String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step() {
     let rounds: usize = std::env::var("CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    kill_9_rounds(rounds, &[]).await;
+}
+
+/// The same on PostgreSQL (8 rounds by default; `CRASH_ROUNDS` too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step_on_postgres() {
+    let rounds: usize = std::env::var("CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let url = switchboard::store::postgres::scratch::database().await.unwrap();
+    kill_9_rounds(rounds, &["--store", &url]).await;
+}
+
+async fn kill_9_rounds(rounds: usize, store: &[&str]) {
     let seen: Deliveries = Arc::default();
     let fetched: Deliveries = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,7 +139,7 @@ async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step() {
     let mut deliveries: Vec<(String, String)> = Vec::new();
     let mut approvals: Vec<(String, String)> = Vec::new();
     {
-        let server = Server::start(&data, &config, &[]).unwrap();
+        let server = Server::start(&data, &config, store).unwrap();
         let api = Api::new(&server.url, ADMIN);
         api.post("/agents", &json!({"id": "agent-ann", "name": "Ann", "groups": []})).await.unwrap();
         assert_eq!(
@@ -145,7 +158,7 @@ async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step() {
         api.post("/webhooks", &endpoint).await.unwrap();
     }
     for round in 0..rounds {
-        let mut server = Server::start(&data, &config, &[]).unwrap();
+        let mut server = Server::start(&data, &config, store).unwrap();
         let api = Api::new(&server.url, ADMIN);
         // Eight writers create tickets until the server dies under them.
         let created = Arc::new(AtomicUsize::new(0));
@@ -222,7 +235,7 @@ async fn kill_9_mid_run_loses_no_acknowledged_ticket_and_repeats_no_step() {
     }
 
     // Restart and let interrupted runs finish.
-    let server = Server::start(&data, &config, &[]).unwrap();
+    let server = Server::start(&data, &config, store).unwrap();
     let api = Api::new(&server.url, ADMIN);
     let started = Instant::now();
     api.wait_idle(Duration::from_secs(60)).await.unwrap();
