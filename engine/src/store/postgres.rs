@@ -307,24 +307,8 @@ async fn apply(t: &deadpool_postgres::Transaction<'_>, w: Write) -> Result<()> {
             t.execute("INSERT INTO audit (at, body) VALUES ($1, $2)", &[&a.at, &json(&a)?]).await.map_err(db)?;
         }
         Write::Plugin(p) => upsert(t, "plugins", &p.id, &json(&*p)?).await?,
-        Write::PluginModule { id, version, bytes } => {
-            t.execute(
-                "INSERT INTO plugin_modules (id, version, module) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id, version) DO UPDATE SET module = $3",
-                &[&id, &version, &bytes],
-            )
-            .await
-            .map_err(db)?;
-        }
-        Write::PluginArtifact { id, version, bytes } => {
-            t.execute(
-                "INSERT INTO plugin_modules (id, version, artifact) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id, version) DO UPDATE SET artifact = $3",
-                &[&id, &version, &bytes],
-            )
-            .await
-            .map_err(db)?;
-        }
+        Write::PluginModule { id, version, bytes } => put_module(t, "module", &id, &version, &bytes).await?,
+        Write::PluginArtifact { id, version, bytes } => put_module(t, "artifact", &id, &version, &bytes).await?,
         Write::DeletePluginVersion { id, version } => {
             t.execute("DELETE FROM plugin_modules WHERE id = $1 AND version = $2", &[&id, &version])
                 .await
@@ -397,6 +381,22 @@ async fn apply(t: &deadpool_postgres::Transaction<'_>, w: Write) -> Result<()> {
 async fn upsert(t: &deadpool_postgres::Transaction<'_>, table: &str, id: &str, body: &str) -> Result<()> {
     let sql = format!("INSERT INTO {table} (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = $2");
     t.execute(&sql, &[&id, &body]).await.map_err(db)?;
+    Ok(())
+}
+
+/// Sets a plugin version's `column` (`module` or `artifact`, names from this file).
+async fn put_module(
+    t: &deadpool_postgres::Transaction<'_>,
+    column: &str,
+    id: &str,
+    version: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO plugin_modules (id, version, {column}) VALUES ($1, $2, $3) \
+         ON CONFLICT (id, version) DO UPDATE SET {column} = $3"
+    );
+    t.execute(&sql, &[&id, &version, &bytes]).await.map_err(db)?;
     Ok(())
 }
 
