@@ -206,15 +206,38 @@ impl PostgresStore {
             }
         }
         super::check_ticket_versions(super::ticket_expectations(&tx), |id| Ok(held.get(&num(id, 'T')?).copied()))?;
+        let cached = Cached(&t);
         for w in tx.writes {
-            apply(&t, w).await?;
+            apply(&cached, w).await?;
         }
         t.commit().await.map_err(db)
     }
 }
 
+/// A transaction whose statements are prepared once per connection (the pool's
+/// statement cache): one round trip per statement instead of two.
+struct Cached<'t, 'c>(&'t deadpool_postgres::Transaction<'c>);
+
+type Params<'p> = [&'p (dyn tokio_postgres::types::ToSql + Sync)];
+
+impl Cached<'_, '_> {
+    async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.execute(&statement, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_opt(&statement, params).await
+    }
+}
+
 /// One write, inside the transaction `t`.
-async fn apply(t: &deadpool_postgres::Transaction<'_>, w: Write) -> Result<()> {
+async fn apply(t: &Cached<'_, '_>, w: Write) -> Result<()> {
     match w {
         Write::Ticket { mut ticket, comments_from, expect } => {
             let n = num(&ticket.id, 'T')?;
@@ -378,20 +401,14 @@ async fn apply(t: &deadpool_postgres::Transaction<'_>, w: Write) -> Result<()> {
 }
 
 /// Inserts or replaces a `(id, body)` row of `table` (a name from this file, never input).
-async fn upsert(t: &deadpool_postgres::Transaction<'_>, table: &str, id: &str, body: &str) -> Result<()> {
+async fn upsert(t: &Cached<'_, '_>, table: &str, id: &str, body: &str) -> Result<()> {
     let sql = format!("INSERT INTO {table} (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = $2");
     t.execute(&sql, &[&id, &body]).await.map_err(db)?;
     Ok(())
 }
 
 /// Sets a plugin version's `column` (`module` or `artifact`, names from this file).
-async fn put_module(
-    t: &deadpool_postgres::Transaction<'_>,
-    column: &str,
-    id: &str,
-    version: &str,
-    bytes: &[u8],
-) -> Result<()> {
+async fn put_module(t: &Cached<'_, '_>, column: &str, id: &str, version: &str, bytes: &[u8]) -> Result<()> {
     let sql = format!(
         "INSERT INTO plugin_modules (id, version, {column}) VALUES ($1, $2, $3) \
          ON CONFLICT (id, version) DO UPDATE SET {column} = $3"
@@ -402,7 +419,7 @@ async fn put_module(
 
 /// A run's header, its start record when new, and its new journal entries (an entry
 /// another writer appended first is a primary-key conflict).
-async fn put_run(t: &deadpool_postgres::Transaction<'_>, delta: Delta) -> Result<()> {
+async fn put_run(t: &Cached<'_, '_>, delta: Delta) -> Result<()> {
     let free = delta.expected_free();
     let Delta { header, start, entries, .. } = delta;
     let n = num(&header.id, 'R')?;
