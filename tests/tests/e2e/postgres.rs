@@ -86,7 +86,9 @@ async fn the_server_runs_on_postgres_and_keeps_every_acknowledged_write_through_
             acked
         }));
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while api.get("/tickets?requester=crash&limit=1000").await.unwrap()["tickets"].as_array().unwrap().len() < 40 {
+        assert!(std::time::Instant::now() < deadline, "the writers stopped before 40 tickets");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill9();
