@@ -85,19 +85,28 @@ async fn a_backup_under_load_restores_every_acknowledged_write_and_its_waiting_r
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
     drop(server);
 
-    // Refused before anything is written: a damaged file, a directory in use.
-    let mut bytes = std::fs::read(&file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x55;
+    // Refused before anything is written: a damaged file (a flipped byte anywhere — in a
+    // record, a length, the header of a frame — or a cut-off end), a directory in use.
+    let original = std::fs::read(&file).unwrap();
+    let n = original.len();
     let damaged = dir.path().join("damaged.backup");
-    std::fs::write(&damaged, &bytes).unwrap();
-    let refused = cli(&["restore", damaged.to_str().unwrap(), "--data-dir", dir.path().join("r1").to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("checksum"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let mut cases: Vec<(String, Vec<u8>)> = [25, n / 4, n / 2, n * 3 / 4, n - 1]
+        .into_iter()
+        .map(|at| {
+            let mut bytes = original.clone();
+            bytes[at] ^= 0x55;
+            (format!("byte {at} of {n} flipped"), bytes)
+        })
+        .collect();
+    cases.push(("cut short".into(), original[..n - 100].to_vec()));
+    for (what, bytes) in cases {
+        std::fs::write(&damaged, &bytes).unwrap();
+        let refused =
+            cli(&["restore", damaged.to_str().unwrap(), "--data-dir", dir.path().join("r1").to_str().unwrap()]);
+        assert_eq!(refused.status.code(), Some(3), "{what}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains("checksum does not match"), "{what}: {err}");
+    }
     assert!(!dir.path().join("r1").exists() || dir.path().join("r1").read_dir().unwrap().next().is_none());
     let busy = cli(&["restore", file.to_str().unwrap(), "--data-dir", dir.path().join("data").to_str().unwrap()]);
     assert_eq!(busy.status.code(), Some(3));

@@ -103,8 +103,44 @@ fn read_part(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Bytes of the end frame: `E`, the record count, the SHA-256.
+const END: u64 = 1 + 8 + 32;
+
+/// Checks the digest the end frame holds against everything before it, before any frame
+/// is parsed: a flipped bit anywhere (a length included) is "damaged", never misread.
+fn check_digest(file: &Path) -> Result<()> {
+    let mut f = std::fs::File::open(file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+    let len = f.metadata().map_err(|source| Error::Io { path: file.display().to_string(), source })?.len();
+    if len < MAGIC.len() as u64 + END {
+        return Err(bad(file, "it is too short to be a backup (incomplete)"));
+    }
+    let mut hash = Sha256::new();
+    std::io::copy(&mut (&mut f).take(len - END), &mut HashSink(&mut hash)).map_err(|e| bad(file, e))?;
+    let mut end = [0u8; END as usize];
+    f.read_exact(&mut end).map_err(|e| bad(file, e))?;
+    if end[0] != b'E' || hash.finalize().as_slice() != &end[9..] {
+        return Err(bad(file, "its checksum does not match (damaged or incomplete)"));
+    }
+    Ok(())
+}
+
+/// Feeds what is written into a hash.
+struct HashSink<'a>(&'a mut Sha256);
+
+impl Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads `file` frame by frame, handing each to `each`; checks the count and digest.
 fn frames(file: &Path, mut each: impl FnMut(Frame) -> Result<()>) -> Result<()> {
+    check_digest(file)?;
     let f = std::fs::File::open(file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut hash = Sha256::new();
