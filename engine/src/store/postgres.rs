@@ -49,6 +49,20 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// An error and its causes, `: `-separated ("error connecting to server: Connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
+}
+
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
@@ -91,7 +105,7 @@ impl PostgresStore {
         let mut store = Self::connect(url, connections).await?;
         let (holder, connection) = tokio_postgres::connect(url, NoTls)
             .await
-            .map_err(|e| Error::Backend(format!("database {}: {e}", store.place)))?;
+            .map_err(|e| Error::Backend(format!("database {}: {}", store.place, causes(&e))))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!(error = %e, "the session holding the database ended");
@@ -147,7 +161,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| Error::Backend(format!("database {}: {e}", self.place)))
+        self.pool.get().await.map_err(|e| Error::Backend(format!("database {}: {}", self.place, causes(&e))))
     }
 
     /// Applies the schema if the database has an older one (or none); refuses a newer one.
