@@ -238,7 +238,9 @@ async fn kill_9_rounds(rounds: usize, store: &[&str]) {
     let server = Server::start(&data, &config, store).unwrap();
     let api = Api::new(&server.url, ADMIN);
     let started = Instant::now();
-    api.wait_idle(Duration::from_secs(60)).await.unwrap();
+    // Every interrupted run and those waiting in the store: about a hundred tickets a
+    // round, resumed at the backend's pace (PostgreSQL is slower than sled per step).
+    api.wait_idle(Duration::from_secs(60 + 10 * rounds as u64)).await.unwrap();
     eprintln!(
         "{} acknowledged tickets over {rounds} kills; resumed runs finished in {:?}",
         acked.len(),
