@@ -96,13 +96,11 @@ impl TicketStore for PostgresStore {
 
     async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         let window = filter.window();
-        let (from, to) = (limit(window.start as usize), i64::try_from(window.end).unwrap_or(i64::MAX));
-        let text = |v: &Option<String>| v.clone();
-        let label = |v: Option<String>| v;
-        let (status, priority) =
-            (label(filter.status.as_ref().map(super::label)), label(filter.priority.as_ref().map(super::label)));
+        let (from, to) =
+            (i64::try_from(window.start).unwrap_or(i64::MAX), i64::try_from(window.end).unwrap_or(i64::MAX));
+        let (status, priority) = (filter.status.as_ref().map(super::label), filter.priority.as_ref().map(super::label));
         let (group, assignee, category, requester) =
-            (text(&filter.group), text(&filter.assignee), text(&filter.category), text(&filter.requester));
+            (&filter.group, &filter.assignee, &filter.category, &filter.requester);
         // The indexed fields in SQL; the rest (kind, external id, text in any case) by the
         // filter itself, a batch at a time, until a page is full.
         let mut out = Vec::new();
