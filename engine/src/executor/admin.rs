@@ -353,19 +353,13 @@ impl Engine {
         }
         let mut inv = Inventory::default();
         // Counted a page at a time: a large desk is never held in memory whole.
-        let mut after: Option<String> = None;
-        loop {
-            let filter = crate::store::TicketFilter { after: after.take(), limit: Some(1000), ..Default::default() };
-            let page = self.store.tickets(&filter).await?;
-            for t in &page {
-                let key = (t.status.as_str().to_string(), t.group.clone().unwrap_or_else(|| "(none)".into()));
+        super::schedule::each_ticket_page(self, crate::store::TicketFilter::default(), |page| {
+            for t in page {
+                let key = (t.status.as_str().to_string(), t.group.unwrap_or_else(|| "(none)".into()));
                 *inv.tickets.entry(key).or_default() += 1;
             }
-            match page.last() {
-                Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
-                _ => break,
-            }
-        }
+        })
+        .await?;
         inv.waiting_runs = self.store.count_waiting_runs().await?;
         let approvals: Vec<crate::approval::Approval> =
             crate::store::list_docs(self.store.as_ref(), crate::store::DocKind::Approval, None, usize::MAX).await?;

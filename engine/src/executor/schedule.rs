@@ -49,18 +49,31 @@ pub(super) fn timer_key(workflow: &str) -> String {
     format!("cron:{workflow}")
 }
 
+/// Hands every ticket matching `filter` to `each`, a page of 1,000 at a time (none is
+/// kept beyond its page).
+pub(super) async fn each_ticket_page(
+    engine: &Engine,
+    filter: TicketFilter,
+    mut each: impl FnMut(Vec<Ticket>),
+) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = TicketFilter { after: after.take(), limit: Some(1000), ..filter.clone() };
+        let page = engine.store.tickets(&page).await?;
+        let more = page.len() == 1000;
+        after = page.last().map(|t| t.id.clone());
+        each(page);
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
 /// Reads every ticket matching `filter`, a page at a time.
 pub(super) async fn all_tickets_where(engine: &Engine, filter: TicketFilter) -> Result<Vec<Ticket>> {
     let mut out: Vec<Ticket> = Vec::new();
-    loop {
-        let page = TicketFilter { after: out.last().map(|t| t.id.clone()), limit: Some(1000), ..filter.clone() };
-        let page = engine.store.tickets(&page).await?;
-        let done = page.len() < 1000;
-        out.extend(page);
-        if done {
-            return Ok(out);
-        }
-    }
+    each_ticket_page(engine, filter, |page| out.extend(page)).await?;
+    Ok(out)
 }
 
 /// Reads every ticket, a page at a time.
